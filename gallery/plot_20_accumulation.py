@@ -1,0 +1,132 @@
+"""
+Gradient accumulation
+=====================
+
+``.grad`` is a running sum: every ``backward()`` *adds* to it. That is a feature (it is how
+micro-batching and shared weights work) and a classic bug (forgetting to reset it between
+optimizer steps).
+"""
+import torch
+
+from specs.demo import law
+
+# %%
+# .. _accumulation-sums:
+#
+# Gradients add up across backward calls: the seed's example
+# ----------------------------------------------------------
+#
+# Two results computed from the same leaf, each differentiated once: ``.grad`` ends up as
+# :math:`2 + 3 = 5`.
+#
+# **Correction to the seed tutorial.** It passes ``retain_graph=True`` to the first ``backward``
+# and says this is needed because the second call "follows on the same graph portion". It is not
+# needed: ``y1`` and ``y2`` are two separate graphs that only share the leaf ``x``, and a leaf's
+# ``AccumulateGrad`` node saves nothing. The code below runs without it.
+x = torch.tensor(1.0, requires_grad=True)
+y1 = x * 2
+y2 = x * 3
+y1.backward()
+assert x.grad.item() == 2.0
+y2.backward()  # no retain_graph needed: y2's graph was never freed
+assert x.grad.item() == 5.0
+print(f"after both passes x.grad = {x.grad.item()}")
+
+law("accumulation.sums-across-backward")
+law("accumulation.accumulates-in-place")
+
+# %%
+# .. _accumulation-zeroing:
+#
+# Resetting gradients
+# -------------------
+#
+# ``x.grad.zero_()`` clears the sum in place. ``Module.zero_grad()`` and
+# ``Optimizer.zero_grad()`` instead set every ``.grad`` to ``None`` (the default since torch 2.0;
+# earlier releases filled them with zeros). ``None`` and zeros differ observably: optimizers skip
+# parameters whose ``.grad`` is ``None``.
+x.grad.zero_()
+assert x.grad.item() == 0.0
+
+model = torch.nn.Linear(3, 1)
+model(torch.ones(2, 3)).sum().backward()
+assert model.weight.grad is not None
+model.zero_grad()
+assert model.weight.grad is None
+
+law("accumulation.zeroing-restarts-the-sum")
+law("accumulation.zero-grad-sets-none")
+law("accumulation.zero-grad-can-keep-tensors")
+
+# %%
+# .. _accumulation-micro-batches:
+#
+# Micro-batching: a large batch in small pieces
+# ---------------------------------------------
+#
+# When a batch does not fit in memory, run it in chunks and let the gradients accumulate before
+# the optimizer step. With a *summed* loss the result is the full-batch gradient exactly (up to
+# rounding). With a *mean* loss each chunk's loss must be divided by the number of chunks,
+# otherwise the gradient is that many times too large.
+torch.manual_seed(0)
+inputs, targets = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+w_full = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+torch.nn.functional.mse_loss(inputs @ w_full, targets).backward()
+
+w_chunks = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+for chunk_x, chunk_y in zip(inputs.chunk(4), targets.chunk(4)):
+    (torch.nn.functional.mse_loss(chunk_x @ w_chunks, chunk_y) / 4).backward()
+assert torch.allclose(w_chunks.grad, w_full.grad)
+
+law("accumulation.micro-batches-add-up")
+law("accumulation.mean-micro-batches-need-scaling")
+
+# %%
+# .. _accumulation-fan-out:
+#
+# A value used twice gets the sum of both uses
+# --------------------------------------------
+#
+# Accumulation happens inside one backward pass too: when a tensor feeds several operations, the
+# gradients flowing back along each use are added. For :math:`y = x \cdot x + x` at
+# :math:`x = 3` that is :math:`3 + 3 + 1 = 7`.
+x = torch.tensor(3.0, requires_grad=True)
+(x * x + x).backward()
+assert x.grad.item() == 7.0
+
+law("accumulation.fan-out-sums-contributions")
+
+# %%
+# .. _accumulation-broadcast:
+#
+# Broadcast inputs get reduced gradients
+# --------------------------------------
+#
+# A bias of shape ``(3,)`` added to a ``(4, 3)`` batch is used four times; its gradient is the
+# sum over the broadcast dimension and has the bias's own shape.
+bias = torch.zeros(3, requires_grad=True)
+(torch.ones(4, 3) + bias).sum().backward()
+assert bias.grad.shape == (3,) and torch.equal(bias.grad, torch.full((3,), 4.0))
+
+law("accumulation.broadcast-gradients-are-reduced")
+
+# %%
+# .. _accumulation-inputs:
+#
+# Choosing where gradients go: ``backward(inputs=...)``
+# -----------------------------------------------------
+#
+# ``inputs`` restricts accumulation to the listed tensors. Listed intermediates get a ``.grad``
+# without ``retain_grad()``. An empty list is an error rather than a silent no-op.
+a = torch.tensor(1.0, requires_grad=True)
+b = torch.tensor(2.0, requires_grad=True)
+(a * b).backward(inputs=[a])
+assert a.grad.item() == 2.0 and b.grad is None
+
+law("accumulation.backward-inputs-restricts-accumulation")
+law("accumulation.backward-inputs-fills-non-leaves")
+law("accumulation.backward-inputs-must-not-be-empty")
+
+# %%
+# APIs used on this page: ``Tensor.backward`` (``inputs=``), ``Tensor.grad``, ``zero_``,
+# ``Module.zero_grad``, ``Optimizer.zero_grad``, ``torch.nn.functional.mse_loss``.

@@ -1,0 +1,266 @@
+"""Accumulation: ``.grad`` sums across backward calls; zeroing; micro-batches; fan-out; broadcasting."""
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+from .contracts import ErrorContract, Phase
+from .expect import Tolerance, expect, expect_close
+from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
+from .registry import Change, Family, rule
+from .strategies import programs, shapes, tensors
+from .versions import at_least
+
+FAMILY = Family(
+    name="accumulation",
+    title="Gradient accumulation",
+    summary="How .grad sums across backward calls, how to reset it, and how micro-batches add up.",
+    gallery="plot_20_accumulation.py",
+)
+
+ACCUMULATION = "Gradient Accumulation"
+
+#: Re-adding the same float k times differs from multiplying by k by a few units in the last
+#: place; sums over batch chunks in another order differ by roundoff of the partial sums.
+ROUNDOFF = {
+    torch.float32: Tolerance(1e-5, 1e-6, "float32 sums of the same terms in another order"),
+    torch.float64: Tolerance(1e-12, 1e-13, "float64 sums of the same terms in another order"),
+}
+
+EMPTY_INPUTS = ErrorContract(
+    RuntimeError,
+    r"[`']inputs[`'] argument to `?backward\(\)`? cannot be empty",
+    Phase.BACKWARD,
+    wording="older releases quote 'inputs' with straight quotes, newer ones with backticks",
+)
+
+
+def _one_pass(program):
+    leaves = program.inputs()
+    program(*leaves).sum().backward()
+    return [leaves[i].grad for i in program.grad_leaves]
+
+
+@rule("accumulation.sums-across-backward", section=ACCUMULATION, docs="accumulation-sums",
+      given=dict(program=programs(), k=st.integers(2, 4)))
+def sums_across_backward(program, k):
+    """Calling backward k times without zeroing leaves the sum of the k gradients in .grad."""
+    single = _one_pass(program)
+    leaves = program.inputs()
+    for _ in range(k):
+        program(*leaves).sum().backward()
+    call = f"program({', '.join(program.leaf_names)}).sum().backward()"
+    repro = program.repro(f"for _ in range({k}):", f"    {call}", "print(x0.grad)")
+    for i, grad in zip(program.grad_leaves, single):
+        expect_close(leaves[i].grad, grad * k, ROUNDOFF[program.dtype],
+                     f"x{i}.grad after {k} backward passes against {k} x one pass", repro)
+
+
+@rule("accumulation.accumulates-in-place", section=ACCUMULATION, docs="accumulation-sums",
+      given=dict(program=programs()))
+def accumulates_in_place(program):
+    """Without create_graph, a second backward adds into the existing .grad tensor rather than replacing it."""
+    leaves = program.inputs()
+    program(*leaves).sum().backward()
+    before = {i: leaves[i].grad for i in program.grad_leaves}
+    program(*leaves).sum().backward()
+    for i, grad in before.items():
+        expect(leaves[i].grad is grad, f"x{i}.grad is the same tensor object after a second backward",
+               "the same object", "a new tensor", program.repro("g = x0.grad", "program(x0).sum().backward()",
+                                                                 "print(x0.grad is g)"))
+
+
+@rule("accumulation.zeroing-restarts-the-sum", section=ACCUMULATION, docs="accumulation-zeroing",
+      given=dict(program=programs(), k=st.integers(1, 3)))
+def zeroing_restarts_the_sum(program, k):
+    """After grad.zero_(), the next backward leaves exactly that pass's gradient in .grad."""
+    single = _one_pass(program)
+    leaves = program.inputs()
+    for _ in range(k):
+        program(*leaves).sum().backward()
+    for i in program.grad_leaves:
+        leaves[i].grad.zero_()
+    program(*leaves).sum().backward()
+    for i, grad in zip(program.grad_leaves, single):
+        expect_close(leaves[i].grad, grad, ROUNDOFF[program.dtype], f"x{i}.grad after zero_() and one pass",
+                     program.repro("out.sum().backward()", "x0.grad.zero_()", "program(x0).sum().backward()"))
+
+
+class _Holder(torch.nn.Module):
+    def __init__(self, tensors):
+        super().__init__()
+        self.params = torch.nn.ParameterList([torch.nn.Parameter(t) for t in tensors])
+
+
+def _trained_holder(specs):
+    holder = _Holder([s.make(requires_grad=False) for s in specs])
+    sum(torch.sin(p).sum() for p in holder.params).backward()
+    return holder
+
+
+param_lists = st.lists(tensors(zero_size=False), min_size=1, max_size=3)
+
+
+@rule("accumulation.zero-grad-sets-none", section=ACCUMULATION, docs="accumulation-zeroing",
+      given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
+      history=(Change("2.0", "Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True; "
+                             "before 2.0 they filled .grad with zeros"),))
+def zero_grad_sets_none(specs, via):
+    """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
+    holder = _trained_holder(specs)
+    if via == "module":
+        holder.zero_grad()
+    else:
+        torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad()
+    for p in holder.params:
+        if at_least("2.0"):
+            expect(p.grad is None, f"p.grad after {via}.zero_grad()", None, p.grad)
+        else:
+            expect(p.grad is not None and not p.grad.any(), f"p.grad after {via}.zero_grad()", "zeros", p.grad)
+
+
+@rule("accumulation.zero-grad-can-keep-tensors", section=ACCUMULATION, docs="accumulation-zeroing",
+      given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])))
+def zero_grad_can_keep_tensors(specs, via):
+    """zero_grad(set_to_none=False) fills each existing .grad with zeros in place, keeping the tensor object."""
+    holder = _trained_holder(specs)
+    before = [p.grad for p in holder.params]
+    if via == "module":
+        holder.zero_grad(set_to_none=False)
+    else:
+        torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad(set_to_none=False)
+    for p, grad in zip(holder.params, before):
+        expect(p.grad is grad, "the same .grad object is kept", "same object", "new object")
+        expect(not p.grad.any(), ".grad is zero", "all zeros", p.grad)
+
+
+@st.composite
+def batches(draw):
+    """A small regression problem: inputs X (n x f), targets y (n), weights w (f), a chunking of n."""
+    n = draw(st.integers(1, 12), label="samples")
+    f = draw(st.integers(1, 4), label="features")
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    x = draw(tensors(shape=(n, f), dtypes=(dtype,), requires_grad=False), label="X")
+    y = draw(tensors(shape=(n,), dtypes=(dtype,), requires_grad=False), label="y")
+    w = draw(tensors(shape=(f,), dtypes=(dtype,), layouts=("contiguous",)), label="w")
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=4), label="cuts")) - {n})
+    return x, y, w, [0, *cuts, n]
+
+
+def _loss(w, x, y, reduction):
+    per_sample = (torch.tanh(x @ w) - y) ** 2
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()
+
+
+@rule("accumulation.micro-batches-add-up", section=ACCUMULATION, docs="accumulation-micro-batches",
+      given=dict(batch=batches()))
+def micro_batches_add_up(batch):
+    """For a loss summed over samples, backward on each chunk of the batch in turn accumulates exactly the full-batch gradient."""
+    xs, ys, ws, bounds = batch
+    x, y = xs.make(), ys.make()
+    full = ws.make()
+    _loss(full, x, y, "sum").backward()
+    chunked = ws.make()
+    for lo, hi in zip(bounds, bounds[1:]):
+        _loss(chunked, x[lo:hi], y[lo:hi], "sum").backward()
+    expect_close(chunked.grad, full.grad, ROUNDOFF[ws.dtype], f"accumulated gradient of chunks {bounds}",
+                 f"x = {xs.expression()}\ny = {ys.expression()}\nw = {ws.expression()}\n"
+                 f"loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).sum()\n"
+                 f"for lo, hi in zip({bounds}, {bounds[1:]}): loss(w, x[lo:hi], y[lo:hi]).backward()")
+
+
+@rule("accumulation.mean-micro-batches-need-scaling", section=ACCUMULATION, docs="accumulation-micro-batches",
+      given=dict(batch=batches(), chunks=st.integers(2, 4)))
+def mean_micro_batches_need_scaling(batch, chunks):
+    """With a mean-reduced loss and k equal chunks, dividing each chunk's loss by k reproduces the full-batch gradient; not dividing gives k times it."""
+    xs, ys, ws, _ = batch
+    x, y = xs.make().repeat(chunks, 1), ys.make().repeat(chunks)
+    size = xs.shape[0]
+    full = ws.make()
+    _loss(full, x, y, "mean").backward()
+    scaled, unscaled = ws.make(), ws.make()
+    for c in range(chunks):
+        part = slice(c * size, (c + 1) * size)
+        (_loss(scaled, x[part], y[part], "mean") / chunks).backward()
+        _loss(unscaled, x[part], y[part], "mean").backward()
+    expect_close(scaled.grad, full.grad, ROUNDOFF[ws.dtype], f"{chunks} chunks, each loss / {chunks}")
+    expect_close(unscaled.grad, full.grad * chunks, ROUNDOFF[ws.dtype], f"{chunks} unscaled chunks")
+
+
+@rule("accumulation.fan-out-sums-contributions", section=ACCUMULATION, docs="accumulation-fan-out",
+      given=dict(program=programs(all_require_grad=True), data=st.data()))
+def fan_out_sums_contributions(program, data):
+    """A tensor read by several operations receives the sum of the gradients that flow back along each use."""
+    leaf = data.draw(st.sampled_from(range(len(program.leaves))), label="leaf")
+    split, copies = program.split_uses(leaf)
+    leaves = program.inputs()
+    program(*leaves).sum().backward()
+    parts = split.inputs()
+    split(*parts).sum().backward()
+    total = sum(parts[i].grad for i in copies)
+    tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
+    expect_close(leaves[leaf].grad, total, tolerance,
+                 f"x{leaf}.grad against the sum over its {len(copies)} uses, each read from its own copy",
+                 program.repro("out.sum().backward()", f"print(x{leaf}.grad)") + "\n# with one copy per use:\n"
+                 + split.repro("out.sum().backward()", f"print({' + '.join(f'x{i}.grad' for i in copies)})"))
+
+
+@rule("accumulation.broadcast-gradients-are-reduced", section=ACCUMULATION, docs="accumulation-broadcast",
+      given=dict(full=shapes(1, 3), data=st.data()))
+def broadcast_gradients_are_reduced(full, data):
+    """An input broadcast inside an op gets a gradient of its own shape: the sum of the broadcast gradient over the broadcast dimensions."""
+    small = tuple(1 if data.draw(st.booleans(), label="broadcast dim") else n for n in full)
+    small = small[data.draw(st.integers(0, len(small)), label="drop leading dims"):]
+    a_spec = data.draw(tensors(shape=small, dtypes=(torch.float64,)), label="a")
+    b_spec = data.draw(tensors(shape=full, dtypes=(torch.float64,), requires_grad=False), label="b")
+    a, b = a_spec.make(), b_spec.make()
+    torch.sin(a * b).sum().backward()
+    expanded = a.detach().expand(full).clone().requires_grad_()
+    torch.sin(expanded * b).sum().backward()
+    expected = expanded.grad
+    lead = len(full) - len(small)
+    if lead:
+        expected = expected.sum(dim=tuple(range(lead)))
+    for d, n in enumerate(small):
+        if n == 1 and full[lead + d] != 1:
+            expected = expected.sum(dim=d, keepdim=True)
+    repro = f"a = {a_spec.expression()}\nb = {b_spec.expression()}\ntorch.sin(a * b).sum().backward()\nprint(a.grad)"
+    expect(a.grad.shape == a.shape, "the gradient has the input's shape", tuple(a.shape), tuple(a.grad.shape), repro)
+    expect_close(a.grad, expected, ROUNDOFF[torch.float64], "a.grad against the reduced broadcast gradient", repro)
+
+
+@rule("accumulation.backward-inputs-restricts-accumulation", section=ACCUMULATION, docs="accumulation-inputs",
+      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()))
+def backward_inputs_restricts_accumulation(program, data):
+    """backward(inputs=[...]) accumulates into the listed leaves only; the others' .grad stays None."""
+    chosen = data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs")
+    single = _one_pass(program)
+    leaves = program.inputs()
+    program(*leaves).sum().backward(inputs=[leaves[i] for i in sorted(chosen)])
+    repro = program.repro(f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])")
+    for i, grad in enumerate(single):
+        if i in chosen:
+            expect_close(leaves[i].grad, grad, ROUNDOFF[program.dtype], f"x{i}.grad (listed in inputs)", repro)
+        else:
+            expect(leaves[i].grad is None, f"x{i}.grad (not listed in inputs)", None, leaves[i].grad, repro)
+
+
+@rule("accumulation.backward-inputs-fills-non-leaves", section=ACCUMULATION, docs="accumulation-inputs",
+      given=dict(program=programs(all_require_grad=True), data=st.data()))
+def backward_inputs_fills_non_leaves(program, data):
+    """A non-leaf listed in backward(inputs=...) gets .grad, the gradient with respect to it, without retain_grad()."""
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    name = data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
+    values[program.output].sum().backward(inputs=[values[name]])
+    tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
+    expect_close(values[name].grad, intermediate_gradient(program, name, leaves), tolerance,
+                 f"{name}.grad after backward(inputs=[{name}])", program.repro(f"# backward(inputs=[{name}])"))
+
+
+@rule("accumulation.backward-inputs-must-not-be-empty", section=ACCUMULATION, docs="accumulation-inputs",
+      given=dict(program=programs()), contracts=(EMPTY_INPUTS,))
+def backward_inputs_must_not_be_empty(program):
+    """backward(inputs=[]) raises a RuntimeError rather than computing nothing."""
+    EMPTY_INPUTS.check(lambda: program(*program.inputs()).sum(), backward=lambda out: out.backward(inputs=[]),
+                       repro=program.repro("out.sum().backward(inputs=[])"))

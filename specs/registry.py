@@ -1,0 +1,271 @@
+"""The one registry of rules: the source of the tests, the docs' catalogue and the JSON report.
+
+A family module (``specs/<family>.py``) declares ``FAMILY = Family(...)`` and registers each rule
+with :func:`rule`::
+
+    @rule("accumulation.sums-across-backward", section=GRADIENT_ACCUMULATION,
+          docs="accumulation-sums", given=dict(program=programs()))
+    def sums_across_backward(program):
+        \"\"\"Calling backward k times without zeroing leaves k times the one-pass gradient in .grad.\"\"\"
+        ...
+
+The docstring is the rule's one-sentence statement.  ``given`` holds hypothesis strategies; the
+rule function is run under :func:`hypothesis.given` with the settings in force when it runs.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import hypothesis
+
+from . import versions
+from .state import Isolated
+
+#: The sections of the seed tutorial, in its order; every rule belongs to one.
+SEED_SECTIONS = (
+    "Introduction to Automatic Differentiation",
+    "PyTorch Autograd: The Basics",
+    "The Computational Graph",
+    "Gradient Accumulation",
+    "Excluding Tensors from Autograd",
+    "Gradients of Non-Scalar Outputs",
+    "Higher-Order Derivatives",
+    "In-place Operations and Autograd",
+    "Custom Autograd Functions",
+    "Practical Considerations and Tips",
+    "Beyond the Tutorial",
+)
+
+#: ``family.kebab-case-name``: lower case words joined by single hyphens, one dot.
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    title: str
+    summary: str
+    #: The gallery script (a file name under ``gallery/``) that documents this family.
+    gallery: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """A release in which the rule's behaviour or message changed, and what it was before."""
+
+    version: str
+    what: str
+
+
+@dataclass(frozen=True)
+class Feature:
+    """Something the installed torch must provide for a rule to apply."""
+
+    description: str
+    available: Callable[[], bool]
+
+
+@dataclass
+class RunResult:
+    examples: int
+    seconds: float
+    observations: list[str]
+    sample: dict[str, Any] | None
+
+
+class RuleFailed(AssertionError):
+    def __init__(self, rule: "Rule", message: str, cause: BaseException):
+        self.rule, self.cause = rule, cause
+        super().__init__(message)
+
+
+@dataclass
+class Rule:
+    id: str
+    statement: str
+    family: str
+    section: str
+    since: str
+    docs: str
+    function: Callable[..., None]
+    given: dict[str, Any]
+    history: tuple[Change, ...] = ()
+    contracts: tuple[Any, ...] = ()
+    requires: tuple[Feature, ...] = ()
+    module: str = ""
+    source: tuple[str, int] = ("", 0)
+
+    @property
+    def kind(self) -> str:
+        return "property" if self.given else "example"
+
+    def not_applicable(self) -> str | None:
+        """Why this rule does not apply to the installed torch, or None when it does."""
+        if versions.installed() < versions.parse(self.since):
+            return f"needs torch >= {self.since}; installed is {versions.installed_text()}"
+        for feature in self.requires:
+            if not feature.available():
+                return f"installed torch {versions.installed_text()} lacks {feature.description}"
+        return None
+
+    def run(self, settings: hypothesis.settings | None = None) -> RunResult:
+        """Check the rule; raise :class:`RuleFailed` with an explanation when it does not hold."""
+        observer = _Observer()
+        calls = {"n": 0}
+
+        @functools.wraps(self.function)
+        def one_example(*args, **kwargs):
+            calls["n"] += 1
+            if observer.sample is None or _size(kwargs) > _size(observer.sample):
+                observer.sample = dict(kwargs)
+            with Isolated() as guard:
+                self.function(*args, **kwargs)
+            if guard.leaks:
+                from .expect import Violation
+
+                raise Violation(
+                    "the check left global autograd state changed", "no change", guard.leaks
+                )
+
+        test = one_example
+        if self.given:
+            if settings is not None:
+                test = settings(test)
+            test = hypothesis.given(**self.given)(test)
+        started = time.perf_counter()
+        _ACTIVE.observer = observer
+        try:
+            test()
+        except Exception as exc:
+            raise RuleFailed(self, explain(self, exc), exc) from exc
+        finally:
+            _ACTIVE.observer = None
+        return RunResult(calls["n"], time.perf_counter() - started, observer.seen, observer.sample)
+
+
+class _Observer:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.sample: dict[str, Any] | None = None
+
+
+_ACTIVE = threading.local()
+
+
+def observe(text: str) -> None:
+    """Record something a rule saw (an error or warning message) for the run's report."""
+    observer = getattr(_ACTIVE, "observer", None)
+    if observer is not None and text not in observer.seen and len(observer.seen) < 20:
+        observer.seen.append(text)
+
+
+def _size(kwargs: dict[str, Any]) -> int:
+    return sum(len(getattr(value, "steps", ())) for value in kwargs.values())
+
+
+def explain(rule: Rule, exc: BaseException) -> str:
+    notes = "\n".join(getattr(exc, "__notes__", []))
+    lines = [
+        f"Rule {rule.id} does not hold on torch {versions.installed_text()}.",
+        f"  statement: {rule.statement}",
+        f"  {type(exc).__name__}: {exc}",
+    ]
+    if notes:
+        lines.append("  hypothesis: " + notes.replace("\n", "\n    "))
+    lines.append(f'  re-run: python -m pytest "tests/test_rules.py::test_rule[{rule.id}]"')
+    return "\n".join(lines)
+
+
+REGISTRY: dict[str, Rule] = {}
+FAMILIES: dict[str, Family] = {}
+
+
+class RegistryError(ValueError):
+    pass
+
+
+def rule(
+    rule_id: str,
+    *,
+    section: str,
+    docs: str,
+    since: str = "1.13.1",
+    given: dict[str, Any] | None = None,
+    history: tuple[Change, ...] = (),
+    contracts: tuple[Any, ...] = (),
+    requires: tuple[Feature, ...] = (),
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register the decorated function as the check of rule ``rule_id``."""
+
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        statement = " ".join((function.__doc__ or "").split())
+        if rule_id in REGISTRY:
+            raise RegistryError(f"rule id {rule_id!r} is registered twice")
+        code = function.__code__
+        REGISTRY[rule_id] = Rule(
+            id=rule_id,
+            statement=statement,
+            family=rule_id.split(".", 1)[0],
+            section=section,
+            since=since,
+            docs=docs,
+            function=function,
+            given=dict(given or {}),
+            history=tuple(history),
+            contracts=tuple(contracts),
+            requires=tuple(requires),
+            module=function.__module__,
+            source=(code.co_filename, code.co_firstlineno),
+        )
+        function.rule_id = rule_id
+        return function
+
+    return register
+
+
+_INFRASTRUCTURE = {
+    "registry", "strategies", "oracles", "contracts", "expect", "state", "versions",
+    "report", "catalogue", "demo", "program",
+}
+
+
+#: Family modules that failed to import, with the error: reported by the tests, never a crash.
+IMPORT_ERRORS: dict[str, str] = {}
+
+
+def load_all() -> dict[str, Rule]:
+    """Import every family module under ``specs/`` and return the registry."""
+    import specs
+
+    for info in pkgutil.iter_modules(specs.__path__):
+        if info.name.startswith("_") or info.name in _INFRASTRUCTURE:
+            continue
+        try:
+            module = importlib.import_module(f"specs.{info.name}")
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported per module
+            IMPORT_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        family = getattr(module, "FAMILY", None)
+        if isinstance(family, Family):
+            FAMILIES[family.name] = family
+    return REGISTRY
+
+
+def rules() -> list[Rule]:
+    load_all()
+    return sorted(REGISTRY.values(), key=lambda r: r.id)
+
+
+def get(rule_id: str) -> Rule:
+    load_all()
+    try:
+        return REGISTRY[rule_id]
+    except KeyError:
+        raise RegistryError(f"no rule {rule_id!r}; known families: {sorted(FAMILIES)}") from None

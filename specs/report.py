@@ -1,0 +1,103 @@
+"""The JSON report of a run: what torch, where, which profile, and per rule what happened."""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "autograd-spec/report/1"
+OUTCOMES = ("passed", "failed", "not-applicable")
+
+
+class ReportError(ValueError):
+    """A report file that is missing, unreadable, or not an autograd-spec report."""
+
+
+@dataclass
+class RuleRecord:
+    id: str
+    family: str
+    statement: str
+    since: str
+    outcome: str
+    examples: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+    failure: str = ""
+    observations: list[str] = field(default_factory=list)
+    history: list[dict[str, str]] = field(default_factory=list)
+
+
+def environment(profile: str) -> dict[str, Any]:
+    import hypothesis
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hypothesis": hypothesis.__version__,
+        "profile": profile,
+        "cuda": bool(torch.cuda.is_available()),
+    }
+
+
+def build(records: list[RuleRecord], profile: str, registered: int) -> dict[str, Any]:
+    records = sorted(records, key=lambda r: r.id)
+    return {
+        "schema": SCHEMA,
+        "environment": environment(profile),
+        "complete": len(records) == registered,
+        "registered_rules": registered,
+        "summary": summary(records),
+        "rules": [record.__dict__ for record in records],
+    }
+
+
+def summary(records: list[RuleRecord]) -> dict[str, dict[str, int]]:
+    families: dict[str, dict[str, int]] = {}
+    for record in records:
+        counts = families.setdefault(record.family, {o: 0 for o in OUTCOMES} | {"examples": 0})
+        counts[record.outcome] += 1
+        counts["examples"] += record.examples
+    return dict(sorted(families.items()))
+
+
+def write(report: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)  # never leave a half-written report behind
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and validate a report; raise :class:`ReportError` saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"report {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"report {path} is not readable JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ReportError(f"{path} is not an autograd-spec report (expected schema {SCHEMA!r}, "
+                          f"found {data.get('schema') if isinstance(data, dict) else type(data).__name__!r})")
+    for key in ("environment", "rules"):
+        if key not in data:
+            raise ReportError(f"report {path} lacks its {key!r} section")
+    for i, rule in enumerate(data["rules"]):
+        if not isinstance(rule, dict) or rule.get("outcome") not in OUTCOMES or "id" not in rule:
+            raise ReportError(f"report {path}: rule entry {i} is malformed: {rule!r:.200}")
+    return data
+
+
+def format_summary(families: dict[str, dict[str, int]]) -> list[str]:
+    lines = [f"{'family':<16}{'passed':>8}{'failed':>8}{'n/a':>6}{'examples':>10}"]
+    for name, c in families.items():
+        lines.append(f"{name:<16}{c['passed']:>8}{c['failed']:>8}{c['not-applicable']:>6}{c['examples']:>10}")
+    return lines

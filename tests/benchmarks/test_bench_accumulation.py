@@ -1,0 +1,30 @@
+"""Accumulation costs: k micro-batch backward passes against one full-batch pass.
+
+Micro-batching trades time for memory; these benchmarks measure the time side for the same
+total batch. Under ``nox -s tests`` they run once, untimed, as ordinary tests.
+"""
+import pytest
+import torch
+
+BATCH, FEATURES, HIDDEN = 256, 64, 64
+
+
+def _model_and_data():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(FEATURES, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, 1))
+    return model, torch.randn(BATCH, FEATURES), torch.randn(BATCH, 1)
+
+
+@pytest.mark.parametrize("chunks", [1, 4, 16])
+def test_micro_batches(benchmark, chunks):
+    """accumulation.micro-batches-add-up: the time of k chunked passes, k = 1 being the full batch."""
+    model, x, y = _model_and_data()
+
+    def step():
+        model.zero_grad()
+        for cx, cy in zip(x.chunk(chunks), y.chunk(chunks)):
+            torch.nn.functional.mse_loss(model(cx), cy, reduction="sum").backward()
+
+    benchmark.extra_info["rule"] = "accumulation.micro-batches-add-up"
+    benchmark(step)
+    assert model[0].weight.grad is not None

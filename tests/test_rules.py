@@ -1,0 +1,28 @@
+"""Runs every registered rule: the specification itself."""
+import pytest
+
+from specs import registry
+from specs.expect import Violation
+
+RULES = registry.rules()
+
+
+@pytest.mark.parametrize("module", sorted(registry.IMPORT_ERRORS) or [None])
+def test_family_modules_import(module):
+    if module is not None:
+        pytest.fail(f"family module specs.{module} failed to import: {registry.IMPORT_ERRORS[module]}")
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_rule(rule, record_rule):
+    reason = rule.not_applicable()
+    if reason:
+        record_rule(rule, "not-applicable", reason=reason)
+        pytest.skip(f"{rule.id}: {reason}")
+    try:
+        result = rule.run()
+    except registry.RuleFailed as failure:
+        record_rule(rule, "failed", failure=str(failure)[:4000], observations=[])
+        pytest.fail(str(failure), pytrace=not isinstance(failure.cause, Violation))
+    record_rule(rule, "passed", examples=result.examples, seconds=round(result.seconds, 4),
+                observations=result.observations)
