@@ -123,7 +123,7 @@ def backward_computes_the_gradient(program, data):
 @rule("leaves.only-leaves-get-grad", section=BASICS, docs="leaves-grad-lands",
       given=dict(program=programs()))
 def only_leaves_get_grad(program):
-    """backward fills .grad of the leaves that require grad and of no other tensor."""
+    """backward() fills .grad of the leaves that require grad and of no other tensor."""
     leaves = program.inputs()
     values = program.trace(*leaves)
     values[program.output].sum().backward()

@@ -1,0 +1,101 @@
+"""Meta-tests of the registry: every rule is well-formed, documented and checkable."""
+import re
+from pathlib import Path
+
+import hypothesis
+import pytest
+
+from specs import registry, versions
+from specs.contracts import ErrorContract, WarningContract
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = registry.rules()
+IDS = [r.id for r in RULES]
+
+
+def test_registry_is_not_empty():
+    assert len(RULES) >= 20
+    assert {"leaves", "accumulation"} <= {r.family for r in RULES}
+
+
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_rule_is_well_formed(rule):
+    assert registry.ID_PATTERN.match(rule.id), f"malformed rule id {rule.id!r}"
+    assert rule.family in registry.FAMILIES, f"{rule.id}: module {rule.module} declares no FAMILY {rule.family!r}"
+    module = rule.module.rsplit(".", 1)[-1]
+    assert module.replace("_", "-") == rule.family, f"{rule.id} is registered in specs/{module}.py"
+    assert rule.section in registry.SEED_SECTIONS, f"{rule.id}: unknown seed section {rule.section!r}"
+    versions.parse(rule.since)
+    for change in rule.history:
+        versions.parse(change.version)
+        assert change.what.strip()
+
+
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_statement_is_one_sentence(rule):
+    statement = rule.statement
+    starts_well = statement[:1].isupper() or re.match(r"^[a-z_][\w.]*[(._]", statement)  # or with code
+    assert starts_well and statement.endswith("."), f"{rule.id}: {statement!r}"
+    # One sentence: no full stop followed by a capitalised word inside it (code like `.grad` is fine).
+    assert not re.search(r"[.!?]\s+[A-Z]", statement[:-1]), f"{rule.id} has more than one sentence"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_rule_has_a_check_over_generated_cases(rule):
+    assert callable(rule.function)
+    assert rule.given, f"{rule.id} is checked on a hand-picked example only; give it strategies"
+    for name, strategy in rule.given.items():
+        assert isinstance(strategy, hypothesis.strategies.SearchStrategy), f"{rule.id}: {name} is no strategy"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_rule_is_shown_in_its_family_page(rule):
+    family = registry.FAMILIES[rule.family]
+    page = ROOT / "gallery" / family.gallery
+    assert page.is_file(), f"{rule.id}: gallery page {family.gallery} does not exist"
+    text = page.read_text()
+    assert re.search(rf"^# \.\. _{re.escape(rule.docs)}:$", text, re.M), (
+        f"{rule.id}: its docs label {rule.docs!r} is not a section label in {family.gallery}")
+    assert f'law("{rule.id}")' in text, f"{rule.id} is not checked on its page {family.gallery}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=IDS)
+def test_contracts_are_valid(rule):
+    for contract in rule.contracts:
+        assert isinstance(contract, (ErrorContract, WarningContract))
+        re.compile(contract.pattern)
+
+
+def test_duplicate_ids_are_refused():
+    existing = RULES[0]
+    with pytest.raises(registry.RegistryError, match="registered twice"):
+        registry.rule(existing.id, section=existing.section, docs=existing.docs)(lambda: None)
+
+
+@pytest.mark.parametrize("bad", ["leaves", "Leaves.x", "leaves.X", "leaves..x", "leaves.x-", "leaves.a.b",
+                                 "leaves.a_b", "-leaves.a"])
+def test_malformed_ids_are_recognised(bad):
+    assert not registry.ID_PATTERN.match(bad)
+
+
+def test_unknown_rule_lookup_is_a_clear_error():
+    with pytest.raises(registry.RegistryError, match="no rule 'nope.nothing'"):
+        registry.get("nope.nothing")
+
+
+def test_rules_from_a_newer_torch_are_not_applicable(monkeypatch):
+    rule = RULES[0]
+    monkeypatch.setattr(rule, "since", "99.0")
+    assert "needs torch >= 99.0" in rule.not_applicable()
+    monkeypatch.setattr(rule, "since", "1.13.1")
+    monkeypatch.setattr(rule, "requires", (registry.Feature("a missing feature", lambda: False),))
+    assert "lacks a missing feature" in rule.not_applicable()
+
+
+def test_catalogue_lists_every_rule(tmp_path):
+    from specs import catalogue
+
+    text = catalogue.render(ROOT)
+    for rule in RULES:
+        assert f":ref:`{rule.id} <" in text
+        assert f":ref:`{rule.docs}`" in text
