@@ -74,6 +74,12 @@ class TensorSpec:
     def make(self, dtype: torch.dtype | None = None, requires_grad: bool | None = None) -> torch.Tensor:
         return _evaluate(self.expression(dtype, requires_grad))
 
+    def __repr__(self) -> str:
+        return self.expression()
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # hypothesis' pretty printer
+        printer.text(repr(self))
+
 
 @functools.lru_cache(maxsize=4096)
 def _compiled(source: str, name: str) -> Callable:
