@@ -227,12 +227,18 @@ def retain_graph_defaults_to_create_graph(program):
 @rule("higher-order.backward-create-graph-warns", section=HIGHER, docs="higher-order-backward",
       given=dict(program=float64_programs, data=st.data()), contracts=(REFERENCE_CYCLE,))
 def backward_create_graph_warns(program, data):
-    """backward(create_graph=True) warns that it creates a reference cycle between a parameter and its .grad, and leaves a .grad that can be differentiated again to give H u."""
+    """backward(create_graph=True) warns (once per process unless torch.set_warn_always(True)) that it creates a reference cycle between a parameter and its .grad, and leaves a .grad that can be differentiated again to give H u."""
     leaves = _contiguous(program)
     directions = _directions(data, leaves)
     expected = _hvp(program, _contiguous(program), directions)
-    REFERENCE_CYCLE.check(lambda: program(*leaves).sum().backward(create_graph=True),
-                          program.repro("out.sum().backward(create_graph=True)"))
+    # The warning is a warn-once of the C++ core: set_warn_always makes every call show it.
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        REFERENCE_CYCLE.check(lambda: program(*leaves).sum().backward(create_graph=True),
+                              program.repro("torch.set_warn_always(True)", "out.sum().backward(create_graph=True)"))
+    finally:
+        torch.set_warn_always(always)
     inner = sum((x.grad * u).sum() for x, u in zip(leaves, directions))
     hvp = [torch.zeros_like(x) for x in leaves]
     if inner.requires_grad:
