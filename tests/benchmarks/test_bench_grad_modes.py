@@ -1,0 +1,51 @@
+"""Recording cost: the same forward run with grad mode on, under no_grad and under inference_mode.
+
+Time is measured by pytest-benchmark; memory deterministically, as the bytes autograd saves for
+backward (counted by a saved_tensors_hooks pack hook), which is zero when nothing is recorded.
+"""
+import contextlib
+
+import pytest
+import torch
+
+MODES = {
+    "grad": contextlib.nullcontext,
+    "no_grad": torch.no_grad,
+    "inference_mode": torch.inference_mode,
+}
+
+
+def _forward(x):
+    y = x
+    for _ in range(100):
+        y = torch.tanh(y) * 0.5 + y
+    return y
+
+
+def _saved_bytes(mode) -> int:
+    saved = {"bytes": 0}
+
+    def pack(t):
+        saved["bytes"] += t.numel() * t.element_size()
+        return t
+
+    x = torch.randn(256, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), MODES[mode]():
+        _forward(x)
+    return saved["bytes"]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_record_cost(benchmark, mode):
+    """grad-modes.no-grad-records-nothing: forward time and saved bytes per grad mode."""
+    x = torch.randn(256, requires_grad=True)
+
+    def run():
+        with MODES[mode]():
+            return _forward(x)
+
+    benchmark.extra_info["rule"] = "grad-modes.no-grad-records-nothing"
+    benchmark.extra_info["saved_bytes"] = _saved_bytes(mode)
+    out = benchmark(run)
+    assert (out.grad_fn is not None) == (mode == "grad")
+    assert (benchmark.extra_info["saved_bytes"] > 0) == (mode == "grad")

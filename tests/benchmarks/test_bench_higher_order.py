@@ -1,0 +1,34 @@
+"""The cost of a Hessian-vector product (double backward) against one gradient."""
+import pytest
+import torch
+
+SIZE, HIDDEN = 64, 64
+
+
+def _setup():
+    torch.manual_seed(0)
+    w1 = torch.randn(SIZE, HIDDEN, dtype=torch.float64, requires_grad=True)
+    data = torch.randn(32, SIZE, dtype=torch.float64)
+    u = torch.randn(SIZE, HIDDEN, dtype=torch.float64)
+    return w1, data, u
+
+
+def _loss(w1, data):
+    return torch.tanh(data @ w1).pow(2).sum()
+
+
+@pytest.mark.parametrize("what", ["gradient", "hvp"])
+def test_hvp_cost(benchmark, what):
+    """higher-order.hvp-matches-functional: one H u costs a small multiple of one gradient."""
+    w1, data, u = _setup()
+
+    def gradient():
+        return torch.autograd.grad(_loss(w1, data), w1)[0]
+
+    def hvp():
+        (g,) = torch.autograd.grad(_loss(w1, data), w1, create_graph=True)
+        return torch.autograd.grad((g * u).sum(), w1)[0]
+
+    benchmark.extra_info["rule"] = "higher-order.hvp-matches-functional"
+    result = benchmark(gradient if what == "gradient" else hvp)
+    assert result.shape == w1.shape
