@@ -1,0 +1,23 @@
+"""What a Python autograd.Function costs against the native op it reimplements (forward + backward)."""
+import pytest
+import torch
+
+from specs.custom_function import SeedReLU
+
+
+@pytest.mark.parametrize("implementation", ["native", "custom"])
+@pytest.mark.parametrize("size", [16, 65536])
+def test_relu_forward_backward(benchmark, implementation, size):
+    """custom-function.seed-relu: the seed's custom ReLU against torch.relu, forward and backward."""
+    torch.manual_seed(0)
+    x = torch.randn(size, requires_grad=True)
+    relu = torch.relu if implementation == "native" else SeedReLU.apply
+
+    def step():
+        x.grad = None
+        relu(x).sum().backward()
+        return x.grad
+
+    benchmark.extra_info["rule"] = "custom-function.seed-relu"
+    grad = benchmark(step)
+    assert torch.equal(grad[x.detach() != 0], (x.detach() > 0).to(grad.dtype)[x.detach() != 0])
