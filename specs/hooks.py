@@ -1,0 +1,458 @@
+"""Hooks: tensor hooks, Node hooks, post-accumulate-grad hooks, multi-grad hooks, saved-tensor hooks."""
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+from .contracts import ErrorContract, Phase
+from .expect import Tolerance, expect, expect_close
+from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
+from .registry import Change, Family, Feature, rule
+from .strategies import programs, tensors
+from .versions import at_least
+
+FAMILY = Family(
+    name="hooks",
+    title="Hooks",
+    summary="Functions autograd calls during backward: on tensors, on Nodes, after accumulation, on saved tensors.",
+    gallery="plot_85_hooks.py",
+)
+
+PRACTICAL = "Practical Considerations and Tips"
+BEYOND = "Beyond the Tutorial"
+
+#: Hooks here scale gradients by powers of two, which every backward formula passes through exactly.
+SCALES = st.sampled_from([2.0, 0.5, -4.0, 0.25])
+EXACT_SCALING = Tolerance(0.0, 0.0, "multiplying by a power of two is exact and commutes with the backward formulas")
+
+NO_REQUIRES_GRAD = ErrorContract(
+    RuntimeError, r"cannot register a hook on a tensor that doesn't require gradient", Phase.RECORD
+)
+CHANGED_SIZE = ErrorContract(RuntimeError, r"hook '.*' has changed the size of value", Phase.BACKWARD)
+CHANGED_TYPE = ErrorContract(RuntimeError, r"hook '.*' has changed the type of value", Phase.BACKWARD)
+POST_ACCUMULATE_NON_LEAF = ErrorContract(
+    RuntimeError, r"post accumulate grad hooks cannot be registered on non-leaf tensors", Phase.RECORD
+)
+POST_ACCUMULATE_RETURNS = ErrorContract(
+    RuntimeError, r"post accumulate grad hooks should return None", Phase.BACKWARD
+)
+
+POST_ACCUMULATE = Feature(
+    "Tensor.register_post_accumulate_grad_hook",
+    lambda: hasattr(torch.Tensor, "register_post_accumulate_grad_hook"),
+)
+MULTI_GRAD_HOOK = Feature(
+    "torch.autograd.graph.register_multi_grad_hook",
+    lambda: hasattr(torch.autograd.graph, "register_multi_grad_hook"),
+)
+
+
+def _tolerance(program):
+    return FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
+
+
+def _plain_grads(program):
+    leaves = program.inputs()
+    program(*leaves).sum().backward()
+    return [leaves[i].grad for i in program.grad_leaves]
+
+
+def _intermediate(program, data):
+    return data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
+
+
+@rule("hooks.tensor-hook-sees-the-gradient", section=PRACTICAL, docs="hooks-tensor",
+      given=dict(program=programs(all_require_grad=True), data=st.data()))
+def tensor_hook_sees_the_gradient(program, data):
+    """A hook registered with Tensor.register_hook is called during backward with the gradient of the output with respect to that tensor, leaf or not."""
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    name = _intermediate(program, data)
+    seen = {}
+    values[name].register_hook(lambda g: seen.__setitem__(name, g.detach().clone()))
+    leaves[0].register_hook(lambda g: seen.__setitem__("x0", g.detach().clone()))
+    values[program.output].sum().backward()
+    repro = program.repro(f"# inside program(): {name}.register_hook(print); then out.sum().backward()")
+    expect(set(seen) == {name, "x0"}, "hooks that fired", sorted({name, "x0"}), sorted(seen), repro)
+    expect_close(seen[name], intermediate_gradient(program, name, leaves), _tolerance(program),
+                 f"the gradient {name}'s hook received, against finite differences", repro)
+    expect_close(seen["x0"], finite_difference_gradients(program, leaves, [0])[0], _tolerance(program),
+                 "the gradient x0's hook received, against finite differences", repro)
+
+
+@rule("hooks.tensor-hook-return-replaces-the-gradient", section=PRACTICAL, docs="hooks-tensor",
+      given=dict(program=programs(), where=st.sampled_from(["leaf", "output"]), c=SCALES))
+def tensor_hook_return_replaces_the_gradient(program, where, c):
+    """A tensor hook's return value replaces the gradient: on a leaf it is what .grad accumulates, on a non-leaf it is what flows on to the inputs."""
+    plain = _plain_grads(program)
+    leaves = program.inputs()
+    out = program(*leaves)
+    target = leaves[0] if where == "leaf" else out
+    target.register_hook(lambda g: g * c)
+    out.sum().backward()
+    repro = program.repro(f"{'x0' if where == 'leaf' else 'out'}.register_hook(lambda g: g * {c})",
+                          "out.sum().backward()", "print(x0.grad)")
+    for i, grad in zip(program.grad_leaves, plain):
+        factor = c if (where == "output" or i == 0) else 1.0
+        expect_close(leaves[i].grad, grad * factor, EXACT_SCALING,
+                     f"x{i}.grad with a hook on {'x0' if where == 'leaf' else 'out'} returning g * {c}", repro)
+
+
+@rule("hooks.returning-none-keeps-the-gradient", section=PRACTICAL, docs="hooks-tensor",
+      given=dict(program=programs(all_require_grad=True), data=st.data()))
+def returning_none_keeps_the_gradient(program, data):
+    """A tensor hook that returns None leaves the gradient unchanged."""
+    plain = _plain_grads(program)
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    name = _intermediate(program, data)
+    calls = []
+    for value in (values[name], leaves[0]):
+        value.register_hook(lambda g: calls.append(1))
+    values[program.output].sum().backward()
+    expect(len(calls) == 2, "hooks that fired", 2, len(calls))
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(leaves[i].grad, grad, EXACT_SCALING, f"x{i}.grad with hooks returning None",
+                     program.repro(f"# {name}.register_hook(lambda g: None)"))
+
+
+@rule("hooks.hooks-chain-in-registration-order", section=PRACTICAL, docs="hooks-order",
+      given=dict(program=programs(), factors=st.lists(SCALES, min_size=2, max_size=4),
+                 where=st.sampled_from(["leaf", "output"])))
+def hooks_chain_in_registration_order(program, factors, where):
+    """Several hooks on one tensor run in the order they were registered, each receiving the gradient the previous one returned."""
+    leaves = program.inputs()
+    out = program(*leaves)
+    target = leaves[0] if where == "leaf" else out
+    received = []
+
+    def hook(k, c):
+        return lambda g: (received.append((k, g.detach().clone())), g * c)[1]
+
+    for k, c in enumerate(factors):
+        target.register_hook(hook(k, c))
+    out.sum().backward()
+    expect([k for k, _ in received] == list(range(len(factors))), "the order hooks ran in",
+           list(range(len(factors))), [k for k, _ in received])
+    first = received[0][1]
+    scale = 1.0
+    for (k, g), c in zip(received, factors):
+        expect_close(g, first * scale, EXACT_SCALING, f"hook {k} receives hook {k - 1}'s result",
+                     program.repro(*(f"{'x0' if where == 'leaf' else 'out'}.register_hook(lambda g: g * {c})"
+                                     for c in factors), "out.sum().backward()"))
+        scale *= c
+
+
+@rule("hooks.removed-hook-does-not-run", section=PRACTICAL, docs="hooks-order",
+      given=dict(program=programs(), c=SCALES))
+def removed_hook_does_not_run(program, c):
+    """After handle.remove(), the hook that register_hook returned the handle for is no longer called."""
+    plain = _plain_grads(program)
+    leaves = program.inputs()
+    out = program(*leaves)
+    calls = []
+    handle = out.register_hook(lambda g: (calls.append(1), g * c)[1])
+    handle.remove()
+    out.sum().backward()
+    expect(not calls, "calls of the removed hook", 0, len(calls),
+           program.repro(f"h = out.register_hook(lambda g: g * {c})", "h.remove()", "out.sum().backward()"))
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(leaves[i].grad, grad, EXACT_SCALING, f"x{i}.grad after the hook was removed")
+
+
+@rule("hooks.hook-needs-requires-grad", section=PRACTICAL, docs="hooks-errors",
+      given=dict(spec=tensors(requires_grad=False)), contracts=(NO_REQUIRES_GRAD,))
+def hook_needs_requires_grad(spec):
+    """register_hook on a tensor that does not require grad raises a RuntimeError."""
+    NO_REQUIRES_GRAD.check(lambda: spec.make().register_hook(lambda g: None),
+                           repro=f"{spec.expression()}.register_hook(print)")
+
+
+@rule("hooks.hook-must-keep-size-and-dtype", section=PRACTICAL, docs="hooks-errors",
+      given=dict(program=programs(max_ops=4), change=st.sampled_from(["size", "dtype"])),
+      contracts=(CHANGED_SIZE, CHANGED_TYPE))
+def hook_must_keep_size_and_dtype(program, change):
+    """A tensor hook that returns a gradient of another size or dtype makes backward raise a RuntimeError."""
+    if change == "size":
+        contract, replace = CHANGED_SIZE, lambda g: torch.zeros(g.numel() + 1, dtype=g.dtype)
+        code = "torch.zeros(g.numel() + 1, dtype=g.dtype)"
+    else:
+        other = torch.float32 if program.dtype == torch.float64 else torch.float64
+        contract, replace, code = CHANGED_TYPE, lambda g: g.to(other), f"g.to({other})"
+
+    def record():
+        out = program(*program.inputs())
+        out.register_hook(replace)
+        return out
+
+    contract.check(record, backward=lambda out: out.sum().backward(),
+                   repro=program.repro(f"out.register_hook(lambda g: {code})", "out.sum().backward()"))
+
+
+@rule("hooks.post-accumulate-hook-sees-the-updated-grad", section=PRACTICAL, docs="hooks-post-accumulate",
+      since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs(), k=st.integers(1, 3)))
+def post_accumulate_hook_sees_the_updated_grad(program, k):
+    """A post-accumulate-grad hook is called once per backward with the leaf itself, after its .grad has been updated, with grad mode off."""
+    plain = _plain_grads(program)
+    leaves = program.inputs()
+    seen = []
+    leaves[0].register_post_accumulate_grad_hook(
+        lambda p: seen.append((p is leaves[0], p.grad.detach().clone(), torch.is_grad_enabled())))
+    for _ in range(k):
+        program(*leaves).sum().backward()
+    repro = program.repro("x0.register_post_accumulate_grad_hook(lambda p: print(p.grad))",
+                          f"for _ in range({k}): program(x0).sum().backward()")
+    expect(len(seen) == k, f"calls in {k} backward passes", k, len(seen), repro)
+    for n, (same, grad, grad_mode) in enumerate(seen, start=1):
+        expect(same, "the hook receives the leaf itself", True, same, repro)
+        expect(not grad_mode, "grad mode inside the hook", False, grad_mode, repro)
+        expect_close(grad, plain[0] * n, Tolerance(1e-5, 1e-6, "the same gradient summed n times"),
+                     f"x0.grad seen by the hook in pass {n}", repro)
+
+
+@rule("hooks.post-accumulate-hook-is-for-leaves", section=PRACTICAL, docs="hooks-post-accumulate",
+      since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs(max_ops=4, all_require_grad=True)),
+      contracts=(POST_ACCUMULATE_NON_LEAF, POST_ACCUMULATE_RETURNS))
+def post_accumulate_hook_is_for_leaves(program):
+    """A post-accumulate-grad hook can only be registered on a leaf and must return None, else a RuntimeError is raised."""
+    POST_ACCUMULATE_NON_LEAF.check(
+        lambda: program(*program.inputs()).register_post_accumulate_grad_hook(lambda p: None),
+        repro=program.repro("out.register_post_accumulate_grad_hook(lambda p: None)"))
+
+    def record():
+        leaves = program.inputs()
+        leaves[0].register_post_accumulate_grad_hook(lambda p: p.grad)
+        return program(*leaves)
+
+    POST_ACCUMULATE_RETURNS.check(record, backward=lambda out: out.sum().backward(),
+                                  repro=program.repro("x0.register_post_accumulate_grad_hook(lambda p: p.grad)"))
+
+
+@rule("hooks.node-prehook-replaces-grad-outputs", section=PRACTICAL, docs="hooks-node",
+      since="2.0", given=dict(program=programs(), c=SCALES))
+def node_prehook_replaces_grad_outputs(program, c):
+    """A Node pre-hook (grad_fn.register_prehook) receives the gradients flowing into the node, and a tuple it returns replaces them."""
+    plain = _plain_grads(program)
+    leaves = program.inputs()
+    out = program(*leaves)
+    seen = []
+    out.grad_fn.register_prehook(lambda go: (seen.append(go[0].detach().clone()), (go[0] * c,))[1])
+    out.sum().backward()
+    repro = program.repro(f"out.grad_fn.register_prehook(lambda go: (go[0] * {c},))", "out.sum().backward()")
+    expect(len(seen) == 1, "pre-hook calls", 1, len(seen), repro)
+    expect_close(seen[0], torch.ones_like(out), EXACT_SCALING, "grad_outputs[0] of out.sum()'s cotangent", repro)
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(leaves[i].grad, grad * c, EXACT_SCALING, f"x{i}.grad with grad_outputs scaled by {c}", repro)
+
+
+@rule("hooks.node-hook-replaces-grad-inputs", section=PRACTICAL, docs="hooks-node",
+      given=dict(program=programs(), c=SCALES))
+def node_hook_replaces_grad_inputs(program, c):
+    """A Node post-hook (grad_fn.register_hook) runs after the node with its grad_inputs and grad_outputs, and a tuple it returns replaces the grad_inputs."""
+    plain = _plain_grads(program)
+    leaves = program.inputs()
+    out = program(*leaves)
+    seen = []
+
+    def hook(grad_inputs, grad_outputs):
+        seen.append(grad_outputs[0].detach().clone())
+        return tuple(None if g is None else g * c for g in grad_inputs)
+
+    out.grad_fn.register_hook(hook)
+    out.sum().backward()
+    repro = program.repro(f"out.grad_fn.register_hook(lambda gi, go: tuple(g * {c} for g in gi))",
+                          "out.sum().backward()")
+    expect(len(seen) == 1, "post-hook calls", 1, len(seen), repro)
+    expect_close(seen[0], torch.ones_like(out), EXACT_SCALING, "grad_outputs[0] seen by the post-hook", repro)
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(leaves[i].grad, grad * c, EXACT_SCALING, f"x{i}.grad with grad_inputs scaled by {c}", repro)
+
+
+@rule("hooks.hooks-fire-in-a-fixed-order", section=PRACTICAL, docs="hooks-order",
+      since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs()),
+      history=(Change("2.0", "tensor hooks on a node's output could run after that node's pre-hooks"),))
+def hooks_fire_in_a_fixed_order(program):
+    """For one backward through out's node to leaf x0, the hooks run in this order: tensor hook on out, the node's pre-hook, the node's post-hook, tensor hook on x0, x0's post-accumulate-grad hook."""
+    leaves = program.inputs()
+    out = program(*leaves)
+    log = []
+    leaves[0].register_post_accumulate_grad_hook(lambda p: log.append("x0 post-accumulate"))
+    leaves[0].register_hook(lambda g: log.append("x0 tensor hook"))
+    out.grad_fn.register_hook(lambda gi, go: log.append("node post-hook"))
+    out.grad_fn.register_prehook(lambda go: log.append("node pre-hook"))
+    out.register_hook(lambda g: log.append("out tensor hook"))
+    out.sum().backward()
+    expected = ["out tensor hook", "node pre-hook", "node post-hook", "x0 tensor hook", "x0 post-accumulate"]
+    expect(log == expected, "the order hooks ran in", expected, log,
+           program.repro("# register the five hooks in reverse order, then out.sum().backward()"))
+
+
+@rule("hooks.multi-grad-hook-sees-all-gradients", section=BEYOND, docs="hooks-multi",
+      requires=(MULTI_GRAD_HOOK,),
+      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()))
+def multi_grad_hook_sees_all_gradients(program, data):
+    """register_multi_grad_hook calls its hook once per backward with the gradients of all its tensors, None for a tensor the pass does not reach."""
+    chosen = sorted(data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs"))
+    leaves = program.inputs()
+    calls = []
+    torch.autograd.graph.register_multi_grad_hook(leaves, lambda grads: calls.append(list(grads)))
+    program(*leaves).sum().backward(inputs=[leaves[i] for i in chosen])
+    repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print)",
+                          f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in chosen)}])")
+    expect(len(calls) == 1, "calls of the multi-grad hook", 1, len(calls), repro)
+    for i, grad in enumerate(calls[0]):
+        if i in chosen:
+            expect_close(grad, leaves[i].grad, Tolerance(0, 0, "the same gradient tensor"), f"entry {i}", repro)
+        else:
+            expect(grad is None, f"entry {i}, not reached", None, grad, repro)
+
+
+@rule("hooks.multi-grad-hook-any-fires-once", section=BEYOND, docs="hooks-multi", since="2.3",
+      requires=(MULTI_GRAD_HOOK,), given=dict(program=programs(min_leaves=2, all_require_grad=True)))
+def multi_grad_hook_any_fires_once(program):
+    """With mode="any", register_multi_grad_hook calls its hook once per backward, with the first of the gradients computed."""
+    leaves = program.inputs()
+    calls = []
+    torch.autograd.graph.register_multi_grad_hook(leaves, lambda g: calls.append(g.detach().clone()), mode="any")
+    program(*leaves).sum().backward()
+    repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print, mode='any')",
+                          "out.sum().backward()")
+    expect(len(calls) == 1, "calls of the mode='any' hook", 1, len(calls), repro)
+    expect(any(calls[0].shape == x.shape and torch.equal(calls[0], x.grad) for x in leaves),
+           "the gradient passed is one of the tensors' gradients", "one of the .grad", calls[0], repro)
+
+
+@rule("hooks.pack-runs-while-recording", section=PRACTICAL, docs="hooks-saved-tensors",
+      given=dict(program=programs(all_require_grad=True)))
+def pack_runs_while_recording(program):
+    """Under saved_tensors_hooks, pack is called while the forward is recorded, never during backward, and backward receives the unpacked tensors unchanged when unpack returns what was packed."""
+    leaves = program.inputs()
+    log = []
+
+    def pack(t):
+        log.append("pack")
+        return len(log), t
+
+    def unpack(packed):
+        log.append(("unpack", packed[0]))
+        return packed[1]
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        out = torch.tanh(program(*leaves))
+    packs = log.count("pack")
+    out.sum().backward()
+    repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack) and count the calls")
+    expect(packs >= 1, "pack calls while recording (tanh saves its result)", ">= 1", packs, repro)
+    expect(log.count("pack") == packs, "pack calls during backward", 0, log.count("pack") - packs, repro)
+    tokens = {entry[1] for entry in log if entry != "pack"}
+    expect(tokens <= set(range(1, packs + 1)), "unpack receives what pack returned", "pack's results", tokens)
+    leaves2 = program.inputs()
+    torch.tanh(program(*leaves2)).sum().backward()
+    for i in program.grad_leaves:
+        expect_close(leaves[i].grad, leaves2[i].grad, Tolerance(0, 0, "the same tensors reach backward"),
+                     f"x{i}.grad with identity saved-tensor hooks", repro)
+
+
+@st.composite
+def factor_pairs(draw):
+    shape = draw(st.lists(st.integers(1, 3), max_size=3).map(tuple), label="shape")
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    a = draw(tensors(shape=shape, dtypes=(dtype,)), label="a")
+    b = draw(tensors(shape=shape, dtypes=(dtype,)), label="b")
+    return a, b
+
+
+@rule("hooks.unpack-result-is-used", section=PRACTICAL, docs="hooks-saved-tensors",
+      given=dict(pair=factor_pairs(), c=SCALES))
+def unpack_result_is_used(pair, c):
+    """The product a * b saves both factors, so pack is called twice, and backward uses what unpack returns: unpacking c * t gives a.grad = c * b."""
+    a_spec, b_spec = pair
+    a, b = a_spec.make(), b_spec.make()
+    packs = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packs.append(t) or t, lambda t: t * c):
+        product = a * b
+    product.sum().backward()
+    repro = (f"a = {a_spec.expression()}\nb = {b_spec.expression()}\n"
+             f"with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t * {c}):\n"
+             "    (a * b).sum().backward()\nprint(a.grad, b.grad)")
+    expect(len(packs) == 2, "pack calls for a * b", 2, len(packs), repro)
+    expect_close(a.grad, c * b.detach(), EXACT_SCALING, "a.grad with unpack returning c * t", repro)
+    expect_close(b.grad, c * a.detach(), EXACT_SCALING, "b.grad with unpack returning c * t", repro)
+
+
+@rule("hooks.save-on-cpu-keeps-gradients", section=PRACTICAL, docs="hooks-saved-tensors",
+      given=dict(program=programs()))
+def save_on_cpu_keeps_gradients(program):
+    """Recording under torch.autograd.graph.save_on_cpu gives bit-identical gradients."""
+    plain = _plain_grads(program)
+    leaves = program.inputs()
+    with torch.autograd.graph.save_on_cpu(pin_memory=False):
+        out = program(*leaves)
+    out.sum().backward()
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(leaves[i].grad, grad, Tolerance(0, 0, "the same values are saved and restored"),
+                     f"x{i}.grad under save_on_cpu",
+                     program.repro("# recorded under torch.autograd.graph.save_on_cpu(pin_memory=False)"))
+
+
+def _sin_loss_after_scaling(program, c, before=None, after=None, retain=False):
+    """``a = out.clone()``, hooks before ``a.mul_(c)``, hooks after, loss ``sin(a).sum()``."""
+    out = program(*program.inputs())
+    a = out.clone()
+    if retain:
+        a.retain_grad()
+    if before:
+        a.register_hook(before)
+    a.mul_(c)
+    if after:
+        a.register_hook(after)
+    torch.sin(a).sum().backward()
+    return a
+
+
+@rule("hooks.hooks-bind-to-the-grad-fn", section=PRACTICAL, docs="hooks-in-place", since="2.0",
+      given=dict(program=programs(max_ops=6), c=SCALES),
+      history=(Change("2.0", "a hook registered before an in-place op moved to the new grad_fn"),))
+def hooks_bind_to_the_grad_fn(program, c):
+    """Across an in-place op, a hook registered before it receives the gradient with respect to the old value, and a hook registered after it receives the gradient with respect to the new value and runs first."""
+    log = {}
+    a = _sin_loss_after_scaling(program, c, before=lambda g: log.setdefault("before", (len(log), g.clone())) and None,
+                                after=lambda g: log.setdefault("after", (len(log), g.clone())) and None)
+    new_grad = torch.cos(a.detach())
+    repro = program.repro("a = out.clone()", "a.register_hook(lambda g: print('before', g))", f"a.mul_({c})",
+                          "a.register_hook(lambda g: print('after', g))", "torch.sin(a).sum().backward()")
+    expect(log["after"][0] == 0 and log["before"][0] == 1, "the hook registered after the in-place op runs first",
+           "after, then before", sorted(log, key=lambda k: log[k][0]), repro)
+    expect_close(log["after"][1], new_grad, EXACT_SCALING, "gradient seen by the hook registered after", repro)
+    expect_close(log["before"][1], new_grad * c, EXACT_SCALING, "gradient seen by the hook registered before", repro)
+
+
+@rule("hooks.retain-grad-runs-after-hooks", section=PRACTICAL, docs="hooks-in-place", since="2.0",
+      given=dict(program=programs(), c=SCALES, retain_first=st.booleans()),
+      history=(Change("2.0", "retain_grad stored the gradient at its own place in the hook order"),))
+def retain_grad_runs_after_hooks(program, c, retain_first):
+    """retain_grad() stores the gradient after every tensor hook on that tensor has run, whether it was called before or after register_hook."""
+    leaves = program.inputs()
+    out = program(*leaves)
+    a = out * 1.0
+    if retain_first:
+        a.retain_grad()
+    a.register_hook(lambda g: g * c)
+    if not retain_first:
+        a.retain_grad()
+    torch.sin(a).sum().backward()
+    expect_close(a.grad, torch.cos(a.detach()) * c, EXACT_SCALING,
+                 f"a.grad with retain_grad() {'before' if retain_first else 'after'} a hook returning g * {c}",
+                 program.repro("a = out * 1.0", "a.retain_grad()", f"a.register_hook(lambda g: g * {c})",
+                               "torch.sin(a).sum().backward()", "print(a.grad)"))
+
+
+@rule("hooks.retain-grad-follows-in-place", section=PRACTICAL, docs="hooks-in-place", since="2.0",
+      given=dict(program=programs(), c=SCALES),
+      history=(Change("2.0", "retain_grad could stay with the old grad_fn and report the pre-in-place gradient"),))
+def retain_grad_follows_in_place(program, c):
+    """After an in-place op on a tensor that retains grad, its .grad is the gradient with respect to the new value."""
+    a = _sin_loss_after_scaling(program, c, retain=True)
+    expect_close(a.grad, torch.cos(a.detach()), EXACT_SCALING, "a.grad after a.mul_(c)",
+                 program.repro("a = out.clone()", "a.retain_grad()", f"a.mul_({c})", "torch.sin(a).sum().backward()",
+                               "print(a.grad)"))
