@@ -198,25 +198,25 @@ def backward_needs_a_graph(program):
 @rule("leaves.graph-reaches-exactly-the-grad-leaves", section=GRAPH, docs="leaves-next-functions",
       given=dict(program=programs()))
 def graph_reaches_exactly_the_grad_leaves(program):
-    """Following grad_fn.next_functions from the output reaches one AccumulateGrad node per leaf that requires grad, and no other leaf."""
+    """Following grad_fn.next_functions from the output reaches, through AccumulateGrad nodes, exactly the leaves that require grad."""
     leaves = program.inputs()
     out = program(*leaves)
-    seen, stack, accumulators = set(), [out.grad_fn], {}
+    # Keep every visited node alive: older releases hand out short-lived Python wrappers whose
+    # ids would otherwise be reused.
+    visited, stack, reached = [], [out.grad_fn], set()
     while stack:
         node = stack.pop()
-        if node is None or id(node) in seen:
+        if node is None or any(node is seen for seen in visited):
             continue
-        seen.add(id(node))
+        visited.append(node)
         if hasattr(node, "variable"):
-            accumulators.setdefault(id(node.variable), set()).add(id(node))
+            reached.add(id(node.variable))
         stack.extend(child for child, _ in node.next_functions)
     expected = {id(leaves[i]) for i in program.grad_leaves}
-    repro = program.repro("print(out.grad_fn.next_functions)")
-    expect(set(accumulators) == expected, "leaves reached through AccumulateGrad nodes",
+    expect(reached == expected, "leaves reached through AccumulateGrad nodes",
            sorted(f"x{i}" for i in program.grad_leaves),
-           sorted(f"x{i}" for i, x in enumerate(leaves) if id(x) in accumulators), repro)
-    for key, nodes in accumulators.items():
-        expect(len(nodes) == 1, "one AccumulateGrad node per leaf", 1, len(nodes), repro)
+           sorted(f"x{i}" for i, x in enumerate(leaves) if id(x) in reached),
+           program.repro("print(out.grad_fn.next_functions)"))
 
 
 @rule("leaves.requires-grad-flag-is-for-leaves", section=BASICS, docs="leaves-requires-grad-flag",

@@ -232,7 +232,7 @@ def rule(
 
 _INFRASTRUCTURE = {
     "registry", "strategies", "oracles", "contracts", "expect", "state", "versions",
-    "report", "catalogue", "demo", "program",
+    "report", "catalogue", "demo", "program", "diff", "matrix",
 }
 
 

@@ -90,6 +90,17 @@ def load(path: str | Path) -> dict[str, Any]:
     for key in ("environment", "rules"):
         if key not in data:
             raise ReportError(f"report {path} lacks its {key!r} section")
+    torch_version = data["environment"].get("torch") if isinstance(data["environment"], dict) else None
+    if not isinstance(torch_version, str):
+        raise ReportError(f"report {path} does not say which torch it ran on (environment.torch)")
+    from . import versions
+
+    try:
+        versions.parse(torch_version)
+    except versions.UnknownVersion as exc:
+        raise ReportError(f"report {path}: {exc}") from exc
+    if not isinstance(data["rules"], list):
+        raise ReportError(f"report {path}: 'rules' is not a list")
     for i, rule in enumerate(data["rules"]):
         if not isinstance(rule, dict) or rule.get("outcome") not in OUTCOMES or "id" not in rule:
             raise ReportError(f"report {path}: rule entry {i} is malformed: {rule!r:.200}")

@@ -34,7 +34,9 @@ def test_partial_runs_are_marked(tmp_path):
     ("[]", "not an autograd-spec report"),
     (json.dumps({"schema": "other"}), "not an autograd-spec report"),
     (json.dumps({"schema": report.SCHEMA, "rules": []}), "lacks its 'environment'"),
-    (json.dumps({"schema": report.SCHEMA, "environment": {}, "rules": [{"id": "x", "outcome": "great"}]}),
+    (json.dumps({"schema": report.SCHEMA, "environment": {}, "rules": []}), "which torch"),
+    (json.dumps({"schema": report.SCHEMA, "environment": {"torch": "banana"}, "rules": []}), "not a torch release"),
+    (json.dumps({"schema": report.SCHEMA, "environment": {"torch": "2.13.0"}, "rules": [{"id": "x", "outcome": "great"}]}),
      "rule entry 0 is malformed"),
 ])
 def test_bad_report_files_get_clear_errors(tmp_path, content, message):
