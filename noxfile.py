@@ -23,6 +23,9 @@ nox.options.sessions = ["tests"]
 ROOT = Path(__file__).resolve().parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 TORCH_VARIABLE = "AUTOGRAD_SPEC_TORCH"
+#: torch is always pinned exactly here, so a machine-wide pip constraint file (some machines cap
+#: torch below the newest release) must not apply.
+PIP_ENV = {"PIP_CONSTRAINT": os.devnull}
 
 
 def torch_release(session: nox.Session) -> str:
@@ -42,8 +45,8 @@ def install(session: nox.Session, group: str) -> str:
     if stamp.exists() and stamp.read_text() == digest:
         session.log(f"environment up to date: {', '.join(requirements)}")
     else:
-        session.install("--upgrade", "pip")
-        session.install(*requirements)
+        session.install("--upgrade", "pip", env=PIP_ENV)
+        session.install(*requirements, env=PIP_ENV)
         stamp.write_text(digest)
     return release
 
@@ -77,3 +80,60 @@ def bench(session: nox.Session) -> None:
                 "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
                 "--benchmark-columns=min,median,iqr,rounds", *session.posargs,
                 env={"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "ci"})
+
+
+def _release_arguments(session: nox.Session) -> tuple[str, str | None]:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="nox -s release --", description="check a torch release")
+    parser.add_argument("release", help="torch release to check, e.g. 2.15.0")
+    parser.add_argument("--baseline", help="a release to diff against, e.g. 2.13.0 (run too if not yet run)")
+    try:
+        args = parser.parse_args(session.posargs)
+        return check_release(args.release), args.baseline and check_release(args.baseline)
+    except UnknownVersion as error:
+        session.error(str(error))
+    except SystemExit:
+        session.error("usage: nox -s release -- RELEASE [--baseline RELEASE]")
+
+
+def _check(session: nox.Session, release: str) -> Path:
+    """Run the rules against ``release`` in its own environment; return its report."""
+    env_dir = ROOT / ".nox" / f"torch-{release}"
+    python = env_dir / "bin" / "python"
+    requirements = [f"torch=={release}", *nox.project.dependency_groups(PYPROJECT, "tests")]
+    digest = hashlib.sha256(json.dumps(requirements).encode()).hexdigest()
+    stamp = env_dir / ".autograd-spec-installed"
+    if not (stamp.exists() and stamp.read_text() == digest):
+        session.log(f"building an environment for torch {release} in {env_dir}")
+        session.run("python3", "-m", "venv", "--clear", str(env_dir), external=True)
+        session.run(str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip", external=True, env=PIP_ENV)
+        session.run(str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements,
+                    external=True, env=PIP_ENV)
+        stamp.write_text(digest)
+    report_path = ROOT / "build" / "reports" / f"torch-{release}.json"
+    # Exit status 1 means rules failed: that is the finding, written to the report, not an error.
+    session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "tests/test_rules.py",
+                f"--spec-report={report_path}", external=True, success_codes=[0, 1],
+                env={"AUTOGRAD_SPEC_PROFILE": os.environ.get("AUTOGRAD_SPEC_PROFILE", "ci"),
+                     "OMP_NUM_THREADS": "1"})
+    return report_path
+
+
+@nox.session(venv_backend="none")
+def release(session: nox.Session) -> None:
+    """Check a torch release: `nox -s release -- 2.15.0 --baseline 2.13.0`.
+
+    Builds `.nox/torch-<release>` with that torch, runs every rule, writes
+    `build/reports/torch-<release>.json`; with a baseline, also diffs the two reports into
+    `build/diffs/` (text on the terminal, Markdown and HTML files).
+    """
+    target, baseline = _release_arguments(session)
+    new = _check(session, target)
+    if baseline:
+        old = ROOT / "build" / "reports" / f"torch-{baseline}.json"
+        if not old.exists():
+            old = _check(session, baseline)
+        stem = ROOT / "build" / "diffs" / f"{baseline}-to-{target}"
+        session.run("python3", "-m", "specs.diff", str(old), str(new), f"--markdown={stem}.md",
+                    f"--html={stem}.html", external=True)
