@@ -11,10 +11,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from specs import catalogue  # noqa: E402
+from specs import catalogue, matrix  # noqa: E402
 
 torch.set_num_threads(1)
 catalogue.write(ROOT)
+matrix.write(ROOT)
 
 project = "autograd-spec"
 author = "the autograd-spec team"
