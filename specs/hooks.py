@@ -9,7 +9,6 @@ from .expect import Tolerance, expect, expect_close
 from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
 from .registry import Change, Family, Feature, rule
 from .strategies import programs, tensors
-from .versions import at_least
 
 FAMILY = Family(
     name="hooks",

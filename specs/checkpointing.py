@@ -1,0 +1,292 @@
+"""Activation checkpointing: same gradients for less memory kept, paid for by recomputing the forward.
+
+Memory is measured deterministically as the bytes that pass through a saved-tensor ``pack`` hook
+while the forward is recorded: what autograd keeps for backward, not what the process holds.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from hypothesis import strategies as st
+from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+
+from .contracts import ErrorContract, Phase, WarningContract
+from .expect import Tolerance, expect, expect_close
+from .registry import Change, Family, rule
+from .strategies import programs
+from .versions import at_least
+
+FAMILY = Family(
+    name="checkpointing",
+    title="Checkpointing and the memory autograd keeps",
+    summary="How much autograd keeps for backward, and how checkpointing trades it for recomputation.",
+    gallery="plot_87_checkpointing.py",
+)
+
+PRACTICAL = "Practical Considerations and Tips"
+
+#: The recomputation runs the same ops on the same values, so results agree to roundoff at most.
+RECOMPUTED = {
+    torch.float32: Tolerance(1e-6, 1e-7, "float32: the same ops recomputed; only summation order may differ"),
+    torch.float64: Tolerance(1e-12, 1e-13, "float64: the same ops recomputed; only summation order may differ"),
+}
+
+NO_USE_REENTRANT = WarningContract(
+    UserWarning,
+    r"use_reentrant\b.*\bexplicitly",
+    wording="2.1 said 'please pass in use_reentrant=True or use_reentrant=False explicitly'; later releases "
+    "'the use_reentrant parameter should be passed explicitly', followed by a promise of an exception "
+    "'in version 2.4', '2.5' or 'Starting in PyTorch 2.9' that no release has kept",
+)
+REENTRANT_GRAD = ErrorContract(
+    RuntimeError,
+    r"(?i)(incompatible|not compatible) with \.grad\(\)",
+    Phase.BACKWARD,
+    wording="older releases: 'Checkpointing is not compatible with .grad() or when an `inputs` parameter is "
+    "passed to .backward()'; newer ones start 'When use_reentrant=True, torch.utils.checkpoint is incompatible'",
+)
+
+REENTRANT = st.booleans()
+
+
+def saved_bytes(record) -> tuple[int, object]:
+    """Run ``record()`` and return the bytes packed by saved-tensor hooks meanwhile, and its result."""
+    total = [0]
+
+    def pack(t):
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        result = record()
+    return total[0], result
+
+
+def _plain(program):
+    leaves = program.inputs()
+    torch.tanh(program(*leaves)).sum().backward()
+    return [leaves[i].grad for i in program.grad_leaves]
+
+
+def _tanh_program(program):
+    function = program.function()
+    return lambda *leaves: torch.tanh(function(*leaves))
+
+
+@rule("checkpointing.same-gradients", section=PRACTICAL, docs="checkpointing-same",
+      given=dict(program=programs(), use_reentrant=REENTRANT))
+def same_gradients(program, use_reentrant):
+    """checkpoint(f, *inputs) gives the same gradients as f(*inputs), with use_reentrant=True and with False."""
+    plain = _plain(program)
+    leaves = program.inputs()
+    checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant).sum().backward()
+    repro = program.repro("from torch.utils.checkpoint import checkpoint",
+                          f"out = checkpoint(lambda *x: torch.tanh(program(*x)), {', '.join(program.leaf_names)}, "
+                          f"use_reentrant={use_reentrant})", "out.sum().backward()")
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(leaves[i].grad, grad, RECOMPUTED[program.dtype], f"x{i}.grad through checkpoint", repro)
+
+
+@rule("checkpointing.recomputes-the-forward", section=PRACTICAL, docs="checkpointing-same",
+      given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT))
+def recomputes_the_forward(program, use_reentrant):
+    """A checkpointed function runs once in the forward and once more during backward, to recompute what it did not keep."""
+    calls = []
+    inner = _tanh_program(program)
+
+    def counted(*leaves):
+        calls.append(torch.is_grad_enabled())
+        return inner(*leaves)
+
+    out = checkpoint(counted, *program.inputs(), use_reentrant=use_reentrant)
+    forward_calls = len(calls)
+    out.sum().backward()
+    repro = program.repro(f"# count calls of the function passed to checkpoint(..., use_reentrant={use_reentrant})")
+    expect(forward_calls == 1, "calls during the forward", 1, forward_calls, repro)
+    expect(len(calls) == 2, "calls after backward", 2, len(calls), repro)
+
+
+@rule("checkpointing.keeps-only-the-inputs", section=PRACTICAL, docs="checkpointing-memory",
+      given=dict(program=programs(), use_reentrant=REENTRANT))
+def keeps_only_the_inputs(program, use_reentrant):
+    """While a checkpointed function is recorded, autograd keeps at most its inputs for backward, whatever the function itself saves."""
+    leaves = program.inputs()
+    inputs = sum(x.numel() * x.element_size() for x in leaves)
+    kept, out = saved_bytes(lambda: checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant))
+    plain, _ = saved_bytes(lambda: torch.tanh(program(*program.inputs())))
+    repro = program.repro(f"# bytes packed by saved_tensors_hooks while recording checkpoint(..., "
+                          f"use_reentrant={use_reentrant})")
+    expect(kept <= inputs, "bytes kept for backward by the checkpointed function", f"<= {inputs} (its inputs)",
+           kept, repro)
+    expect(kept <= max(plain, inputs), "bytes kept, against the plain function", f"<= {max(plain, inputs)}", kept)
+    out.sum().backward()
+
+
+@rule("checkpointing.preserves-the-rng-state", section=PRACTICAL, docs="checkpointing-rng",
+      given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)))
+def preserves_the_rng_state(program, use_reentrant, seed):
+    """By default checkpoint restores the RNG state for the recomputation, so dropout draws the same mask and the gradients equal the plain run's."""
+    function = program.function()
+
+    def dropped(*leaves):
+        return torch.tanh(torch.nn.functional.dropout(function(*leaves), p=0.5, training=True))
+
+    leaves = program.inputs()
+    torch.manual_seed(seed)
+    dropped(*leaves).sum().backward()
+    plain = [leaves[i].grad for i in program.grad_leaves]
+    leaves = program.inputs()
+    torch.manual_seed(seed)
+    checkpoint(dropped, *leaves, use_reentrant=use_reentrant).sum().backward()
+    repro = program.repro(f"# torch.manual_seed({seed}); dropout(p=0.5) inside checkpoint(..., "
+                          f"use_reentrant={use_reentrant}) against the plain run with the same seed")
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(leaves[i].grad, grad, RECOMPUTED[program.dtype], f"x{i}.grad with dropout", repro)
+
+
+@st.composite
+def chains(draw, max_depth: int = 12):
+    """A chain of ``depth`` Linear+Tanh layers of one width, with its input batch."""
+    depth = draw(st.integers(1, max_depth), label="depth")
+    width = draw(st.integers(1, 6), label="width")
+    batch = draw(st.integers(1, 4), label="batch")
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    seed = draw(st.integers(0, 2**16), label="seed")
+    return depth, width, batch, dtype, seed
+
+
+def make_chain(depth, width, batch, dtype, seed):
+    """The model and a batch of input that requires grad."""
+    generator = torch.Generator().manual_seed(seed)
+    layers = []
+    for _ in range(depth):
+        linear = torch.nn.Linear(width, width).to(dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.rand(width, width, generator=generator, dtype=dtype) - 0.5)
+            linear.bias.copy_(torch.rand(width, generator=generator, dtype=dtype) - 0.5)
+        layers += [linear, torch.nn.Tanh()]
+    x = (torch.rand(batch, width, generator=generator, dtype=dtype) - 0.5).requires_grad_()
+    return torch.nn.Sequential(*layers), x
+
+
+def sqrt_segments(depth: int) -> int:
+    return max(1, math.isqrt(depth - 1) + 1 if depth > 1 else 1)
+
+
+def _chain_repro(case, code):
+    return (f"from specs.checkpointing import make_chain\nmodel, x = make_chain{case}\n"
+            f"from torch.utils.checkpoint import checkpoint_sequential\n{code}")
+
+
+@rule("checkpointing.sequential-same-gradients", section=PRACTICAL, docs="checkpointing-sequential",
+      given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT))
+def sequential_same_gradients(case, segments, use_reentrant):
+    """checkpoint_sequential(model, segments, x) gives the same gradients for the input and every parameter as model(x)."""
+    model, x = make_chain(*case)
+    model(x).sum().backward()
+    expected = [x.grad] + [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    x2 = x.detach().clone().requires_grad_()
+    segments = min(segments, len(model))
+    checkpoint_sequential(model, segments, x2, use_reentrant=use_reentrant).sum().backward()
+    repro = _chain_repro(case, f"checkpoint_sequential(model, {segments}, x, use_reentrant={use_reentrant})"
+                               ".sum().backward()")
+    expect_close(x2.grad, expected[0], RECOMPUTED[case[3]], "x.grad", repro)
+    for k, (p, grad) in enumerate(zip(model.parameters(), expected[1:])):
+        expect_close(p.grad, grad, RECOMPUTED[case[3]], f"gradient of parameter {k}", repro)
+
+
+@rule("checkpointing.warns-without-use-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
+      since="2.1", given=dict(program=programs(max_ops=4), sequential=st.booleans()), contracts=(NO_USE_REENTRANT,),
+      history=(Change("2.2", "checkpoint_sequential did not warn"),
+               Change("2.9", "the warning promised an exception in an earlier release (2.4, then 2.5); "
+                             "none was ever raised")))
+def warns_without_use_reentrant(program, sequential):
+    """Calling checkpoint or checkpoint_sequential without use_reentrant emits a UserWarning asking for it to be passed explicitly, and still computes the result."""
+    leaves = program.inputs()
+    function = _tanh_program(program)
+    if sequential:
+        if not at_least("2.2"):
+            return
+        model = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Tanh())
+        out = NO_USE_REENTRANT.check(lambda: checkpoint_sequential(model, 2, function(*leaves)),
+                                     repro="checkpoint_sequential(torch.nn.Sequential(torch.nn.Tanh()), 1, x)")
+    else:
+        out = NO_USE_REENTRANT.check(lambda: checkpoint(function, *leaves),
+                                     repro=program.repro("torch.utils.checkpoint.checkpoint(program, x0)"))
+    expect(out.requires_grad, "the result is recorded", True, out.requires_grad)
+
+
+@rule("checkpointing.default-is-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
+      given=dict(program=programs(max_ops=6), explicit=st.booleans()), contracts=(REENTRANT_GRAD,))
+def default_is_reentrant(program, explicit):
+    """Reentrant checkpointing, which is still what checkpoint does when use_reentrant is not passed, refuses autograd.grad with a RuntimeError; use_reentrant=False supports it."""
+    options = dict(use_reentrant=True) if explicit else {}
+
+    def record():
+        leaves = program.inputs()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return leaves, checkpoint(_tanh_program(program), *leaves, **options)
+
+    REENTRANT_GRAD.check(record,
+                         backward=lambda pair: torch.autograd.grad(pair[1].sum(), [pair[0][0]]),
+                         repro=program.repro(f"out = checkpoint(program, x0{', use_reentrant=True' if explicit else ''})",
+                                             "torch.autograd.grad(out.sum(), [x0])"))
+    plain = _plain(program)
+    leaves = program.inputs()
+    out = checkpoint(_tanh_program(program), *leaves, use_reentrant=False)
+    grad, = torch.autograd.grad(out.sum(), [leaves[0]])
+    expect_close(grad, plain[0], RECOMPUTED[program.dtype], "autograd.grad through use_reentrant=False",
+                 program.repro("out = checkpoint(program, x0, use_reentrant=False)",
+                               "torch.autograd.grad(out.sum(), [x0])"))
+
+
+# ------------------------------------------------------------------ the memory autograd keeps
+@rule("checkpointing.memory-is-linear-in-depth", section=PRACTICAL, docs="checkpointing-memory",
+      given=dict(case=chains()))
+def memory_is_linear_in_depth(case):
+    """Without checkpointing, the bytes autograd keeps for a chain of N identical layers are N times those of one layer."""
+    depth, width, batch, dtype, seed = case
+    model, x = make_chain(*case)
+    kept, out = saved_bytes(lambda: model(x))
+    one_model, one_x = make_chain(1, width, batch, dtype, seed)
+    one, _ = saved_bytes(lambda: one_model(one_x))
+    expect(kept == depth * one, f"bytes kept for {depth} layers", f"{depth} x {one}", kept,
+           _chain_repro(case, "# bytes packed by saved_tensors_hooks while recording model(x)"))
+    out.sum().backward()
+
+
+@rule("checkpointing.no-grad-keeps-nothing", section=PRACTICAL, docs="checkpointing-memory",
+      given=dict(case=chains()))
+def no_grad_keeps_nothing(case):
+    """Under no_grad autograd keeps nothing for backward, whatever the depth."""
+    model, x = make_chain(*case)
+    with torch.no_grad():
+        kept, _ = saved_bytes(lambda: model(x))
+    expect(kept == 0, "bytes kept under no_grad", 0, kept, _chain_repro(case, "# model(x) under torch.no_grad()"))
+
+
+@rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=PRACTICAL, docs="checkpointing-memory",
+      given=dict(case=chains(max_depth=36), use_reentrant=REENTRANT))
+def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
+    """With s segments, checkpoint_sequential keeps one input per checkpointed segment plus the last segment's layers, so s = ceil(sqrt(N)) keeps memory that grows like sqrt(N) instead of N."""
+    depth, width, batch, dtype, seed = case
+    model, x = make_chain(*case)
+    one_model, one_x = make_chain(1, width, batch, dtype, seed)
+    layer, _ = saved_bytes(lambda: one_model(one_x))
+    activation = x.numel() * x.element_size()
+    segments = sqrt_segments(depth)
+    kept, out = saved_bytes(lambda: checkpoint_sequential(model, segments, x, use_reentrant=use_reentrant))
+    # checkpoint_sequential splits 2N modules into `segments` runs and does not checkpoint the last one.
+    last_layers = math.ceil(len(model) / segments / 2)
+    bound = (segments - 1) * activation + (last_layers + 1) * layer
+    repro = _chain_repro(case, f"# bytes packed while recording checkpoint_sequential(model, {segments}, x, "
+                               f"use_reentrant={use_reentrant})")
+    expect(kept <= bound, f"bytes kept with {segments} segments for {depth} layers",
+           f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers + 1} layers of {layer}", kept, repro)
+    if depth >= 4:
+        expect(kept < depth * layer, "checkpointing keeps less than the plain chain", f"< {depth * layer}", kept, repro)
+    out.sum().backward()
