@@ -280,13 +280,14 @@ def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     activation = x.numel() * x.element_size()
     segments = sqrt_segments(depth)
     kept, out = saved_bytes(lambda: checkpoint_sequential(model, segments, x, use_reentrant=use_reentrant))
-    # checkpoint_sequential splits 2N modules into `segments` runs and does not checkpoint the last one.
-    last_layers = math.ceil(len(model) / segments / 2)
-    bound = (segments - 1) * activation + (last_layers + 1) * layer
+    # checkpoint_sequential cuts the 2N modules into runs of 2N // s, the last run taking the rest,
+    # and does not checkpoint the last run.
+    last_layers = math.ceil((len(model) - (segments - 1) * (len(model) // segments)) / 2)
+    bound = (segments - 1) * activation + last_layers * layer
     repro = _chain_repro(case, f"# bytes packed while recording checkpoint_sequential(model, {segments}, x, "
                                f"use_reentrant={use_reentrant})")
     expect(kept <= bound, f"bytes kept with {segments} segments for {depth} layers",
-           f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers + 1} layers of {layer}", kept, repro)
+           f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}", kept, repro)
     if depth >= 4:
         expect(kept < depth * layer, "checkpointing keeps less than the plain chain", f"< {depth * layer}", kept, repro)
     out.sum().backward()
