@@ -1,7 +1,8 @@
 """Hypothesis strategies: ``tensors()`` and ``programs()``.
 
-Values are bounded (two decimals in [-2, 2]) so generated programs never overflow and a failing
-example prints as short, readable torch code.  Every draw carries a label.
+Values are bounded multiples of 1/64 in [-2, 2): exact in float32 and float64 alike, so a
+float32 and a float64 run start from the same numbers, generated programs never overflow, and a
+failing example prints as short torch code.  Every draw carries a label.
 """
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ MAX_NUMEL = 64
 #: Largest magnitude any generated value may reach (tracked statically, op by op).
 MAX_BOUND = 1e3
 
-values = st.integers(-200, 200).map(lambda k: k / 100)
+#: One value: k/64 for k in [-128, 127]; hypothesis shrinks towards 0.0.
+values = st.integers(-128, 127).map(lambda k: k / 64)
+
+
+def value_tuples(count: int):
+    return st.lists(values, min_size=count, max_size=count).map(tuple)
 
 
 @st.composite
@@ -60,7 +66,7 @@ def tensors(
     layout = draw(st.sampled_from([l for l in _layouts_for(shape) if l in layouts] or ["contiguous"]), label="layout")
     spec = TensorSpec(shape, dtype, layout, (), bool(requires_grad))
     count = math.prod(spec.base_shape)
-    vals = tuple(draw(st.lists(values, min_size=count, max_size=count), label="values"))
+    vals = draw(value_tuples(count), label="values")
     rg = draw(st.booleans(), label="requires_grad") if requires_grad is None else requires_grad
     return TensorSpec(shape, dtype, layout, vals, rg)
 
@@ -137,10 +143,13 @@ def _mean_dim(draw, shapes, bounds):
 
 def _matmul(draw, shapes, bounds):
     a, b = shapes
-    if len(a) not in (1, 2) or len(b) not in (1, 2) or a[-1] != b[0]:
+    if len(a) not in (1, 2) or len(b) not in (1, 2):
         return None
-    out = a[:-1] + b[1:]
-    return "{0} @ {1}", out, bounds[0] * bounds[1] * max(1, a[-1])
+    if a[-1] == b[0]:
+        return "{0} @ {1}", a[:-1] + b[1:], bounds[0] * bounds[1] * max(1, a[-1])
+    if len(a) == len(b) == 2 and a[-1] == b[-1]:  # same-shaped matrices: a @ b^T
+        return "{0} @ {1}.transpose(0, 1)", (a[0], b[0]), bounds[0] * bounds[1] * max(1, a[-1])
+    return None
 
 
 def _transpose(draw, shapes, bounds):
@@ -266,7 +275,10 @@ def programs(
     and of intermediates, non-contiguous leaves, zero-size tensors, and both float dtypes.
     """
     dtype = draw(st.sampled_from(dtypes), label="dtype")
-    base = draw(shapes(0, 3, zero_size=zero_size), label="base shape")
+    if draw(st.integers(0, 4), label="4-d base if 0") == 0:
+        base = draw(shapes(4, 4, max_side=2, zero_size=zero_size), label="base shape")
+    else:
+        base = draw(shapes(0, 3, zero_size=zero_size), label="base shape")
     n_leaves = draw(st.integers(min_leaves, max_leaves), label="leaves")
     leaves = []
     for i in range(n_leaves):

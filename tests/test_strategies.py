@@ -8,7 +8,7 @@ from specs.program import LAYOUTS
 from specs.strategies import MAX_BOUND, MAX_NUMEL, OPS, programs, tensors
 
 #: Generation only (no shrinking), derandomized: the same draws on every run.
-SURVEY = settings(max_examples=300, derandomize=True, database=None, deadline=None,
+SURVEY = settings(max_examples=500, derandomize=True, database=None, deadline=None,
                   phases=[Phase.generate], suppress_health_check=list(HealthCheck))
 #: A case counts as reached when at least this many of the surveyed examples show it.
 AT_LEAST = 3
