@@ -289,9 +289,10 @@ def jvp_is_the_adjoint_of_vjp(program, data):
 
     leaves = program.inputs()
     tangents = _tangents(data, leaves)
+    primals = float64_copies(leaves)  # torch.func refuses primals whose elements share memory (expanded)
     with quiet():
-        out, jvp = torch.func.jvp(program.function(), tuple(x.detach() for x in leaves), tuple(tangents))
-        _, vjp_fn = torch.func.vjp(program.function(), *[x.detach() for x in leaves])
+        out, jvp = torch.func.jvp(program.function(), tuple(primals), tuple(tangents))
+        _, vjp_fn = torch.func.vjp(program.function(), *primals)
     v = _like(data, out, "v")
     repro = _dual_repro(program, tangents, f"v = {_text(v)}",
                         "# torch.func.jvp(program, (x0, ...), tangents) and torch.func.vjp(program, x0, ...)[1](v)")
