@@ -21,7 +21,8 @@ links to the page that explains and runs it; *source* is the check itself.
 
 
 def _rst_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("*", r"\*").replace("`", r"\`").replace("|", r"\|")
+    text = text.replace("\\", "\\\\").replace("*", r"\*").replace("`", r"\`").replace("|", r"\|")
+    return text.replace("_", r"\_")  # `relu_,` would otherwise be read as a link target
 
 
 def _anchor(rule: registry.Rule) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import diff, registry, report, versions
+from .catalogue import _rst_escape as _escape
 
 SYMBOL = {"passed": "✓", "failed": "✗ fails", "not-applicable": "n/a"}
 
@@ -20,10 +21,6 @@ def load_reports(directory: Path) -> list[dict]:
 
 def _short(version: str) -> str:
     return version.split("+")[0]
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("*", r"\*").replace("`", r"\`").replace("|", r"\|")
 
 
 def render_matrix(reports: list[dict]) -> str:
