@@ -36,6 +36,40 @@ law("accumulation.sums-across-backward")
 law("accumulation.accumulates-in-place")
 
 # %%
+# .. _accumulation-own-grad:
+#
+# Each leaf needs a gradient tensor of its own: a torch bug
+# ---------------------------------------------------------
+#
+# Accumulation adds into ``.grad`` in place, so two leaves must never share one ``.grad`` tensor.
+# This specification found that they can: when the gradients of two 0-d leaves come from one
+# broadcast (``x.sum() + y.sum()``, ``torch.stack([x, y]).sum()``), torch hands both leaves views of
+# the same memory, and the second backward pass adds into both at once. The rule is listed in
+# ``specs/known-failures.txt`` for the releases it fails on; the example below prints what the
+# installed torch does, and the page checks that a wrong result is a *listed* known failure.
+from specs.registry import get
+
+a = torch.tensor(0.5, requires_grad=True)
+b = torch.tensor(0.25, requires_grad=True)
+for _ in range(2):
+    (a.sum() + b.sum()).backward()
+print(f"after two passes: a.grad = {a.grad.item()}, b.grad = {b.grad.item()} (correct: 2.0 and 2.0)")
+print("the two .grad tensors share memory:", a.grad.data_ptr() == b.grad.data_ptr())
+holds = a.grad.item() == 2.0 and b.grad.item() == 2.0
+assert holds or get("accumulation.leaves-own-their-grad").known_failure()
+
+# %%
+# Writing the sum without the reductions avoids it, because each leaf then receives its gradient
+# along its own edge of the graph:
+a = torch.tensor(0.5, requires_grad=True)
+b = torch.tensor(0.25, requires_grad=True)
+for _ in range(2):
+    (a + b).backward()
+assert a.grad.item() == 2.0 and b.grad.item() == 2.0
+
+law("accumulation.leaves-own-their-grad")
+
+# %%
 # .. _accumulation-zeroing:
 #
 # Resetting gradients

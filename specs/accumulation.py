@@ -8,6 +8,7 @@ from .contracts import ErrorContract, Phase
 from .expect import Tolerance, expect, expect_close
 from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
 from .registry import Change, Family, rule
+from .program import Program, Step
 from .strategies import programs, shapes, tensors
 from .versions import at_least
 
@@ -264,3 +265,47 @@ def backward_inputs_must_not_be_empty(program):
     """backward(inputs=[]) raises a RuntimeError rather than computing nothing."""
     EMPTY_INPUTS.check(lambda: program(*program.inputs()).sum(), backward=lambda out: out.backward(inputs=[]),
                        repro=program.repro("out.sum().backward(inputs=[])"))
+
+
+_SCALAR_COMBINATIONS = (
+    "{0}.sum() + {1}.sum()",
+    "torch.stack([{0}, {1}]).sum()",
+    "{0}.reshape(()) + {1}.reshape(())",
+    "{0}.view(()) + {1}.view(())",
+    "{0} + {1}",
+    "{0}.sum() * 2.0 + {1}.sum()",
+    "torch.sin({0}) + torch.cos({1})",
+)
+
+
+@st.composite
+def scalar_leaf_programs(draw):
+    """Two or three 0-d leaves combined by one of the ways people sum scalars (parameters, losses)."""
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    n = draw(st.integers(2, 3), label="leaves")
+    leaves = tuple(draw(tensors(shape=(), dtypes=(dtype,)), label=f"x{i}") for i in range(n))
+    template = draw(st.sampled_from(_SCALAR_COMBINATIONS), label="combination")
+    code = template.format("x0", "x1")
+    if n == 3:
+        code = f"{code} + x2.sum()"
+    return Program(leaves, (Step("out", "combine", tuple(f"x{i}" for i in range(n)), code),), "out")
+
+
+@rule("accumulation.leaves-own-their-grad", section=ACCUMULATION, docs="accumulation-own-grad",
+      given=dict(program=st.one_of(scalar_leaf_programs(), programs(min_leaves=2, all_require_grad=True))))
+def leaves_own_their_grad(program):
+    """Every leaf gets a .grad tensor of its own, so accumulating a second backward pass adds to each leaf exactly once."""
+    single = _one_pass(program)
+    leaves = program.inputs()
+    for _ in range(2):
+        program(*leaves).sum().backward()
+    repro = program.repro("for _ in range(2):", f"    program({', '.join(program.leaf_names)}).sum().backward()",
+                          *(f"print(x{i}.grad, x{i}.grad.data_ptr())" for i in program.grad_leaves))
+    grads = [leaves[i].grad for i in program.grad_leaves]
+    for i, j in ((i, j) for i in range(len(grads)) for j in range(i + 1, len(grads))):
+        if grads[i].numel() and grads[j].numel():
+            expect(grads[i].data_ptr() != grads[j].data_ptr(), f"x{i}.grad and x{j}.grad are distinct tensors",
+                   "different storage", "the same storage", repro)
+    for i, grad in zip(program.grad_leaves, single):
+        expect_close(leaves[i].grad, grad * 2, ROUNDOFF[program.dtype],
+                     f"x{i}.grad after 2 backward passes against 2 x one pass", repro)

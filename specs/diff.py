@@ -56,6 +56,8 @@ def _describe(rule: dict[str, Any] | None) -> str:
         return f"passed ({rule.get('examples', 0)} examples)"
     if rule["outcome"] == "not-applicable":
         return f"not applicable: {rule.get('reason', '')}"
+    if rule["outcome"] == "known-failure":
+        return f"known failure: {rule.get('known', '')}"
     first = (rule.get("failure") or "").strip().splitlines()
     return "failed: " + " / ".join(line.strip() for line in first[2:5] if line.strip())
 
@@ -95,6 +97,12 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Difference]:
                     kind, note = "regression", "became applicable and fails"
             elif change is not None:
                 kind, note = "expected", f"changed in {change['version']}: {change['what']}"
+            elif "known-failure" in (oa, ob) and "passed" not in (oa, ob):
+                kind, note = "expected", "listed in specs/known-failures.txt"
+            elif ob == "known-failure":
+                kind, note = "expected", f"listed as a known failure: {b.get('known', '')}"
+            elif oa == "known-failure":
+                kind, note = "fixed", "a known failure no longer fails"
             elif ob == "failed":
                 kind, note = "regression", "no recorded history explains this change"
             else:

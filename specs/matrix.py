@@ -10,7 +10,7 @@ from pathlib import Path
 from . import diff, registry, report, versions
 from .catalogue import _rst_escape as _escape
 
-SYMBOL = {"passed": "✓", "failed": "✗ fails", "not-applicable": "n/a"}
+SYMBOL = {"passed": "✓", "failed": "✗ fails", "known-failure": "✗ known", "not-applicable": "n/a"}
 
 
 def load_reports(directory: Path) -> list[dict]:
@@ -30,17 +30,18 @@ def render_matrix(reports: list[dict]) -> str:
         return out[0] + "No reports have been committed yet (``reports/torch-*.json``).\n"
     out.append("Each column is a real run of the whole specification against one torch release "
                "(CPU, hypothesis profile as listed), committed as ``reports/torch-<release>.json``. "
-               "✓: the rule held on every generated example; ✗: it did not (see the diffs); n/a: "
+               "✓: the rule held on every generated example; ✗: it did not (see the diffs; *known*: listed "
+               "in ``specs/known-failures.txt`` with the reason); n/a: "
                "the release lacks what the rule needs; blank: the rule did not exist when that "
                "report was made.\n\n")
     out.append(".. list-table:: Runs\n   :header-rows: 1\n\n   * - torch\n     - platform\n"
-               "     - profile\n     - passed\n     - failed\n     - n/a\n")
+               "     - profile\n     - passed\n     - failed\n     - known failures\n     - n/a\n")
     for r in reports:
         counts = {o: sum(1 for x in r["rules"] if x["outcome"] == o) for o in report.OUTCOMES}
         env = r["environment"]
         out.append(f"   * - {env['torch']}\n     - {_escape(env.get('platform', '?'))}, Python {env.get('python', '?')}\n"
                    f"     - {env.get('profile', '?')}\n     - {counts['passed']}\n     - {counts['failed']}\n"
-                   f"     - {counts['not-applicable']}\n")
+                   f"     - {counts['known-failure']}\n     - {counts['not-applicable']}\n")
     out.append("\nDiffs between consecutive releases:\n\n")
     for a, b in zip(releases, releases[1:]):
         out.append(f"- :doc:`diffs/{a}-to-{b}`\n")

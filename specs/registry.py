@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import hypothesis
@@ -115,6 +116,13 @@ class Rule:
                 return f"installed torch {versions.installed_text()} lacks {feature.description}"
         return None
 
+    def known_failure(self) -> str | None:
+        """The reason this rule is known to fail on the installed torch, if it is."""
+        for entry in known_failures():
+            if entry.rule == self.id and versions.matches(entry.releases, versions.installed_text()):
+                return entry.reason
+        return None
+
     def run(self, settings: hypothesis.settings | None = None) -> RunResult:
         """Check the rule; raise :class:`RuleFailed` with an explanation when it does not hold."""
         observer = _Observer()
@@ -183,6 +191,36 @@ def explain(rule: Rule, exc: BaseException) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class KnownFailure:
+    rule: str
+    releases: str
+    reason: str
+    line: int
+
+
+KNOWN_FAILURES_FILE = Path(__file__).with_name("known-failures.txt")
+
+
+@functools.lru_cache(maxsize=None)
+def known_failures(path: Path = KNOWN_FAILURES_FILE) -> tuple[KnownFailure, ...]:
+    """Parse the known-failures file; a malformed line is an error naming the line."""
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        match = re.fullmatch(r"(\S+)\s+(\S+)\s*:\s*(.+)", text)
+        if not match:
+            raise RegistryError(f"{path.name}:{number}: expected '<rule-id> <releases> : <reason>', got {text!r}")
+        try:
+            versions.matches(match.group(2), "1.13.1")
+        except versions.UnknownVersion as exc:
+            raise RegistryError(f"{path.name}:{number}: {exc}") from None
+        entries.append(KnownFailure(match.group(1), match.group(2), match.group(3), number))
+    return tuple(entries)
+
+
 REGISTRY: dict[str, Rule] = {}
 FAMILIES: dict[str, Family] = {}
 
@@ -232,7 +270,7 @@ def rule(
 
 _INFRASTRUCTURE = {
     "registry", "strategies", "oracles", "contracts", "expect", "state", "versions",
-    "report", "catalogue", "demo", "program", "diff", "matrix",
+    "report", "catalogue", "demo", "program", "diff", "matrix", "graph_drawing",
 }
 
 

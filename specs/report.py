@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "autograd-spec/report/1"
-OUTCOMES = ("passed", "failed", "not-applicable")
+OUTCOMES = ("passed", "failed", "known-failure", "not-applicable")
 
 
 class ReportError(ValueError):
@@ -27,6 +27,7 @@ class RuleRecord:
     seconds: float = 0.0
     reason: str = ""
     failure: str = ""
+    known: str = ""
     observations: list[str] = field(default_factory=list)
     history: list[dict[str, str]] = field(default_factory=list)
 
@@ -108,7 +109,8 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 def format_summary(families: dict[str, dict[str, int]]) -> list[str]:
-    lines = [f"{'family':<16}{'passed':>8}{'failed':>8}{'n/a':>6}{'examples':>10}"]
+    lines = [f"{'family':<16}{'passed':>8}{'failed':>8}{'known':>7}{'n/a':>6}{'examples':>10}"]
     for name, c in families.items():
-        lines.append(f"{name:<16}{c['passed']:>8}{c['failed']:>8}{c['not-applicable']:>6}{c['examples']:>10}")
+        lines.append(f"{name:<16}{c['passed']:>8}{c['failed']:>8}{c['known-failure']:>7}"
+                     f"{c['not-applicable']:>6}{c['examples']:>10}")
     return lines

@@ -55,3 +55,18 @@ def installed_text() -> str:
     import torch
 
     return torch.__version__
+
+
+def matches(spec: str, version: str) -> bool:
+    """Whether ``version`` satisfies ``spec``: comma-separated clauses such as ``>=1.13.1,<2.16``."""
+    target = parse(version)
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        match = re.fullmatch(r"(>=|<=|==|<|>)\s*(\S+)", clause)
+        if not match:
+            raise UnknownVersion(f"{clause!r} is not a version clause (use >=, <=, ==, < or > and a release)")
+        op, bound = match.group(1), parse(match.group(2))
+        ok = {">=": target >= bound, "<=": target <= bound, "==": target == bound,
+              "<": target < bound, ">": target > bound}[op]
+        if not ok:
+            return False
+    return True

@@ -132,3 +132,15 @@ def test_versions_parse(text, parsed):
 def test_bad_release_requests_are_refused(bad):
     with pytest.raises(versions.UnknownVersion):
         versions.check_release(bad)
+
+
+@pytest.mark.parametrize("spec, version, expected", [
+    (">=1.13.1", "2.13.0+cpu", True), (">=2.0,<2.14", "2.13.0", True), (">=2.0,<2.13", "2.13.0", False),
+    ("==2.15.0", "2.15.0", True), ("<2.0", "1.13.1", True), ("", "2.13.0", True)])
+def test_version_specs(spec, version, expected):
+    assert versions.matches(spec, version) is expected
+
+
+def test_bad_version_spec_is_refused():
+    with pytest.raises(versions.UnknownVersion):
+        versions.matches("~=2.0", "2.13.0")

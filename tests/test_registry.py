@@ -98,3 +98,19 @@ def test_catalogue_lists_every_rule(tmp_path):
     for rule in RULES:
         assert f":ref:`{rule.id} <" in text
         assert f":ref:`{rule.docs}`" in text
+
+
+def test_known_failures_name_registered_rules():
+    known = registry.known_failures()
+    for entry in known:
+        assert entry.rule in registry.REGISTRY, (
+            f"known-failures.txt:{entry.line} names {entry.rule!r}, which is not a registered rule")
+        assert entry.reason.strip()
+
+
+@pytest.mark.parametrize("line", ["just-an-id", "a.b >=banana : why", "a.b >=2.0"])
+def test_malformed_known_failure_lines_are_refused(tmp_path, line):
+    path = tmp_path / "known.txt"
+    path.write_text(f"# comment\n{line}\n")
+    with pytest.raises(registry.RegistryError, match="known.txt:2"):
+        registry.known_failures(path)

@@ -20,7 +20,8 @@ def test_report_round_trip(tmp_path):
     loaded = report.load(path)
     assert loaded["complete"] is True
     assert loaded["environment"]["profile"] == "ci" and loaded["environment"]["torch"]
-    assert loaded["summary"]["a"] == {"passed": 1, "failed": 0, "not-applicable": 1, "examples": 10}
+    assert loaded["summary"]["a"] == {"passed": 1, "failed": 0, "known-failure": 0, "not-applicable": 1,
+                                        "examples": 10}
     assert [r["id"] for r in loaded["rules"]] == ["a.one", "a.two", "b.three"]
 
 
@@ -49,5 +50,5 @@ def test_bad_report_files_get_clear_errors(tmp_path, content, message):
 
 def test_summary_table_lists_every_family():
     lines = report.format_summary(report.summary(_records()))
-    assert lines[0].split()[:4] == ["family", "passed", "failed", "n/a"]
+    assert lines[0].split()[:5] == ["family", "passed", "failed", "known", "n/a"]
     assert any(line.startswith("a ") for line in lines) and any(line.startswith("b ") for line in lines)
