@@ -1,9 +1,11 @@
 """Every gallery script runs under pytest too: the docs' examples are tests."""
-import os
 import runpy
 from pathlib import Path
 
+import hypothesis
 import pytest
+
+from specs import demo
 
 GALLERY = Path(__file__).resolve().parents[1] / "gallery"
 SCRIPTS = sorted(GALLERY.glob("plot_*.py"))
@@ -14,7 +16,10 @@ def test_gallery_has_scripts():
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
-def test_gallery_script(script, tmp_path, monkeypatch, capsys):
+def test_gallery_script(script, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.chdir(tmp_path)
+    # Every assert on the page runs; each law(...) call runs its rule on a few examples only,
+    # since tests/test_rules.py checks every rule in full.
+    monkeypatch.setattr(demo, "DOCS_SETTINGS", hypothesis.settings(demo.DOCS_SETTINGS, max_examples=3))
     runpy.run_path(str(script), run_name="__main__")
