@@ -61,14 +61,42 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML documentation from clean, warnings as errors, into build/html."""
+    """Build the HTML documentation (warnings as errors) into build/html, then check it in Chromium.
+
+    Incremental: sphinx-gallery re-runs only the scripts whose content changed, and every page
+    when the torch release changed (docs/conf.py keeps a stamp next to the gallery output).
+    `nox -s docs -- --clean` builds from scratch; `--no-browser` skips the browser check.
+    """
     install(session, "docs")
-    for generated in ("build/html", "build/doctrees", "docs/auto_gallery", "docs/generated"):
-        shutil.rmtree(ROOT / generated, ignore_errors=True)
+    args = list(session.posargs)
+    clean = "--clean" in args
+    browser_check = "--no-browser" not in args
+    args = [a for a in args if a not in ("--clean", "--no-browser")]
+    if clean:
+        for generated in ("build/html", "build/doctrees", "docs/auto_gallery", "docs/generated"):
+            shutil.rmtree(ROOT / generated, ignore_errors=True)
     session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-                "-d", "build/doctrees", "docs", "build/html", *session.posargs,
+                "-d", "build/doctrees", "docs", "build/html", *args,
                 env={"OMP_NUM_THREADS": "1"})
     session.log(f"HTML written to {ROOT / 'build' / 'html' / 'index.html'}")
+    if browser_check:
+        _ensure_chromium(session)
+        session.run("python", "tests/docs_check/browser_check.py", "build/html",
+                    "--screenshots", "build/screenshots")
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Debian's chromium and chromedriver for the browser check: installed with apt-get when missing."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        session.log("installing chromium and chromium-driver with apt-get")
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
+                    "chromium-driver", external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        session.error("the browser check needs chromium and chromedriver: as root, "
+                      "`apt-get install -y chromium chromium-driver`, or run `nox -s docs -- --no-browser`")
 
 
 @nox.session

@@ -35,6 +35,18 @@ assert torch.allclose(x.grad, by_hand, rtol=1e-14, atol=0)  # exact up to roundi
 assert torch.allclose(x.grad, finite_difference, rtol=1e-8)  # only approximately
 
 # %%
+# What "records each elementary operation" means: running ``f`` left behind this graph (drawn
+# by ``specs/graph_drawing.py`` from ``f.grad_fn`` and its ``next_functions``). Each box is the
+# backward function of one operation, the green box writes ``x.grad``, and the yellow notes are
+# the values each operation saved to apply its part of the chain rule. ``x`` is used twice, so
+# two arrows reach its ``AccumulateGrad`` node and their gradients are added: the product rule.
+from specs import graph_drawing
+
+f = x**3 * torch.sin(x)
+picture = graph_drawing.show(f, {"x": x, "f": f}, title="f = x**3 * sin(x)")
+assert sum(target == len(picture.graph.nodes) - 1 for _, target, _ in picture.graph.edges) == 2
+
+# %%
 # Reverse mode: one backward pass for every input
 # -----------------------------------------------
 #

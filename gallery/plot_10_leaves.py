@@ -160,6 +160,30 @@ r = p * q
 assert edge_to_p.name().endswith("AccumulateGrad") and edge_to_p.variable is p
 assert edge_to_q is None
 
+# %%
+# Here is the graph autograd recorded for the seed's example ``z = x**2 + y**3``, drawn by
+# walking ``z.grad_fn.next_functions`` (``specs/graph_drawing.py``; the picture is the walk, no
+# more). Boxes are nodes: blue for backward functions, green for the ``AccumulateGrad`` node of
+# each leaf. Arrows are the edges, pointing the way gradients flow during ``backward()``. The
+# yellow notes are the tensors each node *saved* for backward: ``PowBackward0`` keeps its input,
+# because the derivative of :math:`x^2` is :math:`2x`. The tensors ``x``, ``y`` and ``z``
+# themselves are not nodes. (``z`` is recorded afresh: the ``backward()`` above freed what the
+# first graph saved.)
+from specs import graph_drawing
+
+z = x**2 + y**3
+picture = graph_drawing.show(z, {"x": x, "y": y, "z": z}, title="z = x**2 + y**3")
+assert [node.name for node in picture.graph.nodes].count("PowBackward0") == 2
+assert sorted(line for node in picture.graph.nodes for line in node.saved) == ["self = x", "self = y"]
+
+# %%
+# And the graph of ``r = p * q``: the input that needs no gradient is an edge to ``None``, and
+# ``MulBackward0`` saves only what the gradient it must compute needs: ``q`` for ``p``'s gradient,
+# nothing for the ``q`` that needs none.
+picture = graph_drawing.show(r, {"p": p, "q": q, "r": r}, title="r = p * q, q without grad")
+assert [node.kind for node in picture.graph.nodes] == ["op", "leaf", "none"]
+assert [line for node in picture.graph.nodes for line in node.saved] == ["other = q"]
+
 law("leaves.graph-reaches-exactly-the-grad-leaves")
 
 # %%

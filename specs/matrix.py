@@ -85,15 +85,21 @@ def render_diff_page(before: dict, after: dict) -> str:
     return "".join(out)
 
 
+def _write_if_changed(path: Path, text: str) -> None:
+    """Leave an unchanged page alone, so that Sphinx's incremental build does not redo it."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def write(root: Path) -> list[Path]:
     reports = load_reports(root / "reports")
     target = root / "docs" / "generated"
     (target / "diffs").mkdir(parents=True, exist_ok=True)
     written = [target / "matrix.rst"]
-    written[0].write_text(render_matrix(reports))
+    _write_if_changed(written[0], render_matrix(reports))
     for before, after in zip(reports, reports[1:]):
         a, b = _short(before["environment"]["torch"]), _short(after["environment"]["torch"])
         page = target / "diffs" / f"{a}-to-{b}.rst"
-        page.write_text(render_diff_page(before, after))
+        _write_if_changed(page, render_diff_page(before, after))
         written.append(page)
     return written

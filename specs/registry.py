@@ -270,7 +270,7 @@ def rule(
 
 _INFRASTRUCTURE = {
     "registry", "strategies", "oracles", "contracts", "expect", "state", "versions",
-    "report", "catalogue", "demo", "program", "diff", "matrix", "graph_drawing",
+    "report", "catalogue", "demo", "program", "diff", "matrix", "graph_drawing", "bench",
 }
 
 
