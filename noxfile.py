@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nox
 
-from specs.versions import DEFAULT_TORCH, UnknownVersion, check_release
+from specs.versions import DEFAULT_TORCH, UnknownVersion, check_release, parse
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "venv"
@@ -36,10 +36,15 @@ def torch_release(session: nox.Session) -> str:
         session.error(f"{TORCH_VARIABLE}: {error}")
 
 
+def torch_requirements(release: str) -> list[str]:
+    """torch pinned exactly; releases before 2.3 were built against NumPy 1 and need it."""
+    return [f"torch=={release}"] + (["numpy<2"] if parse(release) < (2, 3, 0) else [])
+
+
 def install(session: nox.Session, group: str) -> str:
     """Install torch and a dependency group, skipping pip when nothing changed since last time."""
     release = torch_release(session)
-    requirements = [f"torch=={release}", *nox.project.dependency_groups(PYPROJECT, group)]
+    requirements = [*torch_requirements(release), *nox.project.dependency_groups(PYPROJECT, group)]
     digest = hashlib.sha256(json.dumps(requirements).encode()).hexdigest()
     stamp = Path(session.virtualenv.location) / ".autograd-spec-installed"
     if stamp.exists() and stamp.read_text() == digest:
@@ -101,13 +106,25 @@ def _ensure_chromium(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time the benchmarks with pytest-benchmark; results saved per torch release."""
+    """Time the benchmarks with pytest-benchmark, several runs per torch release, and summarize them.
+
+    Each run is saved under build/benchmarks/torch-<release>/; the newest runs are summarized
+    (median, spread across runs, IQR, memory figures) into build/benchmarks/torch-<release>.json,
+    which `python -m specs.bench compare` reads, and which is committed under benchmarks/results/
+    for the docs. AUTOGRAD_SPEC_BENCH_RUNS sets the number of runs (default 3).
+    """
     release = install(session, "bench")
     storage = ROOT / "build" / "benchmarks" / f"torch-{release}"
-    session.run("python", "-m", "pytest", "tests/benchmarks", "--benchmark-enable", "--benchmark-only",
-                "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
-                "--benchmark-columns=min,median,iqr,rounds", *session.posargs,
-                env={"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "ci"})
+    runs = int(os.environ.get("AUTOGRAD_SPEC_BENCH_RUNS", "3"))
+    env = {"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "ci"}
+    for run in range(1, runs + 1):
+        session.log(f"benchmark run {run} of {runs}")
+        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/benchmarks",
+                    "--benchmark-enable", "--benchmark-only", "--benchmark-warmup=on",
+                    "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
+                    "--benchmark-columns=min,median,iqr,rounds", *session.posargs, env=env)
+    session.run("python", "-m", "specs.bench", "summarize", str(storage), f"--last={runs}", f"--torch={release}",
+                f"--output={storage}.json", env=env)
 
 
 def _release_arguments(session: nox.Session) -> tuple[str, str | None]:
@@ -129,7 +146,7 @@ def _check(session: nox.Session, release: str) -> Path:
     """Run the rules against ``release`` in its own environment; return its report."""
     env_dir = ROOT / ".nox" / f"torch-{release}"
     python = env_dir / "bin" / "python"
-    requirements = [f"torch=={release}", *nox.project.dependency_groups(PYPROJECT, "tests")]
+    requirements = [*torch_requirements(release), *nox.project.dependency_groups(PYPROJECT, "tests")]
     digest = hashlib.sha256(json.dumps(requirements).encode()).hexdigest()
     stamp = env_dir / ".autograd-spec-installed"
     if not (stamp.exists() and stamp.read_text() == digest):

@@ -5,6 +5,7 @@ while the forward is recorded: what autograd keeps for backward, not what the pr
 """
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -14,7 +15,7 @@ from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 from .contracts import ErrorContract, Phase, WarningContract
 from .expect import Tolerance, expect, expect_close
-from .registry import Change, Family, rule
+from .registry import Change, Family, Feature, rule
 from .strategies import programs
 from .versions import at_least
 
@@ -49,6 +50,13 @@ REENTRANT_GRAD = ErrorContract(
 )
 
 REENTRANT = st.booleans()
+
+
+#: checkpoint_sequential takes use_reentrant only in newer releases (1.13.1 refuses the keyword).
+SEQUENTIAL_USE_REENTRANT = Feature(
+    "checkpoint_sequential(..., use_reentrant=...)",
+    lambda: "use_reentrant" in inspect.signature(checkpoint_sequential).parameters,
+)
 
 
 def saved_bytes(record) -> tuple[int, object]:
@@ -181,7 +189,7 @@ def _chain_repro(case, code):
 
 
 @rule("checkpointing.sequential-same-gradients", section=PRACTICAL, docs="checkpointing-sequential",
-      given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT))
+      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT))
 def sequential_same_gradients(case, segments, use_reentrant):
     """checkpoint_sequential(model, segments, x) gives the same gradients for the input and every parameter as model(x)."""
     model, x = make_chain(*case)
@@ -270,7 +278,7 @@ def no_grad_keeps_nothing(case):
 
 
 @rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=PRACTICAL, docs="checkpointing-memory",
-      given=dict(case=chains(max_depth=36), use_reentrant=REENTRANT))
+      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(max_depth=36), use_reentrant=REENTRANT))
 def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     """With s segments, checkpoint_sequential keeps one input per checkpointed segment plus the last segment's layers, so s = ceil(sqrt(N)) keeps memory that grows like sqrt(N) instead of N."""
     depth, width, batch, dtype, seed = case
