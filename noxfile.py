@@ -120,7 +120,7 @@ def bench(session: nox.Session) -> None:
     for run in range(1, runs + 1):
         session.log(f"benchmark run {run} of {runs}")
         session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/benchmarks",
-                    "--benchmark-enable", "--benchmark-only", "--benchmark-warmup=on",
+                    "--benchmark-enable", "--benchmark-only", "--benchmark-max-time=0.5",
                     "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
                     "--benchmark-columns=min,median,iqr,rounds", *session.posargs, env=env)
     session.run("python", "-m", "specs.bench", "summarize", str(storage), f"--last={runs}", f"--torch={release}",

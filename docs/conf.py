@@ -11,11 +11,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from specs import catalogue, matrix  # noqa: E402
+from specs import bench, catalogue, matrix  # noqa: E402
 
 torch.set_num_threads(1)
 catalogue.write(ROOT)
 matrix.write(ROOT)
+bench.write(ROOT)
 
 # sphinx-gallery re-runs a script only when its md5 changed; what it printed and drew also
 # depends on the torch release, so the gallery output is stamped with it and cleared when the

@@ -1,10 +1,13 @@
 """Accumulation costs: k micro-batch backward passes against one full-batch pass.
 
 Micro-batching trades time for memory; these benchmarks measure the time side for the same
-total batch. Under ``nox -s tests`` they run once, untimed, as ordinary tests.
+total batch; the memory side is exact: the bytes autograd saves for one chunk's backward
+(``saved_bytes_per_pass``), which shrink with the chunk. Under ``nox -s tests`` they run once, untimed, as ordinary tests.
 """
 import pytest
 import torch
+
+from specs import bench
 
 BATCH, FEATURES, HIDDEN = 256, 64, 64
 
@@ -26,5 +29,10 @@ def test_micro_batches(benchmark, chunks):
             torch.nn.functional.mse_loss(model(cx), cy, reduction="sum").backward()
 
     benchmark.extra_info["rule"] = "accumulation.micro-batches-add-up"
+    per_pass, _ = bench.saved_bytes(lambda: torch.nn.functional.mse_loss(
+        model(x.chunk(chunks)[0]), y.chunk(chunks)[0], reduction="sum"))
+    benchmark.extra_info["saved_bytes_per_pass"] = per_pass
     benchmark(step)
     assert model[0].weight.grad is not None
+    full, _ = bench.saved_bytes(lambda: torch.nn.functional.mse_loss(model(x), y, reduction="sum"))
+    assert per_pass < full or chunks == 1

@@ -2,11 +2,14 @@
 
 Time is measured by pytest-benchmark; memory deterministically, as the bytes autograd saves for
 backward (counted by a saved_tensors_hooks pack hook), which is zero when nothing is recorded.
+Besides a fixed chain, generated programs of growing size (``specs.bench.program``).
 """
 import contextlib
 
 import pytest
 import torch
+
+from specs import bench
 
 MODES = {
     "grad": contextlib.nullcontext,
@@ -46,6 +49,25 @@ def test_record_cost(benchmark, mode):
 
     benchmark.extra_info["rule"] = "grad-modes.no-grad-records-nothing"
     benchmark.extra_info["saved_bytes"] = _saved_bytes(mode)
+    out = benchmark(run)
+    assert (out.grad_fn is not None) == (mode == "grad")
+    assert (benchmark.extra_info["saved_bytes"] > 0) == (mode == "grad")
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("ops", [8, 32, 128])
+def test_record_cost_generated(benchmark, ops, mode):
+    """grad-modes.no-grad-records-nothing: recording cost on generated programs, per size and grad mode."""
+    program = bench.program(ops)
+    function = program.function()
+    leaves = program.inputs()
+
+    def run():
+        with MODES[mode]():
+            return function(*leaves)
+
+    benchmark.extra_info["rule"] = "grad-modes.no-grad-records-nothing"
+    benchmark.extra_info["saved_bytes"], _ = bench.saved_bytes(run)
     out = benchmark(run)
     assert (out.grad_fn is not None) == (mode == "grad")
     assert (benchmark.extra_info["saved_bytes"] > 0) == (mode == "grad")

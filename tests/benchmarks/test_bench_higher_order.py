@@ -1,6 +1,12 @@
-"""The cost of a Hessian-vector product (double backward) against one gradient."""
+"""The cost of a Hessian-vector product (double backward) against one gradient.
+
+Besides the time, the bytes autograd saves while computing each (exact, by saved-tensor hooks):
+the double backward records the first backward too.
+"""
 import pytest
 import torch
+
+from specs import bench
 
 SIZE, HIDDEN = 64, 64
 
@@ -30,5 +36,8 @@ def test_hvp_cost(benchmark, what):
         return torch.autograd.grad((g * u).sum(), w1)[0]
 
     benchmark.extra_info["rule"] = "higher-order.hvp-matches-functional"
+    benchmark.extra_info["saved_bytes"], _ = bench.saved_bytes(gradient if what == "gradient" else hvp)
     result = benchmark(gradient if what == "gradient" else hvp)
     assert result.shape == w1.shape
+    one_gradient, _ = bench.saved_bytes(gradient)
+    assert benchmark.extra_info["saved_bytes"] >= one_gradient
