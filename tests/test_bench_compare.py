@@ -46,29 +46,39 @@ def test_unchanged_rerun_is_not_flagged_and_a_slowdown_is(tmp_path):
                                        {"quiet": 1.0, "noisy": 1.1}])
     slow = _summary(tmp_path, "slow", [{"quiet": 1.25, "noisy": 1.25}, {"quiet": 1.27, "noisy": 1.5},
                                        {"quiet": 1.24, "noisy": 1.0}])
-    assert not [f for f in bench.compare(old, same) if f.flagged]
-    flagged = {f.name: f.kind for f in bench.compare(old, slow) if f.flagged}
+    assert not [f for f in bench.compare(old, same, normalize=False) if f.flagged]
+    flagged = {f.name: f.kind for f in bench.compare(old, slow, normalize=False) if f.flagged}
     # 25 % is far beyond the quiet benchmark's 3 % spread, but within the noisy one's 50 %.
     assert flagged == {"test_bench_x.py::quiet": "slower"}
 
 
 def test_small_changes_are_never_flagged_and_overlapping_runs_neither(tmp_path):
     old = _summary(tmp_path, "old", [{"t": 1.0}, {"t": 1.0}, {"t": 1.0}])
-    assert not [f for f in bench.compare(old, _summary(tmp_path, "b", [{"t": 1.05}] * 3)) if f.flagged]
+    assert not [f for f in bench.compare(old, _summary(tmp_path, "b", [{"t": 1.05}] * 3), normalize=False) if f.flagged]
     # Median 30 % up, but one run as fast as the baseline: the ranges overlap.
     overlap = _summary(tmp_path, "c", [{"t": 1.3}, {"t": 1.3}, {"t": 1.0}])
-    assert not [f for f in bench.compare(old, overlap) if f.flagged]
+    assert not [f for f in bench.compare(old, overlap, normalize=False) if f.flagged]
     faster = _summary(tmp_path, "d", [{"t": 0.5}] * 3)
-    assert [f.kind for f in bench.compare(old, faster)] == ["faster"]
+    assert [f.kind for f in bench.compare(old, faster, normalize=False)] == ["faster"]
 
 
 def test_single_runs_fall_back_to_the_within_run_iqr():
     entry = {"median": 1.0, "iqr": 0.2, "runs": [1.0]}
     old = {"torch": "a", "benchmarks": {"t": entry}}
     assert [f.kind for f in bench.compare(old, {"torch": "b", "benchmarks": {"t": {**entry, "median": 1.3,
-                                                                                    "runs": [1.3]}}})] == ["unchanged"]
+                                                                                    "runs": [1.3]}}}, normalize=False)] == ["unchanged"]
     assert [f.kind for f in bench.compare(old, {"torch": "b", "benchmarks": {"t": {**entry, "median": 1.5,
-                                                                                    "runs": [1.5]}}})] == ["slower"]
+                                                                                    "runs": [1.5]}}}, normalize=False)] == ["slower"]
+
+
+def test_a_machine_busier_in_one_run_slows_everything_and_is_divided_out(tmp_path):
+    names = [f"b{i}" for i in range(9)]
+    old = _summary(tmp_path, "old", [{n: 1.0 for n in names}, {n: 1.02 for n in names}, {n: 0.99 for n in names}])
+    busy = _summary(tmp_path, "busy", [{n: 1.4 for n in names}] * 3)
+    assert len([f for f in bench.compare(old, busy, normalize=False) if f.flagged]) == 9
+    assert not [f for f in bench.compare(old, busy) if f.flagged]
+    one_slow = _summary(tmp_path, "one", [{**{n: 1.4 for n in names}, "b0": 1.4 * 1.25}] * 3)
+    assert [f.name for f in bench.compare(old, one_slow) if f.flagged] == ["test_bench_x.py::b0"]
 
 
 def test_memory_figures_are_exact(tmp_path):
