@@ -61,7 +61,9 @@ def tests(session: nox.Session) -> None:
     """Run every rule, every gallery script and the meta-tests; write the JSON report."""
     install(session, "tests")
     env = {"AUTOGRAD_SPEC_PROFILE": os.environ.get("AUTOGRAD_SPEC_PROFILE", "ci"), "OMP_NUM_THREADS": "1"}
-    session.run("python", "-m", "pytest", *session.posargs, env=env)
+    # One pytest worker per core (pytest-xdist); the JSON report is gathered in the main process.
+    session.run("python", "-m", "pytest", "-n", os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"),
+                *session.posargs, env=env)
 
 
 @nox.session
@@ -158,7 +160,7 @@ def _check(session: nox.Session, release: str) -> Path:
         stamp.write_text(digest)
     report_path = ROOT / "build" / "reports" / f"torch-{release}.json"
     # Exit status 1 means rules failed: that is the finding, written to the report, not an error.
-    session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "tests/test_rules.py",
+    session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "auto", "tests/test_rules.py",
                 f"--spec-report={report_path}", external=True, success_codes=[0, 1],
                 env={"AUTOGRAD_SPEC_PROFILE": os.environ.get("AUTOGRAD_SPEC_PROFILE", "ci"),
                      "OMP_NUM_THREADS": "1"})

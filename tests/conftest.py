@@ -9,7 +9,8 @@ import hypothesis
 import pytest
 import torch
 
-from specs import registry, report
+from specs import registry
+from specs import report as spec_report
 from specs.state import Isolated
 
 PROFILE_VARIABLE = "AUTOGRAD_SPEC_PROFILE"
@@ -42,6 +43,7 @@ def pytest_configure(config):
     default = Path("build") / "reports" / f"torch-{torch.__version__.split('+')[0]}.json"
     config.stash[_REPORT_PATH] = Path(config.getoption("--spec-report") or default)
     config.stash[_RECORDS] = {}
+    _COLLECTED.clear()
     # torch's first forward-AD use warns that torch.jit.script is deprecated; not a finding here.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
 
@@ -70,24 +72,39 @@ def isolated_state():
         pytest.fail(f"test leaked global autograd state (restored now): {guard.leaks}", pytrace=False)
 
 
+_PROPERTY = "autograd-spec-rule"
+
+
 @pytest.fixture
 def record_rule(request):
-    records = request.config.stash[_RECORDS]
+    """Attach a rule's outcome to its test report; the main process collects it (also under xdist)."""
 
     def record(rule: registry.Rule, outcome: str, **details):
-        records[rule.id] = report.RuleRecord(
+        entry = spec_report.RuleRecord(
             id=rule.id, family=rule.family, statement=rule.statement, since=rule.since, outcome=outcome,
             history=[{"version": c.version, "what": c.what} for c in rule.history], **details)
+        request.node.user_properties.append((_PROPERTY, entry.__dict__))
 
     return record
 
 
+def pytest_runtest_logreport(report):
+    for name, value in getattr(report, "user_properties", ()):
+        if name == _PROPERTY and report.when == "call":
+            _COLLECTED.setdefault("records", {})[value["id"]] = spec_report.RuleRecord(**value)
+
+
+_COLLECTED: dict = {}
+
+
 def pytest_sessionfinish(session, exitstatus):
-    records = session.config.stash.get(_RECORDS, {})
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the main process writes the report
+        return
+    records = _COLLECTED.get("records", {})
     if not records:
         return
-    data = report.build(list(records.values()), session.config.stash[_PROFILE], len(registry.rules()))
-    report.write(data, session.config.stash[_REPORT_PATH])
+    data = spec_report.build(list(records.values()), session.config.stash[_PROFILE], len(registry.rules()))
+    spec_report.write(data, session.config.stash[_REPORT_PATH])
     session.config.stash[_RECORDS] = {"_written": data}
 
 
@@ -96,7 +113,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not written:
         return
     terminalreporter.section("autograd-spec rules by family")
-    for line in report.format_summary(written["summary"]):
+    for line in spec_report.format_summary(written["summary"]):
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"report written to {config.stash[_REPORT_PATH]}"
                                 + ("" if written["complete"] else " (partial run: not every rule ran)"))
