@@ -102,4 +102,7 @@ def write(root: Path) -> list[Path]:
         page = target / "diffs" / f"{a}-to-{b}.rst"
         _write_if_changed(page, render_diff_page(before, after))
         written.append(page)
+    for stale in (target / "diffs").glob("*.rst"):  # pairs that are no longer consecutive
+        if stale not in written:
+            stale.unlink()
     return written

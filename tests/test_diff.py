@@ -109,3 +109,15 @@ def test_matrix_refuses_a_corrupt_committed_report(tmp_path):
     (tmp_path / "torch-2.13.0.json").write_text("[]")
     with pytest.raises(report.ReportError):
         matrix.load_reports(tmp_path)
+
+
+def test_matrix_write_removes_diff_pages_of_pairs_no_longer_consecutive(tmp_path):
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "torch-1.13.1.json").write_text(json.dumps(BEFORE))
+    (tmp_path / "reports" / "torch-2.13.0.json").write_text(json.dumps(AFTER))
+    stale = tmp_path / "docs" / "generated" / "diffs" / "1.13.1-to-2.15.0.rst"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old")
+    written = matrix.write(tmp_path)
+    assert not stale.exists()
+    assert [p.name for p in written] == ["matrix.rst", "1.13.1-to-2.13.0.rst"]
