@@ -87,21 +87,6 @@ def program(n_ops: int, seed: int = 0, side: int = PROGRAM_SIDE, leaves: int = 2
     return Program(specs, tuple(steps), "out")
 
 
-def saved_bytes(record) -> tuple[int, Any]:
-    """Run ``record()``; return the bytes autograd packed for backward meanwhile, and its result."""
-    import torch
-
-    total = [0]
-
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        result = record()
-    return total[0], result
-
-
 def pedantic_rounds(function, budget_s: float = 0.3, most: int = 200, least: int = 8) -> int:
     """Rounds for ``benchmark.pedantic`` so that a timed run takes about ``budget_s`` seconds."""
     import time

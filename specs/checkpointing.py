@@ -15,6 +15,7 @@ from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 from .contracts import ErrorContract, Phase, WarningContract
 from .expect import Tolerance, expect, expect_close
+from .oracles import saved_bytes
 from .registry import Change, Family, Feature, rule
 from .strategies import programs
 from .versions import at_least
@@ -57,19 +58,6 @@ SEQUENTIAL_USE_REENTRANT = Feature(
     "checkpoint_sequential(..., use_reentrant=...)",
     lambda: "use_reentrant" in inspect.signature(checkpoint_sequential).parameters,
 )
-
-
-def saved_bytes(record) -> tuple[int, object]:
-    """Run ``record()`` and return the bytes packed by saved-tensor hooks meanwhile, and its result."""
-    total = [0]
-
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        result = record()
-    return total[0], result
 
 
 def _plain(program):

@@ -11,6 +11,7 @@ import torch
 from hypothesis import strategies as st
 
 from .expect import Tolerance, expect, expect_close
+from .custom_function import Cube
 from .program import Program, Step
 from .registry import Family, Feature, rule
 from .strategies import tensors
@@ -102,20 +103,6 @@ def aot_eager_matches_eager(program):
     expect_close(out, function(*program.inputs()), COMPILED, "compiled output against eager", repro)
     out.sum().backward()
     _compare(program, [x.grad for x in leaves], _eager_grads(program, function), "aot_eager", repro)
-
-
-class Cube(torch.autograd.Function):
-    """x ↦ x³ with a hand-written backward 3x²·g, the textbook custom Function."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return 3 * x ** 2 * grad
 
 
 def _through_cube(x, y):

@@ -79,3 +79,20 @@ def intermediate_gradient(program, name: str, leaves: Sequence[torch.Tensor], co
     suffix = program.function(inputs=[name])
     point = float64_copies(leaves) + [values[name].detach()]
     return finite_difference_gradients(suffix, point, [len(point) - 1], cotangent)[0]
+
+
+def saved_bytes(record: Callable[[], object]) -> tuple[int, object]:
+    """Run ``record()``; return the bytes autograd saved for backward meanwhile, and its result.
+
+    A deterministic measure of the memory kept for backward: every tensor a node saves passes
+    through the pack hook of ``torch.autograd.graph.saved_tensors_hooks`` exactly once.
+    """
+    total = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        result = record()
+    return total[0], result

@@ -7,7 +7,7 @@ total batch; the memory side is exact: the bytes autograd saves for one chunk's 
 import pytest
 import torch
 
-from specs import bench
+from specs.oracles import saved_bytes
 
 BATCH, FEATURES, HIDDEN = 256, 64, 64
 
@@ -29,10 +29,10 @@ def test_micro_batches(benchmark, chunks):
             torch.nn.functional.mse_loss(model(cx), cy, reduction="sum").backward()
 
     benchmark.extra_info["rule"] = "accumulation.micro-batches-add-up"
-    per_pass, _ = bench.saved_bytes(lambda: torch.nn.functional.mse_loss(
+    per_pass, _ = saved_bytes(lambda: torch.nn.functional.mse_loss(
         model(x.chunk(chunks)[0]), y.chunk(chunks)[0], reduction="sum"))
     benchmark.extra_info["saved_bytes_per_pass"] = per_pass
     benchmark(step)
     assert model[0].weight.grad is not None
-    full, _ = bench.saved_bytes(lambda: torch.nn.functional.mse_loss(model(x), y, reduction="sum"))
+    full, _ = saved_bytes(lambda: torch.nn.functional.mse_loss(model(x), y, reduction="sum"))
     assert per_pass < full or chunks == 1

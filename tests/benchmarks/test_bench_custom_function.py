@@ -5,7 +5,7 @@ The time, and the bytes each saves for backward (exact, by saved-tensor hooks).
 import pytest
 import torch
 
-from specs import bench
+from specs.oracles import saved_bytes
 from specs.custom_function import SeedReLU
 
 
@@ -24,7 +24,7 @@ def test_relu_forward_backward(benchmark, implementation, size):
 
     benchmark.extra_info["rule"] = "custom-function.seed-relu"
     # Both save one tensor of x's size: the custom one its input, torch.relu its result.
-    benchmark.extra_info["saved_bytes"], _ = bench.saved_bytes(lambda: relu(x))
+    benchmark.extra_info["saved_bytes"], _ = saved_bytes(lambda: relu(x))
     grad = benchmark(step)
     assert benchmark.extra_info["saved_bytes"] == x.numel() * x.element_size()
     assert torch.equal(grad[x.detach() != 0], (x.detach() > 0).to(grad.dtype)[x.detach() != 0])

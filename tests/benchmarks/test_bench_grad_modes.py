@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from specs import bench
+from specs.oracles import saved_bytes
 
 MODES = {
     "grad": contextlib.nullcontext,
@@ -26,16 +27,10 @@ def _forward(x):
 
 
 def _saved_bytes(mode) -> int:
-    saved = {"bytes": 0}
-
-    def pack(t):
-        saved["bytes"] += t.numel() * t.element_size()
-        return t
-
     x = torch.randn(256, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), MODES[mode]():
-        _forward(x)
-    return saved["bytes"]
+    with MODES[mode]():
+        saved, _ = saved_bytes(lambda: _forward(x))
+    return saved
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -67,7 +62,7 @@ def test_record_cost_generated(benchmark, ops, mode):
             return function(*leaves)
 
     benchmark.extra_info["rule"] = "grad-modes.no-grad-records-nothing"
-    benchmark.extra_info["saved_bytes"], _ = bench.saved_bytes(run)
+    benchmark.extra_info["saved_bytes"], _ = saved_bytes(run)
     out = benchmark(run)
     assert (out.grad_fn is not None) == (mode == "grad")
     assert (benchmark.extra_info["saved_bytes"] > 0) == (mode == "grad")

@@ -6,7 +6,7 @@ the double backward records the first backward too.
 import pytest
 import torch
 
-from specs import bench
+from specs.oracles import saved_bytes
 
 SIZE, HIDDEN = 64, 64
 
@@ -36,8 +36,8 @@ def test_hvp_cost(benchmark, what):
         return torch.autograd.grad((g * u).sum(), w1)[0]
 
     benchmark.extra_info["rule"] = "higher-order.hvp-matches-functional"
-    benchmark.extra_info["saved_bytes"], _ = bench.saved_bytes(gradient if what == "gradient" else hvp)
+    benchmark.extra_info["saved_bytes"], _ = saved_bytes(gradient if what == "gradient" else hvp)
     result = benchmark(gradient if what == "gradient" else hvp)
     assert result.shape == w1.shape
-    one_gradient, _ = bench.saved_bytes(gradient)
+    one_gradient, _ = saved_bytes(gradient)
     assert benchmark.extra_info["saved_bytes"] >= one_gradient

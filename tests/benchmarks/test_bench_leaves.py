@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from specs import bench
+from specs.oracles import saved_bytes
 
 
 @pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
@@ -42,7 +43,7 @@ def test_backward_forward_ratio(benchmark, ops, phase):
     function = program.function()
     leaves = program.inputs()
     benchmark.extra_info["rule"] = "leaves.backward-computes-the-gradient"
-    benchmark.extra_info["saved_bytes"], out = bench.saved_bytes(lambda: function(*leaves))
+    benchmark.extra_info["saved_bytes"], out = saved_bytes(lambda: function(*leaves))
     out.backward()
     expected = [leaf.grad.clone() for leaf in leaves]
 
@@ -89,7 +90,7 @@ def test_engine_chain(benchmark, nodes):
     (y,), _ = record()
     benchmark.extra_info["rule"] = "leaves.backward-computes-the-gradient"
     benchmark.extra_info["nodes"] = nodes
-    benchmark.extra_info["saved_bytes"], _ = bench.saved_bytes(lambda: record()[0][0])
+    benchmark.extra_info["saved_bytes"], _ = saved_bytes(lambda: record()[0][0])
     assert _graph_nodes(y.grad_fn) == nodes + 1  # N AddBackward0 nodes and x's AccumulateGrad
     benchmark.pedantic(lambda y: y.backward(), setup=record,
                        rounds=bench.pedantic_rounds(lambda: record()[0][0].backward()))
