@@ -38,7 +38,8 @@ author = "the autograd-spec team"
 copyright = "2026, the autograd-spec team"
 release = f"rules checked against torch {torch.__version__}"
 
-extensions = ["sphinx.ext.mathjax", "sphinx_gallery.gen_gallery", "sphinx_copybutton"]
+# sphinx-mathjax-offline serves MathJax from _static, so pages render math without a network.
+extensions = ["sphinx.ext.mathjax", "sphinx-mathjax-offline", "sphinx_gallery.gen_gallery", "sphinx_copybutton"]
 # The gallery's .py/.ipynb/.zip files are downloads (linked from each page), not source pages.
 # sphinx-gallery's computation-time tables need jQuery and DataTables from a CDN: not written
 # (see "write_computation_times" below), and a stale copy from an older build is not a page.
