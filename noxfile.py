@@ -108,16 +108,21 @@ def _ensure_chromium(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Time the benchmarks with pytest-benchmark, several runs per torch release, and summarize them.
+    """Time the benchmarks, count their instructions, and summarize both per torch release.
 
-    Each run is saved under build/benchmarks/torch-<release>/; the newest runs are summarized
-    (median, spread across runs, IQR, memory figures) into build/benchmarks/torch-<release>.json,
-    which `python -m specs.bench compare` reads, and which is committed under benchmarks/results/
-    for the docs. AUTOGRAD_SPEC_BENCH_RUNS sets the number of runs (default 3).
+    Timing: pytest-benchmark, AUTOGRAD_SPEC_BENCH_RUNS runs (default 3), each saved under
+    build/benchmarks/torch-<release>/.  Counting: AUTOGRAD_SPEC_BENCH_COUNTS runs (default 2, 0 to
+    skip) of the same benchmarks under valgrind's callgrind (`python -m specs.bench count`), which
+    count instructions independently of how busy the machine is; skipped with a note when valgrind
+    is missing.  The newest runs are summarized (medians, spread across runs, IQR, instructions,
+    memory figures) into build/benchmarks/torch-<release>.json, which `python -m specs.bench
+    compare` reads, and which is committed under benchmarks/results/ for the docs.  Arguments after
+    `--` go to pytest (e.g. `nox -s bench -- -k hvp`).
     """
     release = install(session, "bench")
     storage = ROOT / "build" / "benchmarks" / f"torch-{release}"
-    runs = int(os.environ.get("AUTOGRAD_SPEC_BENCH_RUNS", "3"))
+    runs = _count_setting(session, "AUTOGRAD_SPEC_BENCH_RUNS", 3)
+    counts = _count_setting(session, "AUTOGRAD_SPEC_BENCH_COUNTS", 2)
     env = {"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "ci"}
     for run in range(1, runs + 1):
         session.log(f"benchmark run {run} of {runs}")
@@ -125,8 +130,23 @@ def bench(session: nox.Session) -> None:
                     "--benchmark-enable", "--benchmark-only", "--benchmark-max-time=0.5",
                     "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
                     "--benchmark-columns=min,median,iqr,rounds", *session.posargs, env=env)
-    session.run("python", "-m", "specs.bench", "summarize", str(storage), f"--last={runs}", f"--torch={release}",
-                f"--output={storage}.json", env=env)
+    if counts and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        session.warn("valgrind is not installed: no instruction counts this time (Debian: apt-get install "
+                     "valgrind); the summary has timings only")
+        counts = 0
+    if counts:
+        session.log(f"counting instructions under callgrind: {counts} runs, one per core at a time")
+        session.run("python", "-m", "specs.bench", "count", str(storage), f"--runs={counts}",
+                    *(["--", *session.posargs] if session.posargs else []), env=env)
+    session.run("python", "-m", "specs.bench", "summarize", str(storage), f"--last={runs}",
+                f"--last-counts={counts}", f"--torch={release}", f"--output={storage}.json", env=env)
+
+
+def _count_setting(session: nox.Session, variable: str, default: int) -> int:
+    value = os.environ.get(variable, str(default))
+    if not value.isdigit():
+        session.error(f"{variable}={value!r}: expected a whole number of runs, e.g. {default}")
+    return int(value)
 
 
 def _release_arguments(session: nox.Session) -> tuple[str, str | None]:

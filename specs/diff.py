@@ -74,8 +74,13 @@ def _explaining_change(rule: dict[str, Any], low: tuple, high: tuple) -> dict[st
     return None
 
 
-def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Difference]:
-    """All differences between two loaded reports, most important kinds first."""
+def compare(before: dict[str, Any], after: dict[str, Any],
+            benchmarks: tuple[dict | None, dict | None] | None = None) -> list[Difference]:
+    """All differences between two loaded reports, most important kinds first.
+
+    ``benchmarks``: the two releases' benchmark summaries (:func:`benchmark_summaries`), whose
+    flagged changes are added; None (the default) compares the rules alone.
+    """
     va = versions.parse(before["environment"]["torch"])
     vb = versions.parse(after["environment"]["torch"])
     low, high = min(va, vb), max(va, vb)
@@ -116,24 +121,42 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[Difference]:
             only_b = [seen_b[k] for k in seen_b.keys() - seen_a.keys()]
             found.append(Difference("wording", rule_id, statement, "\n".join(sorted(only_a)) or "(none)",
                                     "\n".join(sorted(only_b)) or "(none)"))
-    found.extend(_benchmarks(before, after))
+    found.extend(_benchmarks(before, after, benchmarks))
     order = list(KINDS)
     return sorted(found, key=lambda d: (order.index(d.kind), d.rule))
 
 
-def _benchmarks(before: dict[str, Any], after: dict[str, Any]) -> list[Difference]:
-    """Benchmark medians that moved by more than both runs' spread allows (when reports carry them)."""
+def _benchmarks(before: dict[str, Any], after: dict[str, Any],
+                summaries: tuple[dict | None, dict | None] | None = None) -> list[Difference]:
+    """Benchmarks that :func:`specs.bench.compare` flags between the two releases' summaries."""
+    from . import bench
+
+    old, new = summaries or (None, None)
+    if not old or not new:
+        return []
+    show = {"time": lambda v: f"median {v * 1e3:.4g} ms", "instructions": lambda v: f"{v:,.0f} instructions per call"}
     found = []
-    bench_a, bench_b = before.get("benchmarks", {}), after.get("benchmarks", {})
-    for name in sorted(bench_a.keys() & bench_b.keys()):
-        a, b = bench_a[name], bench_b[name]
-        noise = 3 * max(a.get("iqr", 0.0), b.get("iqr", 0.0))
-        moved = b["median"] - a["median"]
-        if abs(moved) > noise and abs(moved) > 0.1 * a["median"]:
-            found.append(Difference("benchmark", name, a.get("rule", ""), f"median {a['median']:.3g} s",
-                                    f"median {b['median']:.3g} s",
-                                    f"{moved / a['median']:+.0%}, beyond 3 x IQR = {noise:.3g} s"))
+    for f in bench.compare(old, new):
+        if not f.flagged:
+            continue
+        rule = (old["benchmarks"].get(f.name) or new["benchmarks"].get(f.name) or {}).get("rule", "")
+        if f.metric == "memory":
+            before_text, after_text = f.note.split(" -> ")
+            found.append(Difference("benchmark", f.name, rule, before_text, after_text, "saved bytes are exact"))
+        else:
+            found.append(Difference("benchmark", f.name, rule, show[f.metric](f.old), show[f.metric](f.new),
+                                    f"{f.metric} {f.change:+.0%}, beyond the ±{f.threshold:.0%} that repeated "
+                                    "runs of one release show"))
     return found
+
+
+def benchmark_summaries(before: dict[str, Any], after: dict[str, Any],
+                        committed_only: bool = False) -> tuple[dict | None, dict | None]:
+    """The benchmark summaries of the two reports' releases, None for a release without one."""
+    from . import bench
+
+    return (bench.find(before["environment"]["torch"], committed_only),
+            bench.find(after["environment"]["torch"], committed_only))
 
 
 def _title(before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -220,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         before, after = report.load(args.before), report.load(args.after)
-        differences = compare(before, after)
+        differences = compare(before, after, benchmark_summaries(before, after))
     except (report.ReportError, versions.UnknownVersion, KeyError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -91,10 +91,12 @@ def test_memory_figures_are_exact(tmp_path):
 def test_summaries_carry_what_the_report_diff_reads(tmp_path):
     from specs import diff
 
-    old = _summary(tmp_path, "old", [{"t": 1.0}] * 3)
-    new = _summary(tmp_path, "new", [{"t": 2.0}] * 3)
-    found = diff._benchmarks(old, new)
-    assert [d.rule for d in found] == ["test_bench_x.py::t"]
+    names = [f"b{i}" for i in range(5)]
+    old = _summary(tmp_path, "old", [{n: 1.0 for n in names}] * 3)
+    new = _summary(tmp_path, "new", [{**{n: 1.0 for n in names}, "b2": 2.0}] * 3)
+    found = diff._benchmarks({}, {}, (old, new))
+    assert [(d.rule, d.statement) for d in found] == [("test_bench_x.py::b2", "leaves.only-leaves-get-grad")]
+    assert "time +100%" in found[0].note
 
 
 def test_derived_laws(tmp_path):
@@ -155,3 +157,182 @@ def test_committed_summaries_render(tmp_path):
     assert text.startswith(".. _benchmarks:")
     if summaries:
         assert (tmp_path / "figures" / "scaling.png").exists()
+
+
+# ---------------------------------------------------------------------------- instruction counts
+
+def _counts(path: Path, counts: dict[str, float], torch: str = "2.13.0", slowdown=None) -> Path:
+    """An instruction-count file as the benchmarks' conftest writes it under callgrind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "format": bench.COUNTS_FORMAT, "torch": torch, "slowdown": slowdown, "calls": 10, "warmup": 3,
+        "benchmarks": {f"test_bench_x.py::{n}": {"instructions": c, "calls": 10, "params": {},
+                                                  "extra_info": {"rule": "leaves.only-leaves-get-grad"}}
+                       for n, c in counts.items()}}))
+    return path
+
+
+def _counted(tmp_path: Path, tag: str, runs: list[dict[str, float]], slowdown=None) -> dict:
+    return bench.summarize([], None, [_counts(tmp_path / tag / f"{i}.json", r, slowdown=slowdown)
+                                      for i, r in enumerate(runs)])
+
+
+def _both(tmp_path: Path, tag: str, timed: list[dict[str, float]], counted: list[dict[str, float]]) -> dict:
+    folder = tmp_path / tag
+    folder.mkdir()
+    return bench.summarize([_run(folder / f"{i:04d}.json", r) for i, r in enumerate(timed)], None,
+                           [_counts(folder / "instructions" / f"{i}.json", c) for i, c in enumerate(counted)])
+
+
+def test_counts_are_summarized_next_to_timings(tmp_path):
+    entry = _both(tmp_path, "a", [{"a": 1.0}], [{"a": 1000.0}, {"a": 1002.0}])["benchmarks"]["test_bench_x.py::a"]
+    assert entry["median"] == 1.0
+    assert entry["instructions"] == {"median": 1001.0, "runs": [1000.0, 1002.0], "spread": pytest.approx(0.002, rel=1e-3)}
+    # A folder holds both: the timed runs and, under instructions/, the counts.
+    loaded = bench.load(str(tmp_path / "a"))["benchmarks"]["test_bench_x.py::a"]
+    assert loaded["runs"] == [1.0] and loaded["instructions"]["runs"] == [1000.0, 1002.0]
+    only_counted = _counted(tmp_path, "only", [{"a": 5.0}, {"a": 5.0}])
+    assert "median" not in only_counted["benchmarks"]["test_bench_x.py::a"]
+    assert "instructions" in bench.format_spread(only_counted)
+
+
+def test_counts_flag_what_the_clock_cannot_see(tmp_path):
+    """Timings with 60 % spread hide a 10 % slowdown; counts repeating to 0.1 % show it, and only it."""
+    names = [f"b{i}" for i in range(6)]
+    pattern = [1.0, 1.6, 1.3]  # each benchmark noisy in its own runs: nothing a machine-wide factor explains
+    noisy = [{n: pattern[(k + i) % 3] for i, n in enumerate(names)} for k in range(3)]
+    old = _both(tmp_path, "old", noisy, [{n: 1e6 + i * 1e3 for n in names} for i in range(2)])
+    same = _both(tmp_path, "same", noisy[::-1], [{n: 1e6 + 500 for n in names}] * 2)
+    slow = _both(tmp_path, "slow", [{**r, "b3": r["b3"] * 1.1} for r in noisy],
+                 [{**{n: 1e6 for n in names}, "b3": 1.1e6}] * 2)
+    assert not [f for f in bench.compare(old, same) if f.flagged]
+    flagged = [(f.name, f.metric, f.kind) for f in bench.compare(old, slow) if f.flagged]
+    assert flagged == [("test_bench_x.py::b3", "instructions", "slower")]
+    text = bench.format_comparison(bench.compare(old, slow), "a", "b")
+    assert "1 of 6 benchmarks flagged (0 by time, 1 by instructions, 0 by memory): test_bench_x.py::b3" in text
+
+
+def test_counts_are_never_normalized(tmp_path):
+    """Every benchmark doing 20 % more work is a change of the release, not a busy machine."""
+    old = _counted(tmp_path, "old", [{"a": 100.0, "b": 200.0}] * 2)
+    new = _counted(tmp_path, "new", [{"a": 120.0, "b": 240.0}] * 2)
+    assert {(f.name, f.kind) for f in bench.compare(old, new) if f.flagged} == {
+        ("test_bench_x.py::a", "slower"), ("test_bench_x.py::b", "slower")}
+    small = _counted(tmp_path, "small", [{"a": 102.0, "b": 201.0}] * 2)
+    assert not [f for f in bench.compare(old, small) if f.flagged]
+
+
+def test_bad_count_and_summary_files_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="not a readable instruction-count file"):
+        bench.summarize([], None, [bad])
+    bad.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(SystemExit, match="not an instruction-count file"):
+        bench.summarize([], None, [bad])
+    with pytest.raises(SystemExit, match="not a benchmark summary"):
+        bench.load(str(bad))
+    bad.write_text("[1, 2")
+    with pytest.raises(SystemExit, match="not a readable benchmark summary"):
+        bench.load(str(bad))
+    with pytest.raises(SystemExit, match="not a readable pytest-benchmark run"):
+        bench.summarize([bad])
+    mixed = [_counts(tmp_path / "m" / "0.json", {"a": 1.0}, torch="2.13.0"),
+             _counts(tmp_path / "m" / "1.json", {"a": 1.0}, torch="2.15.0")]
+    with pytest.raises(SystemExit, match="mix torch releases"):
+        bench.summarize([], None, mixed)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="no pytest-benchmark runs and no instruction counts"):
+        bench.load(str(empty))
+    with pytest.raises(SystemExit, match="no pytest-benchmark runs and no instruction counts"):
+        bench.main(["summarize", str(empty)])
+
+
+def test_count_explains_a_missing_valgrind(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.shutil, "which", lambda tool: None)
+    with pytest.raises(SystemExit, match=r"need valgrind and callgrind_control \(Debian: apt-get install valgrind\)"):
+        bench.count(tmp_path, runs=1)
+    assert not (tmp_path / "instructions").exists() or not list((tmp_path / "instructions").iterdir())
+
+
+def test_callgrind_dump_totals(tmp_path):
+    dump = tmp_path / "callgrind.out.1.1"
+    dump.write_text("# callgrind format\nversion: 1\ncmd: python\nevents: Ir\nfl=(1) x.c\nfn=(1) f\n"
+                    "3 12\n\nsummary: 5158459\n\n\ntotals: 5158459\n")
+    assert bench.callgrind_totals(dump) == 5158459
+    dump.write_text("events: Ir\n")
+    with pytest.raises(ValueError, match="not a callgrind dump"):
+        bench.callgrind_totals(dump)
+
+
+class _FakeCallgrind:
+    """Collection state as callgrind keeps it; each dump returns 1000 per counted call."""
+
+    def __init__(self):
+        self.collecting, self.started, self.counted, self.events = False, False, 0, []
+
+    def start(self):
+        self.started = True
+
+    def toggle(self):
+        self.collecting = not self.collecting
+
+    def dump(self):
+        self.collecting = not self.collecting  # torch's _valgrind_toggle_and_dump_stats toggles first
+        assert not self.collecting
+        total, self.counted = 1000 * self.counted, 0
+        return total
+
+
+def _counter_class():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_conftest", BENCHMARKS / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_instruction_counter_counts_the_calls_and_nothing_around_them():
+    conftest = _counter_class()
+    tool, results = _FakeCallgrind(), {}
+    seen = []
+
+    def function(x):
+        seen.append(("call", tool.collecting))
+        if tool.collecting:
+            tool.counted += 1
+        return x + 1
+
+    def setup():
+        seen.append(("setup", tool.collecting))
+        return (41,), {}
+
+    counter = conftest.InstructionCounter("t.py::p", tool, results, calls=4, warmup=2, params={"n": 3})
+    counter.extra_info["rule"] = "leaves.only-leaves-get-grad"
+    assert counter.pedantic(function, setup=setup, rounds=99) == 42
+    assert [s for s in seen if s[0] == "setup"] == [("setup", False)] * 6  # setup never counted
+    assert [s for s in seen if s[0] == "call"] == [("call", False)] * 2 + [("call", True)] * 4
+    assert results["t.py::p"]["instructions"] == 1000.0 and results["t.py::p"]["params"] == {"n": 3}
+    assert tool.started and not tool.collecting
+
+    seen.clear()
+    assert counter(function, 1) == 2
+    assert [c for _, c in seen] == [False, False, True, True, True, True]
+    assert isinstance(counter, __import__("pytest_benchmark.fixture").fixture.BenchmarkFixture)
+
+
+def test_counts_made_differently_are_not_compared(tmp_path):
+    """Counts depend on what ran before in the process: a -k subset is not comparable to a full run."""
+    old = _counted(tmp_path, "old", [{"a": 100.0}] * 2)
+    subset = bench.summarize([], None, [_counts(tmp_path / "k" / "0.json", {"a": 150.0})])
+    data = json.loads((tmp_path / "k" / "0.json").read_text())
+    data["selection"] = ["-k", "a"]
+    (tmp_path / "k" / "0.json").write_text(json.dumps(data))
+    subset = bench.summarize([], None, [tmp_path / "k" / "0.json"])
+    assert subset["count_setup"]["selection"] == ["-k", "a"]
+    assert not [f for f in bench.compare(old, subset) if f.metric == "instructions"]
+    assert [f.kind for f in bench.compare(old, _counted(tmp_path, "same", [{"a": 150.0}]))] == ["slower"]
+    with pytest.raises(SystemExit, match="made differently"):
+        bench.summarize([], None, [tmp_path / "k" / "0.json", tmp_path / "old" / "0.json"])

@@ -64,11 +64,17 @@ def test_a_report_against_itself_is_empty():
     assert "no differences" in diff.render_text(AFTER, AFTER, [])
 
 
-def test_benchmarks_moving_beyond_noise_are_flagged():
-    a, b = copy.deepcopy(AFTER), copy.deepcopy(AFTER)
-    a["benchmarks"] = {"slow": {"median": 1.0, "iqr": 0.01}, "noisy": {"median": 1.0, "iqr": 0.2}}
-    b["benchmarks"] = {"slow": {"median": 1.3, "iqr": 0.01}, "noisy": {"median": 1.3, "iqr": 0.2}}
-    assert [d.rule for d in diff.compare(a, b) if d.kind == "benchmark"] == ["slow"]
+def test_benchmarks_flagged_by_specs_bench_join_the_diff():
+    entry = {"rule": "leaves.only-leaves-get-grad", "runs": [1.0, 1.0, 1.0], "median": 1.0, "spread": 0.0}
+    old = {"torch": "2.13.0", "benchmarks": {"b": {**entry, "instructions": {"median": 1e6, "runs": [1e6, 1e6], "spread": 0.0}},
+                                             "c": dict(entry)}}
+    new = {"torch": "2.15.0", "benchmarks": {"b": {**entry, "instructions": {"median": 1.2e6, "runs": [1.2e6] * 2, "spread": 0.0}},
+                                             "c": dict(entry)}}
+    found = [d for d in diff.compare(BEFORE, AFTER, (old, new)) if d.kind == "benchmark"]
+    assert [(d.rule, d.statement) for d in found] == [("b", "leaves.only-leaves-get-grad")]
+    assert "instructions +20%" in found[0].note and "1,200,000 instructions" in found[0].after
+    assert not [d for d in diff.compare(BEFORE, AFTER, (old, None)) if d.kind == "benchmark"]
+    assert not [d for d in diff.compare(BEFORE, AFTER) if d.kind == "benchmark"]
 
 
 def test_cli_writes_markdown_and_html(tmp_path, capsys):
