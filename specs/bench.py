@@ -54,6 +54,11 @@ COUNTS_FORMAT = "autograd-spec/instructions/1"
 #: A change in instructions smaller than this is never flagged: counts repeat between runs to
 #: well under 1 % (measured: see ``spread``), so 3 % is a real change in the work done.
 MIN_COUNT_CHANGE = 0.03
+#: Nor one smaller than this many instructions per call.  Counting sessions started at different
+#: times differed by an almost constant 7,500 to 10,000 instructions per call in every benchmark,
+#: from 0.2 M to 107 M instructions a call (torch 2.13.0, 41 benchmarks): an additive cost of the
+#: harness, not of autograd, that two runs started together do not show.  30,000 is three times it.
+MIN_COUNT_DELTA = 30_000.0
 
 #: A change smaller than this is never flagged, however quiet the runs were.
 MIN_CHANGE = 0.10
@@ -348,17 +353,18 @@ class Finding:
 
 
 def _changed(name: str, metric: str, a: dict[str, Any], b: dict[str, Any], min_change: float,
-             factor: float) -> Finding:
+             factor: float, min_delta: float = 0.0) -> Finding:
     """A time or an instruction count, flagged beyond ``max(min_change, factor x noise)``.
 
     Noise is the largest relative spread across the repeated runs of either side (see
-    :func:`_noise`).  When both sides have several runs, the runs must also not overlap.
+    :func:`_noise`).  When both sides have several runs, the runs must also not overlap, and the
+    medians must differ by more than ``min_delta`` (in the metric's own unit).
     """
     change = b["median"] / a["median"] - 1
     threshold = max(min_change, factor * _noise(a, b))
-    apart = True
+    apart = abs(b["median"] - a["median"]) > min_delta
     if len(a.get("runs", [])) >= 2 and len(b.get("runs", [])) >= 2:
-        apart = min(b["runs"]) > max(a["runs"]) or max(b["runs"]) < min(a["runs"])
+        apart = apart and (min(b["runs"]) > max(a["runs"]) or max(b["runs"]) < min(a["runs"]))
     kind = "unchanged"
     if abs(change) > threshold and apart:
         kind = "slower" if change > 0 else "faster"
@@ -367,7 +373,7 @@ def _changed(name: str, metric: str, a: dict[str, Any], b: dict[str, Any], min_c
 
 def compare(old: dict[str, Any], new: dict[str, Any], min_change: float = MIN_CHANGE,
             factor: float = NOISE_FACTOR, normalize: bool = True,
-            min_count_change: float = MIN_COUNT_CHANGE) -> list[Finding]:
+            min_count_change: float = MIN_COUNT_CHANGE, min_count_delta: float = MIN_COUNT_DELTA) -> list[Finding]:
     """Every benchmark of two summaries, flagged when it moved beyond its noise.
 
     Time: the relative change of the median is flagged beyond ``max(min_change, factor x
@@ -378,7 +384,8 @@ def compare(old: dict[str, Any], new: dict[str, Any], min_change: float = MIN_CH
     one run than in another slows everything alike, and that is not a finding.
 
     Instructions (when both summaries have counts made alike: same calls, warm-up and selection of
-    benchmarks, see ``count_setup``): the same test with ``min_count_change``, never
+    benchmarks, see ``count_setup``): the same test with ``min_count_change``, and a change of at
+    least ``min_count_delta`` instructions per call (see :data:`MIN_COUNT_DELTA`), never
     normalized: counts do not depend on the machine's load, and a release that does more work in
     every benchmark has changed.  Memory figures (``*bytes*`` in ``extra_info``) are exact: any
     change is flagged.
@@ -403,7 +410,8 @@ def compare(old: dict[str, Any], new: dict[str, Any], min_change: float = MIN_CH
         if "median" in a and "median" in b:
             found.append(_changed(name, "time", a, b, min_change, factor))
         if "instructions" in a and "instructions" in b and counts_comparable:
-            found.append(_changed(name, "instructions", a["instructions"], b["instructions"], min_count_change, factor))
+            found.append(_changed(name, "instructions", a["instructions"], b["instructions"], min_count_change,
+                                  factor, min_count_delta))
         for key in sorted(k for k in a.get("extra_info", {}) if "bytes" in k):
             before, after = a["extra_info"][key], b.get("extra_info", {}).get(key)
             if before != after:
@@ -577,7 +585,8 @@ def format_comparison(findings: Iterable[Finding], old: str, new: str) -> str:
             tag = f.kind.upper() if f.flagged else "ok"
             unit = "time" if f.metric == "time" else "instr"
             lines.append(f"  {tag:9} {unit:5} {f.name:{width}}  {show[f.metric](f.old):>12} -> {show[f.metric](f.new):>12}  "
-                         f"{f.change:+7.1%}  (flag beyond ±{f.threshold:.0%})")
+                         f"{f.change:+7.1%}  (flag beyond ±{f.threshold:.0%}"
+                         + (f" and ±{_instr(MIN_COUNT_DELTA)})" if f.metric == "instructions" else ")"))
     flagged = [f for f in findings if f.flagged]
     compared = {f.name for f in findings if f.change is not None}
     by_metric = ", ".join(f"{sum(1 for f in flagged if f.metric == m)} by {m}" for m in ("time", "instructions", "memory"))
@@ -621,6 +630,16 @@ def _summaries(directory: Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda s: versions.parse(s["torch"]))
 
 
+def _figure(fig, figures: Path, prefix: str, stem: str, alt: str, dpi: int = 80) -> str:
+    """Save a matplotlib figure into ``figures`` and return the reST image directive showing it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(figures / f"{stem}.png", dpi=dpi)
+    plt.close(fig)
+    return f".. image:: {prefix}/{stem}.png\n   :alt: {alt}\n\n"
+
+
 def _render_checks(summaries, checks, figures: Path, prefix: str, plt) -> str:
     """Each check compared with its release: what was flagged, and every change against its threshold."""
     by_release = {s["torch"]: s for s in summaries}
@@ -658,11 +677,8 @@ def _render_checks(summaries, checks, figures: Path, prefix: str, plt) -> str:
         ax.set_xlabel("change / threshold (beyond ±1: flagged)")
         ax.set_title(f"{name} against torch {check['torch']}", fontsize=9)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figures / "checks.png", dpi=80)
-    plt.close(fig)
-    out.append(f"\n.. image:: {prefix}/checks.png\n   :alt: per benchmark, the change of time and of instructions "
-               "divided by the threshold for flagging it, for each check\n\n")
+    out.append("\n" + _figure(fig, figures, prefix, "checks", "per benchmark, the change of time and of "
+                                "instructions divided by the threshold for flagging it, for each check"))
     return "".join(out)
 
 
@@ -755,12 +771,10 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
         axes[r][1].set(xscale="log", xlabel="ops in the generated program", ylabel="(forward + backward) / forward",
                        title=f"Cost of the gradient ({metric})", ylim=(0, None))
         for ax in axes[r]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figures / "scaling.png", dpi=90)
-    plt.close(fig)
-    out.append(f".. image:: {prefix}/scaling.png\n   :alt: cost per node against chain length, and the "
-               "gradient-to-function cost ratio against program size, in time and in instructions\n\n")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+    out.append(_figure(fig, figures, prefix, "scaling", "cost per node against chain length, and the "
+                       "gradient-to-function cost ratio against program size, in time and in instructions", dpi=90))
     out.append("Left: backward through a chain of N additions on a one-element tensor, divided by N "
                "(rule ``leaves.backward-computes-the-gradient``): flat means the engine's cost is linear "
                "in the number of nodes. Right: forward with recording plus backward, over the forward "
@@ -803,9 +817,8 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
         ax.set_xlabel("spread across runs: (max - min) / median, % (log scale)")
         ax.set_title(f"Run-to-run spread per benchmark, torch {s['torch']}")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(figures / "noise.png", dpi=80)
-        plt.close(fig)
+        noise_figure = _figure(fig, figures, prefix, "noise", "run-to-run spread of time and of instructions "
+                               "per benchmark, log scale")
         time_spreads = [s["benchmarks"][n]["spread"] for n in names]
         count_spreads = [s["benchmarks"][n]["instructions"]["spread"] for n in names]
         out.append(
@@ -817,10 +830,11 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
             "``python -m specs.bench compare`` judges each measure against its own noise: a time must "
             f"move by more than max({MIN_CHANGE:.0%}, {NOISE_FACTOR:g} × its spread), after dividing out "
             "what slowed every benchmark of a run alike; an instruction count by more than "
-            f"max({MIN_COUNT_CHANGE:.0%}, {NOISE_FACTOR:g} × its spread), never divided out"
+            f"max({MIN_COUNT_CHANGE:.0%}, {NOISE_FACTOR:g} × its spread) and by more than "
+            f"{MIN_COUNT_DELTA:,.0f} instructions a call (sessions started at different times differ by "
+            "up to 10,000 a call in every benchmark alike: the harness, not autograd), never divided out"
             + (": :ref:`benchmark-check` shows what that catches.\n\n" if checks else ".\n\n"))
-        out.append(f".. image:: {prefix}/noise.png\n   :alt: run-to-run spread of time and of instructions "
-                   "per benchmark, log scale\n\n")
+        out.append(noise_figure)
 
     if checks:
         out.append(_render_checks(summaries, checks, figures, prefix, plt))
@@ -849,12 +863,8 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
         if has_counts:
             _bars(axes[0][1], summaries, names, key, "instructions", 1.0)
             axes[0][1].set_ylabel("instructions per call")
-        fig.tight_layout()
-        stem = key.split("::")[-1]
-        fig.savefig(figures / f"{stem}.png", dpi=80)
-        plt.close(fig)
-        out.append(f".. image:: {prefix}/{stem}.png\n   :alt: medians of {key} per release"
-                   + (", time and instructions" if has_counts else "") + "\n\n")
+        out.append(_figure(fig, figures, prefix, key.split("::")[-1], f"medians of {key} per release"
+                           + (", time and instructions" if has_counts else "")))
         memory = sorted({k for s in summaries for n in names for k in s["benchmarks"].get(n, {}).get("extra_info", {})
                          if "bytes" in k})
         out.append(".. list-table::\n   :header-rows: 1\n\n   * - benchmark\n")
