@@ -357,14 +357,14 @@ def _changed(name: str, metric: str, a: dict[str, Any], b: dict[str, Any], min_c
     """A time or an instruction count, flagged beyond ``max(min_change, factor x noise)``.
 
     Noise is the largest relative spread across the repeated runs of either side (see
-    :func:`_noise`).  When both sides have several runs, the runs must also not overlap, and the
-    medians must differ by more than ``min_delta`` (in the metric's own unit).
+    :func:`_noise`).  ``min_delta`` (in the metric's own unit) raises the threshold to at least
+    ``min_delta / old median``.  When both sides have several runs, the runs must also not overlap.
     """
     change = b["median"] / a["median"] - 1
-    threshold = max(min_change, factor * _noise(a, b))
-    apart = abs(b["median"] - a["median"]) > min_delta
+    threshold = max(min_change, factor * _noise(a, b), min_delta / abs(a["median"]))
+    apart = True
     if len(a.get("runs", [])) >= 2 and len(b.get("runs", [])) >= 2:
-        apart = apart and (min(b["runs"]) > max(a["runs"]) or max(b["runs"]) < min(a["runs"]))
+        apart = min(b["runs"]) > max(a["runs"]) or max(b["runs"]) < min(a["runs"])
     kind = "unchanged"
     if abs(change) > threshold and apart:
         kind = "slower" if change > 0 else "faster"
@@ -585,8 +585,7 @@ def format_comparison(findings: Iterable[Finding], old: str, new: str) -> str:
             tag = f.kind.upper() if f.flagged else "ok"
             unit = "time" if f.metric == "time" else "instr"
             lines.append(f"  {tag:9} {unit:5} {f.name:{width}}  {show[f.metric](f.old):>12} -> {show[f.metric](f.new):>12}  "
-                         f"{f.change:+7.1%}  (flag beyond ±{f.threshold:.0%}"
-                         + (f" and ±{_instr(MIN_COUNT_DELTA)})" if f.metric == "instructions" else ")"))
+                         f"{f.change:+7.1%}  (flag beyond ±{f.threshold:.0%})")
     flagged = [f for f in findings if f.flagged]
     compared = {f.name for f in findings if f.change is not None}
     by_metric = ", ".join(f"{sum(1 for f in flagged if f.metric == m)} by {m}" for m in ("time", "instructions", "memory"))
@@ -673,7 +672,7 @@ def _render_checks(summaries, checks, figures: Path, prefix: str, plt) -> str:
         for x in (-1, 1):
             ax.axvline(x, color="grey", linestyle="--", linewidth=1)
         ax.set_yticks(list(ys))
-        ax.set_yticklabels([n.split("::")[-1] for n in names], fontsize=6)
+        ax.set_yticklabels([n.split("::")[-1].removeprefix("test_") for n in names], fontsize=6)
         ax.set_xlabel("change / threshold (beyond ±1: flagged)")
         ax.set_title(f"{name} against torch {check['torch']}", fontsize=9)
         ax.legend(fontsize=8)
@@ -812,7 +811,7 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
         ax.barh([y - 0.2 for y in ys], [max(s["benchmarks"][n]["instructions"]["spread"], 1e-5) * 100 for n in names],
                 0.4, label=f"instructions ({s['count_runs']} runs)")
         ax.set_yticks(list(ys))
-        ax.set_yticklabels([n.split("::")[-1] for n in names], fontsize=6)
+        ax.set_yticklabels([n.split("::")[-1].removeprefix("test_") for n in names], fontsize=6)
         ax.set_xscale("log")
         ax.set_xlabel("spread across runs: (max - min) / median, % (log scale)")
         ax.set_title(f"Run-to-run spread per benchmark, torch {s['torch']}")

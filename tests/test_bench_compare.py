@@ -151,9 +151,24 @@ def test_every_benchmark_names_a_registered_rule():
     assert [(f, r) for f, r in named if r not in known] == []
 
 
+def _committed_checks() -> list[tuple[str, dict]]:
+    return [(p.stem, bench._read_summary(p)) for p in sorted(bench.CHECKS.glob("*.json"))]
+
+
+def test_committed_checks_flag_the_injected_slowdown_and_nothing_else():
+    """The evidence on the benchmarks page: real runs of a committed release, compared with it."""
+    results = {s["torch"]: s for s in bench._summaries(bench.RESULTS)}
+    checks = _committed_checks()
+    assert {bool(c.get("slowdown")) for _, c in checks} == {True, False}  # an unchanged and a slowed run
+    for name, check in checks:
+        flagged = {f.name.split("::")[-1] for f in bench.compare(results[check["torch"]], check) if f.flagged}
+        assert flagged == {s.rpartition("@")[0] for s in check.get("slowdown", [])}, name
+
+
 def test_committed_summaries_render(tmp_path):
     summaries = bench._summaries(bench.RESULTS)
-    text = bench.render(summaries, tmp_path / "figures", "figures")
+    text = bench.render(summaries, tmp_path / "figures", "figures", _committed_checks())
+    assert ".. _benchmark-check:" in text and (tmp_path / "figures" / "checks.png").exists()
     assert text.startswith(".. _benchmarks:")
     if summaries:
         assert (tmp_path / "figures" / "scaling.png").exists()
