@@ -448,6 +448,8 @@ def load(spec: str) -> dict[str, Any]:
         return _read_summary(path)
     if path.is_dir():
         return _summarize_folder(path)
+    if path.suffix == ".json" or "/" in spec or "\\" in spec:
+        raise SystemExit(f"{spec}: no such summary file or run folder")
     raw = RAW / f"torch-{spec}"
     if raw.is_dir() and (_raw_runs(raw) or _count_runs(raw)):
         return _summarize_folder(raw, spec)
@@ -964,5 +966,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if args.fail and any(f.flagged for f in findings) else 0
 
 
+def _main_with_errors(argv: Sequence[str] | None = None) -> int:
+    """:func:`main`, with bad input (a missing or corrupt file, a wrong folder) as one line and exit 2."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            print(f"error: {stop.code}", file=sys.stderr)
+            return 2
+        raise
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_with_errors())

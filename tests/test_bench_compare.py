@@ -373,3 +373,13 @@ def test_checks_render_what_compare_flags(tmp_path):
     assert (tmp_path / "f" / "checks.png").exists()
     # A check of a release without a committed summary is left out, not a crash.
     assert ".. _benchmark-check:" not in bench.render([base], tmp_path / "g", "g", [("x", {**slowed, "torch": "9.9.9"})])
+
+
+def test_command_line_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert bench._main_with_errors(["compare", "2.13.0", str(tmp_path / "missing.json")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.json'}: no such summary file or run folder"
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"torch": ')
+    assert bench._main_with_errors(["spread", str(corrupt)]) == 2
+    assert "not a readable benchmark summary" in capsys.readouterr().err
+    assert bench._main_with_errors(["spread", "2.13.0"]) == 0
