@@ -430,8 +430,10 @@ def _read_summary(path: Path) -> dict[str, Any]:
     return data
 
 
-def _summarize_folder(folder: Path, torch_version: str | None = None) -> dict[str, Any]:
-    runs, counts = _raw_runs(folder), _count_runs(folder)
+def _summarize_folder(folder: Path, torch_version: str | None = None, last: int = 3,
+                      last_counts: int = 2) -> dict[str, Any]:
+    """The newest ``last`` timed and ``last_counts`` counted runs in ``folder`` (as ``nox -s bench``)."""
+    runs, counts = _raw_runs(folder)[-last:], _count_runs(folder)[-last_counts:]
     if not runs and not counts:
         raise SystemExit(f"{folder}: no pytest-benchmark runs and no instruction counts in it")
     return summarize(runs, torch_version, counts)
@@ -440,8 +442,10 @@ def _summarize_folder(folder: Path, torch_version: str | None = None) -> dict[st
 def load(spec: str) -> dict[str, Any]:
     """A summary from a summary file, a folder of runs (timed and counted), or a release number.
 
-    A release looks first for fresh runs in ``build/benchmarks/torch-<release>/``, then for the
-    committed ``benchmarks/results/torch-<release>.json``.
+    A release looks first for what ``nox -s bench`` made here: its summary
+    ``build/benchmarks/torch-<release>.json``, else the newest runs in
+    ``build/benchmarks/torch-<release>/``; then for the committed
+    ``benchmarks/results/torch-<release>.json``.
     """
     path = Path(spec)
     if path.is_file():
@@ -450,6 +454,8 @@ def load(spec: str) -> dict[str, Any]:
         return _summarize_folder(path)
     if path.suffix == ".json" or "/" in spec or "\\" in spec:
         raise SystemExit(f"{spec}: no such summary file or run folder")
+    if (RAW / f"torch-{spec}.json").is_file():
+        return _read_summary(RAW / f"torch-{spec}.json")
     raw = RAW / f"torch-{spec}"
     if raw.is_dir() and (_raw_runs(raw) or _count_runs(raw)):
         return _summarize_folder(raw, spec)

@@ -383,3 +383,19 @@ def test_command_line_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert bench._main_with_errors(["spread", str(corrupt)]) == 2
     assert "not a readable benchmark summary" in capsys.readouterr().err
     assert bench._main_with_errors(["spread", "2.13.0"]) == 0
+
+
+def test_a_run_folder_is_summarized_from_its_newest_runs(tmp_path):
+    """As nox -s bench does: the newest 3 timed and 2 counted runs, so an older -k run does not mix in."""
+    folder = tmp_path / "torch-2.13.0"
+    folder.mkdir()
+    for i, t in enumerate([9.0, 1.0, 1.1, 1.2]):
+        _run(folder / f"{i:04d}.json", {"a": t})
+    subset = _counts(folder / "instructions" / "0-old.json", {"a": 5e6})
+    data = json.loads(subset.read_text())
+    data["selection"] = ["-k", "a"]
+    subset.write_text(json.dumps(data))
+    for name in ("1-new.json", "2-new.json"):
+        _counts(folder / "instructions" / name, {"a": 1e6})
+    entry = bench.load(str(folder))["benchmarks"]["test_bench_x.py::a"]
+    assert entry["runs"] == [1.0, 1.1, 1.2] and entry["instructions"]["runs"] == [1e6, 1e6]
