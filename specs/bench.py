@@ -50,6 +50,10 @@ CHECKS = ROOT / "benchmarks" / "checks"
 RAW = ROOT / "build" / "benchmarks"
 FORMAT = 2
 COUNTS_FORMAT = "autograd-spec/instructions/1"
+#: How :func:`count` tells the benchmarks' conftest to count: the file to write, and the prefix of
+#: callgrind's dump files.
+COUNT_VARIABLE = "AUTOGRAD_SPEC_BENCH_COUNT"
+CALLGRIND_VARIABLE = "AUTOGRAD_SPEC_BENCH_CALLGRIND"
 
 #: A change in instructions smaller than this is never flagged: counts repeat between runs to
 #: well under 1 % (measured: see ``spread``), so 3 % is a real change in the work done.
@@ -527,8 +531,7 @@ def count(folder: Path, runs: int = 2, pytest_args: Sequence[str] = (), jobs: in
             while pending and len(active) < jobs:
                 k = pending.pop(0)
                 target, log_file = out / f"{stamp}-{k}.json", Path(tmp) / f"run-{k}.log"
-                env = {**os.environ, "AUTOGRAD_SPEC_BENCH_COUNT": str(target),
-                       "AUTOGRAD_SPEC_BENCH_CALLGRIND": f"{tmp}/callgrind.out",
+                env = {**os.environ, COUNT_VARIABLE: str(target), CALLGRIND_VARIABLE: f"{tmp}/callgrind.out",
                        "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "AUTOGRAD_SPEC_PROFILE": "ci"}
                 command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
                            f"--callgrind-out-file={tmp}/callgrind.out.%p", f"--log-file={tmp}/valgrind-{k}.%p.log",

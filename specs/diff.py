@@ -141,8 +141,8 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
             continue
         rule = (old["benchmarks"].get(f.name) or new["benchmarks"].get(f.name) or {}).get("rule", "")
         if f.metric == "memory":
-            before_text, after_text = f.note.split(" -> ")
-            found.append(Difference("benchmark", f.name, rule, before_text, after_text, "saved bytes are exact"))
+            found.append(Difference("benchmark", f.name, rule, f"{f.old:,} bytes", f"{f.new:,} bytes",
+                                    f"{f.note.split(':')[0]}: saved bytes are exact"))
         else:
             found.append(Difference("benchmark", f.name, rule, show[f.metric](f.old), show[f.metric](f.new),
                                     f"{f.metric} {f.change:+.0%}, beyond the ±{f.threshold:.0%} that repeated "

@@ -127,3 +127,12 @@ def test_matrix_write_removes_diff_pages_of_pairs_no_longer_consecutive(tmp_path
     written = matrix.write(tmp_path)
     assert not stale.exists()
     assert [p.name for p in written] == ["matrix.rst", "1.13.1-to-2.13.0.rst"]
+
+
+def test_saved_bytes_that_change_join_the_diff():
+    entry = {"rule": "retain-graph.saved-tensors-released", "runs": [1.0] * 3, "median": 1.0, "spread": 0.0}
+    old = {"torch": "2.13.0", "benchmarks": {"m": {**entry, "extra_info": {"saved_bytes": 4096}}}}
+    new = {"torch": "2.15.0", "benchmarks": {"m": {**entry, "extra_info": {"saved_bytes": 8192}}}}
+    (found,) = [d for d in diff.compare(BEFORE, AFTER, (old, new)) if d.kind == "benchmark"]
+    assert (found.before, found.after) == ("4,096 bytes", "8,192 bytes")
+    assert found.note.startswith("saved_bytes:") and found.statement == "retain-graph.saved-tensors-released"

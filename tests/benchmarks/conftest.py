@@ -27,10 +27,9 @@ import pytest
 import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from specs.bench import callgrind_totals
+from specs.bench import CALLGRIND_VARIABLE, COUNT_VARIABLE, COUNTS_FORMAT, callgrind_totals
 
 SLOWDOWN_VARIABLE = "AUTOGRAD_SPEC_BENCH_SLOWDOWN"
-COUNT_VARIABLE = "AUTOGRAD_SPEC_BENCH_COUNT"
 #: Counted calls per benchmark, after WARMUP uncounted ones (caches, lazy initialisation).
 CALLS, WARMUP = 5, 3
 
@@ -171,7 +170,6 @@ class InstructionCounter(BenchmarkFixture):
         return result
 
 
-CALLGRIND_VARIABLE = "AUTOGRAD_SPEC_BENCH_CALLGRIND"
 _COUNTS: dict = {}
 _TOOL: list = []
 
@@ -196,6 +194,6 @@ def pytest_sessionfinish(session, exitstatus):
     output = os.environ.get(COUNT_VARIABLE)
     if output and _COUNTS:
         Path(output).write_text(json.dumps({
-            "format": "autograd-spec/instructions/1", "torch": torch.__version__.split("+")[0],
+            "format": COUNTS_FORMAT, "torch": torch.__version__.split("+")[0],
             "slowdown": os.environ.get(SLOWDOWN_VARIABLE), "calls": CALLS, "warmup": WARMUP,
             "benchmarks": _COUNTS}, indent=1, sort_keys=True) + "\n")
