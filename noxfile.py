@@ -9,11 +9,16 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import nox
 
-from specs.versions import DEFAULT_TORCH, UnknownVersion, check_release, parse
+# The `nox` console script does not put the project on sys.path (`python -m nox` does): the
+# noxfile reads release numbers from the spec itself, so it adds its own folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from specs.engine.versions import DEFAULT_TORCH, UnknownVersion, check_release, parse  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "venv"
@@ -202,5 +207,5 @@ def release(session: nox.Session) -> None:
         if not old.exists():
             old = _check(session, baseline)
         stem = ROOT / "build" / "diffs" / f"{baseline}-to-{target}"
-        session.run("python3", "-m", "specs.diff", str(old), str(new), f"--markdown={stem}.md",
+        session.run("python3", "-m", "specs.reporting.diff", str(old), str(new), f"--markdown={stem}.md",
                     f"--html={stem}.html", external=True)

@@ -11,7 +11,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from specs import bench, catalogue, matrix  # noqa: E402
+from specs.bench import core as bench  # noqa: E402
+from specs.reporting import catalogue, matrix  # noqa: E402
 
 torch.set_num_threads(1)
 catalogue.write(ROOT)

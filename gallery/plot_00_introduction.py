@@ -40,7 +40,7 @@ assert torch.allclose(x.grad, finite_difference, rtol=1e-8)  # only approximatel
 # backward function of one operation, the green box writes ``x.grad``, and the yellow notes are
 # the values each operation saved to apply its part of the chain rule. ``x`` is used twice, so
 # two arrows reach its ``AccumulateGrad`` node and their gradients are added: the product rule.
-from specs import graph_drawing
+from specs.rendering import graph_drawing
 
 f = x**3 * torch.sin(x)
 picture = graph_drawing.show(f, {"x": x, "f": f}, title="f = x**3 * sin(x)")
@@ -68,7 +68,7 @@ assert torch.allclose(weights.grad, expected)
 # %%
 # The general law behind this page is checked on generated programs: whatever the program,
 # the gradient autograd leaves in ``.grad`` agrees with float64 finite differences.
-from specs.demo import law
+from specs.rendering.demo import law
 
 law("leaves.backward-computes-the-gradient")
 

@@ -10,7 +10,7 @@ import warnings
 
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _leaves-created:
@@ -169,7 +169,7 @@ assert edge_to_q is None
 # because the derivative of :math:`x^2` is :math:`2x`. The tensors ``x``, ``y`` and ``z``
 # themselves are not nodes. (``z`` is recorded afresh: the ``backward()`` above freed what the
 # first graph saved.)
-from specs import graph_drawing
+from specs.rendering import graph_drawing
 
 z = x**2 + y**3
 picture = graph_drawing.show(z, {"x": x, "y": y, "z": z}, title="z = x**2 + y**3")

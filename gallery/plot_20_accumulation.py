@@ -8,7 +8,7 @@ optimizer steps).
 """
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _accumulation-sums:
@@ -47,7 +47,7 @@ law("accumulation.accumulates-in-place")
 # the same memory, and the second backward pass adds into both at once. The rule is listed in
 # ``specs/known-failures.txt`` for the releases it fails on; the example below prints what the
 # installed torch does, and the page checks that a wrong result is a *listed* known failure.
-from specs.registry import get
+from specs.engine.registry import get
 
 a = torch.tensor(0.5, requires_grad=True)
 b = torch.tensor(0.25, requires_grad=True)

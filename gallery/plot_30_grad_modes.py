@@ -11,7 +11,7 @@ import threading
 
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _grad-modes-no-grad:

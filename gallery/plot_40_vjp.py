@@ -12,7 +12,7 @@ import warnings
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _vjp-implicit:

@@ -10,8 +10,8 @@ import warnings
 
 import torch
 
-from specs.demo import law
-from specs.versions import at_least
+from specs.rendering.demo import law
+from specs.engine.versions import at_least
 
 # %%
 # .. _higher-order-create-graph:

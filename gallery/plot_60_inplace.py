@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _inplace-version:

@@ -8,7 +8,7 @@ whether it is the right derivative: that is what ``gradcheck`` is for.
 """
 import torch
 
-from specs.custom_function import (
+from specs.families.custom_function import (
     Cube,
     DoubleInPlace,
     GradOfWrongShape,
@@ -21,7 +21,7 @@ from specs.custom_function import (
     TwoOutputs,
     WrongCube,
 )
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _custom-function-seed:

@@ -10,7 +10,7 @@ import weakref
 
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _retain-graph-second-pass:

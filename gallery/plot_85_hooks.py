@@ -8,7 +8,7 @@ outputs; saved-tensor hooks decide how the tensors kept for backward are stored.
 """
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _hooks-tensor:

@@ -11,7 +11,7 @@ import warnings
 
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _anomaly-nan:

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import torch
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
-from specs.checkpointing import make_chain, saved_bytes, sqrt_segments
-from specs.demo import law
+from specs.families.checkpointing import make_chain, saved_bytes, sqrt_segments
+from specs.rendering.demo import law
 
 # %%
 # .. _checkpointing-memory:

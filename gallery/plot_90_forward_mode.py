@@ -13,7 +13,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.func
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # torch 2.13 warns once, on first forward-AD use, that torch.jit.script is deprecated.
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)

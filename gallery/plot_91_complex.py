@@ -8,7 +8,7 @@ down when you step against ``.grad``, exactly as for real parameters.
 """
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _complex-convention:

@@ -10,7 +10,7 @@ through a value that was masked away, and the standard fix.
 import torch
 import torch.nn.functional as F
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 
 def grad_of(function, values, dtype=torch.float64):
@@ -37,7 +37,7 @@ assert grad_of(F.relu6, [0.0, 6.0]).tolist() == [0.0, 0.0]
 # at exactly 0 it passes the gradient (1), unlike the built-in ``torch.relu`` (0). On the seed's
 # input ``[-1, 2, -0.5]`` the two agree, and the seed's expected ``[0., 1., 0.]`` is right. (The
 # seed's class, exactly as written there, is defined on the custom-function page.)
-from specs.custom_function import SeedReLU as MyCustomReLU  # noqa: E402
+from specs.families.custom_function import SeedReLU as MyCustomReLU  # noqa: E402
 
 x = torch.tensor([-1.0, 2.0, -0.5], requires_grad=True)
 MyCustomReLU.apply(x).backward(torch.tensor([1.0, 1.0, 1.0]))

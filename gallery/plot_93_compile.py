@@ -9,7 +9,7 @@ traced graphs without generating kernels, so they build quickly.
 """
 import torch
 
-from specs.demo import law
+from specs.rendering.demo import law
 
 # %%
 # .. _compiled-programs:

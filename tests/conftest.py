@@ -9,9 +9,9 @@ import hypothesis
 import pytest
 import torch
 
-from specs import registry
-from specs import report as spec_report
-from specs.state import Isolated
+from specs.engine import registry
+from specs.reporting import report as spec_report
+from specs.engine.state import Isolated
 
 PROFILE_VARIABLE = "AUTOGRAD_SPEC_PROFILE"
 _COMMON = dict(deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from specs import bench, registry
+from specs.bench import core as bench
+
+from specs.engine import registry
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
 
@@ -89,7 +91,7 @@ def test_memory_figures_are_exact(tmp_path):
 
 
 def test_summaries_carry_what_the_report_diff_reads(tmp_path):
-    from specs import diff
+    from specs.reporting import diff
 
     names = [f"b{i}" for i in range(5)]
     old = _summary(tmp_path, "old", [{n: 1.0 for n in names}] * 3)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from specs import diff, matrix, report
+from specs.reporting import diff, matrix, report
 
 
 def _report(torch_version, rules):

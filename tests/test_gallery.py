@@ -5,7 +5,7 @@ from pathlib import Path
 import hypothesis
 import pytest
 
-from specs import demo
+from specs.rendering import demo
 
 GALLERY = Path(__file__).resolve().parents[1] / "gallery"
 SCRIPTS = sorted(GALLERY.glob("plot_*.py"))

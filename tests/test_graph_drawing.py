@@ -10,8 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 
-from specs import graph_drawing  # noqa: E402
-from specs.strategies import programs  # noqa: E402
+from specs.rendering import graph_drawing  # noqa: E402
+from specs.generators.strategies import programs  # noqa: E402
 
 SETTINGS = settings(max_examples=25, derandomize=True, database=None, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -5,11 +5,11 @@ import pytest
 import torch
 from hypothesis import strategies as st
 
-from specs import registry, versions
-from specs.contracts import ErrorContract, Phase, WarningContract
-from specs.expect import EXACT, Tolerance, Violation, expect, expect_close
-from specs.oracles import finite_difference_gradients
-from specs.state import Isolated
+from specs.engine import registry, versions
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
+from specs.engine.expect import EXACT, Tolerance, Violation, expect, expect_close
+from specs.engine.oracles import finite_difference_gradients
+from specs.engine.state import Isolated
 
 AT_BACKWARD = ErrorContract(RuntimeError, r"does not require grad", Phase.BACKWARD)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import hypothesis
 import pytest
 
-from specs import registry, versions
-from specs.contracts import ErrorContract, WarningContract
+from specs.engine import registry, versions
+from specs.engine.contracts import ErrorContract, WarningContract
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = registry.rules()
@@ -92,7 +92,7 @@ def test_rules_from_a_newer_torch_are_not_applicable(monkeypatch):
 
 
 def test_catalogue_lists_every_rule(tmp_path):
-    from specs import catalogue
+    from specs.reporting import catalogue
 
     text = catalogue.render(ROOT)
     for rule in RULES:

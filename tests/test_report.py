@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from specs import report
+from specs.reporting import report
 
 
 def _records():

@@ -3,8 +3,8 @@ import warnings
 
 import pytest
 
-from specs import registry
-from specs.expect import Violation
+from specs.engine import registry
+from specs.engine.expect import Violation
 
 RULES = registry.rules()
 

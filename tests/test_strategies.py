@@ -4,8 +4,8 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from specs.program import LAYOUTS
-from specs.strategies import MAX_BOUND, MAX_NUMEL, OPS, programs, tensors
+from specs.generators.program import LAYOUTS
+from specs.generators.strategies import MAX_BOUND, MAX_NUMEL, OPS, programs, tensors
 
 #: Generation only (no shrinking), derandomized: the same draws on every run.
 SURVEY = settings(max_examples=500, derandomize=True, database=None, deadline=None,

@@ -7,7 +7,7 @@ total batch; the memory side is exact: the bytes autograd saves for one chunk's 
 import pytest
 import torch
 
-from specs.oracles import saved_bytes
+from specs.engine.oracles import saved_bytes
 
 BATCH, FEATURES, HIDDEN = 256, 64, 64
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils.checkpoint import checkpoint_sequential
 
-from specs.checkpointing import make_chain, sqrt_segments
-from specs.oracles import saved_bytes
+from specs.families.checkpointing import make_chain, sqrt_segments
+from specs.engine.oracles import saved_bytes
 
 WIDTH, BATCH = 64, 32
 

@@ -5,8 +5,8 @@ The time, and the bytes each saves for backward (exact, by saved-tensor hooks).
 import pytest
 import torch
 
-from specs.oracles import saved_bytes
-from specs.custom_function import SeedReLU
+from specs.engine.oracles import saved_bytes
+from specs.families.custom_function import SeedReLU
 
 
 @pytest.mark.parametrize("implementation", ["native", "custom"])

@@ -9,8 +9,8 @@ import contextlib
 import pytest
 import torch
 
-from specs import bench
-from specs.oracles import saved_bytes
+from specs.bench import core as bench
+from specs.engine.oracles import saved_bytes
 
 MODES = {
     "grad": contextlib.nullcontext,

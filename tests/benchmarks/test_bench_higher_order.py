@@ -6,7 +6,7 @@ the double backward records the first backward too.
 import pytest
 import torch
 
-from specs.oracles import saved_bytes
+from specs.engine.oracles import saved_bytes
 
 SIZE, HIDDEN = 64, 64
 

@@ -8,8 +8,8 @@ on every release), against the cheap-gradient principle.
 import pytest
 import torch
 
-from specs import bench
-from specs.oracles import saved_bytes
+from specs.bench import core as bench
+from specs.engine.oracles import saved_bytes
 
 
 @pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])

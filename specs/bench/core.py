@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 #: Summaries of repeated runs of a committed release, unchanged or with an injected slowdown: the
 #: evidence, rendered in the docs, that :func:`compare` flags a slowdown and nothing else.
@@ -87,7 +87,7 @@ PROGRAM_SIDE = 32
 
 
 def program(n_ops: int, seed: int = 0, side: int = PROGRAM_SIDE, leaves: int = 2):
-    """A generated :class:`specs.program.Program` of ``n_ops`` steps, the same on every release.
+    """A generated :class:`specs.generators.program.Program` of ``n_ops`` steps, the same on every release.
 
     hypothesis draws differ between hypothesis versions, and the benchmark environments of two torch
     releases may carry different ones; so these programs come from :class:`random.Random` with a
@@ -95,7 +95,7 @@ def program(n_ops: int, seed: int = 0, side: int = PROGRAM_SIDE, leaves: int = 2
     """
     import torch
 
-    from .program import Program, Step, TensorSpec
+    from specs.generators.program import Program, Step, TensorSpec
 
     rng = random.Random(f"{seed}-{n_ops}-{side}")
     specs = tuple(
@@ -634,7 +634,7 @@ def format_spread(summary: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- docs page
 
 def _summaries(directory: Path) -> list[dict[str, Any]]:
-    from . import versions
+    from specs.engine import versions
 
     found = [json.loads(p.read_text()) for p in sorted(directory.glob("torch-*.json"))]
     return sorted(found, key=lambda s: versions.parse(s["torch"]))

@@ -26,8 +26,8 @@ from typing import Any, Callable
 
 import hypothesis
 
-from . import versions
-from .state import Isolated
+from specs.engine import versions
+from specs.engine.state import Isolated
 
 #: The sections of the seed tutorial, in its order; every rule belongs to one.
 SEED_SECTIONS = (
@@ -136,7 +136,7 @@ class Rule:
             with Isolated() as guard:
                 self.function(*args, **kwargs)
             if guard.leaks:
-                from .expect import Violation
+                from specs.engine.expect import Violation
 
                 raise Violation(
                     "the check left global autograd state changed", "no change", guard.leaks
@@ -199,7 +199,7 @@ class KnownFailure:
     line: int
 
 
-KNOWN_FAILURES_FILE = Path(__file__).with_name("known-failures.txt")
+KNOWN_FAILURES_FILE = Path(__file__).resolve().parents[1] / "known-failures.txt"
 
 
 @functools.lru_cache(maxsize=None)
@@ -268,25 +268,19 @@ def rule(
     return register
 
 
-_INFRASTRUCTURE = {
-    "registry", "strategies", "oracles", "contracts", "expect", "state", "versions",
-    "report", "catalogue", "demo", "program", "diff", "matrix", "graph_drawing", "bench",
-}
-
-
 #: Family modules that failed to import, with the error: reported by the tests, never a crash.
 IMPORT_ERRORS: dict[str, str] = {}
 
 
 def load_all() -> dict[str, Rule]:
-    """Import every family module under ``specs/`` and return the registry."""
-    import specs
+    """Import every module of the :mod:`specs.families` package and return the registry."""
+    from specs import families
 
-    for info in pkgutil.iter_modules(specs.__path__):
-        if info.name.startswith("_") or info.name in _INFRASTRUCTURE:
+    for info in pkgutil.iter_modules(families.__path__):
+        if info.name.startswith("_"):
             continue
         try:
-            module = importlib.import_module(f"specs.{info.name}")
+            module = importlib.import_module(f"specs.families.{info.name}")
         except Exception as exc:  # noqa: BLE001 - any import failure is reported per module
             IMPORT_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
             continue

@@ -7,11 +7,11 @@ import warnings
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase, WarningContract
-from .expect import expect, expect_close
-from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
-from .registry import Family, rule
-from .strategies import programs, tensors
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
+from specs.engine.expect import expect, expect_close
+from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
+from specs.engine.registry import Family, rule
+from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
     name="leaves",

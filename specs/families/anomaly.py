@@ -10,10 +10,10 @@ import warnings
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase, WarningContract
-from .expect import Tolerance, expect, expect_close
-from .registry import Family, Feature, rule
-from .strategies import programs
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.registry import Family, Feature, rule
+from specs.generators.strategies import programs
 
 FAMILY = Family(
     name="anomaly",

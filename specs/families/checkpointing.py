@@ -13,12 +13,12 @@ import torch
 from hypothesis import strategies as st
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
-from .contracts import ErrorContract, Phase, WarningContract
-from .expect import Tolerance, expect, expect_close
-from .oracles import saved_bytes
-from .registry import Change, Family, Feature, rule
-from .strategies import programs
-from .versions import at_least
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.oracles import saved_bytes
+from specs.engine.registry import Change, Family, Feature, rule
+from specs.generators.strategies import programs
+from specs.engine.versions import at_least
 
 FAMILY = Family(
     name="checkpointing",
@@ -172,7 +172,7 @@ def sqrt_segments(depth: int) -> int:
 
 
 def _chain_repro(case, code):
-    return (f"from specs.checkpointing import make_chain\nmodel, x = make_chain{case}\n"
+    return (f"from specs.families.checkpointing import make_chain\nmodel, x = make_chain{case}\n"
             f"from torch.utils.checkpoint import checkpoint_sequential\n{code}")
 
 

@@ -5,7 +5,7 @@ import inspect
 import os
 from pathlib import Path
 
-from . import registry
+from specs.engine import registry
 
 HEADER = """\
 .. _catalogue:

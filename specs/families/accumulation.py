@@ -4,13 +4,13 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import Tolerance, expect, expect_close
-from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
-from .registry import Change, Family, rule
-from .program import Program, Step
-from .strategies import programs, shapes, tensors
-from .versions import at_least
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
+from specs.engine.registry import Change, Family, rule
+from specs.generators.program import Program, Step
+from specs.generators.strategies import programs, shapes, tensors
+from specs.engine.versions import at_least
 
 FAMILY = Family(
     name="accumulation",

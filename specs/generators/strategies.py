@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from hypothesis import strategies as st
 
-from .program import LAYOUTS, Program, Step, TensorSpec
+from specs.generators.program import LAYOUTS, Program, Step, TensorSpec
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
 MAX_NDIM = 4

@@ -8,11 +8,11 @@ import torch
 from hypothesis import strategies as st
 from torch.autograd.function import once_differentiable
 
-from .contracts import ErrorContract, Phase
-from .expect import EXACT, Tolerance, expect, expect_close
-from .oracles import FD_TOLERANCE, finite_difference_gradients
-from .registry import Family, rule
-from .strategies import tensors
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import EXACT, Tolerance, expect, expect_close
+from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
+from specs.engine.registry import Family, rule
+from specs.generators.strategies import tensors
 
 FAMILY = Family(
     name="custom-function",

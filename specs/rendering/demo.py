@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hypothesis
 
-from . import registry, versions
+from specs.engine import registry, versions
 
 DOCS_SETTINGS = hypothesis.settings(
     max_examples=10,

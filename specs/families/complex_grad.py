@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import Tolerance, expect, expect_close
-from .oracles import FD_STEP, FD_TOLERANCE
-from .program import _compiled
-from .registry import Family, rule
-from .strategies import programs, tensors
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.oracles import FD_STEP, FD_TOLERANCE
+from specs.generators.program import _compiled
+from specs.engine.registry import Family, rule
+from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
     name="complex-grad",

@@ -6,12 +6,12 @@ import math
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase, WarningContract
-from .expect import Tolerance, expect, expect_close
-from .oracles import FD_TOLERANCE, intermediate_gradient
-from .registry import Change, Family, rule
-from .strategies import programs, tensors
-from .versions import at_least
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.oracles import FD_TOLERANCE, intermediate_gradient
+from specs.engine.registry import Change, Family, rule
+from specs.generators.strategies import programs, tensors
+from specs.engine.versions import at_least
 
 FAMILY = Family(
     name="higher-order",

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .expect import Tolerance
+from specs.engine.expect import Tolerance
 
 #: Step of the central difference.  Truncation error is O(h^2) ~ 1e-12 times the third
 #: derivative, rounding error ~ 1e-16 * |f| / h ~ 1e-10 * |f|: both far below the tolerances.

@@ -7,11 +7,11 @@ import warnings
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import Tolerance, expect, expect_close
-from .oracles import DTYPE_TOLERANCE
-from .registry import Family, rule
-from .strategies import programs, tensors
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.oracles import DTYPE_TOLERANCE
+from specs.engine.registry import Family, rule
+from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
     name="vjp",

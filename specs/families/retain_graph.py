@@ -6,10 +6,10 @@ import weakref
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import Tolerance, expect, expect_close
-from .registry import Family, rule
-from .strategies import OPS_BY_NAME, programs
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.registry import Family, rule
+from specs.generators.strategies import OPS_BY_NAME, programs
 
 FAMILY = Family(
     name="retain-graph",

@@ -94,7 +94,7 @@ def load(path: str | Path) -> dict[str, Any]:
     torch_version = data["environment"].get("torch") if isinstance(data["environment"], dict) else None
     if not isinstance(torch_version, str):
         raise ReportError(f"report {path} does not say which torch it ran on (environment.torch)")
-    from . import versions
+    from specs.engine import versions
 
     try:
         versions.parse(torch_version)

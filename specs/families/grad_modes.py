@@ -7,10 +7,10 @@ import threading
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import EXACT, Tolerance, expect, expect_close
-from .registry import Change, Family, observe, rule
-from .strategies import programs, tensors
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import EXACT, Tolerance, expect, expect_close
+from specs.engine.registry import Change, Family, observe, rule
+from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
     name="grad-modes",

@@ -7,11 +7,11 @@ from dataclasses import replace
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import EXACT, expect, expect_close
-from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients
-from .registry import Change, Family, rule
-from .strategies import OPS_BY_NAME, programs, tensors
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import EXACT, expect, expect_close
+from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients
+from specs.engine.registry import Change, Family, rule
+from specs.generators.strategies import OPS_BY_NAME, programs, tensors
 
 FAMILY = Family(
     name="inplace",

@@ -12,8 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .expect import Violation
-from .registry import observe
+from specs.engine.expect import Violation
+from specs.engine.registry import observe
 
 
 class Phase(enum.Enum):

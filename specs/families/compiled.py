@@ -10,11 +10,11 @@ import functools
 import torch
 from hypothesis import strategies as st
 
-from .expect import Tolerance, expect, expect_close
-from .custom_function import Cube
-from .program import Program, Step
-from .registry import Family, Feature, rule
-from .strategies import tensors
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.families.custom_function import Cube
+from specs.generators.program import Program, Step
+from specs.engine.registry import Family, Feature, rule
+from specs.generators.strategies import tensors
 
 FAMILY = Family(
     name="compiled",

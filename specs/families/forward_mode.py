@@ -7,11 +7,11 @@ import warnings
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import Tolerance, expect, expect_close
-from .oracles import FD_STEP, FD_TOLERANCE, float64_copies
-from .registry import Family, Feature, rule
-from .strategies import programs, tensors
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.oracles import FD_STEP, FD_TOLERANCE, float64_copies
+from specs.engine.registry import Family, Feature, rule
+from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
     name="forward-mode",

@@ -11,9 +11,9 @@ from dataclasses import replace
 import torch
 from hypothesis import strategies as st
 
-from .expect import Tolerance, expect, expect_close
-from .registry import Family, rule
-from .strategies import FLOAT_DTYPES, shapes, tensors
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.registry import Family, rule
+from specs.generators.strategies import FLOAT_DTYPES, shapes, tensors
 
 FAMILY = Family(
     name="kinks",

@@ -1,9 +1,9 @@
 """The semantic diff of two reports: which rules changed between two releases (or two runs).
 
-    python -m specs.diff build/reports/torch-2.13.0.json build/reports/torch-2.15.0.json \
+    python -m specs.reporting.diff build/reports/torch-2.13.0.json build/reports/torch-2.15.0.json \
         --markdown build/diffs/2.13.0-to-2.15.0.md --html build/diffs/2.13.0-to-2.15.0.html
 
-A change that a rule's recorded history explains (a :class:`~specs.registry.Change` at a release
+A change that a rule's recorded history explains (a :class:`~specs.engine.registry.Change` at a release
 between the two) is *expected history*; any other change of outcome is a *regression to look at*
 (or a fix).  Error and warning messages are compared as templates (numbers and sizes blanked), so
 a changed wording is reported without noise from the generated examples.
@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import report, versions
+from specs.reporting import report
+
+from specs.engine import versions
 
 KINDS = {
     "regression": "Regressions to look at",
@@ -129,7 +131,7 @@ def compare(before: dict[str, Any], after: dict[str, Any],
 def _benchmarks(before: dict[str, Any], after: dict[str, Any],
                 summaries: tuple[dict | None, dict | None] | None = None) -> list[Difference]:
     """Benchmarks that :func:`specs.bench.compare` flags between the two releases' summaries."""
-    from . import bench
+    from specs.bench import core as bench
 
     old, new = summaries or (None, None)
     if not old or not new:
@@ -153,7 +155,7 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
 def benchmark_summaries(before: dict[str, Any], after: dict[str, Any],
                         committed_only: bool = False) -> tuple[dict | None, dict | None]:
     """The benchmark summaries of the two reports' releases, None for a release without one."""
-    from . import bench
+    from specs.bench import core as bench
 
     return (bench.find(before["environment"]["torch"], committed_only),
             bench.find(after["environment"]["torch"], committed_only))
@@ -235,7 +237,7 @@ def render_html(before, after, differences: list[Difference]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m specs.diff", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m specs.reporting.diff", description=__doc__.split("\n\n")[0])
     parser.add_argument("before", help="the baseline report (JSON)")
     parser.add_argument("after", help="the report to compare with it (JSON)")
     parser.add_argument("--markdown", type=Path, help="also write the diff as Markdown here")

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
-from .contracts import ErrorContract, Phase
-from .expect import Tolerance, expect, expect_close
-from .oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
-from .registry import Change, Family, Feature, rule
-from .strategies import programs, tensors
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
+from specs.engine.registry import Change, Family, Feature, rule
+from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
     name="hooks",

@@ -1,0 +1,1 @@
+"""Benchmarks as measured laws: the benchmark programs, summaries, comparison, counting and rendering."""

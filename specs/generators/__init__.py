@@ -1,0 +1,1 @@
+"""What rules are checked over: hypothesis strategies for tensors and generated differentiable programs."""

@@ -1,0 +1,1 @@
+"""What the documentation uses: ``law()`` for gallery pages and the graph pictures."""
