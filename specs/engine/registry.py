@@ -79,6 +79,8 @@ class RunResult:
     seconds: float
     observations: list[str]
     sample: dict[str, Any] | None
+    #: values recorded with :func:`record` on the rule's explicit (canonical) examples
+    observed: dict[str, Any] = field(default_factory=dict)
 
 
 class RuleFailed(AssertionError):
@@ -100,6 +102,11 @@ class Rule:
     history: tuple[Change, ...] = ()
     contracts: tuple[Any, ...] = ()
     requires: tuple[Feature, ...] = ()
+    #: explicit examples (keyword arguments of the check), run first on every release: the
+    #: canonical inputs whose :func:`record`-ed observations the release diff compares
+    examples: tuple[dict[str, Any], ...] = ()
+    #: the PyTorch tests or documentation sections that establish the same behaviour
+    references: tuple[str, ...] = ()
     module: str = ""
     source: tuple[str, int] = ("", 0)
 
@@ -133,8 +140,10 @@ class Rule:
             calls["n"] += 1
             if observer.sample is None or _size(kwargs) > _size(observer.sample):
                 observer.sample = dict(kwargs)
+            observer.canonical = self.is_explicit(kwargs)
             with Isolated() as guard:
                 self.function(*args, **kwargs)
+            observer.canonical = False
             if guard.leaks:
                 from specs.engine.expect import Violation
 
@@ -146,6 +155,8 @@ class Rule:
         if self.given:
             if settings is not None:
                 test = settings(test)
+            for example in reversed(self.examples):
+                test = hypothesis.example(**example)(test)
             test = hypothesis.given(**self.given)(test)
         started = time.perf_counter()
         _ACTIVE.observer = observer
@@ -155,13 +166,20 @@ class Rule:
             raise RuleFailed(self, explain(self, exc), exc) from exc
         finally:
             _ACTIVE.observer = None
-        return RunResult(calls["n"], time.perf_counter() - started, observer.seen, observer.sample)
+        return RunResult(calls["n"], time.perf_counter() - started, observer.seen, observer.sample,
+                         observer.values)
+
+    def is_explicit(self, kwargs: dict[str, Any]) -> bool:
+        """Whether ``kwargs`` is one of this rule's explicit examples (hypothesis passes them as given)."""
+        return any(all(kwargs.get(k) is v for k, v in example.items()) for example in self.examples)
 
 
 class _Observer:
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.sample: dict[str, Any] | None = None
+        self.values: dict[str, Any] = {}
+        self.canonical = False
 
 
 _ACTIVE = threading.local()
@@ -172,6 +190,18 @@ def observe(text: str) -> None:
     observer = getattr(_ACTIVE, "observer", None)
     if observer is not None and text not in observer.seen and len(observer.seen) < 20:
         observer.seen.append(text)
+
+
+def record(name: str, value: Any) -> None:
+    """Record what the rule observed on its canonical (explicit) examples, for the release diff.
+
+    ``value`` must be JSON-serializable (numbers, strings, lists, dicts; round floats yourself).
+    Recorded only while an explicit example (``rule(..., examples=...)``) runs, so that the same
+    inputs are compared on every release; on generated examples it does nothing.
+    """
+    observer = getattr(_ACTIVE, "observer", None)
+    if observer is not None and observer.canonical:
+        observer.values[name] = value
 
 
 def _size(kwargs: dict[str, Any]) -> int:
@@ -239,6 +269,8 @@ def rule(
     history: tuple[Change, ...] = (),
     contracts: tuple[Any, ...] = (),
     requires: tuple[Feature, ...] = (),
+    examples: tuple[dict[str, Any], ...] = (),
+    references: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register the decorated function as the check of rule ``rule_id``."""
 
@@ -259,6 +291,8 @@ def rule(
             history=tuple(history),
             contracts=tuple(contracts),
             requires=tuple(requires),
+            examples=tuple(examples),
+            references=tuple(references),
             module=function.__module__,
             source=(code.co_filename, code.co_firstlineno),
         )
