@@ -47,28 +47,36 @@ def torch_requirements(release: str) -> list[str]:
 
 
 def install(session: nox.Session, group: str) -> str:
-    """Install torch and a dependency group, skipping pip when nothing changed since last time."""
+    """Install torch, a dependency group and this project (editable), skipping pip when nothing changed."""
     release = torch_release(session)
     requirements = [*torch_requirements(release), *nox.project.dependency_groups(PYPROJECT, group)]
-    digest = hashlib.sha256(json.dumps(requirements).encode()).hexdigest()
+    metadata = (ROOT / "pyproject.toml").read_text()
+    digest = hashlib.sha256(json.dumps([requirements, metadata]).encode()).hexdigest()
     stamp = Path(session.virtualenv.location) / ".autograd-spec-installed"
     if stamp.exists() and stamp.read_text() == digest:
         session.log(f"environment up to date: {', '.join(requirements)}")
     else:
         session.install("--upgrade", "pip", env=PIP_ENV)
         session.install(*requirements, env=PIP_ENV)
+        session.install("--no-deps", "-e", ".", env=PIP_ENV)
         stamp.write_text(digest)
     return release
+
+
+def profile_arguments(posargs: list[str]) -> list[str]:
+    """``--hypothesis-profile=ci`` unless the user chose one (``AUTOGRAD_SPEC_PROFILE`` is an alias)."""
+    if any(a.startswith("--hypothesis-profile") for a in posargs):
+        return []
+    return [f"--hypothesis-profile={os.environ.get('AUTOGRAD_SPEC_PROFILE', 'ci')}"]
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run every rule, every gallery script and the meta-tests; write the JSON report."""
     install(session, "tests")
-    env = {"AUTOGRAD_SPEC_PROFILE": os.environ.get("AUTOGRAD_SPEC_PROFILE", "ci"), "OMP_NUM_THREADS": "1"}
     # One pytest worker per core (pytest-xdist); the JSON report is gathered in the main process.
     session.run("python", "-m", "pytest", "-n", os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"),
-                *session.posargs, env=env)
+                *profile_arguments(session.posargs), *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session
@@ -185,10 +193,9 @@ def _check(session: nox.Session, release: str) -> Path:
         stamp.write_text(digest)
     report_path = ROOT / "build" / "reports" / f"torch-{release}.json"
     # Exit status 1 means rules failed: that is the finding, written to the report, not an error.
-    session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "auto", "tests/test_rules.py",
-                f"--spec-report={report_path}", external=True, success_codes=[0, 1],
-                env={"AUTOGRAD_SPEC_PROFILE": os.environ.get("AUTOGRAD_SPEC_PROFILE", "ci"),
-                     "OMP_NUM_THREADS": "1"})
+    session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "auto", "specs/test_rules.py",
+                f"--spec-report={report_path}", *profile_arguments([]), external=True, success_codes=[0, 1],
+                env={"OMP_NUM_THREADS": "1"})
     return report_path
 
 

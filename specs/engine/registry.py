@@ -14,6 +14,7 @@ rule function is run under :func:`hypothesis.given` with the settings in force w
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import pkgutil
@@ -125,49 +126,61 @@ class Rule:
 
     def known_failure(self) -> str | None:
         """The reason this rule is known to fail on the installed torch, if it is."""
-        for entry in known_failures():
+        for entry in all_known_failures():
             if entry.rule == self.id and versions.matches(entry.releases, versions.installed_text()):
                 return entry.reason
         return None
 
-    def run(self, settings: hypothesis.settings | None = None) -> RunResult:
-        """Check the rule; raise :class:`RuleFailed` with an explanation when it does not hold."""
-        observer = _Observer()
-        calls = {"n": 0}
+    def hypothesis_test(self, settings: hypothesis.settings | None = None) -> Callable[[], None]:
+        """This rule as a hypothesis test: ``@given(**given)`` with its explicit examples first.
+
+        Each example runs isolated (a leak of global state fails it) and is counted by the
+        observer that :func:`observing` has made active, if any.  Without ``settings`` the test
+        follows the hypothesis profile in force when it runs.
+        """
+        rule = self
 
         @functools.wraps(self.function)
         def one_example(*args, **kwargs):
-            calls["n"] += 1
+            observer = getattr(_ACTIVE, "observer", None) or _Observer()
+            observer.examples += 1
             if observer.sample is None or _size(kwargs) > _size(observer.sample):
                 observer.sample = dict(kwargs)
-            observer.canonical = self.is_explicit(kwargs)
-            with Isolated() as guard:
-                self.function(*args, **kwargs)
-            observer.canonical = False
+            observer.canonical = rule.is_explicit(kwargs)
+            try:
+                with Isolated() as guard:
+                    rule.function(*args, **kwargs)
+            finally:
+                observer.canonical = False
             if guard.leaks:
                 from specs.engine.expect import Violation
 
-                raise Violation(
-                    "the check left global autograd state changed", "no change", guard.leaks
-                )
+                raise Violation("the check left global autograd state changed", "no change", guard.leaks)
 
         test = one_example
-        if self.given:
-            if settings is not None:
-                test = settings(test)
-            for example in reversed(self.examples):
-                test = hypothesis.example(**example)(test)
-            test = hypothesis.given(**self.given)(test)
-        started = time.perf_counter()
-        _ACTIVE.observer = observer
-        try:
-            test()
-        except Exception as exc:
-            raise RuleFailed(self, explain(self, exc), exc) from exc
-        finally:
-            _ACTIVE.observer = None
-        return RunResult(calls["n"], time.perf_counter() - started, observer.seen, observer.sample,
-                         observer.values)
+        if settings is not None:
+            test = settings(test)
+        for example in reversed(self.examples):
+            test = hypothesis.example(**example)(test)
+        test = hypothesis.given(**self.given)(test)
+        test.autograd_spec_rule = self.id
+        return test
+
+    @property
+    def test_name(self) -> str:
+        """The name of this rule's pytest test: ``test_<family>__<name>`` in identifier form."""
+        family, name = self.id.split(".", 1)
+        return "test_" + family.replace("-", "_") + "__" + name.replace("-", "_")
+
+    def run(self, settings: hypothesis.settings | None = None) -> RunResult:
+        """Check the rule; raise :class:`RuleFailed` with an explanation when it does not hold."""
+        test = self.hypothesis_test(settings)
+        with observing() as observer:
+            try:
+                test()
+            except Exception as exc:
+                raise RuleFailed(self, explain(self, exc), exc) from exc
+        return observer.result()
 
     def is_explicit(self, kwargs: dict[str, Any]) -> bool:
         """Whether ``kwargs`` is one of this rule's explicit examples (hypothesis passes them as given)."""
@@ -175,14 +188,33 @@ class Rule:
 
 
 class _Observer:
+    """What one check of a rule saw: examples run, messages, recorded values, the largest example."""
+
     def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.examples = 0
         self.seen: list[str] = []
         self.sample: dict[str, Any] | None = None
         self.values: dict[str, Any] = {}
         self.canonical = False
 
+    def result(self) -> RunResult:
+        return RunResult(self.examples, time.perf_counter() - self.started, self.seen, self.sample, self.values)
+
 
 _ACTIVE = threading.local()
+
+
+@contextlib.contextmanager
+def observing():
+    """Make a fresh observer active for the checks run inside the block (one rule at a time)."""
+    observer = _Observer()
+    previous = getattr(_ACTIVE, "observer", None)
+    _ACTIVE.observer = observer
+    try:
+        yield observer
+    finally:
+        _ACTIVE.observer = previous
 
 
 def observe(text: str) -> None:
@@ -217,7 +249,7 @@ def explain(rule: Rule, exc: BaseException) -> str:
     ]
     if notes:
         lines.append("  hypothesis: " + notes.replace("\n", "\n    "))
-    lines.append(f'  re-run: python -m pytest "tests/test_rules.py::test_rule[{rule.id}]"')
+    lines.append(f"  re-run: python -m pytest --pyargs specs -k {rule.test_name}")
     return "\n".join(lines)
 
 
@@ -236,7 +268,11 @@ KNOWN_FAILURES_FILE = Path(__file__).resolve().parents[1] / "known-failures.txt"
 def known_failures(path: Path = KNOWN_FAILURES_FILE) -> tuple[KnownFailure, ...]:
     """Parse the known-failures file; a malformed line is an error naming the line."""
     entries = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text_lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"known-failures file {path} cannot be read: {exc}") from None
+    for number, line in enumerate(text_lines, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -249,6 +285,17 @@ def known_failures(path: Path = KNOWN_FAILURES_FILE) -> tuple[KnownFailure, ...]
             raise RegistryError(f"{path.name}:{number}: {exc}") from None
         entries.append(KnownFailure(match.group(1), match.group(2), match.group(3), number))
     return tuple(entries)
+
+
+#: Known-failure files a user added (``--known-failures FILE``), read after the built-in one.
+USER_KNOWN_FAILURES: list[Path] = []
+
+
+def all_known_failures() -> tuple[KnownFailure, ...]:
+    entries = known_failures()
+    for path in USER_KNOWN_FAILURES:
+        entries += known_failures(path)
+    return entries
 
 
 REGISTRY: dict[str, Rule] = {}

@@ -1,0 +1,253 @@
+"""The pytest plugin: hypothesis profiles, state isolation, known failures and the JSON report.
+
+Installed with the package (entry point ``pytest11``), it is active only in a run of the
+specification: ``pytest --pyargs specs``, ``autograd-spec check``, or any pytest run inside this
+project's checkout.  Elsewhere it does nothing, so other projects' test suites are unaffected.
+
+The hypothesis profile is chosen the standard way, ``--hypothesis-profile=ci|dev|thorough``
+(``AUTOGRAD_SPEC_PROFILE`` is kept as an alias); without either, ``ci`` under CI and ``dev``
+otherwise.  The header and the report name the profile that actually ran.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import hypothesis
+import pytest
+
+from specs.engine import registry
+from specs.engine.expect import Violation
+from specs.engine.state import Isolated
+from specs.reporting import report as spec_report
+
+PROFILE_VARIABLE = "AUTOGRAD_SPEC_PROFILE"
+PROFILES = ("ci", "dev", "thorough")
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.data_too_large],
+)
+hypothesis.settings.register_profile("ci", max_examples=25, derandomize=True, database=None, **_COMMON)
+hypothesis.settings.register_profile("dev", max_examples=50, **_COMMON)
+hypothesis.settings.register_profile("thorough", max_examples=1000, **_COMMON)
+
+_PACKAGE = Path(__file__).resolve().parent
+_ACTIVE = pytest.StashKey[bool]()
+_PROFILE = pytest.StashKey[str]()
+_REPORT_PATH = pytest.StashKey[Path]()
+_WRITTEN = pytest.StashKey[dict]()
+_PROPERTY = "autograd-spec-rule"
+_COLLECTED: dict[str, spec_report.RuleRecord] = {}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("autograd-spec", "autograd-spec: the executable specification of autograd")
+    group.addoption(
+        "--spec-report",
+        default=None,
+        metavar="PATH",
+        help="where to write the JSON report (default: build/reports/torch-<version>.json)",
+    )
+    group.addoption(
+        "--known-failures",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file of known failures ('<rule-id> <releases> : <reason>' per line), "
+        "added to the built-in list; may be given several times",
+    )
+    group.addoption(
+        "--autograd-spec",
+        action="store_true",
+        default=False,
+        help="treat this run as a run of the specification (set by `autograd-spec check`)",
+    )
+
+
+def _is_spec_run(config) -> bool:
+    if config.getoption("--autograd-spec"):
+        return True
+    if (Path(str(config.rootpath)) / "specs" / "plugin.py").resolve() == Path(__file__).resolve():
+        return True
+    for arg in config.args:
+        target = str(arg).split("::")[0]
+        if config.getoption("pyargs", False) and target.split(".")[0] == "specs":
+            return True
+        try:
+            path = Path(target).resolve()
+        except OSError:
+            continue
+        if path == _PACKAGE or _PACKAGE in path.parents:
+            return True
+    return False
+
+
+def selected_profile(config) -> str:
+    name = (
+        config.getoption("--hypothesis-profile", None)
+        or os.environ.get(PROFILE_VARIABLE)
+        or ("ci" if os.environ.get("CI") else "dev")
+    )
+    if name not in PROFILES:
+        raise pytest.UsageError(f"hypothesis profile {name!r} is not one of this suite's profiles {PROFILES}")
+    return name
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    active = _is_spec_run(config)
+    config.stash[_ACTIVE] = active
+    if not active:
+        return
+    profile = selected_profile(config)
+    hypothesis.settings.load_profile(profile)
+    config.stash[_PROFILE] = profile
+    for name in config.getoption("--known-failures"):
+        path = Path(name)
+        try:
+            registry.known_failures(path)
+        except registry.RegistryError as error:
+            raise pytest.UsageError(str(error)) from None
+        registry.USER_KNOWN_FAILURES.append(path)
+    default = Path("build") / "reports" / f"torch-{_torch_version()}.json"
+    config.stash[_REPORT_PATH] = Path(config.getoption("--spec-report") or default)
+    _COLLECTED.clear()
+    # torch's first forward-AD use warns that torch.jit.script is deprecated; not a finding here.
+    warnings.filterwarnings(
+        "ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning
+    )
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
+
+
+def pytest_report_header(config):
+    if not config.stash.get(_ACTIVE, False):
+        return None
+    import torch
+
+    current = hypothesis.settings.default
+    return [
+        f"autograd-spec: torch {torch.__version__}, hypothesis profile "
+        f"{hypothesis.settings.get_current_profile_name()!r} (max_examples={current.max_examples}, "
+        f"derandomize={current.derandomize}; choose with --hypothesis-profile=ci|dev|thorough)",
+        f"autograd-spec: JSON report -> {config.stash[_REPORT_PATH]}",
+    ]
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(request):
+    """Fail a test that leaks grad mode, anomaly mode or the default dtype; restore seeds."""
+    if not request.config.stash.get(_ACTIVE, False):
+        yield
+        return
+    with Isolated() as guard:
+        yield
+    if guard.leaks:
+        pytest.fail(f"test leaked global autograd state (restored now): {guard.leaks}", pytrace=False)
+
+
+def rule_of(item) -> registry.Rule | None:
+    rule_id = getattr(getattr(item, "obj", None), "autograd_spec_rule", None)
+    return registry.get(rule_id) if rule_id else None
+
+
+def _record(item, rule: registry.Rule, outcome: str, **details) -> None:
+    entry = spec_report.RuleRecord(
+        id=rule.id,
+        family=rule.family,
+        statement=rule.statement,
+        since=rule.since,
+        outcome=outcome,
+        history=[{"version": c.version, "what": c.what} for c in rule.history],
+        **details,
+    )
+    item.user_properties.append((_PROPERTY, entry.__dict__))
+
+
+def pytest_runtest_setup(item):
+    rule = rule_of(item)
+    if rule is None:
+        return
+    reason = rule.not_applicable()
+    if reason:
+        _record(item, rule, "not-applicable", reason=reason)
+        pytest.skip(f"{rule.id}: {reason}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    rule = rule_of(item)
+    if rule is None:
+        return (yield)
+    known = rule.known_failure()
+    with registry.observing() as observer:
+        try:
+            outcome = yield
+        except (pytest.skip.Exception, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure of a rule is reported
+            message = registry.explain(rule, exc)
+            if known:
+                _record(item, rule, "known-failure", failure=message[:4000], known=known, examples=observer.examples)
+                raise pytest.xfail.Exception(
+                    f"known failure on this torch ({known}); the report holds the details"
+                ) from None
+            _record(item, rule, "failed", failure=message[:4000], examples=observer.examples)
+            if isinstance(exc, Violation):
+                raise pytest.fail.Exception(message, pytrace=False) from None
+            raise
+    result = observer.result()
+    if known:
+        warnings.warn(
+            f"{rule.id} is listed as a known failure for this torch but held: remove or narrow the entry ({known})",
+            UserWarning,
+        )
+    _record(
+        item,
+        rule,
+        "passed",
+        examples=result.examples,
+        seconds=round(result.seconds, 4),
+        observations=result.observations,
+    )
+    return outcome
+
+
+def pytest_runtest_logreport(report):
+    for name, value in getattr(report, "user_properties", ()):
+        if name == _PROPERTY:
+            _COLLECTED[value["id"]] = spec_report.RuleRecord(**value)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if not config.stash.get(_ACTIVE, False) or hasattr(config, "workerinput"):
+        return  # not a spec run, or an xdist worker: the main process writes the report
+    if not _COLLECTED:
+        return
+    data = spec_report.build(
+        list(_COLLECTED.values()), config.stash[_PROFILE], len(registry.rules())
+    )
+    spec_report.write(data, config.stash[_REPORT_PATH])
+    config.stash[_WRITTEN] = data
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    written = config.stash.get(_WRITTEN, None)
+    if not written:
+        return
+    terminalreporter.section("autograd-spec rules by family")
+    for line in spec_report.format_summary(written["summary"]):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(
+        f"report written to {config.stash[_REPORT_PATH]}"
+        + ("" if written["complete"] else " (partial run: not every rule ran)")
+    )
+
