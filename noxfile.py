@@ -1,4 +1,4 @@
-"""Sessions: ``tests`` (the specification), ``docs`` (the site) and ``bench`` (timings).
+"""Sessions: ``tests`` (the specification), ``docs`` (the site), ``lint``, ``bench`` (timings), ``release``.
 
 The torch release is chosen with ``AUTOGRAD_SPEC_TORCH`` (default 2.13.0).  Environments are
 reused between runs and re-installed only when what they need changes.
@@ -77,6 +77,15 @@ def tests(session: nox.Session) -> None:
     # One pytest worker per core (pytest-xdist); the JSON report is gathered in the main process.
     session.run("python", "-m", "pytest", "-n", os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"),
                 *profile_arguments(session.posargs), *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check the house style: `ruff check` and `ruff format --check` (`nox -s lint -- --fix` fixes)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    fix = "--fix" in session.posargs
+    session.run("ruff", "check", *(["--fix"] if fix else []), ".")
+    session.run("ruff", "format", *([] if fix else ["--check"]), ".")
 
 
 @nox.session
