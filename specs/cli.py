@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="your own known-failures file, added to the built-in list (repeatable)")
     check.add_argument("--profile", choices=("ci", "dev", "thorough"),
                        help="hypothesis profile (default: ci under CI, else dev)")
+    check.add_argument("--device", help="create the rules' tensors on this device, e.g. cuda (default: cpu)")
     check.add_argument("-n", "--workers", default=None,
                        help="pytest-xdist workers ('auto': one per core; default: auto when xdist is installed)")
 
@@ -81,6 +82,8 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
         argv.append(f"--known-failures={path}")
     if args.profile:
         argv.append(f"--hypothesis-profile={args.profile}")
+    if args.device:
+        argv.append(f"--spec-device={args.device}")
     workers = args.workers
     if workers is None and importlib.util.find_spec("xdist") is not None:
         workers = "auto"

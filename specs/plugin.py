@@ -60,6 +60,12 @@ def pytest_addoption(parser):
         "added to the built-in list; may be given several times",
     )
     group.addoption(
+        "--spec-device",
+        default=None,
+        metavar="DEVICE",
+        help="create the rules' tensors on this device (torch.set_default_device, e.g. cuda); default cpu",
+    )
+    group.addoption(
         "--autograd-spec",
         action="store_true",
         default=False,
@@ -112,6 +118,17 @@ def pytest_configure(config):
         except registry.RegistryError as error:
             raise pytest.UsageError(str(error)) from None
         registry.USER_KNOWN_FAILURES.append(path)
+    device = config.getoption("--spec-device")
+    if device:
+        import torch
+
+        if not hasattr(torch, "set_default_device"):
+            raise pytest.UsageError(f"--spec-device needs torch >= 2.0 (installed: {torch.__version__})")
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as error:
+            raise pytest.UsageError(f"--spec-device {device}: {str(error).splitlines()[0]}") from None
+        torch.set_default_device(device)
     default = Path("build") / "reports" / f"torch-{_torch_version()}.json"
     config.stash[_REPORT_PATH] = Path(config.getoption("--spec-report") or default)
     _COLLECTED.clear()
@@ -137,7 +154,8 @@ def pytest_report_header(config):
         f"autograd-spec: torch {torch.__version__}, hypothesis profile "
         f"{hypothesis.settings.get_current_profile_name()!r} (max_examples={current.max_examples}, "
         f"derandomize={current.derandomize}; choose with --hypothesis-profile=ci|dev|thorough)",
-        f"autograd-spec: JSON report -> {config.stash[_REPORT_PATH]}",
+        f"autograd-spec: tensors on {config.getoption('--spec-device') or 'cpu'}; hypothesis seed "
+        f"{config.getoption('--hypothesis-seed', None) or '(none given)'}; JSON report -> {config.stash[_REPORT_PATH]}",
     ]
 
 
