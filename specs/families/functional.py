@@ -69,7 +69,7 @@ NOT_A_TENSOR = ErrorContract(
 
 #: Inputs of at most this many elements: a Jacobian costs one backward pass per output element and
 #: a Hessian one double backward per input element, and small ones reach every behaviour checked.
-SMALL = 6
+SMALL = 4
 #: Programs of one float64 input: the functions the API is checked on.
 functions = programs(max_leaves=1, max_ops=4, dtypes=(torch.float64,), zero_size=False).filter(
     lambda p: p.leaves[0].numel <= SMALL)

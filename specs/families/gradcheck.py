@@ -158,14 +158,14 @@ class DetachedCube(torch.autograd.Function):
         return g * 3 * x.detach() ** 2
 
 
-#: Inputs of at most 6 float64 elements: gradcheck's slow mode costs two evaluations per element.
+#: Inputs of at most 4 float64 elements: gradcheck's slow mode costs two evaluations per element.
 small = tensors(dtypes=(torch.float64,), max_ndim=2, layouts=("contiguous",), zero_size=False).filter(
-    lambda s: s.numel <= 6)
+    lambda s: s.numel <= 4)
 #: Errors far above gradcheck's float64 tolerance (atol=1e-5, rtol=1e-3 of |cos x| <= 1).
 errors = st.sampled_from((0.01, -0.5, 1.0))
 #: Generated programs for "gradcheck accepts what autograd computes": small, float64.
 functions = programs(max_leaves=1, max_ops=4, dtypes=(torch.float64,), zero_size=False).filter(
-    lambda p: p.leaves[0].numel <= 6)
+    lambda p: p.leaves[0].numel <= 4)
 X = tensor((0.5, -1.0, 1.5), (3,))
 MIXED = one_line_program("torch.tanh(x0) * x0.sum() + x0 ** 2", tensor((0.25, -0.5, 1.0, 2.0), (2, 2)))
 
@@ -338,7 +338,7 @@ def gradgradcheck_catches_a_wrong_double_backward(x):
 
 @rule("gradcheck.float32-inputs-warn", section=BEYOND, docs="gradcheck-guards",
       given=dict(x=tensors(dtypes=(torch.float32,), max_ndim=2, layouts=("contiguous",), zero_size=False).filter(
-          lambda s: s.numel <= 6)),
+          lambda s: s.numel <= 4)),
       contracts=(NOT_DOUBLE,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_validates_inputs",
                   "docs: torch.autograd.gradcheck (double precision)"))
