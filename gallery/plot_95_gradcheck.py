@@ -10,7 +10,12 @@ backward that cannot take undefined gradients or vmap), and the guards around it
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from specs.families.gradcheck import DetachedCube, NondeterministicSine, Sine, SineUndefinedAsOnes
+from specs.families.gradcheck import (
+    DetachedCube,
+    NondeterministicSine,
+    Sine,
+    SineUndefinedAsOnes,
+)
 from specs.rendering.demo import law
 
 x = torch.tensor([0.5, -1.0, 1.5], dtype=torch.float64, requires_grad=True)
