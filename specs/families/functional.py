@@ -133,7 +133,7 @@ def jacobian_matches_finite_differences(program):
            tuple(out.shape) + tuple(x.shape), tuple(jacobian.shape), repro)
     expect_close(jacobian, _finite_difference_jacobian(program, x), FD_TOLERANCE,
                  "the Jacobian against finite differences", repro)
-    record("jacobian", _rounded(jacobian))
+    record(f"jacobian at a {tuple(x.shape)} input", _rounded(jacobian))
 
 
 @rule("functional.vectorize-and-forward-mode-agree", section=BEYOND, docs="functional-strategies",
@@ -146,7 +146,8 @@ def vectorize_and_forward_mode_agree(program):
     rows = AF.jacobian(program, x)
     repro = program.repro("x = x0.detach()", "J = torch.autograd.functional.jacobian(program, x)",
                           "Jv = torch.autograd.functional.jacobian(program, x, vectorize=True)",
-                          'Jf = torch.autograd.functional.jacobian(program, x, vectorize=True, strategy="forward-mode")')
+                          'Jf = torch.autograd.functional.jacobian(program, x, vectorize=True, '
+                          'strategy="forward-mode")')
     expect_close(AF.jacobian(program, x, vectorize=True), rows, ROUNDOFF, "vectorize=True against the default",
                  repro)
     forward = AF.jacobian(program, x, vectorize=True, strategy="forward-mode")
@@ -166,7 +167,8 @@ def vjp_and_jvp_are_jacobian_products(program, data):
     v = _direction(data, out.shape, "v")
     u = _direction(data, x.shape, "u")
     repro = program.repro("x = x0.detach()", "J = torch.autograd.functional.jacobian(program, x)",
-                          "torch.autograd.functional.vjp(program, x, v)", "torch.autograd.functional.jvp(program, x, u)")
+                          "torch.autograd.functional.vjp(program, x, v)",
+                          "torch.autograd.functional.jvp(program, x, u)")
     value, vjp = AF.vjp(program, x, v)
     expect_close(value, out, ROUNDOFF, "the value vjp returns against f(x)", repro)
     expect_close(vjp, (v.reshape(1, -1) @ flat).reshape(x.shape), ROUNDOFF, "vjp against vᵀJ", repro)
@@ -249,6 +251,7 @@ def strict_refuses_independent_outputs(x, api):
 @rule("functional.strict-hessian-refuses-linear-functions", section=BEYOND, docs="functional-strict",
       given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, zero_size=False, requires_grad=False),
                  scale=st.sampled_from((0.5, -2.0, 3.0))),
+      examples=(dict(x=tensor((1.0, -2.0), (2,), requires_grad=False), scale=0.5),),
       contracts=(STRICT_HESSIAN,),
       references=("test_functional.py::TestAutogradFunctional::test_hessian_err_check_strict",
                   "test_functional.py::TestAutogradFunctional::test_hvp_err_check_strict"))
@@ -262,7 +265,8 @@ def strict_hessian_refuses_linear_functions(x, scale):
     repro = f"x = {x.expression()}\ntorch.autograd.functional.hessian(lambda t: ({scale} * t).sum(), x, strict=True)"
     relaxed = AF.hessian(linear, point)
     expect(bool((relaxed == 0).all()), "hessian of a linear function without strict", "zeros", relaxed, repro)
-    STRICT_HESSIAN.check(lambda: linear, backward=lambda f: AF.hessian(f, point, strict=True), repro=repro)
+    message = STRICT_HESSIAN.check(lambda: linear, backward=lambda f: AF.hessian(f, point, strict=True), repro=repro)
+    record("message", message)
 
 
 @rule("functional.options-that-exclude-each-other", section=BEYOND, docs="functional-strategies",
@@ -347,6 +351,7 @@ def create_graph_makes_results_differentiable(program, api, create_graph, grad_e
 @rule("functional.hessian-needs-a-single-element", section=BEYOND, docs="functional-errors",
       given=dict(program=functions, api=st.sampled_from(("hessian", "hvp", "vhp", "vjp")),
                  extra=st.integers(2, 4)),
+      examples=(dict(program=SIN_X, api="hessian", extra=2), dict(program=SIN_X, api="vjp", extra=2)),
       contracts=(NOT_SCALAR, V_NEEDED),
       references=("test_functional.py::TestAutogradFunctional::test_hessian_err_check",
                   "test_functional.py::TestAutogradFunctional::test_vjp_err_check"))
@@ -363,14 +368,17 @@ def hessian_needs_a_single_element(program, api, extra):
         contract, call = NOT_SCALAR, lambda: AF.hessian(several, x)
     else:
         contract, call = NOT_SCALAR, lambda: getattr(AF, api)(several, x, torch.ones_like(x))
-    contract.check(lambda: None, backward=lambda _: call(),
-                   repro=program.repro(f"f = lambda t: program(t).sum() * torch.ones({extra}, dtype=t.dtype)",
-                                       f"torch.autograd.functional.{api}(f, x0.detach(), ...)"))
+    message = contract.check(
+        lambda: None, backward=lambda _: call(),
+        repro=program.repro(f"f = lambda t: program(t).sum() * torch.ones({extra}, dtype=t.dtype)",
+                            f"torch.autograd.functional.{api}(f, x0.detach(), ...)"))
+    record(f"{api} message", message)
 
 
 @rule("functional.inputs-and-outputs-are-tensors", section=BEYOND, docs="functional-errors",
       given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, requires_grad=False),
                  wrong=st.sampled_from(("list input", "float input", "float output"))),
+      examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), wrong="list input"),),
       contracts=(NOT_A_TENSOR,),
       references=("test_functional.py::TestAutogradFunctional::test_jacobian_err_check",))
 def inputs_and_outputs_are_tensors(x, wrong):
@@ -382,5 +390,6 @@ def inputs_and_outputs_are_tensors(x, wrong):
         "float output": (lambda: AF.jacobian(lambda t: 1.5, point), "jacobian(lambda t: 1.5, x)"),
     }
     call, code = calls[wrong]
-    NOT_A_TENSOR.check(lambda: None, backward=lambda _: call(),
-                       repro=f"x = {x.expression()}\ntorch.autograd.functional.{code}")
+    message = NOT_A_TENSOR.check(lambda: None, backward=lambda _: call(),
+                                 repro=f"x = {x.expression()}\ntorch.autograd.functional.{code}")
+    record(f"{wrong} message", message)

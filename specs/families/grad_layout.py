@@ -15,7 +15,7 @@ from specs.engine.expect import EXACT, Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
 from specs.engine.registry import Change, Family, Feature, record, rule
 from specs.generators.examples import tensor
-from specs.generators.strategies import tensors
+from specs.generators.strategies import tensors, value_tuples
 
 FAMILY = Family(
     name="grad-layout",
@@ -106,12 +106,13 @@ def new_grad_copies_dense_leaf_strides(spec, channels_last):
         expect(leaf.grad.is_contiguous(), "the .grad of a leaf that is not dense and non-overlapping",
                "row-major contiguous", leaf.grad.stride(), repro)
     expect_close(leaf.grad, reference.grad, ELEMENTWISE, "the .grad against that of a contiguous copy", repro)
-    record("leaf strides", list(leaf.stride()))
-    record("grad strides", list(leaf.grad.stride()))
+    record(f"{spec.layout} leaf {tuple(leaf.shape)}: leaf and .grad strides",
+           [list(leaf.stride()), list(leaf.grad.stride())])
 
 
 @rule("grad-layout.existing-grad-keeps-its-strides", section=PRACTICAL, docs="grad-layout-strides",
       given=dict(spec=tensors(min_ndim=2, zero_size=False, layouts=("contiguous", "transposed"))),
+      examples=(dict(spec=tensor(tuple(v / 4 for v in range(6)), (3, 2), layout="transposed")),),
       references=("docs: torch.autograd (Default gradient layouts)",
                   "test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference"))
 def existing_grad_keeps_its_strides(spec):
@@ -129,6 +130,7 @@ def existing_grad_keeps_its_strides(spec):
     expect(leaf.grad is existing, "the .grad after backward", "the tensor assigned before", "a new tensor", repro)
     expect(leaf.grad.stride() == strides, "strides of the existing .grad", strides, leaf.grad.stride(), repro)
     expect(bool((leaf.grad == 3.0).all()), "the accumulated values", "1 + 2 everywhere", leaf.grad, repro)
+    record("leaf and .grad strides", [list(leaf.stride()), list(leaf.grad.stride())])
 
 
 MISMATCHES = ("int", "shape", "dtype", "device", "itself")
@@ -183,6 +185,7 @@ def grad_dtype_casts_incoming_gradients(spec, grad_dtype):
 @rule("grad-layout.grad-dtype-is-for-leaves", section=PRACTICAL, docs="grad-layout-grad-dtype",
       since="2.10", requires=(GRAD_DTYPE,),
       given=dict(spec=tensors(zero_size=False), access=st.sampled_from(("set", "read"))), contracts=(LEAVES_ONLY,),
+      examples=(dict(spec=tensor((1.0, 2.0), (2,)), access="set"), dict(spec=tensor((1.0, 2.0), (2,)), access="read")),
       references=("test_autograd.py::TestAutograd::test_grad_dtype",))
 def grad_dtype_is_for_leaves(spec, access):
     """grad_dtype belongs to leaves: reading or setting it on a non-leaf raises a RuntimeError."""
@@ -205,6 +208,7 @@ def grad_dtype_is_for_leaves(spec, access):
 @rule("grad-layout.grad-dtype-none-accepts-any-dtype", section=PRACTICAL, docs="grad-layout-grad-dtype",
       since="2.10", requires=(GRAD_DTYPE,),
       given=dict(spec=tensors(zero_size=False, layouts=("contiguous",)), grad_dtype=st.sampled_from(DTYPES)),
+      examples=(dict(spec=tensor((0.5, -1.0), (2,)), grad_dtype=torch.float32),),
       references=("test_autograd.py::TestAutograd::test_grad_dtype",))
 def grad_dtype_none_accepts_any_dtype(spec, grad_dtype):
     """With grad_dtype = None a .grad of any floating dtype may be assigned, and backward accumulates into it in that dtype."""
@@ -219,11 +223,13 @@ def grad_dtype_none_accepts_any_dtype(spec, grad_dtype):
     expect(leaf.grad is existing and leaf.grad.dtype == grad_dtype, "the .grad after backward",
            f"the assigned {grad_dtype} tensor", f"{leaf.grad.dtype}, same object: {leaf.grad is existing}", repro)
     expect_close(leaf.grad, expected, CAST, "the accumulated .grad", repro)
+    record(".grad dtype", str(leaf.grad.dtype))
 
 
 @rule("grad-layout.grad-dtype-is-locked-while-grad-exists", section=PRACTICAL, docs="grad-layout-grad-dtype",
       since="2.10", requires=(GRAD_DTYPE,),
       given=dict(spec=tensors(zero_size=False, layouts=("contiguous",))), contracts=(LOCKED,),
+      examples=(dict(spec=tensor((0.5, -1.0), (2,))),),
       references=("test_autograd.py::TestAutograd::test_grad_dtype",))
 def grad_dtype_is_locked_while_grad_exists(spec):
     """Changing grad_dtype to a dtype other than that of an existing .grad raises a RuntimeError, and works once .grad is None."""
@@ -234,7 +240,8 @@ def grad_dtype_is_locked_while_grad_exists(spec):
         leaf.sum().backward()
         leaf.grad_dtype = other
 
-    LOCKED.check(change, repro=f"x = {spec.expression()}\nx.sum().backward()\nx.grad_dtype = {other}")
+    message = LOCKED.check(change, repro=f"x = {spec.expression()}\nx.sum().backward()\nx.grad_dtype = {other}")
+    record("message", message)
     leaf.grad = None
     leaf.grad_dtype = other
     expect(leaf.grad_dtype == other, "grad_dtype after clearing .grad", other, leaf.grad_dtype)
@@ -256,13 +263,18 @@ def complex_cases(draw):
     return torch.complex(real.make(), imag.make()), weights.make()
 
 
+#: z = [1 + 2i, -0.5 + 0.25i] with weights [[1, 2], [-1, 0.5]] for its (real, imaginary) pairs.
+COMPLEX = (torch.tensor([1.0 + 2.0j, -0.5 + 0.25j], dtype=torch.complex128),
+           torch.tensor([[1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64))
+
+
 def _pair_repro(z: torch.Tensor, w: torch.Tensor, line: str) -> str:
     return (f"z = torch.tensor({z.tolist()}, dtype=torch.complex128, requires_grad=True)\n"
             f"w = torch.tensor({w.tolist()}, dtype=torch.float64)\n{line}")
 
 
 @rule("grad-layout.view-as-real-gradient-packs-the-pair", section=BEYOND, docs="grad-layout-complex-views",
-      given=dict(case=complex_cases()),
+      given=dict(case=complex_cases()), examples=(dict(case=COMPLEX),),
       references=("test_autograd.py::TestAutograd::test_view_as_real",
                   "docs: Autograd mechanics > Autograd for Complex Numbers"))
 def view_as_real_gradient_packs_the_pair(case):
@@ -278,10 +290,12 @@ def view_as_real_gradient_packs_the_pair(case):
     repro = _pair_repro(value, weights, "(torch.sin(torch.view_as_real(z)) * w).sum().backward()")
     expect_close(torch.view_as_real(z.grad.resolve_conj()), oracle, FD_TOLERANCE,
                  "z.grad as (real, imaginary) pairs against finite differences", repro)
+    pairs = torch.view_as_real(z.grad.resolve_conj()).reshape(-1, 2)
+    record("z.grad as pairs", [[round(v, 6) for v in pair] for pair in pairs.tolist()])
 
 
 @rule("grad-layout.view-as-complex-gradient-is-real-pairs", section=BEYOND, docs="grad-layout-complex-views",
-      given=dict(case=complex_cases()),
+      given=dict(case=complex_cases()), examples=(dict(case=COMPLEX),),
       references=("test_autograd.py::TestAutograd::test_view_as_complex",
                   "docs: Autograd mechanics > Autograd for Complex Numbers"))
 def view_as_complex_gradient_is_real_pairs(case):
@@ -300,17 +314,19 @@ def view_as_complex_gradient_is_real_pairs(case):
     repro = (f"x = torch.tensor({pairs.tolist()}, dtype=torch.float64, requires_grad=True)\n"
              "c = torch.view_as_complex(x)\n((torch.sin(c) * scale).real + c.imag ** 2).sum().backward()")
     expect_close(x.grad, oracle, FD_TOLERANCE, "x.grad against finite differences", repro)
+    record("x.grad", [[round(v, 6) for v in pair] for pair in x.grad.reshape(-1, 2).tolist()])
 
 
 @rule("grad-layout.cross-dtype-in-place-transpose-is-transposed", section=BEYOND,
       docs="grad-layout-complex-views",
-      given=dict(n=st.integers(2, 4), data=st.data()),
+      given=dict(n=st.integers(2, 4), real=value_tuples(16), imag=value_tuples(16)),
+      examples=(dict(n=2, real=(0.5, 1.0, -1.0, 2.0) + (0.0,) * 12, imag=(0.25, 0.0, 1.5, -0.5) + (0.0,) * 12),),
       references=("test_autograd.py::TestAutograd::test_autograd_inplace_views_cross_dtype",))
-def cross_dtype_in_place_transpose_is_transposed(n, data):
+def cross_dtype_in_place_transpose_is_transposed(n, real, imag):
     """A known bug that PyTorch's own tests pin: transposing a view_as_real view of a complex square matrix in place (transpose_) and then writing to it gives the base a gradient that is the transpose of the gradient of the same computation done out of place."""
     size = n * n
-    real = data.draw(tensors(shape=(size,), dtypes=(torch.float64,), requires_grad=False), label="real").make()
-    imag = data.draw(tensors(shape=(size,), dtypes=(torch.float64,), requires_grad=False), label="imag").make()
+    real = torch.tensor(real[:size], dtype=torch.float64)
+    imag = torch.tensor(imag[:size], dtype=torch.float64)
     upstream = torch.arange(size * 2, dtype=torch.float64).reshape(n, n, 2)
     source = torch.complex(real, imag).reshape(n, n)
     grads = []
@@ -334,3 +350,4 @@ def cross_dtype_in_place_transpose_is_transposed(n, data):
     expect(not torch.equal(in_place, out_of_place), "the in-place gradient against the out-of-place one",
            "different (the bug is still there)", "equal: the bug was fixed", repro)
     record("bug present", not torch.equal(in_place, out_of_place))
+    record("in-place gradient as pairs", torch.view_as_real(in_place).tolist())

@@ -199,8 +199,8 @@ def catches_a_wrong_backward(x, error):
     point = x.make()
     repro = (f"x = {x.expression()}\n"
              f"torch.autograd.gradcheck(lambda t: Sine.apply(t, {error}), (x,))  # backward cos(x) + {error}")
-    message = JACOBIAN_MISMATCH.check(lambda: None, backward=lambda _: _gradcheck(lambda t: Sine.apply(t, error), point),
-                                      repro=repro)
+    message = JACOBIAN_MISMATCH.check(
+        lambda: None, backward=lambda _: _gradcheck(lambda t: Sine.apply(t, error), point), repro=repro)
     expect(issubclass(GradcheckError, RuntimeError), "GradcheckError is a RuntimeError", True, False, repro)
     verdict = _gradcheck(lambda t: Sine.apply(t, error), point, raise_exception=False)
     expect(verdict is False, "gradcheck(..., raise_exception=False) of a wrong backward", False, verdict, repro)
@@ -208,7 +208,7 @@ def catches_a_wrong_backward(x, error):
 
 
 @rule("gradcheck.keeps-the-function-own-errors", section=BEYOND, docs="gradcheck-verdicts",
-      given=dict(x=small, raise_exception=st.booleans()),
+      given=dict(x=small, raise_exception=st.booleans()), examples=(dict(x=X, raise_exception=False),),
       references=("test_autograd.py::TestAutograd::test_gradcheck_custom_error",))
 def keeps_the_function_own_errors(x, raise_exception):
     """An exception raised by the checked function itself propagates out of gradcheck unchanged, even with raise_exception=False."""
@@ -223,6 +223,7 @@ def keeps_the_function_own_errors(x, raise_exception):
     try:
         _gradcheck(refuses, point, raise_exception=raise_exception)
     except Refused:
+        record("propagated", f"Refused with raise_exception={raise_exception}")
         return
     except Exception as error:  # noqa: BLE001 - any other exception breaks the rule
         raise AssertionError(f"gradcheck replaced the function's exception with {type(error).__name__}: {error}")
@@ -270,7 +271,7 @@ def check_forward_ad_catches_a_wrong_jvp(x, error, fast_mode):
 
 
 @rule("gradcheck.nondet-tol-allows-a-nondeterministic-backward", section=BEYOND, docs="gradcheck-options",
-      given=dict(x=small), contracts=(NOT_REENTRANT,),
+      given=dict(x=small), examples=(dict(x=X),), contracts=(NOT_REENTRANT,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_nondeterministic",))
 def nondet_tol_allows_a_nondeterministic_backward(x):
     """A backward that gives slightly different values on each call fails gradcheck as "not reentrant", and passes once nondet_tol exceeds the difference."""
@@ -278,7 +279,9 @@ def nondet_tol_allows_a_nondeterministic_backward(x):
     repro = (f"x = {x.expression()}\n"
              "torch.autograd.gradcheck(NondeterministicSine.apply, (x,))  # backward: cos(x) + calls * 1e-9\n"
              "torch.autograd.gradcheck(NondeterministicSine.apply, (x,), nondet_tol=1e-6)")
-    NOT_REENTRANT.check(lambda: None, backward=lambda _: _gradcheck(NondeterministicSine.apply, point), repro=repro)
+    message = NOT_REENTRANT.check(lambda: None, backward=lambda _: _gradcheck(NondeterministicSine.apply, point),
+                                  repro=repro)
+    record("message first line", message.splitlines()[0])
     verdict = _gradcheck(NondeterministicSine.apply, point, nondet_tol=1e-6)
     expect(verdict is True, "gradcheck(..., nondet_tol=1e-6)", True, verdict, repro)
 
@@ -289,6 +292,7 @@ UNDEFINED = {"raises on None": (SineUndefinedRaises, UNDEFINED_RAISES),
 
 @rule("gradcheck.check-undefined-grad", section=BEYOND, docs="gradcheck-options",
       given=dict(x=small, bug=st.sampled_from(sorted(UNDEFINED))), contracts=(UNDEFINED_RAISES, UNDEFINED_NONZERO),
+      examples=tuple(dict(x=X, bug=bug) for bug in sorted(UNDEFINED)),
       references=("test_autograd.py::TestAutograd::test_gradcheck_undefined_grad",))
 def check_undefined_grad(x, bug):
     """gradcheck also runs backward with undefined (None) output gradients and rejects a backward that then raises or returns non-zero gradients, unless check_undefined_grad=False."""
@@ -299,13 +303,14 @@ def check_undefined_grad(x, bug):
     with warnings.catch_warnings():
         # gradcheck adds a note that this check is newer than its callers; not what the rule is about
         warnings.filterwarnings("ignore", message="Backwards compatibility", category=UserWarning)
-        contract.check(lambda: None, backward=lambda _: _gradcheck(function.apply, point), repro=repro)
+        message = contract.check(lambda: None, backward=lambda _: _gradcheck(function.apply, point), repro=repro)
+    record(f"{bug} message first line", message.splitlines()[0])
     verdict = _gradcheck(function.apply, point, check_undefined_grad=False)
     expect(verdict is True, "gradcheck(..., check_undefined_grad=False)", True, verdict, repro)
 
 
 @rule("gradcheck.check-batched-grad", section=BEYOND, docs="gradcheck-options",
-      given=dict(x=small), contracts=(BATCHED,),
+      given=dict(x=small), examples=(dict(x=X),), contracts=(BATCHED,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_check_batched_grad",))
 def check_batched_grad(x):
     """With check_batched_grad=True, gradcheck also computes the backward under vmap: built-in sin passes, and a right backward that reads a Python number from its gradient fails."""
@@ -316,12 +321,14 @@ def check_batched_grad(x):
     expect(verdict is True, "gradcheck(torch.sin, check_batched_grad=True)", True, verdict, repro)
     verdict = _gradcheck(SineWithItem.apply, point)
     expect(verdict is True, "gradcheck(SineWithItem) without batched grad", True, verdict, repro)
-    BATCHED.check(lambda: None, backward=lambda _: _gradcheck(SineWithItem.apply, point, check_batched_grad=True),
-                  repro=repro)
+    message = BATCHED.check(
+        lambda: None, backward=lambda _: _gradcheck(SineWithItem.apply, point, check_batched_grad=True), repro=repro)
+    record("message first line", message.splitlines()[0])
 
 
 @rule("gradcheck.gradgradcheck-catches-a-wrong-double-backward", section=BEYOND, docs="gradcheck-gradgradcheck",
       given=dict(x=small.filter(lambda s: any(v != 0 for v in s.values))), contracts=(JACOBIAN_MISMATCH,),
+      examples=(dict(x=X),),
       references=("test_autograd.py::TestAutograd::test_gradcheck_jacobian_mismatch",
                   "docs: torch.autograd.gradgradcheck"))
 def gradgradcheck_catches_a_wrong_double_backward(x):
@@ -332,21 +339,24 @@ def gradgradcheck_catches_a_wrong_double_backward(x):
              "torch.autograd.gradgradcheck(DetachedCube.apply, (x,))  # fails")
     verdict = _gradcheck(DetachedCube.apply, point)
     expect(verdict is True, "gradcheck of DetachedCube", True, verdict, repro)
-    JACOBIAN_MISMATCH.check(lambda: None,
-                            backward=lambda _: torch.autograd.gradgradcheck(DetachedCube.apply, (point,)), repro=repro)
+    message = JACOBIAN_MISMATCH.check(
+        lambda: None, backward=lambda _: torch.autograd.gradgradcheck(DetachedCube.apply, (point,)), repro=repro)
+    record("message first line", message.splitlines()[0])
 
 
 @rule("gradcheck.float32-inputs-warn", section=BEYOND, docs="gradcheck-guards",
       given=dict(x=tensors(dtypes=(torch.float32,), max_ndim=2, layouts=("contiguous",), zero_size=False).filter(
           lambda s: s.numel <= 4)),
-      contracts=(NOT_DOUBLE,),
+      examples=(dict(x=tensor((0.5, -1.0, 1.5), (3,), dtype=torch.float32)),), contracts=(NOT_DOUBLE,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_validates_inputs",
                   "docs: torch.autograd.gradcheck (double precision)"))
 def float32_inputs_warn(x):
     """gradcheck warns (UserWarning) when an input that requires grad is not float64 or complex128, because finite differences in single precision are too coarse for its tolerances."""
     point = x.make()
-    NOT_DOUBLE.check(lambda: _gradcheck(torch.sin, point, raise_exception=False),
-                     repro=f"x = {x.expression()}\ntorch.autograd.gradcheck(torch.sin, (x,), raise_exception=False)")
+    verdict = NOT_DOUBLE.check(
+        lambda: _gradcheck(torch.sin, point, raise_exception=False),
+        repro=f"x = {x.expression()}\ntorch.autograd.gradcheck(torch.sin, (x,), raise_exception=False)")
+    record("verdict on float32 (after the warning)", verdict)
 
 
 GUARDS = ("no input requires grad", "overlapping input", "neither mode")
@@ -356,6 +366,8 @@ GUARDS = ("no input requires grad", "overlapping input", "neither mode")
       given=dict(x=tensors(dtypes=(torch.float64,), min_ndim=1, max_ndim=2, layouts=("expanded",), zero_size=False)
                  .filter(lambda s: s.shape[0] >= 2),
                  guard=st.sampled_from(GUARDS), raise_exception=st.booleans()),
+      examples=tuple(dict(x=tensor((0.5, 1.0), (2, 2), layout="expanded"), guard=guard, raise_exception=False)
+                     for guard in GUARDS),
       contracts=(NO_INPUT_REQUIRES_GRAD, OVERLAPPING_INPUT, NO_MODE),
       references=("test_autograd.py::TestAutograd::test_gradcheck_validates_inputs",
                   "test_autograd.py::TestAutograd::test_gradcheck_forward_ad"))
@@ -372,6 +384,7 @@ def guards_its_inputs(x, guard, raise_exception):
             check_forward_ad=False, check_backward_ad=False)),
     }
     contract, call = calls[guard]
-    contract.check(lambda: None, backward=lambda _: call(),
-                   repro=f"x = {x.expression()}  # {guard}\n"
-                         f"torch.autograd.gradcheck(torch.sin, (x,), raise_exception={raise_exception})")
+    message = contract.check(lambda: None, backward=lambda _: call(),
+                             repro=f"x = {x.expression()}  # {guard}\n"
+                                   f"torch.autograd.gradcheck(torch.sin, (x,), raise_exception={raise_exception})")
+    record(f"{guard} message", message)

@@ -1,4 +1,4 @@
-"""Sparse gradients: sparse embeddings and ``sparse_grad=True``, sparse leaves, and how sparse and dense ``.grad`` mix."""
+"""Sparse gradients: sparse embeddings, ``sparse_grad=True``, sparse leaves, and sparse and dense ``.grad`` mixed."""
 from __future__ import annotations
 
 import torch
@@ -74,6 +74,16 @@ def lookups(draw, padding: bool = False):
 #: Two lookups of row 1 and one of row 3 in a 4 x 2 table: the repeated row's gradient is a sum.
 REPEATED = Lookup(4, 2, torch.tensor([[0.5, -1.0], [1.0, 2.0], [0.0, 0.25], [-0.5, 1.5]], dtype=torch.float64),
                   torch.tensor([1, 3, 1]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64))
+#: The same lookups with row 1 as the padding row.
+PADDED = Lookup(4, 2, REPEATED.weight, REPEATED.indices, REPEATED.upstream, padding_idx=1)
+#: S = [[1, 0, 2], [0, -1, 0]] (three stored entries), D of ones-and-twos, an upstream of ones.
+PRODUCT = (torch.tensor([[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]], dtype=torch.float64),
+           torch.tensor([[True, False, True], [False, True, False]]),
+           torch.tensor([[1.0, 2.0], [2.0, 1.0], [1.0, 1.0]], dtype=torch.float64),
+           torch.ones(2, 2, dtype=torch.float64))
+#: A source row gathered twice from column 2 and once from column 0.
+GATHER = (torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64), torch.tensor([[2, 2, 0]]),
+          torch.tensor([[1.0, 0.5, 2.0]], dtype=torch.float64))
 
 
 def _embedding_grad(kind: str, lookup: Lookup, sparse: bool) -> torch.Tensor:
@@ -85,7 +95,8 @@ def _embedding_grad(kind: str, lookup: Lookup, sparse: bool) -> torch.Tensor:
         (module(lookup.indices) * lookup.upstream).sum().backward()
         return module.weight.grad
     weight = lookup.leaf()
-    (F.embedding(lookup.indices, weight, padding_idx=lookup.padding_idx, sparse=sparse) * lookup.upstream).sum().backward()
+    out = F.embedding(lookup.indices, weight, padding_idx=lookup.padding_idx, sparse=sparse)
+    (out * lookup.upstream).sum().backward()
     return weight.grad
 
 
@@ -109,7 +120,7 @@ def embedding_gradient_is_sparse(lookup, kind):
 
 
 @rule("sparse.padding-row-gets-no-gradient", section=BEYOND, docs="sparse-embedding",
-      given=dict(lookup=lookups(padding=True), sparse=st.booleans()),
+      given=dict(lookup=lookups(padding=True), sparse=st.booleans()), examples=(dict(lookup=PADDED, sparse=True),),
       references=("docs: torch.nn.Embedding (padding_idx)",))
 def padding_row_gets_no_gradient(lookup, sparse):
     """The padding_idx row of an embedding gets a zero gradient, sparse or dense, however often it is looked up."""
@@ -120,6 +131,7 @@ def padding_row_gets_no_gradient(lookup, sparse):
            dense[lookup.padding_idx], repro)
     expect_close(dense, lookup.one_hot_gradient(), SAME_SUMS, ".grad against one-hot sums without the padding row",
                  repro)
+    record(f"grad (sparse={sparse})", dense.tolist())
 
 
 @st.composite
@@ -135,7 +147,7 @@ def gathers(draw):
 
 
 @rule("sparse.gather-sparse-grad-equals-dense", section=BEYOND, docs="sparse-gather",
-      given=dict(case=gathers()),
+      given=dict(case=gathers()), examples=(dict(case=GATHER),),
       references=("test_autograd.py::TestAutograd::test_sparse_gather_dim0",
                   "test_autograd.py::TestAutograd::test_sparse_gather_both_scalar"))
 def gather_sparse_grad_equals_dense(case):
@@ -154,6 +166,7 @@ def gather_sparse_grad_equals_dense(case):
            grads[True].layout, repro)
     expect_close(grads[True].to_dense(), oracle, SAME_SUMS, "sparse gather gradient against scatter_add", repro)
     expect_close(grads[False], oracle, SAME_SUMS, "dense gather gradient against scatter_add", repro)
+    record("sparse grad", grads[True].to_dense().tolist())
 
 
 ORDERS = ("sparse, sparse", "sparse, dense", "dense, sparse", "sparse, dense, sparse")
@@ -180,7 +193,7 @@ def mixed_accumulation_becomes_dense(lookup, order):
 
 
 @rule("sparse.dense-grad-is-updated-in-place", section=BEYOND, docs="sparse-accumulation",
-      given=dict(lookup=lookups()),
+      given=dict(lookup=lookups()), examples=(dict(lookup=REPEATED),),
       references=("test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference",))
 def dense_grad_is_updated_in_place(lookup):
     """A sparse gradient arriving at a dense .grad is added into that same tensor, while a dense gradient arriving at a sparse .grad replaces it with a new dense tensor."""
@@ -216,7 +229,7 @@ def sparse_products(draw):
 
 
 @rule("sparse.sparse-mm-masks-the-gradient", section=BEYOND, docs="sparse-leaves",
-      given=dict(case=sparse_products()),
+      given=dict(case=sparse_products()), examples=(dict(case=PRODUCT),),
       references=("test_autograd.py::TestAutograd::test_sparse_mm_backward", "docs: torch.sparse.mm"))
 def sparse_mm_masks_the_gradient(case):
     """For a sparse COO leaf S, torch.sparse.mm(S, D) gives S a sparse gradient: the dense gradient (upstream @ Dᵀ) restricted to S's stored entries, while D gets the dense gradient Sᵀ @ upstream."""
@@ -233,10 +246,12 @@ def sparse_mm_masks_the_gradient(case):
     expect_close(s.grad.to_dense(), (upstream @ dense.T) * keep, SAME_SUMS,
                  "the sparse leaf's gradient against the masked dense gradient", repro)
     expect_close(d.grad, values.T @ upstream, SAME_SUMS, "the dense factor's gradient against Sᵀ @ upstream", repro)
+    record("S.grad", s.grad.to_dense().tolist())
 
 
 @rule("sparse.conversions-keep-the-leaf-layout", section=BEYOND, docs="sparse-leaves", since="2.1",
       given=dict(case=sparse_products(), leaf=st.sampled_from(("dense", "sparse"))),
+      examples=(dict(case=PRODUCT, leaf="dense"), dict(case=PRODUCT, leaf="sparse")),
       references=("test_autograd.py::TestAutograd::test_to_sparse_backward",))
 def conversions_keep_the_leaf_layout(case, leaf):
     # since 2.1: to_dense(masked_grad=True), the masking default, appeared then; older releases are unchecked
@@ -256,10 +271,12 @@ def conversions_keep_the_leaf_layout(case, leaf):
              f"(x{'.to_sparse()' if leaf == 'dense' else ''}.to_dense() * weights).sum().backward()")
     expect(x.grad.layout == layout, f"layout of a {leaf} leaf's .grad", layout, x.grad.layout, repro)
     expect_close(x.grad.to_dense(), expected, SAME_SUMS, f"the {leaf} leaf's gradient", repro)
+    record(f"{leaf} leaf: grad layout", str(x.grad.layout))
+    record(f"{leaf} leaf: grad", x.grad.to_dense().tolist())
 
 
 @rule("sparse.private-values-are-not-differentiable", section=BEYOND, docs="sparse-leaves",
-      given=dict(case=sparse_products()), contracts=(NOT_DIFFERENTIABLE,),
+      given=dict(case=sparse_products()), contracts=(NOT_DIFFERENTIABLE,), examples=(dict(case=PRODUCT),),
       references=("test_autograd.py::TestAutograd::test_sparse_ctor_getter_backward",))
 def private_values_are_not_differentiable(case):
     """Of a sparse leaf, values() is differentiable (its gradient is sparse, one at each stored entry) while the raw accessor _values() is not: backward through it raises a RuntimeError."""
@@ -271,4 +288,4 @@ def private_values_are_not_differentiable(case):
     expect(grad.layout == torch.sparse_coo, "layout of the gradient through values()", torch.sparse_coo,
            grad.layout, repro)
     expect_close(grad.to_dense(), keep.to(torch.float64), SAME_SUMS, "the gradient through values()", repro)
-    NOT_DIFFERENTIABLE.check(lambda: x._values().sum(), repro=repro)
+    record("_values() error", NOT_DIFFERENTIABLE.check(lambda: x._values().sum(), repro=repro))
