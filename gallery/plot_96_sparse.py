@@ -105,6 +105,15 @@ law("sparse.conversions-keep-the-leaf-layout")
 law("sparse.private-values-are-not-differentiable")
 
 # %%
+# ``gradcheck`` takes sparse inputs: with ``masked=True`` it perturbs and compares only the stored
+# entries. A sparse *output* it refuses; convert it with ``to_dense()`` first.
+S64 = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64).to_sparse().requires_grad_()
+D64 = D.detach().double()
+assert torch.autograd.gradcheck(lambda s: torch.sparse.mm(s, D64), (S64,), masked=True)
+
+law("sparse.gradcheck-takes-sparse-inputs-not-outputs")
+
+# %%
 # APIs used on this page: ``torch.nn.Embedding(sparse=True)``, ``torch.nn.functional.embedding``,
 # ``torch.gather(sparse_grad=True)``, ``torch.sparse.mm``, ``Tensor.to_sparse``, ``Tensor.to_dense``,
 # ``Tensor.values``, ``matplotlib``.

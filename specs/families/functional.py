@@ -121,7 +121,7 @@ def _direction(data, shape, label: str) -> torch.Tensor:
 
 @rule("functional.jacobian-matches-finite-differences", section=BEYOND, docs="functional-jacobian",
       given=dict(program=functions), examples=(dict(program=SIN_X), dict(program=MIXED)),
-      references=("test_functional.py::TestAutogradFunctional::test_jacobian_output",
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
                   "docs: torch.autograd.functional.jacobian"))
 def jacobian_matches_finite_differences(program):
     """torch.autograd.functional.jacobian(f, x) has shape f(x).shape + x.shape and agrees with central finite differences of f."""
@@ -138,7 +138,7 @@ def jacobian_matches_finite_differences(program):
 
 @rule("functional.vectorize-and-forward-mode-agree", section=BEYOND, docs="functional-strategies",
       given=dict(program=functions), examples=(dict(program=MIXED),),
-      references=("test_functional.py::TestAutogradFunctional::test_jacobian_vectorize_correctness_simple",
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_vectorize_correctness_simple",
                   "docs: torch.autograd.functional.jacobian (vectorize, strategy)"))
 def vectorize_and_forward_mode_agree(program):
     """jacobian gives the same matrix row by row (the default), batched with vectorize=True, and column by column with strategy="forward-mode", vectorize=True."""
@@ -157,7 +157,7 @@ def vectorize_and_forward_mode_agree(program):
 
 @rule("functional.vjp-and-jvp-are-jacobian-products", section=BEYOND, docs="functional-products",
       given=dict(program=functions, data=st.data()),
-      references=("test_functional.py::TestAutogradFunctional::test_jacobian_match_vjp_jvp",
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_match_vjp_jvp",
                   "docs: torch.autograd.functional.vjp, jvp"))
 def vjp_and_jvp_are_jacobian_products(program, data):
     """vjp(f, x, v) returns (f(x), vᵀJ) and jvp(f, x, u) returns (f(x), J u), where J is jacobian(f, x)."""
@@ -179,7 +179,7 @@ def vjp_and_jvp_are_jacobian_products(program, data):
 
 @rule("functional.hvp-and-vhp-are-hessian-products", section=BEYOND, docs="functional-products",
       given=dict(program=functions, data=st.data()),
-      references=("test_functional.py::TestAutogradFunctional::test_hessian_match_vhp_hvp",
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_match_vhp_hvp",
                   "docs: torch.autograd.functional.hvp, vhp"))
 def hvp_and_vhp_are_hessian_products(program, data):
     """For a scalar f, hvp(f, x, v) returns (f(x), H v) and vhp(f, x, v) returns (f(x), vᵀH), where H is hessian(f, x)."""
@@ -198,7 +198,7 @@ def hvp_and_vhp_are_hessian_products(program, data):
 
 @rule("functional.hessian-strategies-agree", section=BEYOND, docs="functional-strategies",
       given=dict(program=functions), examples=(dict(program=MIXED),),
-      references=("test_functional.py::TestAutogradFunctional::test_hessian_vectorize_correctness_simple",
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_vectorize_correctness_simple",
                   "docs: torch.autograd.functional.hessian (outer_jacobian_strategy)"))
 def hessian_strategies_agree(program):
     """hessian gives the same matrix by reverse-over-reverse, with vectorize=True, and forward-over-reverse (outer_jacobian_strategy="forward-mode", vectorize=True)."""
@@ -230,9 +230,9 @@ def _call(api: str, function, x: torch.Tensor, **options):
                  api=st.sampled_from(APIS)),
       examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), api="jacobian"),),
       contracts=(STRICT_OUTPUT,),
-      references=("test_functional.py::TestAutogradFunctional::test_jacobian_err_check_strict",
-                  "test_functional.py::TestAutogradFunctional::test_vjp_err_check_strict",
-                  "test_functional.py::TestAutogradFunctional::test_jvp_err_check_strict"))
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check_strict",
+                  "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check_strict",
+                  "autograd/test_functional.py::TestAutogradFunctional::test_jvp_err_check_strict"))
 def strict_refuses_independent_outputs(x, api):
     """For an output that does not depend on the input, jacobian, vjp and jvp return zeros by default and raise a RuntimeError with strict=True."""
     point = x.make().contiguous()
@@ -253,8 +253,8 @@ def strict_refuses_independent_outputs(x, api):
                  scale=st.sampled_from((0.5, -2.0, 3.0))),
       examples=(dict(x=tensor((1.0, -2.0), (2,), requires_grad=False), scale=0.5),),
       contracts=(STRICT_HESSIAN,),
-      references=("test_functional.py::TestAutogradFunctional::test_hessian_err_check_strict",
-                  "test_functional.py::TestAutogradFunctional::test_hvp_err_check_strict"))
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_err_check_strict",
+                  "autograd/test_functional.py::TestAutogradFunctional::test_hvp_err_check_strict"))
 def strict_hessian_refuses_linear_functions(x, scale):
     """The Hessian of a linear function is zero, and hessian(..., strict=True) refuses it with a RuntimeError, because the gradient does not depend on the input."""
     point = x.make().contiguous()
@@ -274,7 +274,7 @@ def strict_hessian_refuses_linear_functions(x, scale):
                                                                  "forward-over-reverse alone", "unknown strategy"))),
       examples=(dict(program=SIN_X, combination="forward-mode alone"),),
       contracts=(STRICT_VECTORIZE, FORWARD_NEEDS_VECTORIZE, UNKNOWN_STRATEGY),
-      references=("test_functional.py::TestAutogradFunctional::test_jacobian_err_check",
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",
                   "docs: torch.autograd.functional.jacobian (strategy)"))
 def options_that_exclude_each_other(program, combination):
     """strict=True with vectorize=True raises a RuntimeError, forward-mode Jacobians and forward-over-reverse Hessians without vectorize=True raise NotImplementedError, and an unknown strategy raises an AssertionError."""
@@ -319,8 +319,8 @@ def _result(api: str, function, x: torch.Tensor, create_graph: bool) -> torch.Te
       examples=(dict(program=SIN_X, api="jacobian", create_graph=True, grad_enabled=False,
                      input_requires_grad=False),
                 dict(program=SIN_X, api="hvp", create_graph=False, grad_enabled=True, input_requires_grad=True)),
-      references=("test_functional.py::TestAutogradFunctional::test_jacobian_create_graph",
-                  "test_functional.py::TestAutogradFunctional::test_jacobian_no_grad"))
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_create_graph",
+                  "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_no_grad"))
 def create_graph_makes_results_differentiable(program, api, create_graph, grad_enabled, input_requires_grad):
     """With create_graph=False the results of jacobian, hessian, vjp, jvp, hvp and vhp never require grad, and with create_graph=True a result that depends on the input does, even under torch.no_grad and for an input that does not require grad."""
     x = _input(program).requires_grad_(input_requires_grad)
@@ -353,8 +353,8 @@ def create_graph_makes_results_differentiable(program, api, create_graph, grad_e
                  extra=st.integers(2, 4)),
       examples=(dict(program=SIN_X, api="hessian", extra=2), dict(program=SIN_X, api="vjp", extra=2)),
       contracts=(NOT_SCALAR, V_NEEDED),
-      references=("test_functional.py::TestAutogradFunctional::test_hessian_err_check",
-                  "test_functional.py::TestAutogradFunctional::test_vjp_err_check"))
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_err_check",
+                  "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check"))
 def hessian_needs_a_single_element(program, api, extra):
     """hessian, hvp and vhp of a function with more than one output element raise a RuntimeError, and so does vjp without v."""
     x = _input(program)
@@ -380,7 +380,7 @@ def hessian_needs_a_single_element(program, api, extra):
                  wrong=st.sampled_from(("list input", "float input", "float output"))),
       examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), wrong="list input"),),
       contracts=(NOT_A_TENSOR,),
-      references=("test_functional.py::TestAutogradFunctional::test_jacobian_err_check",))
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",))
 def inputs_and_outputs_are_tensors(x, wrong):
     """jacobian accepts a Tensor or a tuple of Tensors as inputs and as outputs of the function; a list or a Python number raises a TypeError."""
     point = x.make()

@@ -275,7 +275,7 @@ def _pair_repro(z: torch.Tensor, w: torch.Tensor, line: str) -> str:
 
 @rule("grad-layout.view-as-real-gradient-packs-the-pair", section=BEYOND, docs="grad-layout-complex-views",
       given=dict(case=complex_cases()), examples=(dict(case=COMPLEX),),
-      references=("test_autograd.py::TestAutograd::test_view_as_real",
+      references=("autograd/test_complex.py::TestAutogradComplex::test_view_func_for_complex_views",
                   "docs: Autograd mechanics > Autograd for Complex Numbers"))
 def view_as_real_gradient_packs_the_pair(case):
     """For a real loss of view_as_real(z), z.grad is dL/d(real part) + i dL/d(imaginary part), the finite differences of the loss in the (real, imaginary) pairs."""
@@ -296,7 +296,7 @@ def view_as_real_gradient_packs_the_pair(case):
 
 @rule("grad-layout.view-as-complex-gradient-is-real-pairs", section=BEYOND, docs="grad-layout-complex-views",
       given=dict(case=complex_cases()), examples=(dict(case=COMPLEX),),
-      references=("test_autograd.py::TestAutograd::test_view_as_complex",
+      references=("autograd/test_complex.py::TestAutogradComplex::test_view_func_for_complex_views",
                   "docs: Autograd mechanics > Autograd for Complex Numbers"))
 def view_as_complex_gradient_is_real_pairs(case):
     """For a real tensor x of (real, imaginary) pairs and a real loss of view_as_complex(x), x.grad is the real gradient of the loss in x, by finite differences."""

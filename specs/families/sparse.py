@@ -1,13 +1,15 @@
 """Sparse gradients: sparse embeddings, ``sparse_grad=True``, sparse leaves, and sparse and dense ``.grad`` mixed."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
-from specs.engine.registry import Family, record, rule
+from specs.engine.registry import Family, Feature, record, rule
 
 FAMILY = Family(
     name="sparse",
@@ -22,6 +24,11 @@ BEYOND = "Beyond the Tutorial"
 #: A sparse gradient and its dense counterpart hold the same sums, possibly added in another order.
 SAME_SUMS = Tolerance(1e-12, 1e-12, "float64: the same terms, summed in another order")
 
+SPARSE_OUTPUT = ErrorContract(
+    ValueError, r"Sparse output is not supported at gradcheck yet", Phase.BACKWARD,
+)
+MASKED_GRADCHECK = Feature("gradcheck(masked=...)",
+                           lambda: "masked" in inspect.signature(torch.autograd.gradcheck).parameters)
 NOT_DIFFERENTIABLE = ErrorContract(
     RuntimeError, r"element 0 of tensors does not require grad and does not have a grad_fn", Phase.BACKWARD,
 )
@@ -289,3 +296,24 @@ def private_values_are_not_differentiable(case):
            grad.layout, repro)
     expect_close(grad.to_dense(), keep.to(torch.float64), SAME_SUMS, "the gradient through values()", repro)
     record("_values() error", NOT_DIFFERENTIABLE.check(lambda: x._values().sum(), repro=repro))
+
+
+@rule("sparse.gradcheck-takes-sparse-inputs-not-outputs", section=BEYOND, docs="sparse-leaves",
+      requires=(MASKED_GRADCHECK,),
+      given=dict(case=sparse_products().filter(lambda case: bool(case[1].any()))), contracts=(SPARSE_OUTPUT,),
+      examples=(dict(case=PRODUCT),),
+      references=("test_autograd.py::TestAutograd::test_gradcheck_test_outputs",
+                  "test_autograd.py::TestAutograd::test_gradcheck_input"))
+def gradcheck_takes_sparse_inputs_not_outputs(case):
+    """gradcheck(..., masked=True) checks a function of a sparse input on its stored entries (torch.sparse.mm passes), and refuses a function whose output is sparse with a ValueError."""
+    values, _keep, dense, _upstream = case
+    s = values.to_sparse().requires_grad_()
+    repro = (f"s = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()\n"
+             f"d = torch.tensor({dense.tolist()}, dtype=torch.float64)\n"
+             "torch.autograd.gradcheck(lambda s: torch.sparse.mm(s, d), (s,), masked=True)")
+    verdict = torch.autograd.gradcheck(lambda t: torch.sparse.mm(t, dense), (s,), masked=True)
+    expect(verdict is True, "masked gradcheck of torch.sparse.mm with a sparse input", True, verdict, repro)
+    message = SPARSE_OUTPUT.check(
+        lambda: None, backward=lambda _: torch.autograd.gradcheck(lambda t: t * 2.0, (s,), masked=True),
+        repro=repro + "\ntorch.autograd.gradcheck(lambda s: s * 2.0, (s,), masked=True)  # sparse output")
+    record("sparse output message", message)
