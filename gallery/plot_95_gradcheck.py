@@ -87,14 +87,16 @@ law("gradcheck.gradgradcheck-catches-a-wrong-double-backward")
 # -----------------------------------------------------------
 #
 # gradcheck also runs backward twice and wants the same answer (``nondet_tol`` relaxes that), runs
-# it with undefined (None) output gradients and wants zeros back (``check_undefined_grad``), and, with
-# ``check_batched_grad=True``, runs it under vmap.
+# it with an all-zero gradient and wants zeros back (a backward must be a product with
+# ``grad_output``), runs it with undefined (None) output gradients and wants zeros again
+# (``check_undefined_grad``), and, with ``check_batched_grad=True``, runs it under vmap.
 assert not gradcheck(NondeterministicSine.apply, (x,), raise_exception=False)
 assert gradcheck(NondeterministicSine.apply, (x,), nondet_tol=1e-6)
 assert not gradcheck(SineUndefinedAsOnes.apply, (x,), raise_exception=False)
 assert gradcheck(SineUndefinedAsOnes.apply, (x,), check_undefined_grad=False)
 assert gradcheck(torch.sin, (x,), check_batched_grad=True)
 
+law("gradcheck.backward-must-be-linear-in-the-gradient")
 law("gradcheck.nondet-tol-allows-a-nondeterministic-backward")
 law("gradcheck.check-undefined-grad")
 law("gradcheck.check-batched-grad")

@@ -50,6 +50,7 @@ UNDEFINED_NONZERO = ErrorContract(
     GradcheckError, r"Expected all input grads to be undefined or zero when all output grads are undefined",
     Phase.BACKWARD,
 )
+NOT_LINEAR = ErrorContract(GradcheckError, r"^backward not multiplied by grad_output", Phase.BACKWARD)
 BATCHED = ErrorContract(GradcheckError, r"While computing batched gradients", Phase.BACKWARD)
 NO_INPUT_REQUIRES_GRAD = ErrorContract(
     ValueError, r"gradcheck expects at least one input tensor to require gradient", Phase.BACKWARD,
@@ -142,6 +143,20 @@ class SineWithItem(torch.autograd.Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return g * torch.cos(x) + 0.0 * g.sum().item()
+
+
+class SineIgnoringZeroGrad(torch.autograd.Function):
+    """sin(x) whose backward returns cos(x) when the incoming gradient is all zeros: right Jacobian, not linear."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x) if bool(g.any()) else torch.cos(x)
 
 
 class DetachedCube(torch.autograd.Function):
@@ -284,6 +299,20 @@ def nondet_tol_allows_a_nondeterministic_backward(x):
     record("message first line", message.splitlines()[0])
     verdict = _gradcheck(NondeterministicSine.apply, point, nondet_tol=1e-6)
     expect(verdict is True, "gradcheck(..., nondet_tol=1e-6)", True, verdict, repro)
+
+
+@rule("gradcheck.backward-must-be-linear-in-the-gradient", section=BEYOND, docs="gradcheck-options",
+      given=dict(x=small, fast_mode=st.booleans()), examples=(dict(x=X, fast_mode=False),), contracts=(NOT_LINEAR,),
+      references=("test_autograd.py::TestAutograd::test_gradcheck_backward_mul_by_grad_output",))
+def backward_must_be_linear_in_the_gradient(x, fast_mode):
+    """A backward whose Jacobian is right but which returns a non-zero gradient for an all-zero incoming gradient fails gradcheck: a backward must be a product with grad_output."""
+    point = x.make()
+    repro = (f"x = {x.expression()}\n"
+             f"torch.autograd.gradcheck(SineIgnoringZeroGrad.apply, (x,), fast_mode={fast_mode})")
+    message = NOT_LINEAR.check(
+        lambda: None, backward=lambda _: _gradcheck(SineIgnoringZeroGrad.apply, point, fast_mode=fast_mode),
+        repro=repro)
+    record("message", message)
 
 
 UNDEFINED = {"raises on None": (SineUndefinedRaises, UNDEFINED_RAISES),
