@@ -36,7 +36,14 @@ h = 1e-6
 columns = [(f(x + h * e) - f(x - h * e)) / (2 * h) for e in torch.eye(3, dtype=torch.float64)]
 assert torch.allclose(J, torch.stack(columns, dim=1), atol=1e-8)
 
+# %%
+# With several inputs and outputs, pass the inputs as a tuple: the Jacobian is a tuple of tuples,
+# block ``[i][j]`` for output ``i`` and input ``j``.
+blocks = jacobian(lambda a, b: (a * b, b.sum()), (x, torch.ones(3, dtype=torch.float64)))
+assert torch.allclose(blocks[0][1], torch.diag(x)) and blocks[1][0].abs().sum() == 0
+
 law("functional.jacobian-matches-finite-differences")
+law("functional.tuple-jacobians-are-nested")
 
 # %%
 # .. _functional-products:

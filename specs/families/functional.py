@@ -136,6 +136,39 @@ def jacobian_matches_finite_differences(program):
     record(f"jacobian at a {tuple(x.shape)} input", _rounded(jacobian))
 
 
+#: Programs of two float64 inputs, returned with a second output: tuple inputs and tuple outputs.
+pairs = programs(min_leaves=2, max_leaves=2, max_ops=4, dtypes=(torch.float64,), all_require_grad=True,
+                 zero_size=False).filter(lambda p: all(leaf.numel <= SMALL for leaf in p.leaves))
+
+
+@rule("functional.tuple-jacobians-are-nested", section=BEYOND, docs="functional-jacobian",
+      given=dict(program=pairs),
+      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
+                  "docs: torch.autograd.functional.jacobian"))
+def tuple_jacobians_are_nested(program):
+    """For tuple inputs and outputs, jacobian returns a nested tuple whose block [i][j] is the Jacobian of output i with respect to input j, of shape out_i.shape + in_j.shape."""
+    xs = tuple(x.contiguous() for x in program.inputs(requires_grad=False))
+
+    def two_outputs(*inputs):
+        out = program(*inputs)
+        return out, torch.sin(inputs[1]) * 2.0
+
+    blocks = AF.jacobian(two_outputs, xs)
+    repro = program.repro("f = lambda a, b: (program(a, b), torch.sin(b) * 2.0)",
+                          "J = torch.autograd.functional.jacobian(f, (x0.detach(), x1.detach()))")
+    expect(len(blocks) == 2 and all(len(row) == 2 for row in blocks), "nesting of the Jacobian", "2 x 2 blocks",
+           [len(row) for row in blocks], repro)
+    for i in range(2):
+        for j in range(2):
+            def output_i_of_input_j(t, i=i, j=j):
+                inputs = list(xs)
+                inputs[j] = t
+                return two_outputs(*inputs)[i]
+
+            expect_close(blocks[i][j], _finite_difference_jacobian(output_i_of_input_j, xs[j]), FD_TOLERANCE,
+                         f"block [{i}][{j}] against finite differences", repro)
+
+
 @rule("functional.vectorize-and-forward-mode-agree", section=BEYOND, docs="functional-strategies",
       given=dict(program=functions), examples=(dict(program=MIXED),),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_vectorize_correctness_simple",
