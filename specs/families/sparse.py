@@ -1,0 +1,319 @@
+"""Sparse gradients: sparse embeddings, ``sparse_grad=True``, sparse leaves, and sparse and dense ``.grad`` mixed."""
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from hypothesis import strategies as st
+
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.registry import Family, Feature, record, rule
+
+FAMILY = Family(
+    name="sparse",
+    title="Sparse gradients",
+    summary="Gradients stored as sparse COO tensors: sparse embeddings, gather with sparse_grad=True, "
+    "sparse leaves, and what layout .grad has when sparse and dense gradients accumulate.",
+    gallery="plot_96_sparse.py",
+)
+
+BEYOND = "Beyond the Tutorial"
+
+#: A sparse gradient and its dense counterpart hold the same sums, possibly added in another order.
+SAME_SUMS = Tolerance(1e-12, 1e-12, "float64: the same terms, summed in another order")
+
+SPARSE_OUTPUT = ErrorContract(
+    ValueError, r"Sparse output is not supported at gradcheck yet", Phase.BACKWARD,
+)
+MASKED_GRADCHECK = Feature("gradcheck(masked=...)",
+                           lambda: "masked" in inspect.signature(torch.autograd.gradcheck).parameters)
+NOT_DIFFERENTIABLE = ErrorContract(
+    RuntimeError, r"element 0 of tensors does not require grad and does not have a grad_fn", Phase.BACKWARD,
+)
+
+
+def _values(draw, count: int, label: str) -> torch.Tensor:
+    values = draw(st.lists(st.integers(-128, 127).map(lambda k: k / 64), min_size=count, max_size=count), label=label)
+    return torch.tensor(values, dtype=torch.float64)
+
+
+class Lookup:
+    """An embedding table, a batch of indices into it (repeats likely) and the gradient flowing back."""
+
+    def __init__(self, rows: int, width: int, weight: torch.Tensor, indices: torch.Tensor, upstream: torch.Tensor,
+                 padding_idx: int | None = None):
+        self.rows, self.width, self.padding_idx = rows, width, padding_idx
+        self.weight, self.indices, self.upstream = weight, indices, upstream
+
+    def leaf(self) -> torch.Tensor:
+        return self.weight.clone().requires_grad_()
+
+    def one_hot_gradient(self) -> torch.Tensor:
+        """The oracle: row r of the gradient is the sum of the upstream rows of the lookups of r."""
+        one_hot = F.one_hot(self.indices.reshape(-1), self.rows).to(torch.float64)
+        grad = one_hot.T @ self.upstream.reshape(-1, self.width)
+        if self.padding_idx is not None:
+            grad[self.padding_idx] = 0
+        return grad
+
+    def __repr__(self) -> str:
+        return (f"weight = torch.tensor({self.weight.tolist()}, dtype=torch.float64, requires_grad=True)\n"
+                f"indices = torch.tensor({self.indices.tolist()})\n"
+                f"upstream = torch.tensor({self.upstream.tolist()}, dtype=torch.float64)"
+                + (f"\npadding_idx = {self.padding_idx}" if self.padding_idx is not None else ""))
+
+
+@st.composite
+def lookups(draw, padding: bool = False):
+    rows = draw(st.integers(1, 5), label="rows")
+    width = draw(st.integers(1, 3), label="width")
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2), label="index shape"))
+    count = int(torch.tensor(shape).prod())
+    indices = torch.tensor(draw(st.lists(st.integers(0, rows - 1), min_size=count, max_size=count), label="indices"))
+    weight = _values(draw, rows * width, "weight").reshape(rows, width)
+    upstream = _values(draw, count * width, "upstream").reshape(shape + (width,))
+    padding_idx = draw(st.integers(0, rows - 1), label="padding_idx") if padding else None
+    return Lookup(rows, width, weight, indices.reshape(shape), upstream, padding_idx)
+
+
+#: Two lookups of row 1 and one of row 3 in a 4 x 2 table: the repeated row's gradient is a sum.
+REPEATED = Lookup(4, 2, torch.tensor([[0.5, -1.0], [1.0, 2.0], [0.0, 0.25], [-0.5, 1.5]], dtype=torch.float64),
+                  torch.tensor([1, 3, 1]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64))
+#: The same lookups with row 1 as the padding row.
+PADDED = Lookup(4, 2, REPEATED.weight, REPEATED.indices, REPEATED.upstream, padding_idx=1)
+#: S = [[1, 0, 2], [0, -1, 0]] (three stored entries), D of ones-and-twos, an upstream of ones.
+PRODUCT = (torch.tensor([[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]], dtype=torch.float64),
+           torch.tensor([[True, False, True], [False, True, False]]),
+           torch.tensor([[1.0, 2.0], [2.0, 1.0], [1.0, 1.0]], dtype=torch.float64),
+           torch.ones(2, 2, dtype=torch.float64))
+#: A source row gathered twice from column 2 and once from column 0.
+GATHER = (torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64), torch.tensor([[2, 2, 0]]),
+          torch.tensor([[1.0, 0.5, 2.0]], dtype=torch.float64))
+
+
+def _embedding_grad(kind: str, lookup: Lookup, sparse: bool) -> torch.Tensor:
+    if kind == "nn.Embedding":
+        module = torch.nn.Embedding(lookup.rows, lookup.width, sparse=sparse, padding_idx=lookup.padding_idx,
+                                    dtype=torch.float64)
+        with torch.no_grad():
+            module.weight.copy_(lookup.weight)
+        (module(lookup.indices) * lookup.upstream).sum().backward()
+        return module.weight.grad
+    weight = lookup.leaf()
+    out = F.embedding(lookup.indices, weight, padding_idx=lookup.padding_idx, sparse=sparse)
+    (out * lookup.upstream).sum().backward()
+    return weight.grad
+
+
+@rule("sparse.embedding-gradient-is-sparse", section=BEYOND, docs="sparse-embedding",
+      given=dict(lookup=lookups(), kind=st.sampled_from(("nn.Embedding", "F.embedding"))),
+      examples=(dict(lookup=REPEATED, kind="nn.Embedding"),),
+      references=("test_autograd.py::TestAutograd::test_sparse_backward", "docs: torch.nn.Embedding (sparse)"))
+def embedding_gradient_is_sparse(lookup, kind):
+    """An embedding with sparse=True leaves a sparse COO .grad on its weight whose dense value is the dense embedding's gradient: each row gets the sum of the gradients of all lookups of that row."""
+    sparse = _embedding_grad(kind, lookup, sparse=True)
+    dense = _embedding_grad(kind, lookup, sparse=False)
+    repro = f"{lookup!r}\n({kind}(..., sparse=True)(indices) * upstream).sum().backward()"
+    expect(sparse.layout == torch.sparse_coo, "layout of the sparse embedding's .grad", torch.sparse_coo,
+           sparse.layout, repro)
+    expect(dense.layout == torch.strided, "layout of the dense embedding's .grad", torch.strided, dense.layout, repro)
+    expect_close(sparse.to_dense(), lookup.one_hot_gradient(), SAME_SUMS, "the sparse .grad against one-hot sums",
+                 repro)
+    expect_close(dense, lookup.one_hot_gradient(), SAME_SUMS, "the dense .grad against one-hot sums", repro)
+    record("sparse grad", [[round(v, 6) for v in row] for row in sparse.to_dense().tolist()])
+    record("nnz (one entry per lookup, uncoalesced)", sparse._nnz())
+
+
+@rule("sparse.padding-row-gets-no-gradient", section=BEYOND, docs="sparse-embedding",
+      given=dict(lookup=lookups(padding=True), sparse=st.booleans()), examples=(dict(lookup=PADDED, sparse=True),),
+      references=("docs: torch.nn.Embedding (padding_idx)",))
+def padding_row_gets_no_gradient(lookup, sparse):
+    """The padding_idx row of an embedding gets a zero gradient, sparse or dense, however often it is looked up."""
+    grad = _embedding_grad("F.embedding", lookup, sparse=sparse)
+    dense = grad.to_dense() if sparse else grad
+    repro = f"{lookup!r}\n(F.embedding(indices, weight, padding_idx, sparse={sparse}) * upstream).sum().backward()"
+    expect(bool((dense[lookup.padding_idx] == 0).all()), "the padding row of .grad", "zeros",
+           dense[lookup.padding_idx], repro)
+    expect_close(dense, lookup.one_hot_gradient(), SAME_SUMS, ".grad against one-hot sums without the padding row",
+                 repro)
+    record(f"grad (sparse={sparse})", dense.tolist())
+
+
+@st.composite
+def gathers(draw):
+    rows = draw(st.integers(1, 3), label="rows")
+    cols = draw(st.integers(1, 4), label="cols")
+    picks = draw(st.integers(1, 4), label="picks per row")
+    source = _values(draw, rows * cols, "source").reshape(rows, cols)
+    index = torch.tensor(draw(st.lists(st.integers(0, cols - 1), min_size=rows * picks, max_size=rows * picks),
+                              label="index")).reshape(rows, picks)
+    upstream = _values(draw, rows * picks, "upstream").reshape(rows, picks)
+    return source, index, upstream
+
+
+@rule("sparse.gather-sparse-grad-equals-dense", section=BEYOND, docs="sparse-gather",
+      given=dict(case=gathers()), examples=(dict(case=GATHER),),
+      references=("test_autograd.py::TestAutograd::test_sparse_gather_dim0",
+                  "test_autograd.py::TestAutograd::test_sparse_gather_both_scalar"))
+def gather_sparse_grad_equals_dense(case):
+    """torch.gather(..., sparse_grad=True) gives the source a sparse COO gradient equal to the dense one, in which repeated indices add up."""
+    source, index, upstream = case
+    grads = {}
+    for sparse_grad in (True, False):
+        x = source.clone().requires_grad_()
+        (torch.gather(x, 1, index, sparse_grad=sparse_grad) * upstream).sum().backward()
+        grads[sparse_grad] = x.grad
+    oracle = torch.zeros_like(source).scatter_add_(1, index, upstream)
+    repro = (f"x = torch.tensor({source.tolist()}, dtype=torch.float64, requires_grad=True)\n"
+             f"(torch.gather(x, 1, torch.tensor({index.tolist()}), sparse_grad=True) * "
+             f"torch.tensor({upstream.tolist()}, dtype=torch.float64)).sum().backward()")
+    expect(grads[True].layout == torch.sparse_coo, "layout with sparse_grad=True", torch.sparse_coo,
+           grads[True].layout, repro)
+    expect_close(grads[True].to_dense(), oracle, SAME_SUMS, "sparse gather gradient against scatter_add", repro)
+    expect_close(grads[False], oracle, SAME_SUMS, "dense gather gradient against scatter_add", repro)
+    record("sparse grad", grads[True].to_dense().tolist())
+
+
+ORDERS = ("sparse, sparse", "sparse, dense", "dense, sparse", "sparse, dense, sparse")
+
+
+@rule("sparse.mixed-accumulation-becomes-dense", section=BEYOND, docs="sparse-accumulation",
+      given=dict(lookup=lookups(), order=st.sampled_from(ORDERS)),
+      examples=(dict(lookup=REPEATED, order="sparse, dense"), dict(lookup=REPEATED, order="sparse, sparse")),
+      references=("test_autograd.py::TestAutograd::test_sparse_backward",
+                  "test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference"))
+def mixed_accumulation_becomes_dense(lookup, order):
+    """Sparse gradients accumulate into a sparse .grad, and once a dense gradient joins, in any order, .grad is dense; either way its value is the sum of all the gradients."""
+    weight = lookup.leaf()
+    expected = torch.zeros_like(lookup.weight)
+    for step in order.split(", "):
+        sparse = step == "sparse"
+        (F.embedding(lookup.indices, weight, sparse=sparse) * lookup.upstream).sum().backward()
+        expected += lookup.one_hot_gradient()
+    layout = torch.sparse_coo if "dense" not in order else torch.strided
+    repro = f"{lookup!r}\n# backward through F.embedding(..., sparse=...) in the order {order}"
+    expect(weight.grad.layout == layout, f"layout of .grad after {order}", layout, weight.grad.layout, repro)
+    expect_close(weight.grad.to_dense(), expected, SAME_SUMS, f".grad after {order} against the sum", repro)
+    record(f"layout after {order}", str(weight.grad.layout))
+
+
+@rule("sparse.dense-grad-is-updated-in-place", section=BEYOND, docs="sparse-accumulation",
+      given=dict(lookup=lookups()), examples=(dict(lookup=REPEATED),),
+      references=("test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference",))
+def dense_grad_is_updated_in_place(lookup):
+    """A sparse gradient arriving at a dense .grad is added into that same tensor, while a dense gradient arriving at a sparse .grad replaces it with a new dense tensor."""
+    weight = lookup.leaf()
+    (F.embedding(lookup.indices, weight) * lookup.upstream).sum().backward()
+    dense = weight.grad
+    (F.embedding(lookup.indices, weight, sparse=True) * lookup.upstream).sum().backward()
+    repro = f"{lookup!r}\n# dense backward, then sparse backward: is .grad the same object?"
+    expect(weight.grad is dense, "the dense .grad after a sparse gradient arrives", "the same object",
+           "a new tensor", repro)
+    weight = lookup.leaf()
+    (F.embedding(lookup.indices, weight, sparse=True) * lookup.upstream).sum().backward()
+    sparse = weight.grad
+    (F.embedding(lookup.indices, weight) * lookup.upstream).sum().backward()
+    expect(weight.grad is not sparse and weight.grad.layout == torch.strided,
+           "the sparse .grad after a dense gradient arrives", "a new dense tensor",
+           f"same object: {weight.grad is sparse}, layout {weight.grad.layout}", repro)
+
+
+@st.composite
+def sparse_products(draw):
+    rows = draw(st.integers(1, 3), label="rows")
+    inner = draw(st.integers(1, 3), label="inner")
+    cols = draw(st.integers(1, 3), label="cols")
+    matrix = _values(draw, rows * inner, "S values").reshape(rows, inner)
+    keep = torch.tensor(draw(st.lists(st.booleans(), min_size=rows * inner, max_size=rows * inner),
+                             label="S pattern")).reshape(rows, inner)
+    dense = _values(draw, inner * cols, "D").reshape(inner, cols)
+    upstream = _values(draw, rows * cols, "upstream").reshape(rows, cols)
+    matrix = matrix * keep
+    # to_sparse() stores exactly the non-zero entries: that is the leaf's pattern.
+    return matrix, matrix != 0, dense, upstream
+
+
+@rule("sparse.sparse-mm-masks-the-gradient", section=BEYOND, docs="sparse-leaves",
+      given=dict(case=sparse_products()), examples=(dict(case=PRODUCT),),
+      references=("test_autograd.py::TestAutograd::test_sparse_mm_backward", "docs: torch.sparse.mm"))
+def sparse_mm_masks_the_gradient(case):
+    """For a sparse COO leaf S, torch.sparse.mm(S, D) gives S a sparse gradient: the dense gradient (upstream @ Dᵀ) restricted to S's stored entries, while D gets the dense gradient Sᵀ @ upstream."""
+    values, keep, dense, upstream = case
+    s = values.to_sparse().requires_grad_()
+    d = dense.clone().requires_grad_()
+    (torch.sparse.mm(s, d) * upstream).sum().backward()
+    repro = (f"s = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()  "
+             f"# pattern {keep.int().tolist()}\n"
+             f"d = torch.tensor({dense.tolist()}, dtype=torch.float64, requires_grad=True)\n"
+             f"(torch.sparse.mm(s, d) * torch.tensor({upstream.tolist()}, dtype=torch.float64)).sum().backward()")
+    expect(s.grad.layout == torch.sparse_coo, "layout of the sparse leaf's .grad", torch.sparse_coo, s.grad.layout,
+           repro)
+    expect_close(s.grad.to_dense(), (upstream @ dense.T) * keep, SAME_SUMS,
+                 "the sparse leaf's gradient against the masked dense gradient", repro)
+    expect_close(d.grad, values.T @ upstream, SAME_SUMS, "the dense factor's gradient against Sᵀ @ upstream", repro)
+    record("S.grad", s.grad.to_dense().tolist())
+
+
+@rule("sparse.conversions-keep-the-leaf-layout", section=BEYOND, docs="sparse-leaves", since="2.1",
+      given=dict(case=sparse_products(), leaf=st.sampled_from(("dense", "sparse"))),
+      examples=(dict(case=PRODUCT, leaf="dense"), dict(case=PRODUCT, leaf="sparse")),
+      references=("test_autograd.py::TestAutograd::test_to_sparse_backward",))
+def conversions_keep_the_leaf_layout(case, leaf):
+    # since 2.1: to_dense(masked_grad=True), the masking default, appeared then; older releases are unchecked
+    """A gradient flowing back through to_sparse() or to_dense() takes the layout of the leaf it reaches (dense for a dense leaf, sparse for a sparse one) and is masked to the entries the sparse tensor stores."""
+    values, keep, _dense, _upstream = case
+    weights = torch.arange(1, values.numel() + 1, dtype=torch.float64).reshape(values.shape)
+    if leaf == "dense":
+        x = values.clone().requires_grad_()
+        (x.to_sparse().to_dense() * weights).sum().backward()
+        expected, layout = weights * keep, torch.strided
+    else:
+        x = values.to_sparse().requires_grad_()
+        (x.to_dense() * weights).sum().backward()
+        expected, layout = weights * keep, torch.sparse_coo
+    repro = (f"x = torch.tensor({values.tolist()}, dtype=torch.float64)"
+             f"{'.to_sparse()' if leaf == 'sparse' else ''}.requires_grad_()\n"
+             f"(x{'.to_sparse()' if leaf == 'dense' else ''}.to_dense() * weights).sum().backward()")
+    expect(x.grad.layout == layout, f"layout of a {leaf} leaf's .grad", layout, x.grad.layout, repro)
+    expect_close(x.grad.to_dense(), expected, SAME_SUMS, f"the {leaf} leaf's gradient", repro)
+    record(f"{leaf} leaf: grad layout", str(x.grad.layout))
+    record(f"{leaf} leaf: grad", x.grad.to_dense().tolist())
+
+
+@rule("sparse.private-values-are-not-differentiable", section=BEYOND, docs="sparse-leaves",
+      given=dict(case=sparse_products()), contracts=(NOT_DIFFERENTIABLE,), examples=(dict(case=PRODUCT),),
+      references=("test_autograd.py::TestAutograd::test_sparse_ctor_getter_backward",))
+def private_values_are_not_differentiable(case):
+    """Of a sparse leaf, values() is differentiable (its gradient is sparse, one at each stored entry) while the raw accessor _values() is not: backward through it raises a RuntimeError."""
+    values, keep, _dense, _upstream = case
+    x = values.to_sparse().requires_grad_()
+    repro = (f"x = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()\n"
+             "x._values().sum().backward()")
+    (grad,) = torch.autograd.grad(x.values().sum(), x)
+    expect(grad.layout == torch.sparse_coo, "layout of the gradient through values()", torch.sparse_coo,
+           grad.layout, repro)
+    expect_close(grad.to_dense(), keep.to(torch.float64), SAME_SUMS, "the gradient through values()", repro)
+    record("_values() error", NOT_DIFFERENTIABLE.check(lambda: x._values().sum(), repro=repro))
+
+
+@rule("sparse.gradcheck-takes-sparse-inputs-not-outputs", section=BEYOND, docs="sparse-leaves",
+      requires=(MASKED_GRADCHECK,),
+      given=dict(case=sparse_products().filter(lambda case: bool(case[1].any()))), contracts=(SPARSE_OUTPUT,),
+      examples=(dict(case=PRODUCT),),
+      references=("test_autograd.py::TestAutograd::test_gradcheck_test_outputs",
+                  "test_autograd.py::TestAutograd::test_gradcheck_input"))
+def gradcheck_takes_sparse_inputs_not_outputs(case):
+    """gradcheck(..., masked=True) checks a function of a sparse input on its stored entries (torch.sparse.mm passes), and refuses a function whose output is sparse with a ValueError."""
+    values, _keep, dense, _upstream = case
+    s = values.to_sparse().requires_grad_()
+    repro = (f"s = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()\n"
+             f"d = torch.tensor({dense.tolist()}, dtype=torch.float64)\n"
+             "torch.autograd.gradcheck(lambda s: torch.sparse.mm(s, d), (s,), masked=True)")
+    verdict = torch.autograd.gradcheck(lambda t: torch.sparse.mm(t, dense), (s,), masked=True)
+    expect(verdict is True, "masked gradcheck of torch.sparse.mm with a sparse input", True, verdict, repro)
+    message = SPARSE_OUTPUT.check(
+        lambda: None, backward=lambda _: torch.autograd.gradcheck(lambda t: t * 2.0, (s,), masked=True),
+        repro=repro + "\ntorch.autograd.gradcheck(lambda s: s * 2.0, (s,), masked=True)  # sparse output")
+    record("sparse output message", message)
