@@ -11,6 +11,7 @@ import functools
 import math
 import random
 import re
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -54,8 +55,12 @@ class Case:
     def call(self, tensors) -> list[torch.Tensor]:
         """The entry's outputs that can carry a gradient (complex ones as real views), in order."""
         bound = dict(zip((a.name for a in self.entry.args), tensors))
-        # one namespace (globals) so that lambdas in the code see the arguments
-        return floating(eval(_compiled(self.entry.code), {**NAMESPACE, **bound}))
+        # one namespace (globals) so that lambdas in the code see the arguments; deprecation and
+        # beta notices of the ops are not findings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            return floating(eval(_compiled(self.entry.code), {**NAMESPACE, **bound}))
 
     def repro(self, *after: str) -> str:
         lines = ["import torch", "import torch.nn.functional as F"]
