@@ -107,15 +107,21 @@ def _sweep(law: str, check, name: str, seed: int) -> None:
         except NotImplementedDerivative as exc:
             missing[entry.name] = str(exc)
         except Exception as exc:  # noqa: BLE001 - every failure is collected, then reported together
-            message = str(exc) if isinstance(exc, Violation) else f"{ev.template(exc)}"
-            (known if law in entry.known else failed)[entry.name] = message
+            (known if law in entry.known else failed)[entry.name] = exc
     record("not-implemented", missing)
-    record("known-departures", {n: m.splitlines()[0][:300] for n, m in known.items()})
-    record("failed", {n: m.splitlines()[0][:300] for n, m in failed.items()})
+    record("known-departures", {n: _headline(e) for n, e in known.items()})
+    record("failed", {n: _headline(e) for n, e in failed.items()})
     if failed:
-        first = next(iter(failed))
+        first = failed[next(iter(failed))]
+        if isinstance(first, Violation):
+            raise Violation(f"{law} fails for {len(failed)} of {len(TABLE)} ops: {', '.join(failed)}; the first: "
+                            f"{first.what}", first.expected, first.observed, first.repro)
         raise Violation(f"{law} fails for {len(failed)} of {len(TABLE)} ops: {', '.join(failed)}",
-                        "every op of the table", f"first, {first}:\n{failed[first]}")
+                        "every op of the table", f"first: {ev.template(first)}")
+
+
+def _headline(exc: BaseException) -> str:
+    return (exc.what if isinstance(exc, Violation) else ev.template(exc))[:300]
 
 
 # ------------------------------------------------------------------------------ laws
