@@ -27,3 +27,14 @@ def test_coverage_counts_calls_not_names():
     seen = coverage.called()
     assert torch.atan2 in seen, "the atlas calls torch.atan2 (torch.atan2(a, b))"
     assert torch.nn.functional.one_hot not in seen, "no atlas entry calls one_hot, whatever its text says"
+
+
+def test_edges_page_lists_every_point_and_release():
+    from specs.atlas import edges
+    from specs.atlas.table import TABLE
+
+    key = "torch.clamp(a, -0.5, 1.0) @ bound at 1"
+    text = edges.render({"2.13.0": {key: {"gradient": [[1.0]]}}, "2.14.1": {}},
+                        {"2.13.0": {key: {"torch": [1.0], "minimum-norm": [0.0]}}})
+    assert text.count("   * - ``") == sum(len(e.points) for e in TABLE.values())
+    assert "departs on 2.13.0" in text and "``[[1.0]]``" in text and "     - 2.14.1" in text

@@ -31,7 +31,7 @@ NOT_IMPLEMENTED_MESSAGE = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(code: str):
     return compile(code, f"<atlas: {code}>", "eval")
 

@@ -170,7 +170,7 @@ def forward_is_adjoint_of_reverse_law(name, seed):
 def second_order_matches_finite_differences(entry: Entry, seed: int) -> None:
     if not (entry.deterministic and entry.smooth):
         return
-    case, inputs, outputs, w, v = _setup(entry, seed)
+    case, inputs, _outputs, w, v = _setup(entry, seed)
     u = ev.directions(inputs, seed, "second direction")
     grads = _attempt(entry, seed, "rev2 u", lambda: ev.reverse_second(case, inputs, w, u))
 
@@ -197,7 +197,7 @@ def second_order_matches_finite_differences_law(name, seed):
 def forward_over_forward_matches_reverse_over_reverse(entry: Entry, seed: int) -> None:
     if not entry.deterministic:
         return
-    case, inputs, outputs, w, v = _setup(entry, seed)
+    case, inputs, _outputs, w, v = _setup(entry, seed)
     grads = _attempt(entry, seed, "rev2", lambda: ev.reverse_second(case, inputs, w, v))
     second = _attempt(entry, seed, "fwdfwd", lambda: ev.second_directional_forward(case, inputs, v))
     scale = ev.norm(w) * ev.norm(second) + ev.norm(grads) * ev.norm(v)
