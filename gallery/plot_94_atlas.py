@@ -85,6 +85,10 @@ law("atlas.edges-are-recorded")
 # segment between the pieces' gradients is the convention's answer. Ops known to depart are listed
 # in the table with the reason; any other departure fails the rule.
 law("atlas.kinks-take-the-minimum-norm-subgradient")
+
+# %%
+# The same note asks that a NaN in the incoming gradient is not silently dropped where it is used.
+law("atlas.nan-in-the-incoming-gradient-propagates")
 departures = sorted(f"{name} @ {p.name}" for name, e in TABLE.items() for p in e.points if p.departs)
 print("\n".join(departures))
 

@@ -866,7 +866,7 @@ KNOWN = {
     "torch.vander(a, N=3)": dict.fromkeys(
         ("reverse-matches-finite-differences", "forward-is-adjoint-of-reverse", "derivatives-keep-dtype-and-shape",
          "second-order-matches-finite-differences", "forward-over-forward-matches-reverse-over-reverse",
-         "missing-derivatives-raise"),
+         "missing-derivatives-raise", "nan-in-the-incoming-gradient-propagates"),
         "2.13.0: backward raises 'modified by an inplace operation' (torch.vander's decomposition "
         "writes into a view it saved for backward)"),
     "torch.cholesky_inverse(torch.linalg.cholesky(a @ a.mT + torch.eye(3, dtype=torch.float64)))": dict.fromkeys(
@@ -877,6 +877,9 @@ KNOWN = {
         ("forward-is-adjoint-of-reverse", "forward-over-forward-matches-reverse-over-reverse"),
         "2.13.0: forward mode of scatter_reduce(..., 'prod') gives a zero tangent for src (finite "
         "differences do not; reverse mode agrees with them)"),
+    "torch.logcumsumexp(a, 0)": {
+        "nan-in-the-incoming-gradient-propagates": "2.13.0: a NaN incoming gradient at the first output element "
+        "does not reach every input gradient it contributes to (the backward formula works in log space)"},
     **{name: {"forward-over-forward-matches-reverse-over-reverse": FORWARD_OVER_FORWARD}
        for name in ("torch.logdet(a @ a.mT + torch.eye(3, dtype=torch.float64))", "torch.linalg.det(a)",
                     "torch.det(a)", "torch.linalg.det(2x2)",

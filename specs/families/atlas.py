@@ -416,3 +416,41 @@ def kinks_take_the_minimum_norm_subgradient(point, scale):
         raise Violation(f"{label}: the gradient is the minimum-norm subgradient ({len(unexpected)} undeclared "
                         f"departures: {', '.join(u[0] for u in unexpected)})", want, got,
                         case.repro("out.sum().backward()  # then print the inputs' .grad"))
+
+
+def nan_in_the_incoming_gradient_propagates(entry: Entry, seed: int) -> None:
+    case = ev.generic(entry, seed)
+    inputs = case.tensors()
+    outputs = case.call(inputs)
+    sizes = [o.numel() if o.requires_grad else 0 for o in outputs]
+    if not sum(sizes):
+        return
+    position = seed % sum(sizes)
+
+    def cotangents(fill: float):
+        result, offset = [], 0
+        for out, size in zip(outputs, sizes):
+            one = torch.zeros(out.shape, dtype=out.dtype)
+            if offset <= position < offset + size:
+                one.view(-1)[position - offset] = fill
+            result.append(one)
+            offset += size
+        return result
+
+    row = _attempt(entry, seed, "row", lambda: ev.vjp(case, inputs, outputs, cotangents(1.0)))
+    poisoned = _attempt(entry, seed, "nan row",
+                        lambda: ev.vjp(case, inputs, case.call(inputs), cotangents(math.nan)))
+    for arg, used, got in zip(entry.args, row, poisoned):
+        lost = (used != 0) & ~torch.isnan(got)
+        if lost.any():
+            raise Violation(f"{entry.name} at its {case.label}: a NaN in the incoming gradient of output element "
+                            f"{position} reaches every entry of the gradient of {arg.name} that it contributes to",
+                            "nan where the gradient of that element is nonzero", ev.rounded(got, 12),
+                            case.repro(f"# backward with a cotangent that is NaN at flat position {position}"))
+
+
+@rule("atlas.nan-in-the-incoming-gradient-propagates", section=BEYOND, docs="atlas-conventions",
+      given=dict(name=entries, seed=seeds), examples=SWEEP, references=(MECHANICS,))
+def nan_in_the_incoming_gradient_propagates_law(name, seed):
+    """For every op of the atlas, a NaN in the incoming gradient of one output element makes NaN every input-gradient entry to which that element contributes (where its gradient is nonzero), rather than being masked away."""
+    _sweep("nan-in-the-incoming-gradient-propagates", nan_in_the_incoming_gradient_propagates, name, seed)
