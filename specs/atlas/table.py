@@ -918,3 +918,19 @@ def _build() -> dict[str, Entry]:
 
 #: Every entry, by name (the op's code unless it needs a distinguishing name).
 TABLE: dict[str, Entry] = _build()
+
+
+#: Entries the program generator may use as steps: pointwise, smooth on the whole real line (so
+#: that any value a program computes is a generic point), each with a bound |f(x)| <= s·|x| + c
+#: as (s, c), which the generator tracks to keep programs finite.
+PROGRAM_SAFE: dict[str, tuple[float, float]] = {
+    "torch.sin(a)": (0.0, 1.0), "torch.cos(a)": (0.0, 1.0), "torch.atan(a)": (0.0, 1.6),
+    "torch.erf(a)": (0.0, 1.0), "torch.erfc(a)": (0.0, 2.0), "torch.sigmoid(a)": (0.0, 1.0),
+    "torch.tanh(a)": (0.0, 1.0), "torch.special.ndtr(a)": (0.0, 1.0), "torch.special.expit(a)": (0.0, 1.0),
+    "torch.special.erf(a)": (0.0, 1.0), "torch.special.erfc(a)": (0.0, 2.0), "F.sigmoid(a)": (0.0, 1.0),
+    "F.tanh(a)": (0.0, 1.0), "torch.asinh(a)": (1.0, 0.0), "torch.arcsinh(a)": (1.0, 0.0),
+    "F.gelu(a)": (1.0, 0.2), "F.gelu(a, approximate='tanh')": (1.0, 0.2), "F.silu(a)": (1.0, 0.3),
+    "F.mish(a)": (1.0, 0.4), "F.softplus(a)": (1.0, 0.7), "F.logsigmoid(a)": (1.0, 0.7),
+    "F.tanhshrink(a)": (1.0, 1.0), "torch.neg(a)": (1.0, 0.0), "torch.negative(a)": (1.0, 0.0),
+    "torch.positive(a)": (1.0, 0.0), "torch.deg2rad(a)": (0.02, 0.0), "torch.clone(a)": (1.0, 0.0),
+}
