@@ -932,5 +932,5 @@ PROGRAM_SAFE: dict[str, tuple[float, float]] = {
     "F.gelu(a)": (1.0, 0.2), "F.gelu(a, approximate='tanh')": (1.0, 0.2), "F.silu(a)": (1.0, 0.3),
     "F.mish(a)": (1.0, 0.4), "F.softplus(a)": (1.0, 0.7), "F.logsigmoid(a)": (1.0, 0.7),
     "F.tanhshrink(a)": (1.0, 1.0), "torch.neg(a)": (1.0, 0.0), "torch.negative(a)": (1.0, 0.0),
-    "torch.positive(a)": (1.0, 0.0), "torch.deg2rad(a)": (0.02, 0.0), "torch.clone(a)": (1.0, 0.0),
+    "torch.deg2rad(a)": (0.02, 0.0), "torch.clone(a)": (1.0, 0.0),
 }
