@@ -73,6 +73,24 @@ class Case:
         return "\n".join(lines)
 
 
+_DOTTED = re.compile(r"\b(?:torch|F)(?:\.[A-Za-z_]\w*)+")
+
+
+@functools.cache
+def unavailable(code: str) -> tuple[str, ...]:
+    """The ``torch``/``F`` names in ``code`` that the installed torch lacks (older releases)."""
+    missing = []
+    for dotted in _DOTTED.findall(code):
+        head, *rest = dotted.split(".")
+        value = NAMESPACE[head]
+        for part in rest:
+            if not hasattr(value, part):
+                missing.append(dotted)
+                break
+            value = getattr(value, part)
+    return tuple(missing)
+
+
 def floating(out) -> list[torch.Tensor]:
     if isinstance(out, torch.Tensor):
         if out.is_complex():

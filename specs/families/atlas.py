@@ -16,7 +16,7 @@ from specs.atlas import evaluate as ev
 from specs.atlas.model import MIN_NORM, Entry
 from specs.atlas.table import TABLE
 from specs.engine.expect import Tolerance, Violation
-from specs.engine.registry import Family, record, rule
+from specs.engine.registry import Family, Feature, record, rule
 
 FAMILY = Family(
     name="atlas",
@@ -45,6 +45,10 @@ SAME_DERIVATIVE = Tolerance(1e-9, 1e-10, "two float64 evaluations of the same de
                             "orders: rounding only")
 SUBGRADIENT = Tolerance(1e-3, 1e-4, "each piece's gradient is a float64 central difference taken 1e-4 "
                         "from the point, inside that piece")
+
+
+#: forward over forward is taken with torch.func.jvp (functorch joined torch in 2.0)
+TORCH_FUNC = Feature("torch.func.jvp", lambda: hasattr(torch, "func") and hasattr(torch.func, "jvp"))
 
 
 class NotImplementedDerivative(Exception):
@@ -92,6 +96,8 @@ def _sweep(law: str, check, name: str, seed: int) -> None:
     """Check one entry, or (the explicit example) every entry, recording which ops did not pass."""
     if name != EVERY:
         entry = TABLE[name]
+        if ev.unavailable(entry.code):
+            return
         try:
             check(entry, seed)
         except NotImplementedDerivative:
@@ -101,13 +107,17 @@ def _sweep(law: str, check, name: str, seed: int) -> None:
                 raise
         return
     missing, failed, known = {}, {}, {}
+    absent = {e.name: ", ".join(ev.unavailable(e.code)) for e in TABLE.values() if ev.unavailable(e.code)}
     for entry in TABLE.values():
+        if entry.name in absent:
+            continue
         try:
             check(entry, seed)
         except NotImplementedDerivative as exc:
             missing[entry.name] = str(exc)
         except Exception as exc:  # noqa: BLE001 - every failure is collected, then reported together
             (known if law in entry.known else failed)[entry.name] = exc
+    record("not in this torch", absent)
     record("not-implemented", missing)
     record("known-departures", {n: _headline(e) for n, e in known.items()})
     record("failed", {n: _headline(e) for n, e in failed.items()})
@@ -207,7 +217,7 @@ def forward_over_forward_matches_reverse_over_reverse(entry: Entry, seed: int) -
 
 
 @rule("atlas.forward-over-forward-matches-reverse-over-reverse", section=HIGHER, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP,
+      given=dict(name=entries, seed=seeds), examples=SWEEP, requires=(TORCH_FUNC,),
       references=("test_ops_fwd_gradients.py::TestFwdGradients::test_fn_fwgrad_bwgrad",))
 def forward_over_forward_law(name, seed):
     """For every op of the atlas, the second directional derivative by forward over forward mode equals the one by reverse over reverse mode: <w, f''[v, v]> = vᵀ∇<Jᵀw, v>."""
@@ -280,7 +290,7 @@ def missing_derivatives_raise(entry: Entry, seed: int) -> None:
 
 
 @rule("atlas.missing-derivatives-raise", section=BEYOND, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP,
+      given=dict(name=entries, seed=seeds), examples=SWEEP, requires=(TORCH_FUNC,),
       references=("test_ops.py::TestCommon::test_dtypes", "docs: Extending torch.autograd"))
 def missing_derivatives_raise_law(name, seed):
     """For every op of the atlas and every mode (reverse, forward, reverse of order 2 and 3, forward over forward), the derivative is either computed or refused with NotImplementedError or a RuntimeError saying it is not implemented, never another error."""
@@ -329,6 +339,9 @@ def edges_are_recorded(point):
     targets = POINTS if point == EVERY_POINT else [point]
     for name, index in targets:
         entry = TABLE[name]
+        if ev.unavailable(entry.code):
+            record(f"{name} @ {entry.points[index].name}", {"not in this torch": list(ev.unavailable(entry.code))})
+            continue
         seen = observe_point(entry, index)
         grads = seen.get("gradient")
         if isinstance(grads, list):
@@ -402,6 +415,8 @@ def kinks_take_the_minimum_norm_subgradient(point, scale):
     targets = CONVENTION_POINTS if point == EVERY_POINT else [point]
     departures, unexpected = {}, []
     for name, index in targets:
+        if ev.unavailable(TABLE[name].code):
+            continue
         found = min_norm_departure(name, index, scale)
         if found is None:
             continue
