@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from hypothesis import strategies as st
 
+from specs.atlas.table import PROGRAM_SAFE, TABLE
 from specs.generators.program import LAYOUTS, Program, Step, TensorSpec
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -243,6 +244,15 @@ OPS: tuple[Op, ...] = (
     Op("reshape", 1, _reshape),
     Op("cat", 2, _cat, node=r"^CatBackward\d+$"),
 )
+#: Steps drawn from the derivative atlas: its pointwise entries that are smooth on the whole real
+#: line, each executed as the entry's own code (``F`` bound as the atlas binds it, so that a
+#: program's repro needs only ``import torch``).
+ATLAS_OPS: tuple[Op, ...] = tuple(
+    Op(name, 1, _unary(f"(lambda a, F=torch.nn.functional: {TABLE[name].code})({{0}})",
+                       lambda b, s=slope, c=offset: s * b + c))
+    for name, (slope, offset) in PROGRAM_SAFE.items()
+)
+OPS = OPS + ATLAS_OPS
 OPS_BY_NAME = {op.name: op for op in OPS}
 
 
