@@ -17,7 +17,7 @@ FAMILY = Family(
     title="The graph API",
     summary="torch.autograd.graph: gradient edges, Nodes and their metadata, version counters, "
             "mutation of saved tensors, and hooks over several tensors.",
-    gallery="plot_94_graph.py",
+    gallery="plot_84_graph.py",
 )
 
 BEYOND = "Beyond the Tutorial"

@@ -15,7 +15,7 @@ FAMILY = Family(
     title="Module hooks",
     summary="nn.Module's full backward hooks and backward pre-hooks: when they run, what they receive, "
             "how they replace gradients, and what they refuse.",
-    gallery="plot_96_module_hooks.py",
+    gallery="plot_89_module_hooks.py",
 )
 
 PRACTICAL = "Practical Considerations and Tips"

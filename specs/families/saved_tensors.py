@@ -17,7 +17,7 @@ FAMILY = Family(
     title="Saved tensors",
     summary="The tensors a node keeps for backward: the _saved_* attributes, per-tensor and default "
             "saved-tensor hooks, and the rules those hooks must follow.",
-    gallery="plot_95_saved_tensors.py",
+    gallery="plot_88_saved_tensors.py",
 )
 
 PRACTICAL = "Practical Considerations and Tips"

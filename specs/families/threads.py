@@ -18,7 +18,7 @@ FAMILY = Family(
     title="Threads and reentrant backward",
     summary="Backward called from several Python threads, on separate or shared graphs, and backward "
             "called from inside a backward (a custom Function's backward or a hook).",
-    gallery="plot_97_threads.py",
+    gallery="plot_98_threads.py",
 )
 
 PRACTICAL = "Practical Considerations and Tips"
