@@ -48,7 +48,7 @@ calls = []
 y.grad_fn._raw_saved_result.register_hooks(
     lambda t: (calls.append("pack"), t)[1], lambda t: (calls.append("unpack"), 2 * t)[1]
 )
-y.grad_fn._saved_result
+print(y.grad_fn._saved_result)  # one read: one unpack
 (g,) = torch.autograd.grad(y.sum(), x)
 assert calls == ["pack", "unpack", "unpack"]
 assert torch.allclose(g, 2 * x.detach().exp())  # backward used the doubled result

@@ -109,23 +109,24 @@ law("threads.backward-inside-a-hook")
 # change the caller's.
 
 
-class Probe(torch.autograd.Function):
-    seen = []
+seen = []
 
+
+class Probe(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         return x.clone()
 
     @staticmethod
     def backward(ctx, grad):
-        Probe.seen.append(torch.is_grad_enabled())
+        seen.append(torch.is_grad_enabled())
         return grad
 
 
 y = Probe.apply(x).sum()
 torch.autograd.grad(y, x, retain_graph=True)
 torch.autograd.grad(y, x, create_graph=True)
-assert Probe.seen == [False, True]
+assert seen == [False, True]
 
 law("threads.backward-sets-grad-mode-for-its-nodes")
 

@@ -298,9 +298,9 @@ def allow_mutation_on_saved_needs_its_context(program):
     record("outside", OUTSIDE_MUTATION_CONTEXT.check(recorded, repro=repro))
 
     def nested():
-        with torch.autograd.graph.allow_mutation_on_saved_tensors():
-            with torch.autograd.graph.allow_mutation_on_saved_tensors():
-                return program(*program.inputs())
+        graph = torch.autograd.graph
+        with graph.allow_mutation_on_saved_tensors(), graph.allow_mutation_on_saved_tensors():
+            return program(*program.inputs())
 
     record("nested", NESTED_MUTATION_CONTEXT.check(nested, repro="# allow_mutation_on_saved_tensors() inside itself"))
 
@@ -318,13 +318,11 @@ def disabled_saved_tensors_hooks_raise_the_message(message, hooks_first):
 
     def enter():
         if hooks_first:
-            with graph.saved_tensors_hooks(lambda t: t, lambda t: t):
-                with graph.disable_saved_tensors_hooks(message):
-                    pass
+            with graph.saved_tensors_hooks(lambda t: t, lambda t: t), graph.disable_saved_tensors_hooks(message):
+                pass
         else:
-            with graph.disable_saved_tensors_hooks(message):
-                with graph.saved_tensors_hooks(lambda t: t, lambda t: t):
-                    pass
+            with graph.disable_saved_tensors_hooks(message), graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+                pass
 
     repro = (f"with torch.autograd.graph.disable_saved_tensors_hooks({message!r}):\n"
              "    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t): pass")

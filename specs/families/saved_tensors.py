@@ -78,20 +78,20 @@ def _tokens():
                   "test_autograd.py::TestAutograd::test_grad_fn_attr_bindings",
                   "docs: Autograd mechanics > Saved tensors"))
 def saved_input_is_the_tensor_itself(program, data):
-    """When a node saves one of its inputs, its _saved_ attribute returns that very tensor object: (v ** 2).grad_fn._saved_self is v, for a leaf or an intermediate v."""
+    """When a node saves one of its inputs, its _saved_ attribute returns that very tensor object, (v ** 2).grad_fn._saved_self is v for a leaf or an intermediate v, and an input needed only for a gradient nobody needs is not saved (None)."""
     leaves = program.inputs()
     values = program.trace(*leaves)
     name = _value(program, data, values)
     v = values[name]
     square = v ** 2
-    product = v * values[program.output].detach()
-    repro = program.repro(f"v = {name}", "print((v ** 2).grad_fn._saved_self is v)")
+    other = v.detach() * 2  # does not require grad
+    product = v * other
+    repro = program.repro(f"v = {name}", "print((v ** 2).grad_fn._saved_self is v)",
+                          "other = v.detach() * 2", "print((v * other).grad_fn._saved_other is other)")
     expect(square.grad_fn._saved_self is v, f"(v ** 2).grad_fn._saved_self is v for v = {name}", True, False, repro)
-    expect(product.grad_fn._saved_other is values[program.output].detach() or
-           torch.equal(product.grad_fn._saved_other, values[program.output].detach()),
-           "the other factor saved by a product", "the factor", product.grad_fn._saved_other, repro)
-    expect(product.grad_fn._saved_self is None, "a factor saved only for a gradient nobody needs",
-           "None (the other factor does not require grad)", product.grad_fn._saved_self, repro)
+    expect(product.grad_fn._saved_other is other, "(v * other).grad_fn._saved_other is other", True, False, repro)
+    expect(product.grad_fn._saved_self is None, "v saved by v * other, needed only for other's gradient",
+           "None (other does not require grad)", product.grad_fn._saved_self, repro)
     record("saved_exponent", square.grad_fn._saved_exponent)
     record("raw_type", type(square.grad_fn._raw_saved_self).__name__)
 

@@ -25,10 +25,10 @@ PRACTICAL = "Practical Considerations and Tips"
 CUSTOM = "Custom Autograd Functions"
 
 SAME = Tolerance(0.0, 0.0, "the same formulas on the same values, on the CPU")
-#: n gradients added one after another against n times one gradient differ by roundoff.
+#: The same n gradients added in another order differ by roundoff.
 SUMMED = {
-    torch.float32: Tolerance(1e-5, 1e-6, "float32: n repeated additions against one multiplication by n"),
-    torch.float64: Tolerance(1e-12, 1e-13, "float64: n repeated additions against one multiplication by n"),
+    torch.float32: Tolerance(1e-5, 1e-6, "float32: n additions, in whatever order the threads finish"),
+    torch.float64: Tolerance(1e-12, 1e-13, "float64: n additions, in whatever order the threads finish"),
 }
 #: Every thread a rule starts must end well within this many seconds.
 JOIN_SECONDS = 30
@@ -97,17 +97,20 @@ def independent_graphs_match_sequential(program, count):
       references=("test_autograd.py::TestMultithreadAutograd::test_simple_backward_same_input",
                   "docs: Autograd mechanics > Multithreaded Autograd"))
 def shared_leaf_accumulates_every_thread(program, count):
-    """When n threads each record their own graph from the same leaves and call backward, each leaf's .grad ends up as the sum of the n gradients."""
-    once = program.inputs()
-    program(*once).sum().backward()
+    """When n threads each record their own graph from the same leaves and call backward, each leaf's .grad ends up as it does after n backward calls made one after another in one thread."""
+    # Against n sequential passes, not n x one pass: how .grad sums across passes is the
+    # accumulation family's rule, and torch 2.13 breaks it for aliased 0-d gradients (see report).
+    sequential = program.inputs()
+    for _ in range(count):
+        program(*sequential).sum().backward()
     leaves = program.inputs()
     results = _run_threads(count, lambda k: program(*leaves).sum().backward())
     repro = program.repro(f"# {count} threads, each: program(x0, ...).sum().backward() on the same x0, ...")
     expect(all(status == "ok" for status, _ in results), "every thread finished", "ok", results, repro)
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, once[i].grad * count, SUMMED[program.dtype],
-                     f"x{i}.grad after {count} threads, against {count} x one pass", repro)
-    record("x0_grad_over_one_pass", count)
+        expect_close(leaves[i].grad, sequential[i].grad, SUMMED[program.dtype],
+                     f"x{i}.grad after {count} threads, against {count} passes in one thread", repro)
+    record("x0_grad", [round(v, 6) for v in leaves[0].grad.flatten().tolist()])
 
 
 @rule("threads.concurrent-grad-leaves-dot-grad-alone", section=PRACTICAL, docs="threads-shared",
