@@ -28,6 +28,9 @@ SAME = Tolerance(0.0, 0.0, "the same backward formulas on the same values")
 #: Scaling by a power of two is exact, so c * g is compared bit for bit.
 SCALES = st.sampled_from([2.0, 0.5, -4.0])
 
+#: Programs for rules where the program only supplies a graph to act on: small ones are enough.
+SMALL_PROGRAMS = programs(max_leaves=1, max_ops=3)
+
 GRADIENT_EDGE = Feature("torch.autograd.graph.get_gradient_edge",
                         lambda: hasattr(torch.autograd.graph, "get_gradient_edge"))
 MATERIALIZE_GRADS = Feature("torch.autograd.grad(materialize_grads=...)",
@@ -75,7 +78,7 @@ def _value(program, data):
 
 
 @rule("graph.gradient-edge-stands-for-its-tensor", section=BEYOND, docs="graph-gradient-edge", since="2.2",
-      requires=(GRADIENT_EDGE,), given=dict(program=programs(all_require_grad=True), data=st.data()),
+      requires=(GRADIENT_EDGE,), given=dict(program=programs(max_ops=5, all_require_grad=True), data=st.data()),
       examples=(dict(program=CANONICAL, data=None),),
       references=("test_autograd.py::TestAutograd::test_grad_to_node",
                   "test_autograd.py::TestAutograd::test_grad_to_node_set",
@@ -100,7 +103,7 @@ def gradient_edge_stands_for_its_tensor(program, data):
 
 
 @rule("graph.gradient-edge-keeps-the-old-value", section=INPLACE, docs="graph-gradient-edge", since="2.2",
-      requires=(GRADIENT_EDGE,), given=dict(program=programs(max_ops=6), c=SCALES),
+      requires=(GRADIENT_EDGE,), given=dict(program=programs(max_ops=5), c=SCALES),
       examples=(dict(program=CANONICAL, c=2.0),),
       references=("test_autograd.py::TestAutograd::test_grad_to_node_inplace",))
 def gradient_edge_keeps_the_old_value(program, c):
@@ -118,7 +121,7 @@ def gradient_edge_keeps_the_old_value(program, c):
 
 
 @rule("graph.unreached-edge-refuses-materialize-grads", section=BEYOND, docs="graph-gradient-edge", since="2.2",
-      requires=(GRADIENT_EDGE, MATERIALIZE_GRADS), given=dict(program=programs(max_ops=6)),
+      requires=(GRADIENT_EDGE, MATERIALIZE_GRADS), given=dict(program=SMALL_PROGRAMS),
       contracts=(UNREACHED_EDGE,), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_grad_to_node",))
 def unreached_edge_refuses_materialize_grads(program):
@@ -139,7 +142,7 @@ def unreached_edge_refuses_materialize_grads(program):
 
 
 @rule("graph.grad-fn-is-a-node", section=GRAPH_SECTION, docs="graph-nodes", since="2.0",
-      given=dict(program=programs()), examples=(dict(program=CANONICAL),),
+      given=dict(program=programs(max_ops=5)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_autograd_node_isinstance",
                   "docs: torch.autograd.graph.Node"))
 def grad_fn_is_a_node(program):
@@ -168,7 +171,7 @@ def grad_fn_is_a_node(program):
 
 
 @rule("graph.leaf-has-one-accumulate-grad-node", section=GRAPH_SECTION, docs="graph-nodes",
-      given=dict(program=programs(all_require_grad=True)), examples=(dict(program=CANONICAL),),
+      given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_next_functions",))
 def leaf_has_one_accumulate_grad_node(program):
     """All the nodes that read one leaf point, through next_functions, to the same AccumulateGrad object, and an input that does not require grad appears there as None."""
@@ -192,7 +195,7 @@ def leaf_has_one_accumulate_grad_node(program):
 
 
 @rule("graph.node-metadata-is-a-dict-per-node", section=BEYOND, docs="graph-nodes", since="2.0",
-      requires=(NODE_METADATA,), given=dict(program=programs(min_ops=2)), examples=(dict(program=CANONICAL),),
+      requires=(NODE_METADATA,), given=dict(program=programs(min_ops=2, max_ops=5)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_node_metadata",))
 def node_metadata_is_a_dict_per_node(program):
     """grad_fn.metadata is an empty dict at first, the same object on every access, separate for each node, and what is stored in it is still there after backward."""
@@ -214,7 +217,7 @@ def node_metadata_is_a_dict_per_node(program):
 
 
 @rule("graph.node-hook-must-return-one-gradient-per-slot", section=BEYOND, docs="graph-nodes",
-      given=dict(program=programs(max_ops=6), extra=st.integers(1, 2)), contracts=(HOOK_ARITY,),
+      given=dict(program=SMALL_PROGRAMS, extra=st.integers(1, 2)), contracts=(HOOK_ARITY,),
       examples=(dict(program=CANONICAL, extra=1),),
       references=("test_autograd.py::TestAutograd::test_hooks",))
 def node_hook_must_return_one_gradient_per_slot(program, extra):
@@ -232,7 +235,7 @@ def node_hook_must_return_one_gradient_per_slot(program, extra):
 
 
 @rule("graph.increment-version-bumps-the-counter", section=INPLACE, docs="graph-versions", since="2.1",
-      requires=(INCREMENT_VERSION,), given=dict(program=programs(max_ops=6), times=st.integers(1, 3)),
+      requires=(INCREMENT_VERSION,), given=dict(program=SMALL_PROGRAMS, times=st.integers(1, 3)),
       contracts=(VERSION_MISMATCH,), examples=(dict(program=CANONICAL, times=1),),
       references=("test_autograd.py::TestAutograd::test_increment_version",))
 def increment_version_bumps_the_counter(program, times):
@@ -256,7 +259,7 @@ def increment_version_bumps_the_counter(program, times):
 
 
 @rule("graph.allow-mutation-on-saved-gives-original-gradients", section=INPLACE, docs="graph-mutation",
-      since="2.0", requires=(ALLOW_MUTATION,), given=dict(program=programs(max_ops=6), c=SCALES),
+      since="2.0", requires=(ALLOW_MUTATION,), given=dict(program=programs(max_ops=5), c=SCALES),
       examples=(dict(program=CANONICAL, c=2.0),),
       references=("test_autograd.py::TestAllowMutationOnSaved::test_basic",
                   "test_autograd.py::TestAllowMutationOnSaved::test_same_tensor_many_times"))
@@ -283,7 +286,7 @@ def allow_mutation_on_saved_gives_original_gradients(program, c):
 
 
 @rule("graph.allow-mutation-on-saved-needs-its-context", section=INPLACE, docs="graph-mutation", since="2.0",
-      requires=(ALLOW_MUTATION,), given=dict(program=programs(max_ops=4)),
+      requires=(ALLOW_MUTATION,), given=dict(program=SMALL_PROGRAMS),
       contracts=(OUTSIDE_MUTATION_CONTEXT, NESTED_MUTATION_CONTEXT), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAllowMutationOnSaved::test_backward_out_of_context",
                   "test_autograd.py::TestAllowMutationOnSaved::test_disallow_nesting"))
@@ -334,7 +337,7 @@ def disabled_saved_tensors_hooks_raise_the_message(message, hooks_first):
 
 
 @rule("graph.multi-grad-hook-waits-for-a-reached-tensor", section=BEYOND, docs="graph-multi-grad-hook",
-      requires=(MULTI_GRAD_HOOK,), given=dict(program=programs(max_ops=6), fail=st.booleans()),
+      requires=(MULTI_GRAD_HOOK,), given=dict(program=SMALL_PROGRAMS, fail=st.booleans()),
       examples=(dict(program=CANONICAL, fail=False), dict(program=CANONICAL, fail=True)),
       references=("test_autograd.py::TestAutograd::test_multi_grad_all_hooks",))
 def multi_grad_hook_waits_for_a_reached_tensor(program, fail):
@@ -381,7 +384,7 @@ def multi_grad_hook_mode_is_all_or_any(mode):
 
 
 @rule("graph.any-hook-runs-before-tensor-hooks", section=BEYOND, docs="graph-multi-grad-hook", since="2.3",
-      requires=(MULTI_GRAD_MODE,), given=dict(program=programs(min_leaves=2, all_require_grad=True)),
+      requires=(MULTI_GRAD_MODE,), given=dict(program=programs(min_leaves=2, max_ops=5, all_require_grad=True)),
       examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_multi_grad_any_hooks",))
 def any_hook_runs_before_tensor_hooks(program):

@@ -46,7 +46,9 @@ MIXED_HOOKS = ErrorContract(
 
 #: The weight x0 scales the input x1, then sin: one weight, one input, two nodes.
 CANONICAL = program((leaf(0.5, -1.0, 2.0), leaf(1.5, 0.25, -0.75)), "v0 = x0 * x1", "v1 = torch.sin(v0)")
-MODULE_PROGRAMS = programs(min_leaves=2, max_ops=8, all_require_grad=True)
+MODULE_PROGRAMS = programs(min_leaves=2, max_ops=5, all_require_grad=True)
+#: For rules where the module only supplies a graph to act on: small ones are enough.
+SMALL_MODULES = programs(min_leaves=2, max_leaves=2, max_ops=3, all_require_grad=True)
 
 
 class ProgramModule(torch.nn.Module):
@@ -157,7 +159,7 @@ def pre_hook_replaces_grad_output(program, c):
 
 
 @rule("module-hooks.hooks-run-once-pre-hook-first", section=PRACTICAL, docs="module-hooks-pre", since="2.0",
-      requires=(FULL_PRE_HOOK,), given=dict(program=MODULE_PROGRAMS, passes=st.integers(1, 3)),
+      requires=(FULL_PRE_HOOK,), given=dict(program=SMALL_MODULES, passes=st.integers(1, 3)),
       examples=(dict(program=CANONICAL, passes=2),),
       references=("test_autograd.py::TestAutograd::test_backward_hook_relative_ordering",
                   "docs: torch.nn.Module.register_full_backward_pre_hook"))
@@ -182,7 +184,7 @@ def hooks_run_once_pre_hook_first(program, passes):
 
 
 @rule("module-hooks.unused-output-gets-none", section=PRACTICAL, docs="module-hooks-full",
-      given=dict(program=MODULE_PROGRAMS, used=st.sampled_from([0, 1])),
+      given=dict(program=SMALL_MODULES, used=st.sampled_from([0, 1])),
       examples=(dict(program=CANONICAL, used=0),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def unused_output_gets_none(program, used):
@@ -199,7 +201,7 @@ def unused_output_gets_none(program, used):
 
 
 @rule("module-hooks.no-input-gradient-warns", section=PRACTICAL, docs="module-hooks-full",
-      given=dict(program=programs(min_leaves=2, max_ops=8)), contracts=(NO_INPUT_GRAD,),
+      given=dict(program=programs(min_leaves=2, max_ops=5)), contracts=(NO_INPUT_GRAD,),
       examples=(dict(program=CANONICAL),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def no_input_gradient_warns(program):
@@ -223,7 +225,7 @@ def no_input_gradient_warns(program):
 
 @rule("module-hooks.hooks-must-return-one-gradient-per-tensor", section=PRACTICAL, docs="module-hooks-errors",
       since="2.0", requires=(FULL_PRE_HOOK,),
-      given=dict(program=MODULE_PROGRAMS, which=st.sampled_from(["hook", "pre-hook"]), extra=st.integers(1, 2)),
+      given=dict(program=SMALL_MODULES, which=st.sampled_from(["hook", "pre-hook"]), extra=st.integers(1, 2)),
       contracts=(HOOK_COUNT, PRE_HOOK_COUNT), examples=(dict(program=CANONICAL, which="hook", extra=1),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def hooks_must_return_one_gradient_per_tensor(program, which, extra):
@@ -243,7 +245,7 @@ def hooks_must_return_one_gradient_per_tensor(program, which, extra):
 
 
 @rule("module-hooks.wrapped-tensors-are-not-writable", section=PRACTICAL, docs="module-hooks-errors",
-      given=dict(program=MODULE_PROGRAMS, where=st.sampled_from(["input", "output"])),
+      given=dict(program=SMALL_MODULES, where=st.sampled_from(["input", "output"])),
       contracts=(WRAPPED_IN_PLACE,), examples=(dict(program=CANONICAL, where="output"),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def wrapped_tensors_are_not_writable(program, where):
@@ -292,7 +294,7 @@ def forward_hooks_run_inside_the_backward_hooks(program, a, b):
 
 
 @rule("module-hooks.non-full-hook-is-deprecated", section=PRACTICAL, docs="module-hooks-legacy",
-      given=dict(program=programs(min_leaves=2, min_ops=2, max_ops=6, all_require_grad=True)),
+      given=dict(program=programs(min_leaves=2, max_leaves=2, min_ops=2, max_ops=3, all_require_grad=True)),
       contracts=(NON_FULL_DEPRECATED, MIXED_HOOKS), examples=(dict(program=CANONICAL),),
       references=("docs: torch.nn.Module.register_backward_hook",))
 def non_full_hook_is_deprecated(program):

@@ -27,6 +27,9 @@ SAME = Tolerance(0.0, 0.0, "the same backward formulas on the same values")
 #: Scaling by a power of two is exact, so c * g is compared bit for bit.
 SCALES = st.sampled_from([2.0, 0.5, -4.0])
 
+#: Programs for rules where the program only supplies a graph to act on: small ones are enough.
+SMALL_PROGRAMS = programs(max_leaves=1, max_ops=3)
+
 RAW_SAVED = Feature("grad_fn._raw_saved_* with register_hooks",
                     lambda: hasattr(torch._C._autograd, "SavedTensor")
                     and hasattr(torch._C._autograd.SavedTensor, "register_hooks"))
@@ -73,7 +76,7 @@ def _tokens():
 
 
 @rule("saved-tensors.saved-input-is-the-tensor-itself", section=PRACTICAL, docs="saved-attributes",
-      given=dict(program=programs(), data=st.data()), examples=(dict(program=CANONICAL, data=None),),
+      given=dict(program=programs(max_ops=5), data=st.data()), examples=(dict(program=CANONICAL, data=None),),
       references=("test_autograd.py::TestAutograd::test_no_unnecessary_unwrapping",
                   "test_autograd.py::TestAutograd::test_grad_fn_attr_bindings",
                   "docs: Autograd mechanics > Saved tensors"))
@@ -97,7 +100,7 @@ def saved_input_is_the_tensor_itself(program, data):
 
 
 @rule("saved-tensors.saved-output-is-a-new-tensor", section=PRACTICAL, docs="saved-attributes",
-      given=dict(program=programs(max_ops=6)), examples=(dict(program=CANONICAL),),
+      given=dict(program=SMALL_PROGRAMS), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_no_unnecessary_unwrapping",
                   "test_autograd.py::TestAutograd::test_saved_variable_version_counter",
                   "docs: Autograd mechanics > Saved tensors"))
@@ -119,7 +122,7 @@ def saved_output_is_a_new_tensor(program):
 
 
 @rule("saved-tensors.per-tensor-hooks-pack-once-unpack-per-access", section=BEYOND, docs="saved-per-tensor-hooks",
-      requires=(RAW_SAVED,), given=dict(program=programs(max_ops=6), c=SCALES, reads=st.integers(0, 3)),
+      requires=(RAW_SAVED,), given=dict(program=programs(max_ops=5), c=SCALES, reads=st.integers(0, 3)),
       examples=(dict(program=CANONICAL, c=2.0, reads=2),),
       references=("test_autograd.py::TestAutograd::test_saved_tensor_constructor_with_hooks",
                   "test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_saved_original_with_hooks",
@@ -145,7 +148,7 @@ def per_tensor_hooks_pack_once_unpack_per_access(program, c, reads):
 
 
 @rule("saved-tensors.per-tensor-hooks-register-once-while-alive", section=BEYOND, docs="saved-per-tensor-hooks",
-      requires=(RAW_SAVED,), given=dict(program=programs(max_ops=4)),
+      requires=(RAW_SAVED,), given=dict(program=SMALL_PROGRAMS),
       contracts=(HOOKS_ALREADY_SET, HOOKS_AFTER_FREE), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_custom_function_saved_tensors",
                   "test_autograd.py::TestAutograd::test_grad_fn_attr_bindings"))
@@ -168,7 +171,7 @@ def per_tensor_hooks_register_once_while_alive(program):
 
 
 @rule("saved-tensors.pack-once-per-save-unpack-once-per-use", section=PRACTICAL, docs="saved-default-hooks",
-      given=dict(program=programs(all_require_grad=True)), examples=(dict(program=CANONICAL),),
+      given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_unpack_hooks_exec_count",
                   "test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_did_not_save_original_with_default_hooks",
                   "docs: Autograd mechanics > Hooks for saved tensors"))
@@ -190,7 +193,7 @@ def pack_once_per_save_unpack_once_per_use(program):
 
 
 @rule("saved-tensors.innermost-hooks-win", section=BEYOND, docs="saved-default-hooks",
-      given=dict(program=programs(max_ops=6)), examples=(dict(program=CANONICAL),),
+      given=dict(program=SMALL_PROGRAMS), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_setting_default_saved_variable_hooks_twice_should_use_inner",))
 def innermost_hooks_win(program):
     """With saved_tensors_hooks nested, only the innermost pair packs what is saved inside it, and the outer pair packs again once the inner context has exited."""
@@ -212,7 +215,7 @@ def innermost_hooks_win(program):
 
 
 @rule("saved-tensors.hooks-are-thread-local", section=BEYOND, docs="saved-default-hooks",
-      given=dict(program=programs(max_ops=6), where=st.sampled_from(["parent", "child"])),
+      given=dict(program=SMALL_PROGRAMS, where=st.sampled_from(["parent", "child"])),
       examples=(dict(program=CANONICAL, where="parent"),),
       references=("test_autograd.py::TestMultithreadAutograd::test_dataparallel_saved_tensors_hooks",
                   "docs: Autograd mechanics > Hooks for saved tensors"))
@@ -255,7 +258,7 @@ def hooks_are_thread_local(program, where):
 
 
 @rule("saved-tensors.pack-must-not-modify-its-input", section=PRACTICAL, docs="saved-hook-rules",
-      given=dict(program=programs(max_ops=6)), contracts=(PACK_MODIFIES_INPUT,),
+      given=dict(program=SMALL_PROGRAMS), contracts=(PACK_MODIFIES_INPUT,),
       examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_pack_hook_with_inplace_modification_should_fail",
                   "docs: Autograd mechanics > Hooks for saved tensors"))
@@ -272,7 +275,7 @@ def pack_must_not_modify_its_input(program):
 
 
 @rule("saved-tensors.unpack-must-return-a-tensor", section=PRACTICAL, docs="saved-hook-rules",
-      given=dict(program=programs(max_ops=6), result=st.sampled_from(["text", 3, None])),
+      given=dict(program=SMALL_PROGRAMS, result=st.sampled_from(["text", 3, None])),
       contracts=(UNPACK_NOT_A_TENSOR,), examples=(dict(program=CANONICAL, result="text"),),
       references=("test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_saved_original_with_hooks",))
 def unpack_must_return_a_tensor(program, result):
@@ -287,7 +290,7 @@ def unpack_must_return_a_tensor(program, result):
 
 
 @rule("saved-tensors.hook-exceptions-propagate", section=PRACTICAL, docs="saved-hook-rules",
-      given=dict(program=programs(max_ops=6), which=st.sampled_from(["pack", "unpack"])),
+      given=dict(program=SMALL_PROGRAMS, which=st.sampled_from(["pack", "unpack"])),
       examples=(dict(program=CANONICAL, which="pack"), dict(program=CANONICAL, which="unpack")),
       references=("test_autograd.py::TestAutograd::test_saved_tensors_hook_custom_error_propagation",))
 def hook_exceptions_propagate(program, which):
@@ -314,7 +317,7 @@ def hook_exceptions_propagate(program, which):
 
 
 @rule("saved-tensors.hooks-pack-what-double-backward-saves", section=BEYOND, docs="saved-default-hooks",
-      given=dict(program=programs(max_ops=6, all_require_grad=True)), examples=(dict(program=CANONICAL),),
+      given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward",))
 def hooks_pack_what_double_backward_saves(program):
     """A backward with create_graph=True run inside saved_tensors_hooks packs the tensors its own graph saves, and the second backward unpacks them and gives the same second derivatives as without hooks."""
@@ -350,7 +353,7 @@ def hooks_pack_what_double_backward_saves(program):
 
 
 @rule("saved-tensors.detached-saved-input-is-refused", section=PRACTICAL, docs="saved-hook-rules",
-      given=dict(program=programs(max_ops=6)), contracts=(DETACHED_SAVED,), examples=(dict(program=CANONICAL),),
+      given=dict(program=SMALL_PROGRAMS), contracts=(DETACHED_SAVED,), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_saved_variable_saved_original_inplace_detach",))
 def detached_saved_input_is_refused(program):
     """Detaching in place (detach_) a tensor that a node saved as its input makes backward raise a RuntimeError."""
