@@ -50,7 +50,8 @@ NO_BACKWARD = ErrorContract(
 BOTH_BACKWARDS = ErrorContract(
     RuntimeError, r"Implementing both 'backward' and 'vjp' for a custom Function is not allowed", Phase.BACKWARD)
 INSTANTIATED = WarningContract(
-    DeprecationWarning, r"should not be instantiated\. Methods on autograd functions are all static")
+    DeprecationWarning, r"should not be instantiated\. Methods on autograd functions ?are all static",
+    wording="releases before 2.1 lack the space before 'are'")
 
 FLOAT64 = tensors(dtypes=(torch.float64,), max_ndim=2)
 #: make_dual refuses a primal whose elements overlap in memory (an expanded tensor).

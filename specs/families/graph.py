@@ -35,7 +35,11 @@ GRADIENT_EDGE = Feature("torch.autograd.graph.get_gradient_edge",
                         lambda: hasattr(torch.autograd.graph, "get_gradient_edge"))
 MATERIALIZE_GRADS = Feature("torch.autograd.grad(materialize_grads=...)",
                             lambda: "materialize_grads" in inspect.signature(torch.autograd.grad).parameters)
-NODE_METADATA = Feature("Node.metadata", lambda: hasattr(torch.autograd.graph.Node, "metadata"))
+NODE_METADATA = Feature("torch.autograd.graph.Node.metadata",
+                        lambda: hasattr(getattr(torch.autograd.graph, "Node", None), "metadata"))
+NODE_CLASS = Feature("torch.autograd.graph.Node", lambda: hasattr(torch.autograd.graph, "Node"))
+NODE_PREHOOK = Feature("Node.register_prehook",
+                       lambda: hasattr(getattr(torch.autograd.graph, "Node", None), "register_prehook"))
 INCREMENT_VERSION = Feature("torch.autograd.graph.increment_version",
                             lambda: hasattr(torch.autograd.graph, "increment_version"))
 ALLOW_MUTATION = Feature("torch.autograd.graph.allow_mutation_on_saved_tensors",
@@ -141,7 +145,7 @@ def unreached_edge_refuses_materialize_grads(program):
     record("message", message)
 
 
-@rule("graph.grad-fn-is-a-node", section=GRAPH_SECTION, docs="graph-nodes", since="2.0",
+@rule("graph.grad-fn-is-a-node", section=GRAPH_SECTION, docs="graph-nodes", since="2.0", requires=(NODE_CLASS,),
       given=dict(program=programs(max_ops=5)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_autograd_node_isinstance",
                   "docs: torch.autograd.graph.Node"))
@@ -216,7 +220,8 @@ def node_metadata_is_a_dict_per_node(program):
     record("metadata_type", type(nodes[0].metadata).__name__)
 
 
-@rule("graph.node-hook-must-return-one-gradient-per-slot", section=BEYOND, docs="graph-nodes",
+@rule("graph.node-hook-must-return-one-gradient-per-slot", section=BEYOND, docs="graph-nodes", since="2.0",
+      requires=(NODE_PREHOOK,),
       given=dict(program=SMALL_PROGRAMS, extra=st.integers(1, 2)), contracts=(HOOK_ARITY,),
       examples=(dict(program=CANONICAL, extra=1),),
       references=("test_autograd.py::TestAutograd::test_hooks",))

@@ -200,7 +200,7 @@ def unused_output_gets_none(program, used):
     record("none_entries", list(seen[0]))
 
 
-@rule("module-hooks.no-input-gradient-warns", section=PRACTICAL, docs="module-hooks-full",
+@rule("module-hooks.no-input-gradient-warns", section=PRACTICAL, docs="module-hooks-full", since="2.0",
       given=dict(program=programs(min_leaves=2, max_ops=5)), contracts=(NO_INPUT_GRAD,),
       examples=(dict(program=CANONICAL),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))

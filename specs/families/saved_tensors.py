@@ -257,7 +257,7 @@ def hooks_are_thread_local(program, where):
     record("packs_in_other_thread", len(log) - len(here))
 
 
-@rule("saved-tensors.pack-must-not-modify-its-input", section=PRACTICAL, docs="saved-hook-rules",
+@rule("saved-tensors.pack-must-not-modify-its-input", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
       given=dict(program=SMALL_PROGRAMS), contracts=(PACK_MODIFIES_INPUT,),
       examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_pack_hook_with_inplace_modification_should_fail",
@@ -274,7 +274,7 @@ def pack_must_not_modify_its_input(program):
         "    torch.tanh(a)")))
 
 
-@rule("saved-tensors.unpack-must-return-a-tensor", section=PRACTICAL, docs="saved-hook-rules",
+@rule("saved-tensors.unpack-must-return-a-tensor", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
       given=dict(program=SMALL_PROGRAMS, result=st.sampled_from(["text", 3, None])),
       contracts=(UNPACK_NOT_A_TENSOR,), examples=(dict(program=CANONICAL, result="text"),),
       references=("test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_saved_original_with_hooks",))
@@ -316,7 +316,7 @@ def hook_exceptions_propagate(program, which):
     raise AssertionError(f"the HookError raised by the {which} hook did not come out\n{repro}")
 
 
-@rule("saved-tensors.hooks-pack-what-double-backward-saves", section=BEYOND, docs="saved-default-hooks",
+@rule("saved-tensors.hooks-pack-what-double-backward-saves", section=BEYOND, docs="saved-default-hooks", since="2.0",
       given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward",))
 def hooks_pack_what_double_backward_saves(program):
@@ -352,7 +352,7 @@ def hooks_pack_what_double_backward_saves(program):
     record("packs", len(log["packed"]))
 
 
-@rule("saved-tensors.detached-saved-input-is-refused", section=PRACTICAL, docs="saved-hook-rules",
+@rule("saved-tensors.detached-saved-input-is-refused", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
       given=dict(program=SMALL_PROGRAMS), contracts=(DETACHED_SAVED,), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_saved_variable_saved_original_inplace_detach",))
 def detached_saved_input_is_refused(program):
