@@ -40,6 +40,16 @@ for k, grad in results.items():
 law("threads.independent-graphs-match-sequential")
 
 # %%
+# The engine itself runs backward on worker threads (one per device).
+# ``torch.autograd.set_multithreading_enabled(False)`` turns that off for the calling thread, as a
+# context manager that restores the previous setting; the gradients are the same.
+with torch.autograd.set_multithreading_enabled(False):
+    assert not torch.autograd.is_multithreading_enabled()
+assert torch.autograd.is_multithreading_enabled()
+
+law("threads.multithreading-switch-is-thread-local")
+
+# %%
 # .. _threads-shared:
 #
 # Shared leaves and shared graphs

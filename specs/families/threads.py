@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
-from specs.engine.registry import Family, record, rule
+from specs.engine.registry import Family, Feature, record, rule
 from specs.families._canonical import leaf, program
 from specs.generators.strategies import programs
 
@@ -36,6 +36,10 @@ THREAD_COUNTS = st.integers(2, 4)
 
 #: Programs for rules where the program only supplies a graph to act on: small ones are enough.
 SMALL_PROGRAMS = programs(max_leaves=1, max_ops=3)
+
+MULTITHREADING_SWITCH = Feature(
+    "torch.autograd.set_multithreading_enabled",
+    lambda: hasattr(torch.autograd, "set_multithreading_enabled") and hasattr(torch.autograd, "is_multithreading_enabled"))
 
 FREED_GRAPH = ErrorContract(RuntimeError, r"Specify retain_graph=True", Phase.SECOND_BACKWARD)
 
@@ -315,3 +319,26 @@ def backward_sets_grad_mode_for_its_nodes(program, create_graph, caller):
     expect(seen == [create_graph], "grad mode inside the backward function", [create_graph], seen, repro)
     expect(after == caller, "the caller's grad mode after backward", caller, after, repro)
     record("inside", seen)
+
+
+@rule("threads.multithreading-switch-is-thread-local", section=PRACTICAL, docs="threads-independent",
+      requires=(MULTITHREADING_SWITCH,), given=dict(program=programs(max_ops=5)), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestMultithreadAutograd::test_set_multithreading_enabled_as_context_manager_and_function",
+                  "docs: torch.autograd.set_multithreading_enabled"))
+def multithreading_switch_is_thread_local(program):
+    """torch.autograd.set_multithreading_enabled(False) used as a context manager turns the engine's worker threads off for the calling thread only, backward still gives the same gradients, and the previous setting returns on exit."""
+    reference = program.inputs()
+    program(*reference).sum().backward()
+    leaves = program.inputs()
+    with torch.autograd.set_multithreading_enabled(False):
+        inside = torch.autograd.is_multithreading_enabled()
+        elsewhere = _run_threads(1, lambda k: torch.autograd.is_multithreading_enabled())[0]
+        program(*leaves).sum().backward()
+    after = torch.autograd.is_multithreading_enabled()
+    repro = program.repro("with torch.autograd.set_multithreading_enabled(False):", "    out.sum().backward()")
+    expect((inside, elsewhere, after) == (False, ("ok", True), True),
+           "(setting inside, in another thread, after exit)", (False, ("ok", True), True),
+           (inside, elsewhere, after), repro)
+    for i in program.grad_leaves:
+        expect_close(leaves[i].grad, reference[i].grad, SAME, f"x{i}.grad with multithreading off", repro)
+    record("settings", [inside, elsewhere[1], after])
