@@ -176,7 +176,7 @@ def per_tensor_hooks_register_once_while_alive(program):
                   "test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_did_not_save_original_with_default_hooks",
                   "docs: Autograd mechanics > Hooks for saved tensors"))
 def pack_once_per_save_unpack_once_per_use(program):
-    """Under saved_tensors_hooks, one backward calls unpack exactly once for each object pack returned, and backward runs with grad mode off during neither hook."""
+    """Under saved_tensors_hooks, one backward calls unpack exactly once for each object pack returned while the forward was recorded, and calls pack not at all."""
     pack, unpack, log = _tokens()
     leaves = program.inputs()
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
