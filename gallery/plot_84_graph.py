@@ -74,6 +74,21 @@ law("graph.node-metadata-is-a-dict-per-node")
 law("graph.node-hook-must-return-one-gradient-per-slot")
 
 # %%
+# Node hooks belong to the node, so whether they run depends on whether the node runs. Asking
+# ``torch.autograd.grad`` for the gradient with respect to ``a`` stops *at* ``a``: its tensor hooks
+# run, but ``a.grad_fn`` does not, and neither do its hooks. For the same reason ``a.retain_grad()``
+# stores the gradient after ``a``'s tensor hooks but before ``a.grad_fn``'s pre-hooks.
+a = x * 2
+log = []
+a.register_hook(lambda g: log.append("tensor hook"))
+a.grad_fn.register_prehook(lambda grad_outputs: log.append("node pre-hook"))
+torch.autograd.grad(torch.sin(a).sum(), [a])
+assert log == ["tensor hook"]
+
+law("graph.grad-to-a-tensor-skips-its-node-hooks")
+law("graph.retained-grad-skips-node-prehooks")
+
+# %%
 # .. _graph-versions:
 #
 # Bumping a version counter by hand

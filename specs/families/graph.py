@@ -410,3 +410,57 @@ def any_hook_runs_before_tensor_hooks(program):
                           "x0.register_hook(print)  # and so on", "out.sum().backward()")
     expect(log.count("any") == 1 and log[0] == "any", "the any-hook runs once, first", "['any', ...]", log, repro)
     record("order", log)
+
+
+@rule("graph.grad-to-a-tensor-skips-its-node-hooks", section=BEYOND, docs="graph-nodes", since="2.0",
+      requires=(NODE_PREHOOK,), given=dict(program=programs(max_ops=5), data=st.data()),
+      examples=(dict(program=CANONICAL, data=None),),
+      references=("test_autograd.py::TestAutograd::test_hook_edge_case_when_called_with_grad",
+                  "docs: Autograd mechanics > Whether a particular hook will be fired"))
+def grad_to_a_tensor_skips_its_node_hooks(program, data):
+    """torch.autograd.grad(loss, [a]) for an intermediate a runs a's tensor hooks but not the pre-hooks or hooks of a.grad_fn, whereas backward(inputs=[a]) runs all three."""
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    names = [s.out for s in program.steps if values[s.out].grad_fn is not None]
+    name = "v0" if data is None else data.draw(st.sampled_from(names), label="intermediate")
+    a = values[name]
+    log = []
+    a.register_hook(lambda g: log.append("tensor hook"))
+    a.grad_fn.register_prehook(lambda go: log.append("node pre-hook"))
+    a.grad_fn.register_hook(lambda gi, go: log.append("node hook"))
+    loss = torch.tanh(values[program.output]).sum()
+    torch.autograd.grad(loss, [a], retain_graph=True)
+    by_grad = list(log)
+    log.clear()
+    loss.backward(inputs=[a])
+    repro = program.repro(f"a = {name}  # with a tensor hook, and a pre-hook and a hook on a.grad_fn",
+                          "torch.autograd.grad(torch.tanh(out).sum(), [a], retain_graph=True)",
+                          "torch.tanh(out).sum().backward(inputs=[a])")
+    expect(by_grad == ["tensor hook"], "hooks run by autograd.grad", ["tensor hook"], by_grad, repro)
+    expect(sorted(log) == ["node hook", "node pre-hook", "tensor hook"], "hooks run by backward(inputs=[a])",
+           "all three", log, repro)
+    record("by_grad", by_grad)
+    record("by_backward", log)
+
+
+@rule("graph.retained-grad-skips-node-prehooks", section=BEYOND, docs="graph-nodes", since="2.0",
+      requires=(NODE_PREHOOK,), given=dict(program=programs(max_ops=5), c=SCALES, d=SCALES),
+      examples=(dict(program=CANONICAL, c=2.0, d=0.5),),
+      references=("test_autograd.py::TestAutograd::test_prehook_ordering",
+                  "docs: Autograd mechanics > Backward hooks execution"))
+def retained_grad_skips_node_prehooks(program, c, d):
+    """A non-leaf's retained .grad includes what its tensor hooks return but not what pre-hooks on its grad_fn return, although both change the gradients that flow on to the leaves."""
+    leaves = program.inputs()
+    a = program(*leaves) * 1.0
+    a.retain_grad()
+    a.register_hook(lambda g: g * c)
+    a.grad_fn.register_prehook(lambda go: (go[0] * d,))
+    torch.sin(a).sum().backward()
+    plain = program.inputs()
+    torch.sin(program(*plain) * 1.0).sum().backward()
+    repro = program.repro("a = out * 1.0", "a.retain_grad()", f"a.register_hook(lambda g: g * {c})",
+                          f"a.grad_fn.register_prehook(lambda go: (go[0] * {d},))", "torch.sin(a).sum().backward()")
+    expect_close(a.grad, torch.cos(a.detach()) * c, SAME, f"a.grad: the tensor hook's {c} x, not the pre-hook's", repro)
+    for i in program.grad_leaves:
+        expect_close(leaves[i].grad, plain[i].grad * (c * d), SAME, f"x{i}.grad, scaled by both hooks", repro)
+    record("a_grad_over_cos", c)

@@ -365,3 +365,31 @@ def detached_saved_input_is_refused(program):
 
     record("message", DETACHED_SAVED.check(recorded, repro=program.repro(
         "a = out * 1.0", "loss = (a ** 2).sum()", "a.detach_()", "loss.backward()")))
+
+
+@rule("saved-tensors.pack-sees-the-live-tensor", section=PRACTICAL, docs="saved-default-hooks",
+      given=dict(program=programs(max_ops=5), c=SCALES), examples=(dict(program=CANONICAL, c=2.0),),
+      references=("test_autograd.py::TestAutograd::test_wrapped_number_saved_tensors_hooks",
+                  "docs: Autograd mechanics > Hooks for saved tensors"))
+def pack_sees_the_live_tensor(program, c):
+    """A pack hook runs with grad mode off and receives the saved tensor itself (a saved output with its grad_fn), and a Python number operand, as in out * c, is never packed."""
+    seen = []
+
+    def pack(t):
+        seen.append((torch.is_grad_enabled(), t))
+        return t
+
+    out = program(*program.inputs())
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        scaled = out * c
+        packs_for_number = len(seen)
+        y = torch.exp(scaled)  # saves its result y
+    repro = program.repro("with torch.autograd.graph.saved_tensors_hooks(pack, unpack):",
+                          f"    scaled = out * {c}  # saves no tensor for the number", "    y = torch.exp(scaled)")
+    expect(packs_for_number == 0, f"packs for out * {c}", 0, packs_for_number, repro)
+    expect(len(seen) == 1, "packs for exp", 1, len(seen), repro)
+    grad_mode, packed = seen[0]
+    expect(not grad_mode, "grad mode inside pack", False, grad_mode, repro)
+    expect(packed.grad_fn is y.grad_fn, "the tensor pack receives is exp's output, with its grad_fn",
+           type(y.grad_fn).__name__, type(packed.grad_fn).__name__ if packed.grad_fn else None, repro)
+    record("grad_mode_in_pack", grad_mode)
