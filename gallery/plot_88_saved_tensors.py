@@ -64,10 +64,10 @@ law("saved-tensors.per-tensor-hooks-register-once-while-alive")
 #
 # ``torch.autograd.graph.saved_tensors_hooks(pack, unpack)`` applies a pair of hooks to everything
 # saved while the context is active (see also :ref:`hooks-saved-tensors`). ``pack`` runs with grad
-# mode off and receives the saved tensor itself; Python numbers (``x * 2``) are not packed. One backward unpacks
-# each packed value once. When contexts nest, the innermost pair wins; the hooks belong to the
-# thread that entered them; and a backward with ``create_graph=True`` run inside the context packs
-# what *its* graph saves, for the second backward.
+# mode off and receives the saved tensor itself; Python numbers (``x * 2``) are not packed. One
+# backward unpacks each packed value once. When contexts nest, the innermost pair wins; the hooks
+# belong to the thread that entered them; and a backward with ``create_graph=True`` run inside the
+# context packs what *its* graph saves, for the second backward.
 log = []
 with torch.autograd.graph.saved_tensors_hooks(lambda t: (log.append("outer"), t)[1], lambda t: t):
     with torch.autograd.graph.saved_tensors_hooks(lambda t: (log.append("inner"), t)[1], lambda t: t):
