@@ -205,8 +205,7 @@ class _NoJvp(torch.autograd.Function):
 
 @rule("function-api.forward-mode-needs-jvp", section=CUSTOM, docs="function-api-forward-mode", since="2.0",
       requires=(SETUP_CONTEXT,), given=dict(spec=NO_OVERLAP), contracts=(NEEDS_JVP,),
-      examples=(dict(spec=CANONICAL),), references=("test_autograd.py::TestAutograd::test_custom_function_forward_mode_wrong_formula",
-                                                     "docs: Extending torch.autograd > Forward mode AD"))
+      examples=(dict(spec=CANONICAL),), references=("docs: Extending torch.autograd > Forward mode AD",))
 def forward_mode_needs_jvp(spec):
     """Applying a Function without a jvp staticmethod to a dual tensor raises a NotImplementedError, although the same Function works in reverse mode."""
     x = spec.make()

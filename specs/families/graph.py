@@ -206,7 +206,7 @@ def leaf_has_one_accumulate_grad_node(program):
 
 @rule("graph.node-metadata-is-a-dict-per-node", section=BEYOND, docs="graph-nodes", since="2.0",
       requires=(NODE_METADATA,), given=dict(program=programs(min_ops=2, max_ops=5)), examples=(dict(program=CANONICAL),),
-      references=("test_autograd.py::TestAutograd::test_node_metadata",))
+      references=("docs: torch.autograd.graph.Node.metadata",))
 def node_metadata_is_a_dict_per_node(program):
     """grad_fn.metadata is an empty dict at first, the same object on every access, separate for each node, and what is stored in it is still there after backward."""
     leaves = program.inputs()

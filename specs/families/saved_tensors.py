@@ -173,7 +173,6 @@ def per_tensor_hooks_register_once_while_alive(program):
 @rule("saved-tensors.pack-once-per-save-unpack-once-per-use", section=PRACTICAL, docs="saved-default-hooks",
       given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_unpack_hooks_exec_count",
-                  "test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_did_not_save_original_with_default_hooks",
                   "docs: Autograd mechanics > Hooks for saved tensors"))
 def pack_once_per_save_unpack_once_per_use(program):
     """Under saved_tensors_hooks, one backward calls unpack exactly once for each object pack returned while the forward was recorded, and calls pack not at all."""
@@ -292,7 +291,7 @@ def unpack_must_return_a_tensor(program, result):
 @rule("saved-tensors.hook-exceptions-propagate", section=PRACTICAL, docs="saved-hook-rules",
       given=dict(program=SMALL_PROGRAMS, which=st.sampled_from(["pack", "unpack"])),
       examples=(dict(program=CANONICAL, which="pack"), dict(program=CANONICAL, which="unpack")),
-      references=("test_autograd.py::TestAutograd::test_saved_tensors_hook_custom_error_propagation",))
+      references=("test_autograd.py::TestAutograd::test_saved_tensor_hooks_custom_error_propagation",))
 def hook_exceptions_propagate(program, which):
     """An exception raised by a pack hook comes out of the forward operation, and one raised by an unpack hook comes out of backward, with its own type and message."""
     def fail(t):

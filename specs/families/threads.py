@@ -261,8 +261,7 @@ def nested_backward_error_reaches_the_caller(depth):
 
 @rule("threads.backward-inside-a-hook", section=PRACTICAL, docs="threads-reentrant",
       given=dict(program=programs(max_ops=5), data=st.data()), examples=(dict(program=CANONICAL, data=None),),
-      references=("test_autograd.py::TestAutograd::test_reentrant_with_non_leaf_variable_hook",
-                  "test_autograd.py::TestAutograd::test_reentrant_with_leaf_variable_hook"))
+      references=("test_autograd.py::TestAutograd::test_reentrant_with_leaf_variable_hook",))
 def backward_inside_a_hook(program, data):
     """A tensor hook may itself record a graph under enable_grad and call backward on it: both the outer graph's leaves and the inner graph's leaves get their usual gradients."""
     leaves = program.inputs()
