@@ -1,0 +1,325 @@
+"""The custom Function API's edges: None gradients, returned inputs and views, jvp, func transforms, definition errors."""
+from __future__ import annotations
+
+import torch
+import torch.autograd.forward_ad as fwAD
+from hypothesis import strategies as st
+
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.registry import Family, Feature, record, rule
+from specs.generators.program import TensorSpec
+from specs.generators.strategies import tensors
+
+FAMILY = Family(
+    name="function-api",
+    title="The custom Function API, at its edges",
+    summary="What torch.autograd.Function does with None gradients, inputs returned as-is, view outputs, "
+            "jvp and torch.func, and what it refuses when a Function is defined or used wrongly.",
+    gallery="plot_71_function_api.py",
+)
+
+CUSTOM = "Custom Autograd Functions"
+
+SAME = Tolerance(0.0, 0.0, "the same formula on the same values")
+SCALES = st.sampled_from([2.0, 0.5, -4.0])
+
+SETUP_CONTEXT = Feature("autograd.Function.setup_context (forward without ctx)",
+                        lambda: hasattr(torch.autograd.Function, "setup_context"))
+FUNC_TRANSFORMS = Feature("torch.func.grad", lambda: hasattr(torch, "func") and hasattr(torch.func, "grad"))
+CLEAR_ON_ACCESS = Feature("autograd.Function.clear_saved_tensors_on_access",
+                          lambda: hasattr(torch.autograd.Function, "clear_saved_tensors_on_access"))
+
+NEEDS_JVP = ErrorContract(
+    NotImplementedError, r"You must implement the jvp function for custom autograd.Function to use it with "
+    r"forward mode AD", Phase.RECORD)
+VIEW_OUTPUT_WRITTEN = ErrorContract(
+    RuntimeError, r"Output 0 of \w+ is a view and is being modified inplace\. This view was created inside a "
+    r"custom Function \(or because an input was returned as-is\)", Phase.RECORD)
+NEEDS_SETUP_CONTEXT = ErrorContract(
+    RuntimeError, r"it must override the setup_context staticmethod", Phase.BACKWARD,
+    wording="raised by torch.func.grad, which runs forward and backward in one call")
+READ_TWICE = ErrorContract(
+    RuntimeError, r"saved_tensors can only be accessed once when clear_saved_tensors_on_access=True",
+    Phase.BACKWARD)
+NO_FORWARD = ErrorContract(
+    NotImplementedError, r"You must implement the forward function for custom autograd.Function", Phase.RECORD)
+NO_BACKWARD = ErrorContract(
+    NotImplementedError, r"You must implement either the backward or vjp method for your custom "
+    r"autograd.Function to use it with backward mode AD", Phase.BACKWARD)
+BOTH_BACKWARDS = ErrorContract(
+    RuntimeError, r"Implementing both 'backward' and 'vjp' for a custom Function is not allowed", Phase.BACKWARD)
+INSTANTIATED = WarningContract(
+    DeprecationWarning, r"should not be instantiated\. Methods on autograd functions ?are all static",
+    wording="releases before 2.1 lack the space before 'are'")
+
+FLOAT64 = tensors(dtypes=(torch.float64,), max_ndim=2)
+#: make_dual refuses a primal whose elements overlap in memory (an expanded tensor).
+NO_OVERLAP = tensors(dtypes=(torch.float64,), max_ndim=2, layouts=("contiguous", "transposed", "sliced"))
+CANONICAL = TensorSpec((3,), torch.float64, "contiguous", (0.5, -1.0, 2.0), True)
+
+
+class _FirstOnly(torch.autograd.Function):
+    """2 x + y, whose backward returns None for y."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return x * 2 + y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2, None
+
+
+@rule("function-api.none-gradient-stays-none", section=CUSTOM, docs="function-api-gradients",
+      given=dict(spec=FLOAT64), examples=(dict(spec=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_function_returns_undefined_tensor",))
+def none_gradient_stays_none(spec):
+    """When a Function's backward returns None for an input that requires grad, that input's .grad stays None rather than becoming zeros, and torch.autograd.grad returns None for it."""
+    x, y = spec.make(), spec.make()
+    _FirstOnly.apply(x, y).sum().backward()
+    repro = (f"x = {spec.expression()}\ny = {spec.expression()}\n"
+             "FirstOnly.apply(x, y).sum().backward()  # backward returns (2 * g, None)\nprint(y.grad)")
+    expect(y.grad is None, "y.grad", None, y.grad, repro)
+    expect_close(x.grad, torch.full_like(x, 2.0), SAME, "x.grad", repro)
+    grads = torch.autograd.grad(_FirstOnly.apply(x, y).sum(), [x, y], allow_unused=True)
+    expect(grads[1] is None, "torch.autograd.grad for y", None, grads[1], repro)
+    record("y_grad", None if y.grad is None else y.grad.tolist())
+
+
+class _AsIs(torch.autograd.Function):
+    """Returns its input unchanged; its backward scales by 3 so that its use is visible."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 3
+
+
+class _ViewOf(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 3
+
+
+@rule("function-api.returned-input-is-a-new-tensor", section=CUSTOM, docs="function-api-views",
+      given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])),
+      examples=(dict(spec=CANONICAL, kind="as-is"),),
+      references=("test_autograd.py::TestAutograd::test_function_returns_input",))
+def returned_input_is_a_new_tensor(spec, kind):
+    """A Function that returns its input as-is, or a view of it, gives back a new tensor object recorded by the Function, so the gradient is what the Function's backward returns."""
+    function = _AsIs if kind == "as-is" else _ViewOf
+    x = spec.make()
+    out = function.apply(x)
+    repro = f"x = {spec.expression()}\nout = {function.__name__.strip('_')}.apply(x)  # backward: 3 * g\nout.sum().backward()"
+    expect(out is not x, "the output is a new object", "not x", "x itself", repro)
+    expect(type(out.grad_fn).__name__.endswith("Backward"), "the output's grad_fn", "the Function's node",
+           type(out.grad_fn).__name__, repro)
+    out.sum().backward()
+    expect_close(x.grad, torch.full_like(x, 3.0), SAME, "x.grad, from the Function's backward", repro)
+    record("grad_fn", type(out.grad_fn).__name__)
+
+
+@rule("function-api.view-outputs-are-not-writable", section=CUSTOM, docs="function-api-views",
+      given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])), contracts=(VIEW_OUTPUT_WRITTEN,),
+      examples=(dict(spec=CANONICAL, kind="view"),),
+      references=("test_autograd.py::TestAutograd::test_inplace_not_requires_grad",
+                  "test_autograd.py::TestAutograd::test_function_returns_input"))
+def view_outputs_are_not_writable(spec, kind):
+    """Writing in place to a Function's output that is a view of an input (an input returned as-is included) raises a RuntimeError."""
+    function = _AsIs if kind == "as-is" else _ViewOf
+
+    def recorded():
+        out = function.apply(spec.make() * 1.0)
+        out.mul_(2.0)
+        return out
+
+    record("message", VIEW_OUTPUT_WRITTEN.check(recorded, repro=(
+        f"x = {spec.expression()} * 1.0\nout = {function.__name__.strip('_')}.apply(x)\nout.mul_(2.0)")))
+
+
+class _ScaledJvp(torch.autograd.Function):
+    """y = x * exp(x), whose jvp returns ``scale`` times the true tangent."""
+
+    @staticmethod
+    def forward(x, scale):
+        return x * torch.exp(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, scale = inputs
+        ctx.save_for_forward(x)
+        ctx.scale = scale
+
+    @staticmethod
+    def jvp(ctx, x_t, _):
+        (x,) = ctx.saved_tensors
+        return ctx.scale * x_t * (1 + x) * torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise AssertionError("reverse mode is not used here")
+
+
+@rule("function-api.forward-mode-uses-jvp", section=CUSTOM, docs="function-api-forward-mode", since="2.0",
+      requires=(SETUP_CONTEXT,), given=dict(spec=NO_OVERLAP, c=SCALES), examples=(dict(spec=CANONICAL, c=2.0),),
+      references=("test_autograd.py::TestAutograd::test_custom_function_save_for_forward",
+                  "docs: Extending torch.autograd > Forward mode AD"))
+def forward_mode_uses_jvp(spec, c):
+    """Forward-mode AD through a Function uses what its jvp staticmethod returns as the output's tangent, with the tensors save_for_forward kept."""
+    x = spec.make(requires_grad=False)
+    tangent = torch.ones_like(x)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x, tangent)
+        got = fwAD.unpack_dual(_ScaledJvp.apply(dual, c)).tangent
+    _, true = torch.func.jvp(lambda t: t * torch.exp(t), (x,), (tangent,))
+    repro = (f"x = {spec.expression(requires_grad=False)}\nwith fwAD.dual_level():\n"
+             f"    y = ScaledJvp.apply(fwAD.make_dual(x, torch.ones_like(x)), {c})  # jvp returns {c} x the tangent\n"
+             "    print(fwAD.unpack_dual(y).tangent)")
+    expect_close(got, c * true, Tolerance(1e-12, 1e-12, "the same float64 formula, written twice"),
+                 f"the tangent, against {c} x the true one", repro)
+    if got is not None and got.numel():
+        record("tangent_over_true", round((got / true).flatten()[0].item(), 6))
+
+
+class _NoJvp(torch.autograd.Function):
+    @staticmethod
+    def forward(x):
+        return torch.exp(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.saved_tensors[0]
+
+
+@rule("function-api.forward-mode-needs-jvp", section=CUSTOM, docs="function-api-forward-mode", since="2.0",
+      requires=(SETUP_CONTEXT,), given=dict(spec=NO_OVERLAP), contracts=(NEEDS_JVP,),
+      examples=(dict(spec=CANONICAL),), references=("docs: Extending torch.autograd > Forward mode AD",))
+def forward_mode_needs_jvp(spec):
+    """Applying a Function without a jvp staticmethod to a dual tensor raises a NotImplementedError, although the same Function works in reverse mode."""
+    x = spec.make()
+    _NoJvp.apply(x).sum().backward()
+    expect_close(x.grad, torch.exp(x.detach()), SAME, "x.grad in reverse mode", None)
+
+    def recorded():
+        with fwAD.dual_level():
+            return _NoJvp.apply(fwAD.make_dual(spec.make(requires_grad=False), torch.ones(spec.shape, dtype=spec.dtype)))
+
+    record("message", NEEDS_JVP.check(recorded, repro=(
+        f"with fwAD.dual_level():\n    NoJvp.apply(fwAD.make_dual({spec.expression(requires_grad=False)}, torch.ones({spec.shape})))")))
+
+
+class _OldStyle(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.cos(x)
+
+
+@rule("function-api.func-transforms-need-setup-context", section=CUSTOM, docs="function-api-forward-mode",
+      since="2.0", requires=(FUNC_TRANSFORMS, SETUP_CONTEXT), given=dict(spec=FLOAT64),
+      contracts=(NEEDS_SETUP_CONTEXT,), examples=(dict(spec=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_old_style_autograd_function_with_grad_no_compile",
+                  "docs: Extending torch.func with autograd.Function"))
+def func_transforms_need_setup_context(spec):
+    """A Function whose forward takes ctx (no separate setup_context) works with backward but makes torch.func.grad raise a RuntimeError."""
+    x = spec.make()
+    _OldStyle.apply(x).sum().backward()
+    expect_close(x.grad, torch.cos(x.detach()), SAME, "x.grad with backward", None)
+    record("message", NEEDS_SETUP_CONTEXT.check(
+        lambda: None, backward=lambda _: torch.func.grad(lambda t: _OldStyle.apply(t).sum())(spec.make(requires_grad=False)),
+        repro=f"torch.func.grad(lambda t: OldStyle.apply(t).sum())({spec.expression(requires_grad=False)})"))
+
+
+class _ReadsTwice(torch.autograd.Function):
+    clear_saved_tensors_on_access = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        ctx.saved_tensors  # noqa: B018 - the second read is the point
+        return grad * torch.cos(x)
+
+
+@rule("function-api.saved-tensors-cleared-on-access", section=CUSTOM, docs="function-api-gradients",
+      requires=(CLEAR_ON_ACCESS,), given=dict(spec=FLOAT64), contracts=(READ_TWICE,),
+      examples=(dict(spec=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_clear_saved_tensors_on_access",))
+def saved_tensors_cleared_on_access(spec):
+    """With clear_saved_tensors_on_access = True on a Function, a second read of ctx.saved_tensors in its backward raises a RuntimeError."""
+    record("message", READ_TWICE.check(lambda: _ReadsTwice.apply(spec.make()),
+                                       backward=lambda out: out.sum().backward(),
+                                       repro="# a Function with clear_saved_tensors_on_access = True reading ctx.saved_tensors twice"))
+
+
+class _NoForward(torch.autograd.Function):
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class _NoBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+
+class _BothBackwards(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+    @staticmethod
+    def vjp(ctx, grad):
+        return grad * 2
+
+
+DEFINITIONS = {"no forward": (_NoForward, NO_FORWARD), "no backward": (_NoBackward, NO_BACKWARD),
+               "backward and vjp": (_BothBackwards, BOTH_BACKWARDS)}
+
+
+@rule("function-api.definition-errors", section=CUSTOM, docs="function-api-definition",
+      given=dict(spec=FLOAT64, mistake=st.sampled_from(sorted(DEFINITIONS))),
+      contracts=(NO_FORWARD, NO_BACKWARD, BOTH_BACKWARDS), examples=(dict(spec=CANONICAL, mistake="no backward"),),
+      references=("test_autograd.py::TestAutograd::test_custom_function_error",))
+def definition_errors(spec, mistake):
+    """A Function without forward raises NotImplementedError when applied, one without backward (or vjp) raises NotImplementedError at backward, and one defining both backward and vjp raises RuntimeError at backward."""
+    function, contract = DEFINITIONS[mistake]
+    record(mistake, contract.check(lambda: function.apply(spec.make()), backward=lambda out: out.sum().backward(),
+                                   repro=f"# a Function with {mistake}; .apply(x).sum().backward()"))
+
+
+@rule("function-api.instantiating-warns", section=CUSTOM, docs="function-api-definition",
+      given=dict(function=st.sampled_from([_FirstOnly, _AsIs, _OldStyle])), contracts=(INSTANTIATED,),
+      examples=(dict(function=_AsIs),),
+      references=("test_autograd.py::TestAutograd::test_naughty_autograd_function_attribute_access",))
+def instantiating_warns(function):
+    """Instantiating a Function subclass, whose methods are all static, emits a DeprecationWarning."""
+    instance = INSTANTIATED.check(function, repro=f"{function.__name__}()")
+    expect(isinstance(instance, function), "what instantiation returned", function.__name__, type(instance).__name__)
+    record("warned", True)

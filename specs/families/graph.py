@@ -1,0 +1,466 @@
+"""torch.autograd.graph: gradient edges, Node introspection, version counters and graph-wide hooks."""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from hypothesis import strategies as st
+
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.registry import Family, Feature, record, rule
+from specs.families._canonical import leaf, program
+from specs.generators.strategies import programs
+
+FAMILY = Family(
+    name="graph",
+    title="The graph API",
+    summary="torch.autograd.graph: gradient edges, Nodes and their metadata, version counters, "
+            "mutation of saved tensors, and hooks over several tensors.",
+    gallery="plot_84_graph.py",
+)
+
+BEYOND = "Beyond the Tutorial"
+GRAPH_SECTION = "The Computational Graph"
+INPLACE = "In-place Operations and Autograd"
+
+SAME = Tolerance(0.0, 0.0, "the same backward formulas on the same values")
+#: Scaling by a power of two is exact, so c * g is compared bit for bit.
+SCALES = st.sampled_from([2.0, 0.5, -4.0])
+
+#: Programs for rules where the program only supplies a graph to act on: small ones are enough.
+SMALL_PROGRAMS = programs(max_leaves=1, max_ops=3)
+
+GRADIENT_EDGE = Feature("torch.autograd.graph.get_gradient_edge",
+                        lambda: hasattr(torch.autograd.graph, "get_gradient_edge"))
+MATERIALIZE_GRADS = Feature("torch.autograd.grad(materialize_grads=...)",
+                            lambda: "materialize_grads" in inspect.signature(torch.autograd.grad).parameters)
+NODE_METADATA = Feature("torch.autograd.graph.Node.metadata",
+                        lambda: hasattr(getattr(torch.autograd.graph, "Node", None), "metadata"))
+NODE_CLASS = Feature("torch.autograd.graph.Node", lambda: hasattr(torch.autograd.graph, "Node"))
+NODE_PREHOOK = Feature("Node.register_prehook",
+                       lambda: hasattr(getattr(torch.autograd.graph, "Node", None), "register_prehook"))
+INCREMENT_VERSION = Feature("torch.autograd.graph.increment_version",
+                            lambda: hasattr(torch.autograd.graph, "increment_version"))
+ALLOW_MUTATION = Feature("torch.autograd.graph.allow_mutation_on_saved_tensors",
+                         lambda: hasattr(torch.autograd.graph, "allow_mutation_on_saved_tensors"))
+DISABLE_HOOKS = Feature("torch.autograd.graph.disable_saved_tensors_hooks",
+                        lambda: hasattr(torch.autograd.graph, "disable_saved_tensors_hooks"))
+MULTI_GRAD_HOOK = Feature("torch.autograd.graph.register_multi_grad_hook",
+                          lambda: hasattr(torch.autograd.graph, "register_multi_grad_hook"))
+MULTI_GRAD_MODE = Feature(
+    "register_multi_grad_hook(mode=...)",
+    lambda: hasattr(torch.autograd.graph, "register_multi_grad_hook")
+    and "mode" in inspect.signature(torch.autograd.graph.register_multi_grad_hook).parameters)
+
+UNREACHED_EDGE = ErrorContract(
+    RuntimeError, r"materialize_grads cannot be used when the given input is a GradientEdge", Phase.BACKWARD)
+HOOK_ARITY = ErrorContract(
+    RuntimeError, r"hook '.*' has returned an incorrect number of values \(got \d+, but expected \d+\)",
+    Phase.BACKWARD)
+VERSION_MISMATCH = ErrorContract(
+    RuntimeError, r"one of the variables needed for gradient computation has been modified by an inplace "
+    r"operation: .* is at version \d+; expected version \d+ instead", Phase.BACKWARD)
+OUTSIDE_MUTATION_CONTEXT = ErrorContract(
+    AssertionError, r"Trying to backward outside of the 'allow_mutation_on_saved_tensors' context",
+    Phase.BACKWARD)
+NESTED_MUTATION_CONTEXT = ErrorContract(
+    RuntimeError, r"allow_mutation_on_saved_tensors contexts cannot be nested", Phase.RECORD)
+HOOKS_DISABLED = ErrorContract(
+    RuntimeError, r".+", Phase.RECORD,
+    wording="the message given to disable_saved_tensors_hooks, verbatim (checked for equality)")
+BAD_MODE = ErrorContract(ValueError, r"Expects mode to be one of \('all', 'any'\)", Phase.RECORD)
+
+#: x0 -> exp -> mul by x1 -> sum: an edge into a node with two inputs, one a leaf.
+CANONICAL = program((leaf(0.5, -1.0, 2.0), leaf(1.5, 0.25, -0.75)),
+                    "v0 = torch.exp(x0)", "v1 = v0 * x1", "v2 = v1.sum()")
+
+
+def _value(program, data):
+    return data.draw(st.sampled_from(list(program.leaf_names[:1]) + [s.out for s in program.steps]),
+                     label="value")
+
+
+@rule("graph.gradient-edge-stands-for-its-tensor", section=BEYOND, docs="graph-gradient-edge", since="2.2",
+      requires=(GRADIENT_EDGE,), given=dict(program=programs(max_ops=5, all_require_grad=True), data=st.data()),
+      examples=(dict(program=CANONICAL, data=None),),
+      references=("test_autograd.py::TestAutograd::test_grad_to_node",
+                  "test_autograd.py::TestAutograd::test_grad_to_node_set",
+                  "docs: torch.autograd.graph.get_gradient_edge"))
+def gradient_edge_stands_for_its_tensor(program, data):
+    """torch.autograd.grad with inputs=get_gradient_edge(t) returns the same gradient as with inputs=t, for a leaf (whose edge points to its AccumulateGrad node) and for an intermediate alike."""
+    name = "v0" if data is None else _value(program, data)
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    t, out = values[name], values[program.output].sum()
+    edge = torch.autograd.graph.get_gradient_edge(t)
+    by_edge, by_tensor = torch.autograd.grad(out, [edge, t])
+    repro = program.repro(f"# values = every named value; t = {name}",
+                          "edge = torch.autograd.graph.get_gradient_edge(t)",
+                          "print(torch.autograd.grad(out.sum(), [edge, t]))")
+    expect_close(by_edge, by_tensor, SAME, f"the gradient with respect to the edge of {name}", repro)
+    expected_node = "AccumulateGrad" if t.grad_fn is None else type(t.grad_fn).__name__
+    expect(type(edge.node).__name__ == expected_node, "the node the edge points to", expected_node,
+           type(edge.node).__name__, repro)
+    record("edge_node", type(edge.node).__name__)
+    record("output_nr", edge.output_nr)
+
+
+@rule("graph.gradient-edge-keeps-the-old-value", section=INPLACE, docs="graph-gradient-edge", since="2.2",
+      requires=(GRADIENT_EDGE,), given=dict(program=programs(max_ops=5), c=SCALES),
+      examples=(dict(program=CANONICAL, c=2.0),),
+      references=("test_autograd.py::TestAutograd::test_grad_to_node_inplace",))
+def gradient_edge_keeps_the_old_value(program, c):
+    """An edge taken with get_gradient_edge(a) before an in-place a.mul_(c) still names the old value: the gradient through it is c times the gradient with respect to the new a."""
+    a = program(*program.inputs()).clone()
+    edge = torch.autograd.graph.get_gradient_edge(a)
+    a.mul_(c)
+    old, new = torch.autograd.grad(torch.sin(a).sum(), [edge, a])
+    repro = program.repro("a = out.clone()", "edge = torch.autograd.graph.get_gradient_edge(a)", f"a.mul_({c})",
+                          "print(torch.autograd.grad(torch.sin(a).sum(), [edge, a]))")
+    expect_close(new, torch.cos(a.detach()), SAME, "the gradient with respect to the new a", repro)
+    expect_close(old, c * new, SAME, f"the gradient through the old edge, against {c} * the new one", repro)
+    if new.numel():
+        record("old_over_new", round((old / new).flatten()[0].item(), 6))
+
+
+@rule("graph.unreached-edge-refuses-materialize-grads", section=BEYOND, docs="graph-gradient-edge", since="2.2",
+      requires=(GRADIENT_EDGE, MATERIALIZE_GRADS), given=dict(program=SMALL_PROGRAMS),
+      contracts=(UNREACHED_EDGE,), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_grad_to_node",))
+def unreached_edge_refuses_materialize_grads(program):
+    """With materialize_grads=True, a tensor the output does not depend on gets zeros, but a GradientEdge the output does not reach makes autograd.grad raise a RuntimeError."""
+    leaves = program.inputs()
+    out = program(*leaves).sum()
+    stranger = torch.zeros(2, dtype=program.dtype, requires_grad=True) * 1.0
+    zeros, = torch.autograd.grad(out, [stranger], materialize_grads=True, retain_graph=True)
+    repro = program.repro("stranger = torch.zeros(2, requires_grad=True) * 1.0",
+                          "edge = torch.autograd.graph.get_gradient_edge(stranger)",
+                          "torch.autograd.grad(out.sum(), [edge], materialize_grads=True)")
+    expect_close(zeros, torch.zeros_like(stranger), SAME, "materialized gradient of an unused tensor", repro)
+    edge = torch.autograd.graph.get_gradient_edge(stranger)
+    message = UNREACHED_EDGE.check(lambda: out,
+                                   backward=lambda o: torch.autograd.grad(o, [edge], materialize_grads=True),
+                                   repro=repro)
+    record("message", message)
+
+
+@rule("graph.grad-fn-is-a-node", section=GRAPH_SECTION, docs="graph-nodes", since="2.0", requires=(NODE_CLASS,),
+      given=dict(program=programs(max_ops=5)), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_autograd_node_isinstance",
+                  "docs: torch.autograd.graph.Node"))
+def grad_fn_is_a_node(program):
+    """Every grad_fn, and every node reached through next_functions, is an instance of torch.autograd.graph.Node whose name() is its class name, and a leaf is reached as the AccumulateGrad node whose .variable is that leaf."""
+    leaves = program.inputs()
+    out = program(*leaves)
+    repro = program.repro("print(isinstance(out.grad_fn, torch.autograd.graph.Node), out.grad_fn.name())")
+    seen, stack, names = set(), [out.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.append(node.name())
+        expect(isinstance(node, torch.autograd.graph.Node), f"{type(node).__name__} is a Node", True, False, repro)
+        if hasattr(node, "variable"):
+            expect(node.name().endswith("AccumulateGrad"), "name() of a leaf's node", "...AccumulateGrad",
+                   node.name(), repro)
+            expect(any(node.variable is x for x in leaves), "AccumulateGrad.variable is one of the leaves",
+                   True, False, repro)
+        else:
+            expect(node.name() == type(node).__name__, "name() of a backward node", type(node).__name__,
+                   node.name(), repro)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    record("node_names", sorted(set(names)))
+
+
+@rule("graph.leaf-has-one-accumulate-grad-node", section=GRAPH_SECTION, docs="graph-nodes",
+      given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_next_functions",))
+def leaf_has_one_accumulate_grad_node(program):
+    """All the nodes that read one leaf point, through next_functions, to the same AccumulateGrad object, and an input that does not require grad appears there as None."""
+    leaves = program.inputs()
+    out = program(*leaves)
+    found, seen, stack = {}, set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        for next_node, _ in node.next_functions:
+            if next_node is not None and hasattr(next_node, "variable"):
+                found.setdefault(id(next_node.variable), set()).add(id(next_node))
+            stack.append(next_node)
+    repro = program.repro("# walk out.grad_fn.next_functions; compare the AccumulateGrad objects of each leaf")
+    for i, x in enumerate(leaves):
+        ids = found.get(id(x), set())
+        expect(len(ids) == (1 if x.requires_grad else 0), f"AccumulateGrad objects for x{i}",
+               1 if x.requires_grad else 0, len(ids), repro)
+    constant = torch.zeros_like(leaves[0]).detach()
+    product = leaves[0] * constant
+    nexts = [n is None for n, _ in product.grad_fn.next_functions]
+    expect(nexts == [False, True], "next_functions of x0 * constant: (AccumulateGrad, None)", [False, True],
+           nexts, repro)
+    record("mul_next_functions", [None if n is None else n.name() for n, _ in product.grad_fn.next_functions])
+
+
+@rule("graph.node-metadata-is-a-dict-per-node", section=BEYOND, docs="graph-nodes", since="2.0",
+      requires=(NODE_METADATA,), given=dict(program=programs(min_ops=2, max_ops=5)), examples=(dict(program=CANONICAL),),
+      references=("docs: torch.autograd.graph.Node.metadata",))
+def node_metadata_is_a_dict_per_node(program):
+    """grad_fn.metadata is an empty dict at first, the same object on every access, separate for each node, and what is stored in it is still there after backward."""
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    nodes = list({id(v.grad_fn): v.grad_fn for v in values.values() if v.grad_fn is not None}.values())
+    repro = program.repro("out.grad_fn.metadata['tag'] = 1", "out.sum().backward()",
+                          "print(out.grad_fn.metadata)")
+    for k, node in enumerate(nodes):
+        expect(node.metadata == {} and type(node.metadata) is dict, "metadata of a new node", {}, node.metadata,
+               repro)
+        expect(node.metadata is node.metadata, "metadata is the same dict on each access", True, False, repro)
+        node.metadata["tag"] = k
+    values[program.output].sum().backward()
+    tags = [node.metadata.get("tag") for node in nodes]
+    expect(tags == list(range(len(nodes))), "tags stored per node, read after backward", list(range(len(nodes))),
+           tags, repro)
+    record("metadata_type", type(nodes[0].metadata).__name__)
+
+
+@rule("graph.node-hook-must-return-one-gradient-per-slot", section=BEYOND, docs="graph-nodes", since="2.0",
+      requires=(NODE_PREHOOK,),
+      given=dict(program=SMALL_PROGRAMS, extra=st.integers(1, 2)), contracts=(HOOK_ARITY,),
+      examples=(dict(program=CANONICAL, extra=1),),
+      references=("test_autograd.py::TestAutograd::test_hooks",))
+def node_hook_must_return_one_gradient_per_slot(program, extra):
+    """A Node pre-hook that returns more gradients than the node has outputs makes backward raise a RuntimeError."""
+
+    def recorded():
+        out = program(*program.inputs())
+        out.grad_fn.register_prehook(lambda go: tuple(go) + (go[0],) * extra)
+        return out
+
+    message = HOOK_ARITY.check(recorded, backward=lambda out: out.sum().backward(),
+                               repro=program.repro(f"out.grad_fn.register_prehook(lambda go: go + (go[0],) * {extra})",
+                                                   "out.sum().backward()"))
+    record("message", message)
+
+
+@rule("graph.increment-version-bumps-the-counter", section=INPLACE, docs="graph-versions", since="2.1",
+      requires=(INCREMENT_VERSION,), given=dict(program=SMALL_PROGRAMS, times=st.integers(1, 3)),
+      contracts=(VERSION_MISMATCH,), examples=(dict(program=CANONICAL, times=1),),
+      references=("test_autograd.py::TestAutograd::test_increment_version",))
+def increment_version_bumps_the_counter(program, times):
+    """torch.autograd.graph.increment_version(t) adds one to t._version without touching its values, so a backward that needs t as saved raises the in-place modification error."""
+    state = {}
+
+    def recorded():
+        out = torch.exp(program(*program.inputs()))  # exp saves its result
+        before, values = out._version, out.detach().clone()
+        for _ in range(times):
+            torch.autograd.graph.increment_version(out)
+        state.update(delta=out._version - before, same=torch.equal(values, out.detach()))
+        return out
+
+    repro = program.repro("y = torch.exp(out)", f"for _ in range({times}): torch.autograd.graph.increment_version(y)",
+                          "y.sum().backward()")
+    VERSION_MISMATCH.check(recorded, backward=lambda out: out.sum().backward(), repro=repro)
+    expect(state["delta"] == times, f"_version after {times} calls", f"+{times}", f"+{state['delta']}", repro)
+    expect(state["same"], "values after increment_version", "unchanged", "changed", repro)
+    record("version_delta", state["delta"])
+
+
+@rule("graph.allow-mutation-on-saved-gives-original-gradients", section=INPLACE, docs="graph-mutation",
+      since="2.0", requires=(ALLOW_MUTATION,), given=dict(program=programs(max_ops=5), c=SCALES),
+      examples=(dict(program=CANONICAL, c=2.0),),
+      references=("test_autograd.py::TestAllowMutationOnSaved::test_basic",
+                  "test_autograd.py::TestAllowMutationOnSaved::test_same_tensor_many_times"))
+def allow_mutation_on_saved_gives_original_gradients(program, c):
+    """Inside allow_mutation_on_saved_tensors, writing in place to a tensor that sin and a product saved does not raise, and backward gives the gradients of the values as they were when saved."""
+    def loss(leaves, mutate):
+        a = program(*leaves).clone()
+        result = (torch.sin(a) * a).sum()
+        if mutate:
+            a.mul_(c)
+        return result
+
+    plain = program.inputs()
+    loss(plain, mutate=False).backward()
+    leaves = program.inputs()
+    with torch.autograd.graph.allow_mutation_on_saved_tensors():
+        loss(leaves, mutate=True).backward()
+    repro = program.repro("with torch.autograd.graph.allow_mutation_on_saved_tensors():",
+                          "    a = program(x0, ...).clone(); loss = (torch.sin(a) * a).sum()",
+                          f"    a.mul_({c}); loss.backward()")
+    for i in program.grad_leaves:
+        expect_close(leaves[i].grad, plain[i].grad, SAME, f"x{i}.grad after mutating a saved tensor", repro)
+    record("x0_grad", [round(v, 6) for v in leaves[0].grad.flatten().tolist()])
+
+
+@rule("graph.allow-mutation-on-saved-needs-its-context", section=INPLACE, docs="graph-mutation", since="2.0",
+      requires=(ALLOW_MUTATION,), given=dict(program=SMALL_PROGRAMS),
+      contracts=(OUTSIDE_MUTATION_CONTEXT, NESTED_MUTATION_CONTEXT), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAllowMutationOnSaved::test_backward_out_of_context",
+                  "test_autograd.py::TestAllowMutationOnSaved::test_disallow_nesting"))
+def allow_mutation_on_saved_needs_its_context(program):
+    """A graph recorded inside allow_mutation_on_saved_tensors raises an AssertionError when backward runs after the context has exited, and entering the context inside itself raises a RuntimeError."""
+    def recorded():
+        with torch.autograd.graph.allow_mutation_on_saved_tensors():
+            return torch.sin(program(*program.inputs())).sum()
+
+    repro = program.repro("with torch.autograd.graph.allow_mutation_on_saved_tensors():",
+                          "    loss = torch.sin(out).sum()", "loss.backward()")
+    record("outside", OUTSIDE_MUTATION_CONTEXT.check(recorded, repro=repro))
+
+    def nested():
+        graph = torch.autograd.graph
+        with graph.allow_mutation_on_saved_tensors(), graph.allow_mutation_on_saved_tensors():
+            return program(*program.inputs())
+
+    record("nested", NESTED_MUTATION_CONTEXT.check(nested, repro="# allow_mutation_on_saved_tensors() inside itself"))
+
+
+@rule("graph.disabled-saved-tensors-hooks-raise-the-message", section=BEYOND, docs="graph-disable-hooks",
+      since="2.0", requires=(DISABLE_HOOKS,),
+      given=dict(message=st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=40),
+                 hooks_first=st.booleans()),
+      contracts=(HOOKS_DISABLED,), examples=(dict(message="saved tensor hooks are off here", hooks_first=False),),
+      references=("test_autograd.py::TestAutograd::test_disabling_saved_tensor_hooks",
+                  "test_autograd.py::TestAutograd::test_disabling_saved_tensor_hooks_nested"))
+def disabled_saved_tensors_hooks_raise_the_message(message, hooks_first):
+    """Inside disable_saved_tensors_hooks(message), entering saved_tensors_hooks raises a RuntimeError whose text is exactly message, as does disabling them while hooks are active, and hooks work again once the context has exited."""
+    graph = torch.autograd.graph
+
+    def enter():
+        if hooks_first:
+            with graph.saved_tensors_hooks(lambda t: t, lambda t: t), graph.disable_saved_tensors_hooks(message):
+                pass
+        else:
+            with graph.disable_saved_tensors_hooks(message), graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+                pass
+
+    repro = (f"with torch.autograd.graph.disable_saved_tensors_hooks({message!r}):\n"
+             "    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t): pass")
+    seen = HOOKS_DISABLED.check(enter, repro=repro)
+    expect(seen == message, "the error's text", message, seen, repro)
+    with graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+        pass
+    record("message", seen)
+
+
+@rule("graph.multi-grad-hook-waits-for-a-reached-tensor", section=BEYOND, docs="graph-multi-grad-hook",
+      requires=(MULTI_GRAD_HOOK,), given=dict(program=SMALL_PROGRAMS, fail=st.booleans()),
+      examples=(dict(program=CANONICAL, fail=False), dict(program=CANONICAL, fail=True)),
+      references=("test_autograd.py::TestAutograd::test_multi_grad_all_hooks",))
+def multi_grad_hook_waits_for_a_reached_tensor(program, fail):
+    """A multi-grad hook is not called by a backward that reaches none of its tensors, nor by a backward that raises before finishing, and it is called once by the next backward that reaches them."""
+    leaves = program.inputs()
+    strangers = [torch.ones(2, dtype=program.dtype, requires_grad=True) for _ in range(2)]
+    calls = []
+    torch.autograd.graph.register_multi_grad_hook(strangers + leaves[:1], lambda grads: calls.append(len(grads)))
+    repro = program.repro("s = [torch.ones(2, requires_grad=True) for _ in range(2)]",
+                          "torch.autograd.graph.register_multi_grad_hook(s + [x0], print)",
+                          "# a backward that raises (fail) or reaches none of them: no call",
+                          "out.sum().backward()  # one call")
+    if fail:
+        other = (strangers[0] * 2).sum()
+        other.register_hook(lambda g: (_ for _ in ()).throw(KeyError("stop")))
+        try:
+            other.backward()
+        except KeyError:
+            pass
+        else:
+            raise AssertionError("the raising hook did not raise")
+        expect(calls == [], "calls after a backward that raised", [], calls, repro)
+    else:
+        unrelated = torch.zeros(2, dtype=program.dtype, requires_grad=True)
+        (unrelated * 3).sum().backward()
+        expect(calls == [], "calls after a backward reaching none of the tensors", [], calls, repro)
+    program(*leaves).sum().backward()
+    expect(calls == [3], "calls after a backward that reaches x0", [3], calls, repro)
+    record("calls", calls)
+
+
+@rule("graph.multi-grad-hook-mode-is-all-or-any", section=BEYOND, docs="graph-multi-grad-hook", since="2.3",
+      requires=(MULTI_GRAD_MODE,),
+      given=dict(mode=st.text(st.characters(min_codepoint=97, max_codepoint=122), max_size=6)
+                 .filter(lambda m: m not in ("all", "any"))),
+      contracts=(BAD_MODE,), examples=(dict(mode="every"),),
+      references=("test_autograd.py::TestAutograd::test_multi_grad_hooks_invalid_mode",))
+def multi_grad_hook_mode_is_all_or_any(mode):
+    """register_multi_grad_hook raises a ValueError at registration for a mode other than "all" or "any"."""
+    x = torch.ones(2, requires_grad=True)
+    message = BAD_MODE.check(lambda: torch.autograd.graph.register_multi_grad_hook([x], print, mode=mode),
+                             repro=f"torch.autograd.graph.register_multi_grad_hook([x], print, mode={mode!r})")
+    record("message", message)
+
+
+@rule("graph.any-hook-runs-before-tensor-hooks", section=BEYOND, docs="graph-multi-grad-hook", since="2.3",
+      requires=(MULTI_GRAD_MODE,), given=dict(program=programs(min_leaves=2, max_ops=5, all_require_grad=True)),
+      examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_multi_grad_any_hooks",))
+def any_hook_runs_before_tensor_hooks(program):
+    """A mode="any" multi-grad hook runs once per backward, before any tensor hook of its tensors runs."""
+    leaves = program.inputs()
+    log = []
+    torch.autograd.graph.register_multi_grad_hook(leaves, lambda g: log.append("any"), mode="any")
+    for i, x in enumerate(leaves):
+        x.register_hook(lambda g, i=i: log.append(f"x{i}"))
+    program(*leaves).sum().backward()
+    repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print, mode='any')",
+                          "x0.register_hook(print)  # and so on", "out.sum().backward()")
+    expect(log.count("any") == 1 and log[0] == "any", "the any-hook runs once, first", "['any', ...]", log, repro)
+    record("order", log)
+
+
+@rule("graph.grad-to-a-tensor-skips-its-node-hooks", section=BEYOND, docs="graph-nodes", since="2.0",
+      requires=(NODE_PREHOOK,), given=dict(program=programs(max_ops=5), data=st.data()),
+      examples=(dict(program=CANONICAL, data=None),),
+      references=("test_autograd.py::TestAutograd::test_hook_edge_case_when_called_with_grad",
+                  "docs: Autograd mechanics > Whether a particular hook will be fired"))
+def grad_to_a_tensor_skips_its_node_hooks(program, data):
+    """torch.autograd.grad(loss, [a]) for an intermediate a runs a's tensor hooks but not the pre-hooks or hooks of a.grad_fn, whereas backward(inputs=[a]) runs all three."""
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    names = [s.out for s in program.steps if values[s.out].grad_fn is not None]
+    name = "v0" if data is None else data.draw(st.sampled_from(names), label="intermediate")
+    a = values[name]
+    log = []
+    a.register_hook(lambda g: log.append("tensor hook"))
+    a.grad_fn.register_prehook(lambda go: log.append("node pre-hook"))
+    a.grad_fn.register_hook(lambda gi, go: log.append("node hook"))
+    loss = torch.tanh(values[program.output]).sum()
+    torch.autograd.grad(loss, [a], retain_graph=True)
+    by_grad = list(log)
+    log.clear()
+    loss.backward(inputs=[a])
+    repro = program.repro(f"a = {name}  # with a tensor hook, and a pre-hook and a hook on a.grad_fn",
+                          "torch.autograd.grad(torch.tanh(out).sum(), [a], retain_graph=True)",
+                          "torch.tanh(out).sum().backward(inputs=[a])")
+    expect(by_grad == ["tensor hook"], "hooks run by autograd.grad", ["tensor hook"], by_grad, repro)
+    expect(sorted(log) == ["node hook", "node pre-hook", "tensor hook"], "hooks run by backward(inputs=[a])",
+           "all three", log, repro)
+    record("by_grad", by_grad)
+    record("by_backward", log)
+
+
+@rule("graph.retained-grad-skips-node-prehooks", section=BEYOND, docs="graph-nodes", since="2.0",
+      requires=(NODE_PREHOOK,), given=dict(program=programs(max_ops=5), c=SCALES, d=SCALES),
+      examples=(dict(program=CANONICAL, c=2.0, d=0.5),),
+      references=("test_autograd.py::TestAutograd::test_prehook_ordering",
+                  "docs: Autograd mechanics > Backward hooks execution"))
+def retained_grad_skips_node_prehooks(program, c, d):
+    """A non-leaf's retained .grad includes what its tensor hooks return but not what pre-hooks on its grad_fn return, although both change the gradients that flow on to the leaves."""
+    leaves = program.inputs()
+    a = program(*leaves) * 1.0
+    a.retain_grad()
+    a.register_hook(lambda g: g * c)
+    a.grad_fn.register_prehook(lambda go: (go[0] * d,))
+    torch.sin(a).sum().backward()
+    plain = program.inputs()
+    torch.sin(program(*plain) * 1.0).sum().backward()
+    repro = program.repro("a = out * 1.0", "a.retain_grad()", f"a.register_hook(lambda g: g * {c})",
+                          f"a.grad_fn.register_prehook(lambda go: (go[0] * {d},))", "torch.sin(a).sum().backward()")
+    expect_close(a.grad, torch.cos(a.detach()) * c, SAME, f"a.grad: the tensor hook's {c} x, not the pre-hook's", repro)
+    for i in program.grad_leaves:
+        expect_close(leaves[i].grad, plain[i].grad * (c * d), SAME, f"x{i}.grad, scaled by both hooks", repro)
+    record("a_grad_over_cos", c)

@@ -1,0 +1,394 @@
+"""Saved tensors: what a node keeps for backward, how to read it, and the hooks that store it."""
+from __future__ import annotations
+
+import threading
+
+import torch
+from hypothesis import strategies as st
+
+from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.registry import Family, Feature, record, rule
+from specs.families._canonical import leaf, program
+from specs.generators.strategies import programs
+
+FAMILY = Family(
+    name="saved-tensors",
+    title="Saved tensors",
+    summary="The tensors a node keeps for backward: the _saved_* attributes, per-tensor and default "
+            "saved-tensor hooks, and the rules those hooks must follow.",
+    gallery="plot_88_saved_tensors.py",
+)
+
+PRACTICAL = "Practical Considerations and Tips"
+BEYOND = "Beyond the Tutorial"
+
+SAME = Tolerance(0.0, 0.0, "the same backward formulas on the same values")
+#: Scaling by a power of two is exact, so c * g is compared bit for bit.
+SCALES = st.sampled_from([2.0, 0.5, -4.0])
+
+#: Programs for rules where the program only supplies a graph to act on: small ones are enough.
+SMALL_PROGRAMS = programs(max_leaves=1, max_ops=3)
+
+RAW_SAVED = Feature("grad_fn._raw_saved_* with register_hooks",
+                    lambda: hasattr(torch._C._autograd, "SavedTensor")
+                    and hasattr(torch._C._autograd.SavedTensor, "register_hooks"))
+
+HOOKS_ALREADY_SET = ErrorContract(
+    RuntimeError, r"Calling register_hooks on a saved tensor whose hooks have already been set", Phase.RECORD)
+HOOKS_AFTER_FREE = ErrorContract(
+    RuntimeError, r"Calling register_hooks on a saved tensor after it has been freed", Phase.SECOND_BACKWARD)
+PACK_MODIFIES_INPUT = ErrorContract(
+    RuntimeError, r"A saved tensor pack hook is modifying its input in place", Phase.RECORD)
+UNPACK_NOT_A_TENSOR = ErrorContract(
+    TypeError, r"Output of saved tensor unpack_hook expected to be a Tensor but got result of type", Phase.BACKWARD)
+DETACHED_SAVED = ErrorContract(
+    RuntimeError, r"Trying to use a saved tensor that has been detached in-place", Phase.BACKWARD)
+
+
+class HookError(Exception):
+    """Raised by the hooks of a rule, to see it come out of torch unchanged."""
+
+
+CANONICAL = program(leaf(0.5, -1.0, 2.0), "v0 = torch.sin(x0)", "v1 = v0 * x0")
+CANONICAL_32 = program(leaf(0.25, 1.5, dtype=torch.float32), "v0 = x0 * 2.0", "v1 = torch.tanh(v0)")
+
+
+def _value(program, data, values):
+    """A value that requires grad (a leaf that does, or any intermediate), drawn by name."""
+    names = [n for n, v in values.items() if v.requires_grad]
+    return names[-1] if data is None else data.draw(st.sampled_from(names), label="value")
+
+
+def _tokens():
+    """A pack hook returning a numbered token, an unpack hook returning the tensor, and their log."""
+    log = {"packed": [], "unpacked": []}
+
+    def pack(t):
+        log["packed"].append(len(log["packed"]))
+        return log["packed"][-1], t
+
+    def unpack(token):
+        log["unpacked"].append(token[0])
+        return token[1]
+
+    return pack, unpack, log
+
+
+@rule("saved-tensors.saved-input-is-the-tensor-itself", section=PRACTICAL, docs="saved-attributes",
+      given=dict(program=programs(max_ops=5), data=st.data()), examples=(dict(program=CANONICAL, data=None),),
+      references=("test_autograd.py::TestAutograd::test_no_unnecessary_unwrapping",
+                  "test_autograd.py::TestAutograd::test_grad_fn_attr_bindings",
+                  "docs: Autograd mechanics > Saved tensors"))
+def saved_input_is_the_tensor_itself(program, data):
+    """When a node saves one of its inputs, its _saved_ attribute returns that very tensor object, (v ** 2).grad_fn._saved_self is v for a leaf or an intermediate v, and an input needed only for a gradient nobody needs is not saved (None)."""
+    leaves = program.inputs()
+    values = program.trace(*leaves)
+    name = _value(program, data, values)
+    v = values[name]
+    square = v ** 2
+    other = v.detach() * 2  # does not require grad
+    product = v * other
+    repro = program.repro(f"v = {name}", "print((v ** 2).grad_fn._saved_self is v)",
+                          "other = v.detach() * 2", "print((v * other).grad_fn._saved_other is other)")
+    expect(square.grad_fn._saved_self is v, f"(v ** 2).grad_fn._saved_self is v for v = {name}", True, False, repro)
+    expect(product.grad_fn._saved_other is other, "(v * other).grad_fn._saved_other is other", True, False, repro)
+    expect(product.grad_fn._saved_self is None, "v saved by v * other, needed only for other's gradient",
+           "None (other does not require grad)", product.grad_fn._saved_self, repro)
+    record("saved_exponent", square.grad_fn._saved_exponent)
+    record("raw_type", type(square.grad_fn._raw_saved_self).__name__)
+
+
+@rule("saved-tensors.saved-output-is-a-new-tensor", section=PRACTICAL, docs="saved-attributes",
+      given=dict(program=SMALL_PROGRAMS), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_no_unnecessary_unwrapping",
+                  "test_autograd.py::TestAutograd::test_saved_variable_version_counter",
+                  "docs: Autograd mechanics > Saved tensors"))
+def saved_output_is_a_new_tensor(program):
+    """When a node saves its own output, as exp does, _saved_result is a different Python object from the output that shares its storage and its version counter."""
+    y = torch.exp(program(*program.inputs()))
+    saved = y.grad_fn._saved_result
+    repro = program.repro("y = torch.exp(out)", "r = y.grad_fn._saved_result",
+                          "print(r is y, r.data_ptr() == y.data_ptr(), r._version, y._version)")
+    expect(saved is not y, "_saved_result is not the output object", "a new object", "the output itself", repro)
+    expect(torch.equal(saved, y.detach()), "_saved_result's values", "the output's", saved, repro)
+    if y.numel():
+        expect(saved.data_ptr() == y.data_ptr(), "_saved_result shares the output's storage", True, False, repro)
+    with torch.no_grad():
+        y.mul_(1.0)
+    expect(saved._version == y._version, "version of _saved_result after y.mul_(1.0)", y._version,
+           saved._version, repro)
+    record("same_object", saved is y)
+
+
+@rule("saved-tensors.per-tensor-hooks-pack-once-unpack-per-access", section=BEYOND, docs="saved-per-tensor-hooks",
+      requires=(RAW_SAVED,), given=dict(program=programs(max_ops=5), c=SCALES, reads=st.integers(0, 3)),
+      examples=(dict(program=CANONICAL, c=2.0, reads=2),),
+      references=("test_autograd.py::TestAutograd::test_saved_tensor_constructor_with_hooks",
+                  "test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_saved_original_with_hooks",
+                  "docs: Autograd mechanics > Registering hooks for a saved tensor"))
+def per_tensor_hooks_pack_once_unpack_per_access(program, c, reads):
+    """grad_fn._raw_saved_result.register_hooks(pack, unpack) calls pack once at registration and unpack on every read of _saved_result and once for backward, and backward uses what unpack returns."""
+    u = program(*program.inputs())
+    y = torch.exp(u)
+    log = []
+    y.grad_fn._raw_saved_result.register_hooks(lambda t: (log.append("pack"), t)[1],
+                                               lambda t: (log.append("unpack"), t * c)[1])
+    repro = program.repro("y = torch.exp(out)",
+                          f"y.grad_fn._raw_saved_result.register_hooks(lambda t: t, lambda t: t * {c})",
+                          "y.sum().backward()")
+    expect(log == ["pack"], "calls right after register_hooks", ["pack"], log, repro)
+    for _ in range(reads):
+        expect_close(y.grad_fn._saved_result, c * y.detach(), SAME, "_saved_result read through unpack", repro)
+    expect(log == ["pack"] + ["unpack"] * reads, f"calls after {reads} reads", 1 + reads, log, repro)
+    (grad,) = torch.autograd.grad(y.sum(), [u])
+    expect(log == ["pack"] + ["unpack"] * (reads + 1), "calls after backward", 2 + reads, log, repro)
+    expect_close(grad, c * y.detach(), SAME, f"d sum(exp(out)) / d out with unpack returning {c} * t", repro)
+    record("calls", log)
+
+
+@rule("saved-tensors.per-tensor-hooks-register-once-while-alive", section=BEYOND, docs="saved-per-tensor-hooks",
+      requires=(RAW_SAVED,), given=dict(program=SMALL_PROGRAMS),
+      contracts=(HOOKS_ALREADY_SET, HOOKS_AFTER_FREE), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_custom_function_saved_tensors",
+                  "test_autograd.py::TestAutograd::test_grad_fn_attr_bindings"))
+def per_tensor_hooks_register_once_while_alive(program):
+    """Registering hooks on a saved tensor that already has them raises a RuntimeError, and so does registering them after backward has freed it."""
+    def identity_hooks(y):
+        y.grad_fn._raw_saved_result.register_hooks(lambda t: t, lambda t: t)
+
+    def twice():
+        y = torch.exp(program(*program.inputs()))
+        identity_hooks(y)
+        identity_hooks(y)
+
+    record("twice", HOOKS_ALREADY_SET.check(twice, repro=program.repro(
+        "y = torch.exp(out)", "y.grad_fn._raw_saved_result.register_hooks(lambda t: t, lambda t: t)  # twice")))
+    record("freed", HOOKS_AFTER_FREE.check(
+        lambda: torch.exp(program(*program.inputs())), backward=lambda y: y.sum().backward(), again=identity_hooks,
+        repro=program.repro("y = torch.exp(out)", "y.sum().backward()",
+                            "y.grad_fn._raw_saved_result.register_hooks(lambda t: t, lambda t: t)")))
+
+
+@rule("saved-tensors.pack-once-per-save-unpack-once-per-use", section=PRACTICAL, docs="saved-default-hooks",
+      given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_unpack_hooks_exec_count",
+                  "docs: Autograd mechanics > Hooks for saved tensors"))
+def pack_once_per_save_unpack_once_per_use(program):
+    """Under saved_tensors_hooks, one backward calls unpack exactly once for each object pack returned while the forward was recorded, and calls pack not at all."""
+    pack, unpack, log = _tokens()
+    leaves = program.inputs()
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        loss = torch.tanh(program(*leaves)).sum()
+    packed = list(log["packed"])
+    loss.backward()
+    repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack); count the calls",
+                          "torch.tanh(out).sum().backward()")
+    expect(len(packed) >= 1, "pack calls while recording (tanh saves its result)", ">= 1", len(packed), repro)
+    expect(log["packed"] == packed, "pack calls during backward", 0, len(log["packed"]) - len(packed), repro)
+    expect(sorted(log["unpacked"]) == packed, "tokens unpacked in backward, each once", packed,
+           sorted(log["unpacked"]), repro)
+    record("packs", len(packed))
+
+
+@rule("saved-tensors.innermost-hooks-win", section=BEYOND, docs="saved-default-hooks",
+      given=dict(program=SMALL_PROGRAMS), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_setting_default_saved_variable_hooks_twice_should_use_inner",))
+def innermost_hooks_win(program):
+    """With saved_tensors_hooks nested, only the innermost pair packs what is saved inside it, and the outer pair packs again once the inner context has exited."""
+    log = []
+    hooks = torch.autograd.graph.saved_tensors_hooks
+    leaves = program.inputs()
+    with hooks(lambda t: (log.append("outer"), t)[1], lambda t: t):
+        with hooks(lambda t: (log.append("inner"), t)[1], lambda t: t):
+            inner = torch.tanh(program(*leaves))
+        middle = len(log)
+        torch.tanh(inner)
+    repro = program.repro("with saved_tensors_hooks(outer_pack, unpack):",
+                          "    with saved_tensors_hooks(inner_pack, unpack): a = torch.tanh(out)",
+                          "    torch.tanh(a)")
+    expect(middle >= 1 and set(log[:middle]) == {"inner"}, "packs inside the inner context", "inner only",
+           log[:middle], repro)
+    expect(log[middle:] == ["outer"], "packs after the inner context exited", ["outer"], log[middle:], repro)
+    record("log", log)
+
+
+@rule("saved-tensors.hooks-are-thread-local", section=BEYOND, docs="saved-default-hooks",
+      given=dict(program=SMALL_PROGRAMS, where=st.sampled_from(["parent", "child"])),
+      examples=(dict(program=CANONICAL, where="parent"),),
+      references=("test_autograd.py::TestMultithreadAutograd::test_dataparallel_saved_tensors_hooks",
+                  "docs: Autograd mechanics > Hooks for saved tensors"))
+def hooks_are_thread_local(program, where):
+    """Saved-tensor hooks apply only in the thread that entered them: a graph recorded in another thread at the same time is not packed by them."""
+    log, here = [], []
+    hooks = torch.autograd.graph.saved_tensors_hooks
+    ready, done = threading.Event(), threading.Event()
+
+    def other_thread():
+        if where == "child":
+            with hooks(lambda t: (log.append("child"), t)[1], lambda t: t):
+                ready.set()
+                done.wait(10)
+        else:
+            ready.wait(10)
+            torch.tanh(program(*program.inputs()))
+            done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    if where == "child":
+        ready.wait(10)
+        torch.tanh(program(*program.inputs()))
+        done.set()
+    else:
+        with hooks(lambda t: (log.append("parent"), t)[1], lambda t: t):
+            ready.set()
+            done.wait(10)
+            torch.tanh(program(*program.inputs()))
+            here.extend(log)
+    thread.join(10)
+    expect(not thread.is_alive(), "the other thread finished", True, False)
+    repro = program.repro(f"# hooks entered in the {where} thread; the other thread records torch.tanh(out)")
+    if where == "parent":
+        expect(here and set(here) == {"parent"}, "packs in the thread with hooks", "parent only", here, repro)
+    expect(log == here, "packs from the thread without hooks", [], log[len(here):] if where == "parent" else log,
+           repro)
+    record("packs_in_other_thread", len(log) - len(here))
+
+
+@rule("saved-tensors.pack-must-not-modify-its-input", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
+      given=dict(program=SMALL_PROGRAMS), contracts=(PACK_MODIFIES_INPUT,),
+      examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_pack_hook_with_inplace_modification_should_fail",
+                  "docs: Autograd mechanics > Hooks for saved tensors"))
+def pack_must_not_modify_its_input(program):
+    """A pack hook that modifies the tensor it receives in place makes the operation that saves it raise a RuntimeError."""
+    def recorded():
+        a = program(*program.inputs()) * 1.0
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t.add_(1.0), lambda t: t):
+            return torch.tanh(a)
+
+    record("message", PACK_MODIFIES_INPUT.check(recorded, repro=program.repro(
+        "a = out * 1.0", "with torch.autograd.graph.saved_tensors_hooks(lambda t: t.add_(1), lambda t: t):",
+        "    torch.tanh(a)")))
+
+
+@rule("saved-tensors.unpack-must-return-a-tensor", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
+      given=dict(program=SMALL_PROGRAMS, result=st.sampled_from(["text", 3, None])),
+      contracts=(UNPACK_NOT_A_TENSOR,), examples=(dict(program=CANONICAL, result="text"),),
+      references=("test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_saved_original_with_hooks",))
+def unpack_must_return_a_tensor(program, result):
+    """An unpack hook that returns something other than a tensor makes backward raise a TypeError."""
+    def recorded():
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: result):
+            return torch.tanh(program(*program.inputs())).sum()
+
+    record("message", UNPACK_NOT_A_TENSOR.check(recorded, repro=program.repro(
+        f"with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: {result!r}):",
+        "    loss = torch.tanh(out).sum()", "loss.backward()")))
+
+
+@rule("saved-tensors.hook-exceptions-propagate", section=PRACTICAL, docs="saved-hook-rules",
+      given=dict(program=SMALL_PROGRAMS, which=st.sampled_from(["pack", "unpack"])),
+      examples=(dict(program=CANONICAL, which="pack"), dict(program=CANONICAL, which="unpack")),
+      references=("test_autograd.py::TestAutograd::test_saved_tensor_hooks_custom_error_propagation",))
+def hook_exceptions_propagate(program, which):
+    """An exception raised by a pack hook comes out of the forward operation, and one raised by an unpack hook comes out of backward, with its own type and message."""
+    def fail(t):
+        raise HookError(f"from {which}")
+
+    pack, unpack = (fail, lambda t: t) if which == "pack" else ((lambda t: t), fail)
+    repro = program.repro(f"# saved_tensors_hooks whose {which} hook raises HookError",
+                          "torch.tanh(out).sum().backward()")
+    phase = "forward"
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            loss = torch.tanh(program(*program.inputs())).sum()
+        phase = "backward"
+        loss.backward()
+    except HookError as error:
+        expected = "forward" if which == "pack" else "backward"
+        expect(phase == expected and str(error) == f"from {which}", f"where the {which} hook's error came out",
+               f"HookError('from {which}') from {expected}", f"HookError({str(error)!r}) from {phase}", repro)
+        record("phase", phase)
+        return
+    raise AssertionError(f"the HookError raised by the {which} hook did not come out\n{repro}")
+
+
+@rule("saved-tensors.hooks-pack-what-double-backward-saves", section=BEYOND, docs="saved-default-hooks", since="2.0",
+      given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward",))
+def hooks_pack_what_double_backward_saves(program):
+    """A backward with create_graph=True run inside saved_tensors_hooks packs the tensors its own graph saves, and the second backward unpacks them and gives the same second derivatives as without hooks."""
+    def second_derivatives(hooks):
+        leaves = program.inputs()
+        loss = torch.sin(program(*leaves)).sum()  # recorded outside the hooks
+        with hooks:
+            first = torch.autograd.grad(loss, leaves, create_graph=True)
+        return torch.autograd.grad(sum(g.sum() for g in first), leaves, allow_unused=True)
+
+    class NoHooks:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    pack, unpack, log = _tokens()
+    plain = second_derivatives(NoHooks())
+    hooked = second_derivatives(torch.autograd.graph.saved_tensors_hooks(pack, unpack))
+    repro = program.repro("loss = torch.sin(out).sum()",
+                          "with torch.autograd.graph.saved_tensors_hooks(pack, unpack):",
+                          "    g = torch.autograd.grad(loss, [x0, ...], create_graph=True)",
+                          "torch.autograd.grad(sum(gi.sum() for gi in g), [x0, ...])")
+    expect(len(log["packed"]) >= 1, "packs during backward(create_graph=True) (sin's gradient saves its input)",
+           ">= 1", len(log["packed"]), repro)
+    expect(len(log["unpacked"]) >= 1 and set(log["unpacked"]) <= set(log["packed"]),
+           "the second backward unpacks what the first one packed", "some of the packed tokens",
+           log["unpacked"], repro)
+    for i, (p, h) in enumerate(zip(plain, hooked)):
+        expect_close(h, p, SAME, f"second derivative for x{i} with identity hooks", repro)
+    record("packs", len(log["packed"]))
+
+
+@rule("saved-tensors.detached-saved-input-is-refused", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
+      given=dict(program=SMALL_PROGRAMS), contracts=(DETACHED_SAVED,), examples=(dict(program=CANONICAL),),
+      references=("test_autograd.py::TestAutograd::test_saved_variable_saved_original_inplace_detach",))
+def detached_saved_input_is_refused(program):
+    """Detaching in place (detach_) a tensor that a node saved as its input makes backward raise a RuntimeError."""
+    def recorded():
+        a = program(*program.inputs()) * 1.0
+        loss = (a ** 2).sum()  # pow saves its input a
+        a.detach_()
+        return loss
+
+    record("message", DETACHED_SAVED.check(recorded, repro=program.repro(
+        "a = out * 1.0", "loss = (a ** 2).sum()", "a.detach_()", "loss.backward()")))
+
+
+@rule("saved-tensors.pack-sees-the-live-tensor", section=PRACTICAL, docs="saved-default-hooks",
+      given=dict(program=programs(max_ops=5), c=SCALES), examples=(dict(program=CANONICAL, c=2.0),),
+      references=("test_autograd.py::TestAutograd::test_wrapped_number_saved_tensors_hooks",
+                  "docs: Autograd mechanics > Hooks for saved tensors"))
+def pack_sees_the_live_tensor(program, c):
+    """A pack hook runs with grad mode off and receives the saved tensor itself (a saved output with its grad_fn), and a Python number operand, as in out * c, is never packed."""
+    seen = []
+
+    def pack(t):
+        seen.append((torch.is_grad_enabled(), t))
+        return t
+
+    out = program(*program.inputs())
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        scaled = out * c
+        packs_for_number = len(seen)
+        y = torch.exp(scaled)  # saves its result y
+    repro = program.repro("with torch.autograd.graph.saved_tensors_hooks(pack, unpack):",
+                          f"    scaled = out * {c}  # saves no tensor for the number", "    y = torch.exp(scaled)")
+    expect(packs_for_number == 0, f"packs for out * {c}", 0, packs_for_number, repro)
+    expect(len(seen) == 1, "packs for exp", 1, len(seen), repro)
+    grad_mode, packed = seen[0]
+    expect(not grad_mode, "grad mode inside pack", False, grad_mode, repro)
+    expect(packed.grad_fn is y.grad_fn, "the tensor pack receives is exp's output, with its grad_fn",
+           type(y.grad_fn).__name__, type(packed.grad_fn).__name__ if packed.grad_fn else None, repro)
+    record("grad_mode_in_pack", grad_mode)
