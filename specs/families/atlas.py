@@ -23,7 +23,7 @@ FAMILY = Family(
     title="The derivative atlas",
     summary="Every differentiable op of the atlas table against finite differences, forward against "
     "reverse mode and second derivatives, and the gradient each op returns at its kinks, ties and bounds.",
-    gallery="plot_99_atlas.py",
+    gallery="plot_83_atlas.py",
 )
 
 BEYOND = "Beyond the Tutorial"
