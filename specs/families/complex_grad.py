@@ -159,9 +159,11 @@ def _partials(f, z: torch.Tensor, step: float = FD_STEP) -> torch.Tensor:
 
 
 @rule("complex-grad.grad-is-dl-dx-plus-i-dl-dy", section=BEYOND, docs="complex-convention",
-      given=dict(program=complex_programs()))
+      given=dict(program=complex_programs()),
+      references=("docs: Autograd mechanics > Complex Autograd Doc > How is the gradient computed? "
+                  "(its derivation calls the computed gradient ∂L/∂z*, a factor of 2 below what autograd returns)",))
 def grad_is_dl_dx_plus_i_dl_dy(program):
-    """For a real loss L of a complex tensor z = x + iy, z.grad is ∂L/∂x + i·∂L/∂y (twice the conjugate Wirtinger derivative ∂L/∂z̄), which agrees with float64 finite differences on the real and imaginary parts."""
+    """For a real loss L of a complex tensor z = x + iy, z.grad is ∂L/∂x + i·∂L/∂y (twice the conjugate Wirtinger derivative ∂L/∂z̄, although the note's derivation calls ∂L/∂z̄ itself the computed gradient), which agrees with float64 finite differences on the real and imaginary parts."""
     z = program.z()
     program(z).backward()
     expected = _partials(program, z)

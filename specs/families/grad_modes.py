@@ -191,22 +191,35 @@ def set_grad_enabled_forms(program, enabled, form):
 
 
 @rule("grad-modes.inference-mode-makes-inference-tensors", section=EXCLUDING, docs="grad-modes-inference",
-      given=dict(program=programs()))
+      given=dict(program=programs()),
+      references=("docs: Autograd mechanics > Inference Mode",
+                  "test_autograd.py::TestAutogradInferenceMode::test_normal_tensor_view_output_in_inference_mode",
+                  "test_autograd.py::TestAutogradInferenceMode::test_normal_tensor_inplace_output_in_inference_mode"))
 def inference_mode_makes_inference_tensors(program):
-    """Values computed inside inference_mode are inference tensors that record nothing; inside a nested inference_mode(False) they are normal tensors and recording is back on."""
+    """Values computed inside inference_mode are inference tensors that record nothing, except views of normal tensors and normal tensors modified in place there, which stay normal tensors (the in-place op still advancing their version); inside a nested inference_mode(False) results are normal tensors and recording is back on."""
     leaves = program.inputs()
+    target = program.inputs()[0].detach().clone()
+    version = target._version
     with torch.inference_mode():
         inside = program.trace(*leaves)
         grad_inside = torch.is_grad_enabled()
+        view = leaves[0].view(leaves[0].shape)
+        target.mul_(2.0)
         with torch.inference_mode(False):
             nested = program(*leaves)
     expect(not grad_inside, "torch.is_grad_enabled() inside inference_mode", False, grad_inside)
     _untracked(inside, program, "under inference_mode")
     for name, value in inside.items():
-        # A view of a normal tensor stays a normal tensor, even when taken in inference mode.
         if name not in program.leaf_names and not (value._is_view() and not value._base.is_inference()):
             expect(value.is_inference(), f"{name} computed in inference_mode is an inference tensor", True,
                    False, program.repro(f"# under torch.inference_mode(): print({name}.is_inference())"))
+    expect(not view.is_inference(), "a view of the normal tensor x0 taken in inference_mode", "a normal tensor",
+           "an inference tensor", program.repro("with torch.inference_mode():\n    print(x0.view(x0.shape).is_inference())"))
+    expect(not target.is_inference() and target._version > version,
+           "a normal tensor multiplied in place in inference_mode", "still normal, its version advanced",
+           (target.is_inference(), target._version - version),
+           program.repro("t = x0.detach().clone()\nwith torch.inference_mode():\n    t.mul_(2.0)\n"
+                         "print(t.is_inference(), t._version)"))
     expect(not nested.is_inference() and nested.requires_grad, "a result of inference_mode(False) nested inside",
            "a normal tensor that requires grad", (nested.is_inference(), nested.requires_grad))
 

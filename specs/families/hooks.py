@@ -292,13 +292,17 @@ def hooks_fire_in_a_fixed_order(program):
 
 @rule("hooks.multi-grad-hook-sees-all-gradients", section=BEYOND, docs="hooks-multi",
       requires=(MULTI_GRAD_HOOK,),
-      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()))
+      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_multi_grad_all_hooks",))
 def multi_grad_hook_sees_all_gradients(program, data):
-    """register_multi_grad_hook calls its hook once per backward with the gradients of all its tensors, None for a tensor the pass does not reach."""
+    """register_multi_grad_hook calls its hook once for a backward that reaches any of its tensors, with the gradients of all of them (None for a tensor the pass does not reach), and not at all for a backward that reaches none of them or that raises."""
     chosen = sorted(data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs"))
     leaves = program.inputs()
-    calls = []
+    calls, unreached_calls = [], []
     torch.autograd.graph.register_multi_grad_hook(leaves, lambda grads: calls.append(list(grads)))
+    others = [leaves[i] for i in range(len(leaves)) if i not in chosen]
+    if others:
+        torch.autograd.graph.register_multi_grad_hook(others, lambda grads: unreached_calls.append(grads))
     program(*leaves).sum().backward(inputs=[leaves[i] for i in chosen])
     repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print)",
                           f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in chosen)}])")
@@ -308,6 +312,27 @@ def multi_grad_hook_sees_all_gradients(program, data):
             expect_close(grad, leaves[i].grad, Tolerance(0, 0, "the same gradient tensor"), f"entry {i}", repro)
         else:
             expect(grad is None, f"entry {i}, not reached", None, grad, repro)
+    expect(not unreached_calls, "calls of a multi-grad hook on only the tensors this backward does not reach", 0,
+           len(unreached_calls), repro)
+    raising = program.inputs()
+    failed_calls = []
+    torch.autograd.graph.register_multi_grad_hook(raising, lambda grads: failed_calls.append(grads))
+    out = program(*raising).sum()
+    out.register_hook(_raise_in_backward)
+    try:
+        out.backward()
+    except _BackwardFailed:
+        pass
+    expect(not failed_calls, "calls of the multi-grad hook when the backward raises before reaching its tensors",
+           0, len(failed_calls), program.repro("out.sum().register_hook(a hook that raises)", "out.sum().backward()"))
+
+
+class _BackwardFailed(Exception):
+    pass
+
+
+def _raise_in_backward(grad):
+    raise _BackwardFailed("a tensor hook raised on purpose")
 
 
 @rule("hooks.multi-grad-hook-any-fires-once", section=BEYOND, docs="hooks-multi", since="2.3",
@@ -326,14 +351,17 @@ def multi_grad_hook_any_fires_once(program):
 
 
 @rule("hooks.pack-runs-while-recording", section=PRACTICAL, docs="hooks-saved-tensors",
-      given=dict(program=programs(all_require_grad=True)))
+      given=dict(program=programs(all_require_grad=True)),
+      references=("docs: Autograd mechanics > Hooks for saved tensors",
+                  "test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward"))
 def pack_runs_while_recording(program):
-    """Under saved_tensors_hooks, pack is called while the forward is recorded, never during backward, and backward receives the unpacked tensors unchanged when unpack returns what was packed."""
+    """Under saved_tensors_hooks, pack is called while the forward is recorded and not during a plain backward, but a backward with create_graph=True run inside the hooks packs what it saves, and backward receives the unpacked tensors unchanged when unpack returns what was packed."""
     leaves = program.inputs()
-    log = []
+    log, tokens_packed = [], set()
 
     def pack(t):
         log.append("pack")
+        tokens_packed.add(len(log))
         return len(log), t
 
     def unpack(packed):
@@ -342,13 +370,18 @@ def pack_runs_while_recording(program):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         out = torch.tanh(program(*leaves))
-    packs = log.count("pack")
-    out.sum().backward()
+        packs = log.count("pack")
+        out.sum().backward(retain_graph=True)
+        plain = log.count("pack") - packs
+        torch.autograd.grad(out.sum(), [leaves[i] for i in program.grad_leaves], create_graph=True)
+        double = log.count("pack") - packs - plain
     repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack) and count the calls")
     expect(packs >= 1, "pack calls while recording (tanh saves its result)", ">= 1", packs, repro)
-    expect(log.count("pack") == packs, "pack calls during backward", 0, log.count("pack") - packs, repro)
+    expect(plain == 0, "pack calls during a plain backward inside the hooks", 0, plain, repro)
+    expect(double >= 1, "pack calls during a create_graph=True backward inside the hooks (tanh's backward saves)",
+           ">= 1", double, repro)
     tokens = {entry[1] for entry in log if entry != "pack"}
-    expect(tokens <= set(range(1, packs + 1)), "unpack receives what pack returned", "pack's results", tokens)
+    expect(tokens <= tokens_packed, "unpack receives what pack returned", "pack's results", tokens)
     leaves2 = program.inputs()
     torch.tanh(program(*leaves2)).sum().backward()
     for i in program.grad_leaves:

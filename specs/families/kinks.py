@@ -12,7 +12,8 @@ import torch
 from hypothesis import strategies as st
 
 from specs.engine.expect import Tolerance, expect, expect_close
-from specs.engine.registry import Family, rule
+from specs.engine.registry import Change, Family, record, rule
+from specs.generators.program import TensorSpec
 from specs.generators.strategies import FLOAT_DTYPES, shapes, tensors
 
 FAMILY = Family(
@@ -108,21 +109,42 @@ def sqrt_at_zero_is_infinite(spec):
            zero_in[x == 0], _repro(spec, "torch.sqrt(x) * 0"))
 
 
+#: Inputs at both bounds of ``clamp(-0.5, 1.0)``, one inside and one outside.
+AT_THE_BOUNDS = TensorSpec((4,), torch.float64, "contiguous", (-0.5, 1.0, 0.25, 2.0))
+
+
 @rule("kinks.clamp-passes-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
-      given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])))
+      given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])),
+      examples=tuple(dict(spec=AT_THE_BOUNDS, form=form) for form in ("both", "tensor")),
+      history=(Change("2.14.0", "an input equal to a scalar bound of clamp got gradient 1 (this rule); from 2.14 it "
+                                "gets 0, the note's minimum-norm subgradient (seen on 2.14.1 and 2.15.0 with "
+                                "x.clamp(-0.5, 1.0) at x = -0.5)"),),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def clamp_passes_gradient_at_its_bounds(spec, form):
-    """clamp's gradient is 1 for inputs inside its bounds including inputs equal to a bound (scalar or tensor bounds), and 0 outside, as checked on torch 2.13.0."""
+    """clamp's gradient is 1 for inputs inside its bounds including inputs equal to a bound, scalar or tensor (a tensor bound itself getting 0 there), and 0 outside, as checked on torch 2.13.0, which departs from the note's minimum-norm subgradient convention (0 at a scalar bound, 1/2 each to input and tensor bound)."""
     lo, hi = -0.5, 1.0
-    code, function = {
-        "both": ("x.clamp(-0.5, 1.0)", lambda t: t.clamp(lo, hi)),
-        "min": ("x.clamp(min=-0.5)", lambda t: t.clamp(min=lo)),
-        "max": ("x.clamp(max=1.0)", lambda t: t.clamp(max=hi)),
-        "tensor": ("x.clamp(min=torch.full_like(x, -0.5), max=torch.full_like(x, 1.0))",
-                   lambda t: t.clamp(min=torch.full_like(t, lo), max=torch.full_like(t, hi))),
+    x = spec.make()
+    bounds = (torch.full(spec.shape, lo, dtype=spec.dtype, requires_grad=True),
+              torch.full(spec.shape, hi, dtype=spec.dtype, requires_grad=True))
+    code, out = {
+        "both": ("x.clamp(-0.5, 1.0)", lambda: x.clamp(lo, hi)),
+        "min": ("x.clamp(min=-0.5)", lambda: x.clamp(min=lo)),
+        "max": ("x.clamp(max=1.0)", lambda: x.clamp(max=hi)),
+        "tensor": ("x.clamp(min=torch.full_like(x, -0.5).requires_grad_(), max=torch.full_like(x, 1.0).requires_grad_())",
+                   lambda: x.clamp(min=bounds[0], max=bounds[1])),
     }[form]
-    grad, x = _grad(spec, function)
-    inside = {"min": x >= lo, "max": x <= hi}.get(form, (x >= lo) & (x <= hi))
+    out().sum().backward()
+    grad, value = x.grad, x.detach()
+    inside = {"min": value >= lo, "max": value <= hi}.get(form, (value >= lo) & (value <= hi))
     _same(grad, inside.double(), f"gradient of {code}", _repro(spec, code), spec.dtype)
+    at_bound = (value == lo) | (value == hi)
+    if form == "tensor":
+        for name, bound, beyond in (("min", bounds[0], value < lo), ("max", bounds[1], value > hi)):
+            _same(bound.grad, beyond.double(), f"gradient of the tensor {name} bound (1 only where it is the result)",
+                  _repro(spec, code), spec.dtype)
+    convention = inside.double() * (~at_bound).double() + (0.5 if form == "tensor" else 0.0) * at_bound.double()
+    record(f"{form}: gradient at -0.5, 1.0, 0.25, 2.0", [round(v, 6) for v in grad.flatten().tolist()])
+    record(f"{form}: the note's minimum-norm convention there", [round(v, 6) for v in convention.flatten().tolist()])
 
 
 @rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
@@ -189,10 +211,15 @@ def reductions_split_ties_evenly(case, op):
     _same(grad, share, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
+#: One row with its maximum tied at two positions (and its minimum tied at two others).
+TIED_ROW = (TensorSpec((1, 4), torch.float64, "contiguous", (2.0, -1.0, 2.0, -1.0)), "max")
+
+
 @rule("kinks.max-along-dim-picks-one-index", section=BEYOND, docs="kinks-ties",
-      given=dict(case=tied()))
+      given=dict(case=tied()), examples=(dict(case=TIED_ROW),),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def max_along_dim_picks_one_index(case):
-    """max(dim) and min(dim) send each row's whole gradient to the one index they return, even when the extreme value is tied, as checked on torch 2.13.0."""
+    """max(dim) and min(dim) send each row's whole gradient to the one index they return even when the extreme value is tied, as checked on torch 2.13.0, which departs from the note's minimum-norm subgradient convention (1/k to each of k tied entries) that max() and amax(dim) follow."""
     spec, sense = case
     x = spec.make()
     values, indices = getattr(x, sense)(dim=1)
@@ -203,6 +230,9 @@ def max_along_dim_picks_one_index(case):
     _same(x.grad, expected, f"gradient of {code} against a one-hot of its indices", repro, spec.dtype)
     tied_value = x.detach().gather(1, indices.unsqueeze(1)).squeeze(1)
     expect(torch.equal(tied_value, values.detach()), "the returned index holds the extreme value", values, tied_value)
+    hits = (x.detach() == values.detach().unsqueeze(1)).double()
+    record("gradient of x.max(dim=1).values on [[2, -1, 2, -1]]", [round(v, 6) for v in x.grad.flatten().tolist()])
+    record("the note's minimum-norm convention there", [round(v, 6) for v in (hits / hits.sum(1, keepdim=True)).flatten().tolist()])
 
 
 @st.composite
