@@ -74,7 +74,9 @@ def _tanh_program(program):
 
 
 @rule("checkpointing.same-gradients", section=PRACTICAL, docs="checkpointing-same",
-      given=dict(program=programs(), use_reentrant=REENTRANT))
+      given=dict(program=programs(), use_reentrant=REENTRANT),
+      references=("test_autograd.py::TestAutograd::test_checkpointing",
+                  "test_autograd.py::TestAutograd::test_checkpointing_without_reentrant_correct_grad"))
 def same_gradients(program, use_reentrant):
     """checkpoint(f, *inputs) gives the same gradients as f(*inputs), with use_reentrant=True and with False."""
     plain = _plain(program)
@@ -88,7 +90,8 @@ def same_gradients(program, use_reentrant):
 
 
 @rule("checkpointing.recomputes-the-forward", section=PRACTICAL, docs="checkpointing-same",
-      given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT))
+      given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT),
+      references=("docs: torch.utils.checkpoint.checkpoint",))
 def recomputes_the_forward(program, use_reentrant):
     """A checkpointed function runs once in the forward and once more during backward, to recompute what it did not keep."""
     calls = []
@@ -107,7 +110,8 @@ def recomputes_the_forward(program, use_reentrant):
 
 
 @rule("checkpointing.keeps-only-the-inputs", section=PRACTICAL, docs="checkpointing-memory",
-      given=dict(program=programs(), use_reentrant=REENTRANT))
+      given=dict(program=programs(), use_reentrant=REENTRANT),
+      references=("docs: torch.utils.checkpoint.checkpoint",))
 def keeps_only_the_inputs(program, use_reentrant):
     """While a checkpointed function is recorded, autograd keeps at most its inputs for backward, whatever the function itself saves."""
     leaves = program.inputs()
@@ -123,7 +127,8 @@ def keeps_only_the_inputs(program, use_reentrant):
 
 
 @rule("checkpointing.preserves-the-rng-state", section=PRACTICAL, docs="checkpointing-rng",
-      given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)))
+      given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)),
+      references=("docs: torch.utils.checkpoint.checkpoint (preserve_rng_state)",))
 def preserves_the_rng_state(program, use_reentrant, seed):
     """By default checkpoint restores the RNG state for the recomputation, so dropout draws the same mask and the gradients equal the plain run's."""
     function = program.function()
@@ -179,7 +184,8 @@ def _chain_repro(case, code):
 
 
 @rule("checkpointing.sequential-same-gradients", section=PRACTICAL, docs="checkpointing-sequential",
-      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT))
+      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT),
+      references=("docs: torch.utils.checkpoint.checkpoint_sequential",))
 def sequential_same_gradients(case, segments, use_reentrant):
     """checkpoint_sequential(model, segments, x) gives the same gradients for the input and every parameter as model(x)."""
     model, x = make_chain(*case)

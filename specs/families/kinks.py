@@ -72,7 +72,8 @@ RELU_LIKE = {
 
 
 @rule("kinks.relu-family-at-zero", section=BEYOND, docs="kinks-relu",
-      given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))))
+      given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def relu_family_at_zero(spec, op):
     """At their kinks relu and relu6 have gradient 0 (at 0 and at 6), leaky_relu has its negative slope and elu has 1, as checked on torch 2.13.0."""
     function, derivative = RELU_LIKE[op]
@@ -81,7 +82,8 @@ def relu_family_at_zero(spec, op):
 
 
 @rule("kinks.abs-and-norm-at-zero", section=BEYOND, docs="kinks-abs-sqrt",
-      given=dict(spec=kinked(), all_zero=st.booleans()))
+      given=dict(spec=kinked(), all_zero=st.booleans()),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def abs_and_norm_at_zero(spec, all_zero):
     """abs has gradient 0 at 0 (it is sign(x)), and the 2-norm of an all-zero tensor has gradient 0 rather than NaN, as checked on torch 2.13.0."""
     if all_zero:
@@ -96,7 +98,8 @@ def abs_and_norm_at_zero(spec, all_zero):
 
 
 @rule("kinks.sqrt-at-zero-is-infinite", section=BEYOND, docs="kinks-abs-sqrt",
-      given=dict(spec=kinked(nonnegative=True)))
+      given=dict(spec=kinked(nonnegative=True)),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def sqrt_at_zero_is_infinite(spec):
     """sqrt has gradient +inf at 0 (the limit of 1/(2·sqrt(x)), not a chosen value), so even a zero incoming gradient gives NaN there, as checked on torch 2.13.0."""
     grad, x = _grad(spec, torch.sqrt)
@@ -148,7 +151,8 @@ def clamp_passes_gradient_at_its_bounds(spec, form):
 
 
 @rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
-      given=dict(spec=kinked(points=(-0.5, 1.0))))
+      given=dict(spec=kinked(points=(-0.5, 1.0))),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def hardtanh_blocks_gradient_at_its_bounds(spec):
     """hardtanh(x, lo, hi) computes the same values as clamp but its gradient is 0 at inputs equal to a bound, 1 strictly inside, as checked on torch 2.13.0."""
     code = "torch.nn.functional.hardtanh(x, -0.5, 1.0)"
@@ -198,7 +202,8 @@ REDUCTIONS = {
 
 
 @rule("kinks.reductions-split-ties-evenly", section=BEYOND, docs="kinks-ties",
-      given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))))
+      given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))),
+      references=("test_autograd.py::TestAutogradDeviceType::test_min_max_median_backprops_to_all_values",))
 def reductions_split_ties_evenly(case, op):
     """max(), min(), amax() and amin(), over all elements or along a dim, split the gradient evenly among the k tied extreme elements (1/k each), as checked on torch 2.13.0."""
     spec, sense = case
@@ -245,7 +250,8 @@ def tied_pairs(draw):
 
 
 @rule("kinks.maximum-and-minimum-halve-ties", section=BEYOND, docs="kinks-ties",
-      given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])))
+      given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def maximum_and_minimum_halve_ties(pair, op):
     """torch.maximum(a, b) and torch.minimum(a, b) give each input half the gradient where a == b, as checked on torch 2.13.0."""
     a_spec, b_spec = pair
@@ -267,7 +273,8 @@ MASKS = {
 
 
 @rule("kinks.masking-after-division-keeps-nan", section=BEYOND, docs="kinks-nan-masking",
-      given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])))
+      given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions > Division by Zero in Autograd",))
 def masking_after_division_keeps_nan(spec, how):
     """Masking away 1/x at x == 0 after computing it (by indexing, torch.where or multiplying by 0) still leaves NaN in the gradient at those entries: 0 times the infinite local derivative, as checked on torch 2.13.0."""
     code, function = MASKS[how]

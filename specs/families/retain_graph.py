@@ -64,7 +64,8 @@ def _grad_leaves(program, leaves):
 
 
 @rule("retain-graph.second-pass-raises", section=PRACTICAL, docs="retain-graph-second-pass",
-      given=dict(program=programs(), via=st.sampled_from(["backward", "grad"])), contracts=(SECOND_PASS,))
+      given=dict(program=programs(), via=st.sampled_from(["backward", "grad"])), contracts=(SECOND_PASS,),
+      references=("test_autograd.py::TestAutograd::test_backward_twice_with_saved_values",))
 def second_pass_raises(program, via):
     """backward() and autograd.grad() free the saved tensors of the graph they walk, so a second pass through a graph that saved a tensor raises a RuntimeError."""
     leaves = program.inputs()
@@ -154,7 +155,8 @@ def saved_tensors_released(program, retain):
 
 
 @rule("retain-graph.freed-saved-tensor-unreadable", section=PRACTICAL, docs="retain-graph-memory",
-      given=dict(program=programs()), contracts=(FREED_ACCESS,))
+      given=dict(program=programs()), contracts=(FREED_ACCESS,),
+      references=("test_autograd.py::TestAutograd::test_grad_fn_attr_bindings",))
 def freed_saved_tensor_unreadable(program):
     """After a backward without retain_graph, reading a node's saved tensor raises the same RuntimeError as a second backward."""
     leaves = program.inputs()
