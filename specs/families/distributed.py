@@ -39,7 +39,7 @@ FAMILY = Family(
     title="Data-parallel training with DistributedDataParallel",
     summary="Two processes on the gloo backend: averaged gradients equal the full-batch gradient, "
     "no_sync() accumulates locally, unused parameters, communication hooks and buckets.",
-    gallery="plot_94_distributed.py",
+    gallery="plot_99_distributed.py",
 )
 
 SECTION = "Gradient Accumulation"
