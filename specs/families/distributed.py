@@ -108,9 +108,7 @@ class Case:
                 torch.tensor(targets, dtype=torch.float64).reshape(-1, self.sizes[-1]))
 
     def __repr__(self) -> str:
-        samples = len(self.batches[0][0][0]) // self.sizes[0]
-        return (f"Case(sizes={self.sizes}, {len(self.batches[0])} step(s) of {samples} sample(s) "
-                f"per rank, weights={self.weights}, batches={self.batches})")
+        return f"Case(sizes={self.sizes}, weights={self.weights}, batches={self.batches})"
 
 
 def loss_of(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -396,9 +394,15 @@ def full_batch_gradients(case: Case, step: int = 0) -> dict[str, torch.Tensor]:
     return {name: p.grad for name, p in net.named_parameters()}
 
 
-def _compare(got: dict[str, Any], want: dict[str, torch.Tensor], tolerance: Tolerance, what: str, case: Case):
+def repro(case: Case, call: str = "train(case)") -> str:
+    """Code that reruns ``call`` on ``case``: the gradients of each rank after each step."""
+    return f"from specs.families.distributed import Case, train\ncase = {case!r}\nprint({call})"
+
+
+def _compare(got: dict[str, Any], want: dict[str, torch.Tensor], tolerance: Tolerance, what: str, case: Case,
+             call: str = "train(case)"):
     for name, expected in want.items():
-        expect_close(got[name], expected, tolerance, f"{what}: {name}", repr(case))
+        expect_close(got[name], expected, tolerance, f"{what}: {name}", repro(case, call))
 
 
 def _record_grads(name: str, grads: dict[str, torch.Tensor | None]) -> None:
@@ -443,11 +447,13 @@ def no_sync_accumulates_locally(case):
         for step in range(steps - 1):
             running = {n: sum(local[rank][s][n] for s in range(step + 1)) for n in names}
             _compare(ranks[rank][step], running, AVERAGED,
-                     f"rank {rank}'s gradient after {step + 1} backward(s) under no_sync(): its own sum", case)
+                     f"rank {rank}'s gradient after {step + 1} backward(s) under no_sync(): its own sum", case,
+                     f"train(case, local_steps={steps - 1})")
     total = {n: sum(sum(local[rank][s][n] for s in range(steps)) for rank in range(WORLD)) / WORLD for n in names}
     for rank in range(WORLD):
         _compare(ranks[rank][-1], total, AVERAGED,
-                 f"rank {rank}'s gradient after the synchronised backward: the average of the ranks' sums", case)
+                 f"rank {rank}'s gradient after the synchronised backward: the average of the ranks' sums", case,
+                 f"train(case, local_steps={steps - 1})")
     _record_grads("gradient after the local steps (rank 0)", ranks[0][-2])
     _record_grads("gradient after the synchronised step", ranks[0][-1])
 
@@ -473,13 +479,16 @@ def unused_parameters(case, use_extra):
         if not any(use_extra):
             for name in ("extra.weight", "extra.bias"):
                 expect(got[name] is None, f"rank {rank}: .grad of {name}, unused on every rank", None, got[name],
-                       repr(case))
+                       repro(case, f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})"))
             averaged = {n: g for n, g in averaged.items() if not n.startswith("extra.")}
-        _compare(got, averaged, AVERAGED, f"rank {rank}'s gradient (extra head used on ranks {use_extra})", case)
+        _compare(got, averaged, AVERAGED, f"rank {rank}'s gradient (extra head used on ranks {use_extra})", case,
+                 f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})")
     for rank, outcome in enumerate(on_pair("unused-without-detection", dict(case=case, contract=UNUSED_CONTRACT))):
         if "violation" in outcome:
             what, expected, observed = outcome["violation"]
-            raise Violation(f"rank {rank}, without find_unused_parameters: {what}", expected, observed, repr(case))
+            raise Violation(f"rank {rank}, without find_unused_parameters: {what}", expected, observed,
+                            repro(case, "on_pair('unused-without-detection', dict(case=case, contract=UNUSED_CONTRACT))")
+                            .replace("import Case, train", "import UNUSED_CONTRACT, Case, on_pair"))
     observe(f"RuntimeError: {outcome['message']}")
     record("error without find_unused_parameters", outcome["message"].split(".")[0])
     _record_grads("gradient with find_unused_parameters", ranks[0][-1])
@@ -502,7 +511,7 @@ def hooks_and_buckets_keep_values(case, hook, bucket_cap_mb, bucket_view):
     tolerance = FP16 if hook == "fp16_compress_hook" else AVERAGED
     want = full_batch_gradients(case)
     for rank, steps in enumerate(ranks):
-        _compare(steps[-1], want, tolerance, f"rank {rank}'s gradient with {options}", case)
+        _compare(steps[-1], want, tolerance, f"rank {rank}'s gradient with {options}", case, f"train(case, {options})")
     expect(all(torch.equal(ranks[0][-1][n], ranks[1][-1][n]) for n in want), "every rank holds the same gradient",
            "equal", "different")
     if hook == "fp16_compress_hook":
