@@ -135,6 +135,17 @@ usable = frozen.clone()  # the fix: a normal copy
 assert not usable.is_inference()
 (w * usable).sum().backward()
 
+# %%
+# Two kinds of results stay normal tensors inside ``inference_mode``: a view of a normal tensor,
+# and a normal tensor modified in place, whose version counter still advances (so a backward
+# that saved it will refuse to run).
+normal = torch.tensor([1.0, 2.0])
+before = normal._version
+with torch.inference_mode():
+    view = w[:1]
+    normal.mul_(2)
+assert not view.is_inference() and not normal.is_inference() and normal._version > before
+
 law("grad-modes.inference-mode-makes-inference-tensors")
 law("grad-modes.inference-tensors-cannot-be-saved")
 law("grad-modes.inference-tensors-are-read-only-outside")

@@ -129,15 +129,21 @@ law("hooks.node-hook-replaces-grad-inputs")
 # One hook for several tensors
 # ----------------------------
 #
-# ``torch.autograd.graph.register_multi_grad_hook(tensors, fn)`` calls ``fn`` once per backward
-# with all the gradients (``None`` for a tensor the pass does not reach). With ``mode="any"``
-# (since torch 2.3) it fires once, with the first gradient computed.
+# ``torch.autograd.graph.register_multi_grad_hook(tensors, fn)`` calls ``fn`` once for a backward
+# that reaches any of the tensors, with all their gradients (``None`` for a tensor the pass does
+# not reach); a backward that reaches none of them, or that raises, does not call it. With
+# ``mode="any"`` (since torch 2.3) it fires once, with the first gradient computed.
 a = torch.tensor(1.0, requires_grad=True)
 b = torch.tensor(2.0, requires_grad=True)
 calls = []
 torch.autograd.graph.register_multi_grad_hook((a, b), lambda grads: calls.append(grads))
 (a * b).backward(inputs=[a])
 assert len(calls) == 1 and calls[0][0].item() == 2.0 and calls[0][1] is None
+(a * 3.0).backward(inputs=[a])
+assert len(calls) == 2
+c = torch.tensor(3.0, requires_grad=True)
+(c * 2.0).backward()  # reaches neither a nor b
+assert len(calls) == 2
 
 law("hooks.multi-grad-hook-sees-all-gradients")
 law("hooks.multi-grad-hook-any-fires-once")
@@ -150,7 +156,9 @@ law("hooks.multi-grad-hook-any-fires-once")
 #
 # Inside ``torch.autograd.graph.saved_tensors_hooks(pack, unpack)``, every tensor an operation
 # saves for backward goes through ``pack`` when it is saved, and backward uses what ``unpack``
-# returns. ``a * b`` saves both factors, so ``pack`` is called twice. ``save_on_cpu`` is a ready
+# returns. ``a * b`` saves both factors, so ``pack`` is called twice. A plain backward inside the
+# context packs nothing, but ``backward(create_graph=True)`` records the backward's own operations,
+# and what they save is packed too. ``save_on_cpu`` is a ready
 # pair of such hooks that moves saved tensors to CPU memory; gradients are unchanged. Counting the
 # bytes ``pack`` sees is how the checkpointing page measures the memory autograd keeps.
 a = torch.tensor([1.0, 2.0], requires_grad=True)

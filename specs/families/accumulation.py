@@ -43,7 +43,8 @@ def _one_pass(program):
 
 
 @rule("accumulation.sums-across-backward", section=ACCUMULATION, docs="accumulation-sums",
-      given=dict(program=programs(), k=st.integers(2, 4)))
+      given=dict(program=programs(), k=st.integers(2, 4)),
+      references=("docs: torch.autograd.backward (gradients are accumulated in the leaves)",))
 def sums_across_backward(program, k):
     """Calling backward k times without zeroing leaves the sum of the k gradients in .grad."""
     single = _one_pass(program)
@@ -58,7 +59,8 @@ def sums_across_backward(program, k):
 
 
 @rule("accumulation.accumulates-in-place", section=ACCUMULATION, docs="accumulation-sums",
-      given=dict(program=programs()))
+      given=dict(program=programs()),
+      references=("test_autograd.py::TestAutograd::test_accumulate_grad",))
 def accumulates_in_place(program):
     """Without create_graph, a second backward adds into the existing .grad tensor rather than replacing it."""
     leaves = program.inputs()
@@ -105,7 +107,8 @@ param_lists = st.lists(tensors(zero_size=False), min_size=1, max_size=3)
 @rule("accumulation.zero-grad-sets-none", section=ACCUMULATION, docs="accumulation-zeroing",
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
       history=(Change("2.0", "Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True; "
-                             "before 2.0 they filled .grad with zeros"),))
+                             "before 2.0 they filled .grad with zeros"),),
+      references=("docs: torch.optim.Optimizer.zero_grad (set_to_none)",))
 def zero_grad_sets_none(specs, via):
     """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
     holder = _trained_holder(specs)
@@ -231,7 +234,8 @@ def broadcast_gradients_are_reduced(full, data):
 
 
 @rule("accumulation.backward-inputs-restricts-accumulation", section=ACCUMULATION, docs="accumulation-inputs",
-      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()))
+      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_backward_with_inputs",))
 def backward_inputs_restricts_accumulation(program, data):
     """backward(inputs=[...]) accumulates into the listed leaves only; the others' .grad stays None."""
     chosen = data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs")
@@ -247,7 +251,8 @@ def backward_inputs_restricts_accumulation(program, data):
 
 
 @rule("accumulation.backward-inputs-fills-non-leaves", section=ACCUMULATION, docs="accumulation-inputs",
-      given=dict(program=programs(all_require_grad=True), data=st.data()))
+      given=dict(program=programs(all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_backward_with_nonleaf_inputs",))
 def backward_inputs_fills_non_leaves(program, data):
     """A non-leaf listed in backward(inputs=...) gets .grad, the gradient with respect to it, without retain_grad()."""
     leaves = program.inputs()
@@ -292,7 +297,8 @@ def scalar_leaf_programs(draw):
 
 
 @rule("accumulation.leaves-own-their-grad", section=ACCUMULATION, docs="accumulation-own-grad",
-      given=dict(program=st.one_of(scalar_leaf_programs(), programs(min_leaves=2, all_require_grad=True))))
+      given=dict(program=st.one_of(scalar_leaf_programs(), programs(min_leaves=2, all_require_grad=True))),
+      references=("test_autograd.py::TestAutograd::test_no_grad_copy",))
 def leaves_own_their_grad(program):
     """Every leaf gets a .grad tensor of its own, so accumulating a second backward pass adds to each leaf exactly once."""
     single = _one_pass(program)

@@ -60,7 +60,8 @@ def _anomaly(api: str = "detect_anomaly", **options):
 
 
 @rule("anomaly.nan-gradient-names-the-node", section=PRACTICAL, docs="anomaly-nan",
-      given=dict(program=programs(max_ops=4)), contracts=(NAN_GRADIENT,))
+      given=dict(program=programs(max_ops=4)), contracts=(NAN_GRADIENT,),
+      references=("test_autograd.py::TestAutograd::test_anomaly_detect_nan",))
 def nan_gradient_names_the_node(program):
     """In anomaly mode, a backward node that returns a NaN gradient makes backward raise a RuntimeError naming that node and the output index."""
     with _anomaly(), warnings.catch_warnings():
@@ -87,7 +88,9 @@ def _backward_warnings(program, forward_mode: bool) -> tuple[str, list[str]]:
 
 
 @rule("anomaly.error-shows-the-forward-call", section=PRACTICAL, docs="anomaly-traceback",
-      given=dict(program=programs(max_ops=6), forward_mode=st.booleans()))
+      given=dict(program=programs(max_ops=6), forward_mode=st.booleans()),
+      references=("test_autograd.py::TestAutograd::test_anomaly_detect_nan",
+                  "test_autograd.py::TestAutograd::test_anomaly_grad_warnings"))
 def error_shows_the_forward_call(program, forward_mode):
     """When backward fails in anomaly mode, a UserWarning names the failing node and shows the traceback of the forward call that created it, if anomaly mode was on during the forward, else says no forward information is available."""
     raised, messages = _backward_warnings(program, forward_mode)
@@ -104,7 +107,8 @@ def error_shows_the_forward_call(program, forward_mode):
 
 
 @rule("anomaly.check-nan-can-be-turned-off", section=PRACTICAL, docs="anomaly-nan",
-      requires=(CHECK_NAN,), given=dict(program=programs(max_ops=4), api=st.sampled_from(["detect_anomaly", "set_detect_anomaly"])))
+      requires=(CHECK_NAN,), given=dict(program=programs(max_ops=4), api=st.sampled_from(["detect_anomaly", "set_detect_anomaly"])),
+      references=("test_autograd.py::TestAutograd::test_anomaly_mode_no_check_nan",))
 def check_nan_can_be_turned_off(program, api):
     """With check_nan=False anomaly mode does not check for NaN, so backward completes and the NaN gradient flows on."""
     leaves = program.inputs()
@@ -148,7 +152,8 @@ def mode_is_process_global(program, api):
 
 
 @rule("anomaly.gradients-are-unchanged", section=PRACTICAL, docs="anomaly-scope",
-      given=dict(program=programs(max_ops=5)), contracts=(ENABLED_WARNING,))
+      given=dict(program=programs(max_ops=5)), contracts=(ENABLED_WARNING,),
+      references=("test_autograd.py::TestAutograd::test_anomaly_grad_warnings",))
 def gradients_are_unchanged(program):
     """Entering anomaly mode emits a UserWarning that it slows autograd down, and it computes exactly the same gradients."""
     plain = program.inputs()

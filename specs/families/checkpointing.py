@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import warnings
 
 import torch
@@ -16,7 +17,8 @@ from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import saved_bytes
-from specs.engine.registry import Change, Family, Feature, rule
+from specs.engine.registry import Change, Family, Feature, record, rule
+from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs
 from specs.engine.versions import at_least
 
@@ -72,7 +74,9 @@ def _tanh_program(program):
 
 
 @rule("checkpointing.same-gradients", section=PRACTICAL, docs="checkpointing-same",
-      given=dict(program=programs(), use_reentrant=REENTRANT))
+      given=dict(program=programs(), use_reentrant=REENTRANT),
+      references=("test_autograd.py::TestAutograd::test_checkpointing",
+                  "test_autograd.py::TestAutograd::test_checkpointing_without_reentrant_correct_grad"))
 def same_gradients(program, use_reentrant):
     """checkpoint(f, *inputs) gives the same gradients as f(*inputs), with use_reentrant=True and with False."""
     plain = _plain(program)
@@ -86,7 +90,8 @@ def same_gradients(program, use_reentrant):
 
 
 @rule("checkpointing.recomputes-the-forward", section=PRACTICAL, docs="checkpointing-same",
-      given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT))
+      given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT),
+      references=("docs: torch.utils.checkpoint.checkpoint",))
 def recomputes_the_forward(program, use_reentrant):
     """A checkpointed function runs once in the forward and once more during backward, to recompute what it did not keep."""
     calls = []
@@ -105,7 +110,8 @@ def recomputes_the_forward(program, use_reentrant):
 
 
 @rule("checkpointing.keeps-only-the-inputs", section=PRACTICAL, docs="checkpointing-memory",
-      given=dict(program=programs(), use_reentrant=REENTRANT))
+      given=dict(program=programs(), use_reentrant=REENTRANT),
+      references=("docs: torch.utils.checkpoint.checkpoint",))
 def keeps_only_the_inputs(program, use_reentrant):
     """While a checkpointed function is recorded, autograd keeps at most its inputs for backward, whatever the function itself saves."""
     leaves = program.inputs()
@@ -121,7 +127,8 @@ def keeps_only_the_inputs(program, use_reentrant):
 
 
 @rule("checkpointing.preserves-the-rng-state", section=PRACTICAL, docs="checkpointing-rng",
-      given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)))
+      given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)),
+      references=("docs: torch.utils.checkpoint.checkpoint (preserve_rng_state)",))
 def preserves_the_rng_state(program, use_reentrant, seed):
     """By default checkpoint restores the RNG state for the recomputation, so dropout draws the same mask and the gradients equal the plain run's."""
     function = program.function()
@@ -177,7 +184,8 @@ def _chain_repro(case, code):
 
 
 @rule("checkpointing.sequential-same-gradients", section=PRACTICAL, docs="checkpointing-sequential",
-      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT))
+      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT),
+      references=("docs: torch.utils.checkpoint.checkpoint_sequential",))
 def sequential_same_gradients(case, segments, use_reentrant):
     """checkpoint_sequential(model, segments, x) gives the same gradients for the input and every parameter as model(x)."""
     model, x = make_chain(*case)
@@ -194,43 +202,77 @@ def sequential_same_gradients(case, segments, use_reentrant):
         expect_close(p.grad, grad, RECOMPUTED[case[3]], f"gradient of parameter {k}", repro)
 
 
+#: A one-op program: the canonical input of the use_reentrant rules.
+DOUBLING = Program(leaves=(TensorSpec((2,), torch.float64, "contiguous", (0.5, -1.0)),),
+                   steps=(Step("v0", "mul", ("x0",), "x0 * 2.0"),), output="v0")
+
+
+def _announcement(action) -> str:
+    """The sentence of the use_reentrant warning that says what will happen to callers who omit it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        action()
+    for warning in caught:
+        message = str(warning.message)
+        if re.search(NO_USE_REENTRANT.pattern, message):
+            announcing = [text for text in _sentences(message) if "exception" in text]
+            return announcing[0] if announcing else "(no exception announced)"
+    return "(no warning)"
+
+
+def _sentences(message: str) -> list[str]:
+    return re.split(r"(?<=\.)\s+(?=[A-Za-z])", message.strip())
+
+
 @rule("checkpointing.warns-without-use-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
       since="2.1", given=dict(program=programs(max_ops=4), sequential=st.booleans()), contracts=(NO_USE_REENTRANT,),
+      examples=(dict(program=DOUBLING, sequential=False), dict(program=DOUBLING, sequential=True)),
       history=(Change("2.2", "checkpoint_sequential did not warn"),
                Change("2.9", "the warning promised an exception in an earlier release (2.4, then 2.5); "
-                             "none was ever raised")))
+                             "none was ever raised"),
+               Change("2.15.0", "the warnings said the exception would come 'in version 2.9' (checkpoint_sequential) "
+                                "or 'Starting in PyTorch 2.9' (checkpoint); they now say 'a future release'")),
+      references=("torch.utils.checkpoint.checkpoint docstring (use_reentrant)",
+                  "test_autograd.py::TestAutograd::test_checkpoint_warns_if_use_reentrant_not_passed_explcitly"))
 def warns_without_use_reentrant(program, sequential):
-    """Calling checkpoint or checkpoint_sequential without use_reentrant emits a UserWarning asking for it to be passed explicitly, and still computes the result."""
+    """Calling checkpoint or checkpoint_sequential without use_reentrant emits a UserWarning asking for it to be passed explicitly and still computes the result, although that warning announces an exception for such calls, a scheduled change not yet made in torch 2.15.0 that this rule will report when it comes."""
     leaves = program.inputs()
     function = _tanh_program(program)
     if sequential:
         if not at_least("2.2"):
             return
         model = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Tanh())
-        out = NO_USE_REENTRANT.check(lambda: checkpoint_sequential(model, 2, function(*leaves)),
-                                     repro="checkpoint_sequential(torch.nn.Sequential(torch.nn.Tanh()), 1, x)")
+        call = lambda: checkpoint_sequential(model, 2, function(*leaves))  # noqa: E731
+        out = NO_USE_REENTRANT.check(call, repro="checkpoint_sequential(torch.nn.Sequential(torch.nn.Tanh()), 1, x)")
     else:
-        out = NO_USE_REENTRANT.check(lambda: checkpoint(function, *leaves),
-                                     repro=program.repro("torch.utils.checkpoint.checkpoint(program, x0)"))
+        call = lambda: checkpoint(function, *leaves)  # noqa: E731
+        out = NO_USE_REENTRANT.check(call, repro=program.repro("torch.utils.checkpoint.checkpoint(program, x0)"))
     expect(out.requires_grad, "the result is recorded", True, out.requires_grad)
+    if program is DOUBLING:
+        record("checkpoint_sequential: announced" if sequential else "checkpoint: announced", _announcement(call))
 
 
 @rule("checkpointing.default-is-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
-      given=dict(program=programs(max_ops=6), explicit=st.booleans()), contracts=(REENTRANT_GRAD,))
+      given=dict(program=programs(max_ops=6), explicit=st.booleans()), contracts=(REENTRANT_GRAD,),
+      examples=(dict(program=DOUBLING, explicit=False),),
+      references=("torch.utils.checkpoint.checkpoint docstring (use_reentrant)",
+                  "test_autograd.py::TestAutograd::test_checkpoint_valid_reset_on_error"))
 def default_is_reentrant(program, explicit):
-    """Reentrant checkpointing, which is still what checkpoint does when use_reentrant is not passed, refuses autograd.grad with a RuntimeError; use_reentrant=False supports it."""
+    """Reentrant checkpointing, which checkpoint still uses when use_reentrant is not passed (a default its warning announces will become an exception), refuses autograd.grad with a RuntimeError, while use_reentrant=False supports it."""
     options = dict(use_reentrant=True) if explicit else {}
 
-    def record():
+    def record_forward():
         leaves = program.inputs()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return leaves, checkpoint(_tanh_program(program), *leaves, **options)
 
-    REENTRANT_GRAD.check(record,
-                         backward=lambda pair: torch.autograd.grad(pair[1].sum(), [pair[0][0]]),
-                         repro=program.repro(f"out = checkpoint(program, x0{', use_reentrant=True' if explicit else ''})",
-                                             "torch.autograd.grad(out.sum(), [x0])"))
+    message = REENTRANT_GRAD.check(
+        record_forward, backward=lambda pair: torch.autograd.grad(pair[1].sum(), [pair[0][0]]),
+        repro=program.repro(f"out = checkpoint(program, x0{', use_reentrant=True' if explicit else ''})",
+                            "torch.autograd.grad(out.sum(), [x0])"))
+    if not explicit:
+        record("use_reentrant omitted, autograd.grad raises", _sentences(message)[0])
     plain = _plain(program)
     leaves = program.inputs()
     out = checkpoint(_tanh_program(program), *leaves, use_reentrant=False)

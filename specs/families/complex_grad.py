@@ -159,9 +159,11 @@ def _partials(f, z: torch.Tensor, step: float = FD_STEP) -> torch.Tensor:
 
 
 @rule("complex-grad.grad-is-dl-dx-plus-i-dl-dy", section=BEYOND, docs="complex-convention",
-      given=dict(program=complex_programs()))
+      given=dict(program=complex_programs()),
+      references=("docs: Autograd mechanics > Complex Autograd Doc > How is the gradient computed? "
+                  "(its derivation calls the computed gradient ∂L/∂z*, a factor of 2 below what autograd returns)",))
 def grad_is_dl_dx_plus_i_dl_dy(program):
-    """For a real loss L of a complex tensor z = x + iy, z.grad is ∂L/∂x + i·∂L/∂y (twice the conjugate Wirtinger derivative ∂L/∂z̄), which agrees with float64 finite differences on the real and imaginary parts."""
+    """For a real loss L of a complex tensor z = x + iy, z.grad is ∂L/∂x + i·∂L/∂y (twice the conjugate Wirtinger derivative ∂L/∂z̄, although the note's derivation calls ∂L/∂z̄ itself the computed gradient), which agrees with float64 finite differences on the real and imaginary parts."""
     z = program.z()
     program(z).backward()
     expected = _partials(program, z)
@@ -173,7 +175,8 @@ def grad_is_dl_dx_plus_i_dl_dy(program):
 
 @rule("complex-grad.abs-squared-gives-2z", section=BEYOND, docs="complex-convention",
       given=dict(re=tensors(dtypes=(torch.float64,), requires_grad=False),
-                 data=st.data(), dtype=st.sampled_from([torch.complex64, torch.complex128])))
+                 data=st.data(), dtype=st.sampled_from([torch.complex64, torch.complex128])),
+      references=("docs: Autograd mechanics > Complex Autograd Doc",))
 def abs_squared_gives_2z(re, data, dtype):
     """The gradient of sum |z|² is 2z (not z̄, and not z), for complex64 and complex128 tensors."""
     im = data.draw(tensors(shape=re.shape, dtypes=(torch.float64,), requires_grad=False), label="imaginary parts")
@@ -186,7 +189,8 @@ def abs_squared_gives_2z(re, data, dtype):
 
 
 @rule("complex-grad.holomorphic-gets-conjugate-derivative", section=BEYOND, docs="complex-holomorphic",
-      given=dict(program=complex_programs(holomorphic=True, reduce=False), data=st.data()))
+      given=dict(program=complex_programs(holomorphic=True, reduce=False), data=st.data()),
+      references=("docs: Autograd mechanics > Complex Autograd Doc",))
 def holomorphic_gets_conjugate_derivative(program, data):
     """For a holomorphic f and a complex gradient v, f(z).backward(v) leaves conj(f'(z))·v in z.grad."""
     z = program.z()
@@ -204,7 +208,9 @@ def holomorphic_gets_conjugate_derivative(program, data):
 
 
 @rule("complex-grad.real-function-through-complex-is-real", section=BEYOND, docs="complex-real-through",
-      given=dict(program=programs(dtypes=(torch.float64,), all_require_grad=True, max_ops=6), c=complex_constants))
+      given=dict(program=programs(dtypes=(torch.float64,), all_require_grad=True, max_ops=6), c=complex_constants),
+      references=("test_autograd.py::TestAutogradDeviceType::test_copy_r_to_c",
+                  "test_autograd.py::TestAutogradDeviceType::test_to_r_to_c"))
 def real_function_through_complex_is_real(program, c):
     """A real function computed through complex intermediates (here Re(c·exp(i·g(x)))) gives each real input a real .grad equal to that of the same function written with real operations."""
     leaves = program.inputs()
@@ -239,7 +245,8 @@ class _Square(torch.autograd.Function):
 
 
 @rule("complex-grad.gradcheck-checks-the-convention", section=BEYOND, docs="complex-gradcheck",
-      given=dict(program=complex_programs(reduce=False, max_steps=3)))
+      given=dict(program=complex_programs(reduce=False, max_steps=3)),
+      references=("docs: Autograd mechanics > Complex Autograd Doc",))
 def gradcheck_checks_the_convention(program):
     """torch.autograd.gradcheck accepts complex inputs: it passes for built-in ops, holomorphic or not, and rejects a custom backward that returns f'(z)·v instead of conj(f'(z))·v."""
     z = program.z()
@@ -260,7 +267,8 @@ def gradcheck_checks_the_convention(program):
 
 
 @rule("complex-grad.gradient-descent-descends", section=BEYOND, docs="complex-descent",
-      given=dict(program=complex_programs(), lr=st.sampled_from([1e-6, 1e-7])))
+      given=dict(program=complex_programs(), lr=st.sampled_from([1e-6, 1e-7])),
+      references=("docs: Autograd mechanics > Complex Autograd Doc",))
 def gradient_descent_descends(program, lr):
     """A small step against z.grad lowers a real loss by about lr·‖z.grad‖², as for real parameters: the conjugate convention makes -z.grad a descent direction."""
     z = program.z()
@@ -277,7 +285,8 @@ def gradient_descent_descends(program, lr):
 
 
 @rule("complex-grad.complex-output-needs-a-gradient", section=BEYOND, docs="complex-convention",
-      given=dict(program=complex_programs(reduce=False)), contracts=(IMPLICIT_COMPLEX,))
+      given=dict(program=complex_programs(reduce=False)), contracts=(IMPLICIT_COMPLEX,),
+      references=("test_autograd.py::TestAutogradDeviceType::test_complex_scalar_backward",))
 def complex_output_needs_a_gradient(program):
     """backward() without a gradient on a complex output raises a RuntimeError even when it has one element: a loss must be real."""
     IMPLICIT_COMPLEX.check(lambda: program(program.z()).sum(), repro=program.repro("f(z).sum().backward()"))

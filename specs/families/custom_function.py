@@ -300,7 +300,8 @@ def seed_relu(spec, data):
 
 
 @rule("custom-function.saved-tensors-reach-backward", section=CUSTOM, docs="custom-function-ctx",
-      given=dict(spec=tensors(dtypes=(torch.float64,)), data=st.data()))
+      given=dict(spec=tensors(dtypes=(torch.float64,)), data=st.data()),
+      references=("docs: Extending torch.autograd",))
 def saved_tensors_reach_backward(spec, data):
     """Tensors passed to ctx.save_for_backward come back from ctx.saved_tensors in backward, so a backward written from them (here x ** 3) agrees with finite differences."""
     x = spec.make()
@@ -321,7 +322,8 @@ def _two_operands(draw):
 
 
 @rule("custom-function.needs-input-grad", section=CUSTOM, docs="custom-function-needs-input-grad",
-      given=dict(case=_two_operands().filter(lambda c: c[0].requires_grad or c[1].requires_grad)))
+      given=dict(case=_two_operands().filter(lambda c: c[0].requires_grad or c[1].requires_grad)),
+      references=("docs: Extending torch.autograd (needs_input_grad)",))
 def needs_input_grad(case):
     """ctx.needs_input_grad has one bool per forward input, true exactly for the tensors that require grad (never for non-tensors); backward returns None for the others and the needed gradients are right."""
     a_spec, b_spec, scale = case
@@ -340,7 +342,8 @@ def needs_input_grad(case):
 
 
 @rule("custom-function.non-tensor-inputs-get-none", section=CUSTOM, docs="custom-function-needs-input-grad",
-      given=dict(spec=tensors(), scale=st.sampled_from([0.5, 3.0])), contracts=(GRAD_FOR_NON_TENSOR,))
+      given=dict(spec=tensors(), scale=st.sampled_from([0.5, 3.0])), contracts=(GRAD_FOR_NON_TENSOR,),
+      references=("test_autograd.py::TestAutograd::test_custom_function_non_tensor_inputs_outputs",))
 def non_tensor_inputs_get_none(spec, scale):
     """backward must return None in the position of a non-tensor forward input: returning a tensor there raises a RuntimeError at backward."""
     GRAD_FOR_NON_TENSOR.check(lambda: GradForScale.apply(spec.make(), scale).sum(),
@@ -357,7 +360,8 @@ def wrong_gradient_count_raises(spec):
 
 
 @rule("custom-function.wrong-gradient-shape-raises", section=CUSTOM, docs="custom-function-checks",
-      given=dict(spec=tensors(min_ndim=1).filter(lambda s: s.shape[-1] >= 2)), contracts=(WRONG_SHAPE,))
+      given=dict(spec=tensors(min_ndim=1).filter(lambda s: s.shape[-1] >= 2)), contracts=(WRONG_SHAPE,),
+      references=("test_autograd.py::TestAutograd::test_invalid_gradients",))
 def wrong_gradient_shape_raises(spec):
     """A gradient whose shape does not broadcast to its input's shape raises a RuntimeError at backward naming both shapes."""
     message = WRONG_SHAPE.check(lambda: GradOfWrongShape.apply(spec.make()).sum(),
@@ -368,7 +372,8 @@ def wrong_gradient_shape_raises(spec):
 
 @rule("custom-function.once-differentiable-refuses-double-backward", section=CUSTOM,
       docs="custom-function-once-differentiable",
-      given=dict(spec=tensors(dtypes=(torch.float64,))), contracts=(ONCE_DIFFERENTIABLE,))
+      given=dict(spec=tensors(dtypes=(torch.float64,))), contracts=(ONCE_DIFFERENTIABLE,),
+      references=("test_autograd.py::TestAutograd::test_once_differentiable",))
 def once_differentiable_refuses_double_backward(spec):
     """A backward decorated with @once_differentiable gives correct first derivatives, but differentiating through it again raises a RuntimeError."""
     x = spec.make()
@@ -387,7 +392,8 @@ def once_differentiable_refuses_double_backward(spec):
 
 
 @rule("custom-function.mark-dirty-for-in-place", section=CUSTOM, docs="custom-function-mark-dirty",
-      given=dict(spec=tensors(layouts=("contiguous",)), data=st.data()), contracts=(DIRTY_LEAF,))
+      given=dict(spec=tensors(layouts=("contiguous",)), data=st.data()), contracts=(DIRTY_LEAF,),
+      references=("docs: Extending torch.autograd (mark_dirty)",))
 def mark_dirty_for_in_place(spec, data):
     """A Function that writes its input in place and calls ctx.mark_dirty returns that same tensor, with a bumped version and its own node as grad_fn, and its backward is used; on a leaf that requires grad it raises a RuntimeError."""
     x = spec.make()
@@ -407,7 +413,8 @@ def mark_dirty_for_in_place(spec, data):
 
 
 @rule("custom-function.mark-non-differentiable", section=CUSTOM, docs="custom-function-non-differentiable",
-      given=dict(spec=tensors(min_ndim=1, dtypes=(torch.float64,)), data=st.data()))
+      given=dict(spec=tensors(min_ndim=1, dtypes=(torch.float64,)), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_mark_non_differentiable",))
 def mark_non_differentiable(spec, data):
     """An output passed to ctx.mark_non_differentiable does not require grad; backward still receives a zero-filled gradient for it, and the other outputs' gradients are right."""
     x = spec.make()
@@ -427,7 +434,9 @@ def mark_non_differentiable(spec, data):
 
 
 @rule("custom-function.set-materialize-grads", section=CUSTOM, docs="custom-function-non-differentiable",
-      given=dict(spec=tensors(), materialize=st.sampled_from([True, False])))
+      given=dict(spec=tensors(), materialize=st.sampled_from([True, False])),
+      references=("test_autograd.py::TestAutograd::test_materialize_grads",
+                  "test_autograd.py::TestAutograd::test_dont_materialize_grads"))
 def set_materialize_grads(spec, materialize):
     """When an output is unused, backward receives zeros for its gradient by default and None after ctx.set_materialize_grads(False)."""
     x = spec.make()
@@ -444,7 +453,8 @@ def set_materialize_grads(spec, materialize):
 
 
 @rule("custom-function.grad-mode-inside", section=CUSTOM, docs="custom-function-seed",
-      given=dict(spec=tensors(requires_grad=None)))
+      given=dict(spec=tensors(requires_grad=None)),
+      references=("test_autograd.py::TestAutograd::test_no_grad_python_function",))
 def grad_mode_inside(spec):
     """forward runs with grad mode off; the output requires grad only when a tensor input does; backward runs with grad mode off unless create_graph=True."""
     x = spec.make()
@@ -462,7 +472,8 @@ def grad_mode_inside(spec):
 
 
 @rule("custom-function.setup-context-style", section=CUSTOM, docs="custom-function-torch-func", since="2.0",
-      given=dict(spec=tensors(dtypes=(torch.float64,)), data=st.data()))
+      given=dict(spec=tensors(dtypes=(torch.float64,)), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_custom_function_setup_context_simple",))
 def setup_context_style(spec, data):
     """A Function whose forward takes no ctx and whose setup_context(ctx, inputs, output) saves what backward needs differentiates like the combined style, under backward() and under torch.func.grad."""
     x = spec.make()
@@ -483,7 +494,8 @@ def _batches(draw):
 
 
 @rule("custom-function.generated-vmap-rule", section=CUSTOM, docs="custom-function-torch-func", since="2.0",
-      given=dict(spec=_batches()))
+      given=dict(spec=_batches()),
+      references=("test_autograd.py::TestAutograd::test_custom_function_vmap_defaults",))
 def generated_vmap_rule(spec):
     """With generate_vmap_rule = True, torch.func.vmap of a Function and of its torch.func.grad give, sample by sample, what a Python loop over the batch gives."""
     x = spec.make()
@@ -496,7 +508,8 @@ def generated_vmap_rule(spec):
 
 
 @rule("custom-function.vmap-needs-a-rule", section=CUSTOM, docs="custom-function-torch-func", since="2.0",
-      given=dict(spec=_batches()), contracts=(NO_VMAP_RULE,))
+      given=dict(spec=_batches()), contracts=(NO_VMAP_RULE,),
+      references=("test_autograd.py::TestAutograd::test_custom_function_vmap_defaults",))
 def vmap_needs_a_rule(spec):
     """torch.func.vmap over a Function that has neither a vmap staticmethod nor generate_vmap_rule = True raises a RuntimeError."""
     NO_VMAP_RULE.check(lambda: torch.func.vmap(SinWithoutVmap.apply)(spec.make()),
@@ -510,7 +523,8 @@ small = tensors(dtypes=(torch.float64,), max_ndim=2, layouts=("contiguous",))
 
 
 @rule("custom-function.gradcheck-accepts-correct", section=CUSTOM, docs="custom-function-gradcheck",
-      given=dict(spec=small))
+      given=dict(spec=small),
+      references=("test_autograd.py::TestAutograd::test_gradcheck_single_input",))
 def gradcheck_accepts_correct(spec):
     """A Function whose backward is right (x ** 3) passes torch.autograd.gradcheck and gradgradcheck in float64."""
     x = spec.make()
@@ -520,7 +534,8 @@ def gradcheck_accepts_correct(spec):
 
 
 @rule("custom-function.gradcheck-catches-wrong-backward", section=CUSTOM, docs="custom-function-gradcheck",
-      given=dict(spec=small.filter(lambda s: any(abs(v) >= 0.1 for v in s.values))))
+      given=dict(spec=small.filter(lambda s: any(abs(v) >= 0.1 for v in s.values))),
+      references=("test_autograd.py::TestAutograd::test_gradcheck_jacobian_mismatch",))
 def gradcheck_catches_wrong_backward(spec):
     """gradcheck rejects a Function whose backward is wrong (2x^2 for x ** 3) wherever the error exceeds its tolerance: it raises GradcheckError, or returns False when raise_exception=False."""
     x = spec.make()

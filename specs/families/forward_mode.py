@@ -119,7 +119,8 @@ def _dual_repro(program, tangents, *lines: str) -> str:
 
 # ------------------------------------------------------------------------------ dual numbers
 @rule("forward-mode.dual-carries-primal-and-tangent", section=BEYOND, docs="forward-mode-dual",
-      given=dict(spec=tensors(requires_grad=False, layouts=NON_OVERLAPPING), data=st.data()))
+      given=dict(spec=tensors(requires_grad=False, layouts=NON_OVERLAPPING), data=st.data()),
+      references=("test_autograd.py::TestAutogradForwardMode::test_basic_packing_unpacking",))
 def dual_carries_primal_and_tangent(spec, data):
     """Inside a dual level, unpack_dual(make_dual(p, t)) is a (primal, tangent) named tuple holding p's values and t's values."""
     fwAD = _fw()
@@ -151,7 +152,9 @@ def tangent_is_the_directional_derivative(program, data):
 
 
 @rule("forward-mode.tangents-end-with-their-level", section=BEYOND, docs="forward-mode-levels",
-      given=dict(program=programs(), data=st.data()))
+      given=dict(program=programs(), data=st.data()),
+      references=("test_autograd.py::TestAutogradForwardMode::test_default_level",
+                  "test_autograd.py::TestAutogradForwardMode::test_grad_cleanup"))
 def tangents_end_with_their_level(program, data):
     """A result computed inside a dual level has no tangent once the level has exited, and a tensor that was never made dual has none inside it."""
     fwAD = _fw()
@@ -167,7 +170,8 @@ def tangents_end_with_their_level(program, data):
 
 
 @rule("forward-mode.make-dual-needs-a-level", section=BEYOND, docs="forward-mode-levels",
-      given=dict(spec=tensors(requires_grad=False)), contracts=(NO_LEVEL,))
+      given=dict(spec=tensors(requires_grad=False)), contracts=(NO_LEVEL,),
+      references=("docs: torch.autograd > Forward-mode Automatic Differentiation",))
 def make_dual_needs_a_level(spec):
     """make_dual outside any dual level raises a RuntimeError."""
     fwAD = _fw()
@@ -178,7 +182,8 @@ def make_dual_needs_a_level(spec):
 
 
 @rule("forward-mode.levels-do-not-nest", section=BEYOND, docs="forward-mode-levels",
-      given=dict(program=programs(), data=st.data()), contracts=(NESTED_LEVEL,))
+      given=dict(program=programs(), data=st.data()), contracts=(NESTED_LEVEL,),
+      references=("test_autograd.py::TestAutogradForwardMode::test_nested_level",))
 def levels_do_not_nest(program, data):
     """Entering a dual level inside another raises a RuntimeError, and the outer level's tangents are intact afterwards."""
     fwAD = _fw()
@@ -204,7 +209,8 @@ def levels_do_not_nest(program, data):
       given=dict(spec=tensors(requires_grad=False),
                  dtype=st.sampled_from([torch.int64, torch.int32, torch.uint8, torch.bool]),
                  which=st.sampled_from(["primal", "tangent"])),
-      contracts=(INTEGER_DUAL,))
+      contracts=(INTEGER_DUAL,),
+      references=("test_autograd.py::TestAutogradForwardMode::test_make_dual_forbid_integral_dtype",))
 def tangents_must_be_floating(spec, dtype, which):
     """make_dual refuses an integer or bool primal or tangent with a ValueError naming which one."""
     fwAD = _fw()
@@ -231,7 +237,8 @@ def _wrong_shapes(draw):
 
 
 @rule("forward-mode.tangent-shape-must-match", section=BEYOND, docs="forward-mode-errors",
-      given=dict(case=_wrong_shapes()), contracts=(TANGENT_SIZE,))
+      given=dict(case=_wrong_shapes()), contracts=(TANGENT_SIZE,),
+      references=("test_autograd.py::TestAutogradForwardMode::test_size_check",))
 def tangent_shape_must_match(case):
     """A tangent whose shape differs from its primal's, even when it is broadcastable or has as many elements, raises a RuntimeError."""
     fwAD = _fw()
@@ -244,7 +251,8 @@ def tangent_shape_must_match(case):
 
 # ------------------------------------------------------------------------------ grad modes
 @rule("forward-mode.no-grad-keeps-tangents", section=BEYOND, docs="forward-mode-grad-modes",
-      given=dict(program=programs(), data=st.data()))
+      given=dict(program=programs(), data=st.data()),
+      references=("test_autograd.py::TestAutogradForwardMode::test_advanced_packing_unpacking",))
 def no_grad_keeps_tangents(program, data):
     """torch.no_grad() switches reverse mode off but not forward mode: tangents propagate through a program run under it, with the same values as outside it."""
     fwAD = _fw()
@@ -264,7 +272,8 @@ def no_grad_keeps_tangents(program, data):
 
 
 @rule("forward-mode.inference-mode-and-detach-drop-tangents", section=BEYOND, docs="forward-mode-grad-modes",
-      given=dict(program=programs(), data=st.data()))
+      given=dict(program=programs(), data=st.data()),
+      references=("test_autograd.py::TestAutogradForwardMode::test_advanced_packing_unpacking",))
 def inference_mode_and_detach_drop_tangents(program, data):
     """Under torch.inference_mode() a program of dual tensors computes no tangent, and detach() returns a tensor without a tangent."""
     fwAD = _fw()

@@ -81,7 +81,9 @@ def _writable(tensor: torch.Tensor) -> bool:
 
 
 @rule("grad-modes.no-grad-records-nothing", section=EXCLUDING, docs="grad-modes-no-grad",
-      given=dict(program=programs(), mode=st.sampled_from(MODES)))
+      given=dict(program=programs(), mode=st.sampled_from(MODES)),
+      references=("test_autograd.py::TestAutograd::test_no_grad",
+                  "docs: Autograd mechanics > Locally disabling gradient computation > No-grad Mode"))
 def no_grad_records_nothing(program, mode):
     """A program run with grad mode off (no_grad, set_grad_enabled(False), inference_mode) records no graph and computes the same values as with grad mode on."""
     leaves = program.inputs()
@@ -95,7 +97,8 @@ def no_grad_records_nothing(program, mode):
 
 
 @rule("grad-modes.no-grad-decorates-functions", section=EXCLUDING, docs="grad-modes-decorators",
-      given=dict(program=programs(), mode=st.sampled_from(["no_grad", "inference_mode"])))
+      given=dict(program=programs(), mode=st.sampled_from(["no_grad", "inference_mode"])),
+      references=("test_autograd.py::TestAutograd::test_no_grad",))
 def no_grad_decorates_functions(program, mode):
     """torch.no_grad() and torch.inference_mode() used as decorators turn recording off while the decorated function runs, and restore grad mode when it returns."""
     decorated = _mode(mode)(program.function())
@@ -107,7 +110,8 @@ def no_grad_decorates_functions(program, mode):
 
 @rule("grad-modes.decorators-without-parentheses", section=EXCLUDING, docs="grad-modes-decorators", since="2.1",
       given=dict(program=programs(), mode=st.sampled_from(["no_grad", "enable_grad", "inference_mode"])),
-      history=(Change("2.1", "the grad-mode classes had to be instantiated to decorate: @torch.no_grad()"),))
+      history=(Change("2.1", "the grad-mode classes had to be instantiated to decorate: @torch.no_grad()"),),
+      references=("test_autograd.py::TestAutograd::test_enable_grad_decorator_no_paren",))
 def decorators_without_parentheses(program, mode):
     """Since torch 2.1, @torch.no_grad, @torch.enable_grad and @torch.inference_mode work without parentheses, like their instantiated forms."""
     decorated = getattr(torch, mode)(program.function())
@@ -121,7 +125,8 @@ def decorators_without_parentheses(program, mode):
 
 
 @rule("grad-modes.generators-switch-per-step", section=EXCLUDING, docs="grad-modes-decorators",
-      given=dict(program=programs(), steps=st.integers(1, 3)))
+      given=dict(program=programs(), steps=st.integers(1, 3)),
+      references=("test_autograd.py::TestAutograd::test_set_grad_generator_functions",))
 def generators_switch_per_step(program, steps):
     """A generator decorated with torch.no_grad() runs its body with grad mode off, while its caller keeps grad mode on between the yields."""
 
@@ -157,7 +162,9 @@ def enable_grad_inside_no_grad(program, form):
 
 
 @rule("grad-modes.set-grad-enabled-forms", section=EXCLUDING, docs="grad-modes-set-grad-enabled",
-      given=dict(program=programs(), enabled=st.booleans(), form=st.sampled_from(["call", "context", "decorator"])))
+      given=dict(program=programs(), enabled=st.booleans(), form=st.sampled_from(["call", "context", "decorator"])),
+      references=("test_autograd.py::TestAutograd::test_set_grad_enabled",
+                  "test_autograd.py::TestAutograd::test_set_grad_enabled_wraps"))
 def set_grad_enabled_forms(program, enabled, form):
     """torch.set_grad_enabled(mode) sets grad mode at once when called, and for a block or a function when used as a context manager or decorator, restoring the previous mode afterwards."""
     leaves = program.inputs()
@@ -191,22 +198,35 @@ def set_grad_enabled_forms(program, enabled, form):
 
 
 @rule("grad-modes.inference-mode-makes-inference-tensors", section=EXCLUDING, docs="grad-modes-inference",
-      given=dict(program=programs()))
+      given=dict(program=programs()),
+      references=("docs: Autograd mechanics > Inference Mode",
+                  "test_autograd.py::TestAutogradInferenceMode::test_normal_tensor_view_output_in_inference_mode",
+                  "test_autograd.py::TestAutogradInferenceMode::test_normal_tensor_inplace_output_in_inference_mode"))
 def inference_mode_makes_inference_tensors(program):
-    """Values computed inside inference_mode are inference tensors that record nothing; inside a nested inference_mode(False) they are normal tensors and recording is back on."""
+    """Values computed inside inference_mode are inference tensors that record nothing, except views of normal tensors and normal tensors modified in place there, which stay normal tensors (the in-place op still advancing their version); inside a nested inference_mode(False) results are normal tensors and recording is back on."""
     leaves = program.inputs()
+    target = program.inputs()[0].detach().clone()
+    version = target._version
     with torch.inference_mode():
         inside = program.trace(*leaves)
         grad_inside = torch.is_grad_enabled()
+        view = leaves[0].view(leaves[0].shape)
+        target.mul_(2.0)
         with torch.inference_mode(False):
             nested = program(*leaves)
     expect(not grad_inside, "torch.is_grad_enabled() inside inference_mode", False, grad_inside)
     _untracked(inside, program, "under inference_mode")
     for name, value in inside.items():
-        # A view of a normal tensor stays a normal tensor, even when taken in inference mode.
         if name not in program.leaf_names and not (value._is_view() and not value._base.is_inference()):
             expect(value.is_inference(), f"{name} computed in inference_mode is an inference tensor", True,
                    False, program.repro(f"# under torch.inference_mode(): print({name}.is_inference())"))
+    expect(not view.is_inference(), "a view of the normal tensor x0 taken in inference_mode", "a normal tensor",
+           "an inference tensor", program.repro("with torch.inference_mode():\n    print(x0.view(x0.shape).is_inference())"))
+    expect(not target.is_inference() and target._version > version,
+           "a normal tensor multiplied in place in inference_mode", "still normal, its version advanced",
+           (target.is_inference(), target._version - version),
+           program.repro("t = x0.detach().clone()\nwith torch.inference_mode():\n    t.mul_(2.0)\n"
+                         "print(t.is_inference(), t._version)"))
     expect(not nested.is_inference() and nested.requires_grad, "a result of inference_mode(False) nested inside",
            "a normal tensor that requires grad", (nested.is_inference(), nested.requires_grad))
 
@@ -224,7 +244,8 @@ def _inference_copy(spec):
 
 
 @rule("grad-modes.inference-tensors-cannot-be-saved", section=EXCLUDING, docs="grad-modes-inference",
-      given=dict(pair=tracked_and_inference()), contracts=(INFERENCE_SAVED,))
+      given=dict(pair=tracked_and_inference()), contracts=(INFERENCE_SAVED,),
+      references=("test_autograd.py::TestAutogradInferenceMode::test_mix_inference_and_normal_tensor_functional_op",))
 def inference_tensors_cannot_be_saved(pair):
     """An inference tensor used where autograd must save it for backward (x * c) raises a RuntimeError while recording; an op that saves nothing (x + c) accepts it."""
     xs, cs = pair
@@ -237,7 +258,8 @@ def inference_tensors_cannot_be_saved(pair):
 
 @rule("grad-modes.inference-tensors-are-read-only-outside", section=EXCLUDING, docs="grad-modes-inference",
       given=dict(spec=tensors(requires_grad=False, layouts=("contiguous", "transposed", "sliced"))),
-      contracts=(INFERENCE_IN_PLACE,))
+      contracts=(INFERENCE_IN_PLACE,),
+      references=("test_autograd.py::TestAutogradInferenceMode::test_inference_mode_inf_tensor_in_normal_mode_inplace_op",))
 def inference_tensors_are_read_only_outside(spec):
     """An in-place operation on an inference tensor outside inference mode raises a RuntimeError; a clone() made outside is a normal tensor that can be modified."""
     c = _inference_copy(spec)
@@ -325,7 +347,8 @@ def in_place_updates_under_no_grad(program, lr):
 
 
 @rule("grad-modes.in-place-on-leaf-needs-no-grad", section=EXCLUDING, docs="grad-modes-optimizer-updates",
-      given=dict(spec=tensors()), contracts=(LEAF_IN_PLACE,))
+      given=dict(spec=tensors()), contracts=(LEAF_IN_PLACE,),
+      references=("docs: Autograd mechanics > Locally disabling gradient computation > No-grad Mode",))
 def in_place_on_leaf_needs_no_grad(spec):
     """With grad mode on, an in-place operation on a leaf that requires grad raises a RuntimeError: parameter updates belong under no_grad."""
     LEAF_IN_PLACE.check(lambda: spec.make().detach().clone().requires_grad_().sub_(0.1),
@@ -359,7 +382,8 @@ def _saved_exp(program, leaves):
 
 
 @rule("grad-modes.detach-in-place-is-detected", section=EXCLUDING, docs="grad-modes-detach",
-      given=dict(program=programs()), contracts=(SAVED_MODIFIED,))
+      given=dict(program=programs()), contracts=(SAVED_MODIFIED,),
+      references=("test_autograd.py::TestAutograd::test_detach_then_inplace_raises_in_autograd",))
 def detach_in_place_is_detected(program):
     """Modifying in place, through detach(), a tensor that autograd saved makes the next backward raise a RuntimeError instead of computing a wrong gradient."""
 
@@ -391,7 +415,8 @@ def data_hides_in_place_writes(program):
 
 
 @rule("grad-modes.no-grad-views-are-not-modified-with-grad", section=EXCLUDING, docs="grad-modes-views",
-      given=dict(program=programs(all_require_grad=True)), contracts=(NO_GRAD_VIEW,))
+      given=dict(program=programs(all_require_grad=True)), contracts=(NO_GRAD_VIEW,),
+      references=("test_autograd.py::TestAutograd::test_autograd_views_codegen",))
 def no_grad_views_are_not_modified_with_grad(program):
     """A view of a tracked tensor taken under no_grad and then modified in place with grad mode on raises a RuntimeError, because whether the change should be recorded is ambiguous."""
 

@@ -76,7 +76,8 @@ def _contiguous(program) -> list[torch.Tensor]:
 
 
 @rule("higher-order.hvp-matches-finite-differences", section=HIGHER, docs="higher-order-create-graph",
-      given=dict(program=float64_programs, data=st.data()))
+      given=dict(program=float64_programs, data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_hessian_vector",))
 def hvp_matches_finite_differences(program, data):
     """With create_graph=True the gradient is itself differentiable: differentiating <grad f, u> gives the Hessian-vector product H u, which agrees with central differences of the gradient along u."""
     leaves = _contiguous(program)
@@ -138,7 +139,8 @@ def second_grad_needs_create_graph(program):
 
 
 @rule("higher-order.grad-leaves-dot-grad-alone", section=HIGHER, docs="higher-order-autograd-grad",
-      given=dict(program=programs(), create_graph=st.booleans()))
+      given=dict(program=programs(), create_graph=st.booleans()),
+      references=("test_autograd.py::TestAutograd::test_grad",))
 def grad_leaves_dot_grad_alone(program, create_graph):
     """torch.autograd.grad returns the gradients and writes no .grad: leaves without one keep None, and an existing .grad keeps its values."""
     leaves = program.inputs()
@@ -164,7 +166,8 @@ def with_unused_leaf(draw):
 @rule("higher-order.unused-input-raises", section=HIGHER, docs="higher-order-unused",
       given=dict(pair=with_unused_leaf()), contracts=(UNUSED_INPUT,),
       history=(Change("2.13", "the message began 'One of the differentiated Tensors appears to not have been "
-                              "used in the graph' instead of naming the input's index"),))
+                              "used in the graph' instead of naming the input's index"),),
+      references=("test_autograd.py::TestAutograd::test_grad_unreachable",))
 def unused_input_raises(pair):
     """torch.autograd.grad with respect to an input the output does not depend on raises a RuntimeError unless allow_unused=True."""
     program, spec = pair
@@ -175,7 +178,8 @@ def unused_input_raises(pair):
 
 
 @rule("higher-order.allow-unused-gives-none", section=HIGHER, docs="higher-order-unused",
-      given=dict(pair=with_unused_leaf()))
+      given=dict(pair=with_unused_leaf()),
+      references=("test_autograd.py::TestAutograd::test_grad_unreachable",))
 def allow_unused_gives_none(pair):
     """With allow_unused=True the gradient for an unused input is None and the others are unchanged."""
     program, spec = pair
@@ -191,7 +195,8 @@ def allow_unused_gives_none(pair):
 @rule("higher-order.materialize-grads-gives-zeros", section=HIGHER, docs="higher-order-unused", since="2.1",
       given=dict(pair=with_unused_leaf(), create_graph=st.booleans()), contracts=(MATERIALIZE_NEEDS_ALLOW_UNUSED,),
       history=(Change("2.13", "the zeros for unused inputs could require grad without create_graph "
-                              "(pytorch/pytorch#168059); fixed by 2.13, the exact release is not pinned"),))
+                              "(pytorch/pytorch#168059); fixed by 2.13, the exact release is not pinned"),),
+      references=("test_autograd.py::TestAutograd::test_grad_materialize_grads",))
 def materialize_grads_gives_zeros(pair, create_graph):
     """With materialize_grads=True (since torch 2.1) an unused input gets zeros of its shape instead of None; combining it with allow_unused=False raises a ValueError."""
     program, spec = pair
@@ -225,7 +230,8 @@ def retain_graph_defaults_to_create_graph(program):
 
 
 @rule("higher-order.backward-create-graph-warns", section=HIGHER, docs="higher-order-backward",
-      given=dict(program=float64_programs, data=st.data()), contracts=(REFERENCE_CYCLE,))
+      given=dict(program=float64_programs, data=st.data()), contracts=(REFERENCE_CYCLE,),
+      references=("test_autograd.py::TestAutograd::test_backward_create_graph_warns",))
 def backward_create_graph_warns(program, data):
     """backward(create_graph=True) warns (once per process unless torch.set_warn_always(True)) that it creates a reference cycle between a parameter and its .grad, and leaves a .grad that can be differentiated again to give H u."""
     leaves = _contiguous(program)
@@ -269,7 +275,8 @@ def nth_derivative_of_a_power(x, k, n):
 
 
 @rule("higher-order.grad-of-an-intermediate", section=HIGHER, docs="higher-order-autograd-grad",
-      given=dict(program=float64_programs, data=st.data()))
+      given=dict(program=float64_programs, data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_grad_nonleaf",))
 def grad_of_an_intermediate(program, data):
     """torch.autograd.grad with respect to an intermediate value returns the gradient of the output with respect to it, without retain_grad and without touching any .grad."""
     leaves = program.inputs()

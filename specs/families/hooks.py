@@ -61,7 +61,8 @@ def _intermediate(program, data):
 
 
 @rule("hooks.tensor-hook-sees-the-gradient", section=PRACTICAL, docs="hooks-tensor",
-      given=dict(program=programs(all_require_grad=True), data=st.data()))
+      given=dict(program=programs(all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_hooks",))
 def tensor_hook_sees_the_gradient(program, data):
     """A hook registered with Tensor.register_hook is called during backward with the gradient of the output with respect to that tensor, leaf or not."""
     leaves = program.inputs()
@@ -80,7 +81,8 @@ def tensor_hook_sees_the_gradient(program, data):
 
 
 @rule("hooks.tensor-hook-return-replaces-the-gradient", section=PRACTICAL, docs="hooks-tensor",
-      given=dict(program=programs(), where=st.sampled_from(["leaf", "output"]), c=SCALES))
+      given=dict(program=programs(), where=st.sampled_from(["leaf", "output"]), c=SCALES),
+      references=("test_autograd.py::TestAutograd::test_hooks",))
 def tensor_hook_return_replaces_the_gradient(program, where, c):
     """A tensor hook's return value replaces the gradient: on a leaf it is what .grad accumulates, on a non-leaf it is what flows on to the inputs."""
     plain = _plain_grads(program)
@@ -98,7 +100,8 @@ def tensor_hook_return_replaces_the_gradient(program, where, c):
 
 
 @rule("hooks.returning-none-keeps-the-gradient", section=PRACTICAL, docs="hooks-tensor",
-      given=dict(program=programs(all_require_grad=True), data=st.data()))
+      given=dict(program=programs(all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_hooks",))
 def returning_none_keeps_the_gradient(program, data):
     """A tensor hook that returns None leaves the gradient unchanged."""
     plain = _plain_grads(program)
@@ -117,7 +120,8 @@ def returning_none_keeps_the_gradient(program, data):
 
 @rule("hooks.hooks-chain-in-registration-order", section=PRACTICAL, docs="hooks-order",
       given=dict(program=programs(), factors=st.lists(SCALES, min_size=2, max_size=4),
-                 where=st.sampled_from(["leaf", "output"])))
+                 where=st.sampled_from(["leaf", "output"])),
+      references=("test_autograd.py::TestAutograd::test_hooks",))
 def hooks_chain_in_registration_order(program, factors, where):
     """Several hooks on one tensor run in the order they were registered, each receiving the gradient the previous one returned."""
     leaves = program.inputs()
@@ -143,7 +147,8 @@ def hooks_chain_in_registration_order(program, factors, where):
 
 
 @rule("hooks.removed-hook-does-not-run", section=PRACTICAL, docs="hooks-order",
-      given=dict(program=programs(), c=SCALES))
+      given=dict(program=programs(), c=SCALES),
+      references=("test_autograd.py::TestAutograd::test_hooks",))
 def removed_hook_does_not_run(program, c):
     """After handle.remove(), the hook that register_hook returned the handle for is no longer called."""
     plain = _plain_grads(program)
@@ -189,7 +194,8 @@ def hook_must_keep_size_and_dtype(program, change):
 
 
 @rule("hooks.post-accumulate-hook-sees-the-updated-grad", section=PRACTICAL, docs="hooks-post-accumulate",
-      since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs(), k=st.integers(1, 3)))
+      since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs(), k=st.integers(1, 3)),
+      references=("docs: Autograd mechanics > Backward Hooks execution",))
 def post_accumulate_hook_sees_the_updated_grad(program, k):
     """A post-accumulate-grad hook is called once per backward with the leaf itself, after its .grad has been updated, with grad mode off."""
     plain = _plain_grads(program)
@@ -215,7 +221,8 @@ def post_accumulate_hook_sees_the_updated_grad(program, k):
 
 @rule("hooks.post-accumulate-hook-is-for-leaves", section=PRACTICAL, docs="hooks-post-accumulate",
       since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs(max_ops=4, all_require_grad=True)),
-      contracts=(POST_ACCUMULATE_NON_LEAF, POST_ACCUMULATE_RETURNS))
+      contracts=(POST_ACCUMULATE_NON_LEAF, POST_ACCUMULATE_RETURNS),
+      references=("test_autograd.py::TestAutograd::test_post_accumulate_grad_hook_on_non_leaf",))
 def post_accumulate_hook_is_for_leaves(program):
     """A post-accumulate-grad hook can only be registered on a leaf and must return None, else a RuntimeError is raised."""
     POST_ACCUMULATE_NON_LEAF.check(
@@ -232,7 +239,8 @@ def post_accumulate_hook_is_for_leaves(program):
 
 
 @rule("hooks.node-prehook-replaces-grad-outputs", section=PRACTICAL, docs="hooks-node",
-      since="2.0", given=dict(program=programs(), c=SCALES))
+      since="2.0", given=dict(program=programs(), c=SCALES),
+      references=("test_autograd.py::TestAutograd::test_grad_fn_prehooks",))
 def node_prehook_replaces_grad_outputs(program, c):
     """A Node pre-hook (grad_fn.register_prehook) receives the gradients flowing into the node, and a tuple it returns replaces them."""
     plain = _plain_grads(program)
@@ -249,7 +257,8 @@ def node_prehook_replaces_grad_outputs(program, c):
 
 
 @rule("hooks.node-hook-replaces-grad-inputs", section=PRACTICAL, docs="hooks-node",
-      given=dict(program=programs(), c=SCALES))
+      given=dict(program=programs(), c=SCALES),
+      references=("docs: Autograd mechanics > Backward Hooks execution",))
 def node_hook_replaces_grad_inputs(program, c):
     """A Node post-hook (grad_fn.register_hook) runs after the node with its grad_inputs and grad_outputs, and a tuple it returns replaces the grad_inputs."""
     plain = _plain_grads(program)
@@ -273,7 +282,9 @@ def node_hook_replaces_grad_inputs(program, c):
 
 @rule("hooks.hooks-fire-in-a-fixed-order", section=PRACTICAL, docs="hooks-order",
       since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs()),
-      history=(Change("2.0", "tensor hooks on a node's output could run after that node's pre-hooks"),))
+      history=(Change("2.0", "tensor hooks on a node's output could run after that node's pre-hooks"),),
+      references=("docs: Autograd mechanics > Backward Hooks execution",
+                  "test_autograd.py::TestAutograd::test_prehook_ordering"))
 def hooks_fire_in_a_fixed_order(program):
     """For one backward through out's node to leaf x0, the hooks run in this order: tensor hook on out, the node's pre-hook, the node's post-hook, tensor hook on x0, x0's post-accumulate-grad hook."""
     leaves = program.inputs()
@@ -292,13 +303,17 @@ def hooks_fire_in_a_fixed_order(program):
 
 @rule("hooks.multi-grad-hook-sees-all-gradients", section=BEYOND, docs="hooks-multi",
       requires=(MULTI_GRAD_HOOK,),
-      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()))
+      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_multi_grad_all_hooks",))
 def multi_grad_hook_sees_all_gradients(program, data):
-    """register_multi_grad_hook calls its hook once per backward with the gradients of all its tensors, None for a tensor the pass does not reach."""
+    """register_multi_grad_hook calls its hook once for a backward that reaches any of its tensors, with the gradients of all of them (None for a tensor the pass does not reach), and not at all for a backward that reaches none of them or that raises."""
     chosen = sorted(data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs"))
     leaves = program.inputs()
-    calls = []
+    calls, unreached_calls = [], []
     torch.autograd.graph.register_multi_grad_hook(leaves, lambda grads: calls.append(list(grads)))
+    others = [leaves[i] for i in range(len(leaves)) if i not in chosen]
+    if others:
+        torch.autograd.graph.register_multi_grad_hook(others, lambda grads: unreached_calls.append(grads))
     program(*leaves).sum().backward(inputs=[leaves[i] for i in chosen])
     repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print)",
                           f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in chosen)}])")
@@ -308,10 +323,32 @@ def multi_grad_hook_sees_all_gradients(program, data):
             expect_close(grad, leaves[i].grad, Tolerance(0, 0, "the same gradient tensor"), f"entry {i}", repro)
         else:
             expect(grad is None, f"entry {i}, not reached", None, grad, repro)
+    expect(not unreached_calls, "calls of a multi-grad hook on only the tensors this backward does not reach", 0,
+           len(unreached_calls), repro)
+    raising = program.inputs()
+    failed_calls = []
+    torch.autograd.graph.register_multi_grad_hook(raising, lambda grads: failed_calls.append(grads))
+    out = program(*raising).sum()
+    out.register_hook(_raise_in_backward)
+    try:
+        out.backward()
+    except _BackwardFailed:
+        pass
+    expect(not failed_calls, "calls of the multi-grad hook when the backward raises before reaching its tensors",
+           0, len(failed_calls), program.repro("out.sum().register_hook(a hook that raises)", "out.sum().backward()"))
+
+
+class _BackwardFailed(Exception):
+    pass
+
+
+def _raise_in_backward(grad):
+    raise _BackwardFailed("a tensor hook raised on purpose")
 
 
 @rule("hooks.multi-grad-hook-any-fires-once", section=BEYOND, docs="hooks-multi", since="2.3",
-      requires=(MULTI_GRAD_HOOK,), given=dict(program=programs(min_leaves=2, all_require_grad=True)))
+      requires=(MULTI_GRAD_HOOK,), given=dict(program=programs(min_leaves=2, all_require_grad=True)),
+      references=("test_autograd.py::TestAutograd::test_multi_grad_any_hooks",))
 def multi_grad_hook_any_fires_once(program):
     """With mode="any", register_multi_grad_hook calls its hook once per backward, with the first of the gradients computed."""
     leaves = program.inputs()
@@ -326,14 +363,17 @@ def multi_grad_hook_any_fires_once(program):
 
 
 @rule("hooks.pack-runs-while-recording", section=PRACTICAL, docs="hooks-saved-tensors",
-      given=dict(program=programs(all_require_grad=True)))
+      given=dict(program=programs(all_require_grad=True)),
+      references=("docs: Autograd mechanics > Hooks for saved tensors",
+                  "test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward"))
 def pack_runs_while_recording(program):
-    """Under saved_tensors_hooks, pack is called while the forward is recorded, never during backward, and backward receives the unpacked tensors unchanged when unpack returns what was packed."""
+    """Under saved_tensors_hooks, pack is called while the forward is recorded and not during a plain backward, but a backward with create_graph=True run inside the hooks packs what it saves, and backward receives the unpacked tensors unchanged when unpack returns what was packed."""
     leaves = program.inputs()
-    log = []
+    log, tokens_packed = [], set()
 
     def pack(t):
         log.append("pack")
+        tokens_packed.add(len(log))
         return len(log), t
 
     def unpack(packed):
@@ -342,13 +382,18 @@ def pack_runs_while_recording(program):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         out = torch.tanh(program(*leaves))
-    packs = log.count("pack")
-    out.sum().backward()
+        packs = log.count("pack")
+        out.sum().backward(retain_graph=True)
+        plain = log.count("pack") - packs
+        torch.autograd.grad(out.sum(), [leaves[i] for i in program.grad_leaves], create_graph=True)
+        double = log.count("pack") - packs - plain
     repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack) and count the calls")
     expect(packs >= 1, "pack calls while recording (tanh saves its result)", ">= 1", packs, repro)
-    expect(log.count("pack") == packs, "pack calls during backward", 0, log.count("pack") - packs, repro)
+    expect(plain == 0, "pack calls during a plain backward inside the hooks", 0, plain, repro)
+    expect(double >= 1, "pack calls during a create_graph=True backward inside the hooks (tanh's backward saves)",
+           ">= 1", double, repro)
     tokens = {entry[1] for entry in log if entry != "pack"}
-    expect(tokens <= set(range(1, packs + 1)), "unpack receives what pack returned", "pack's results", tokens)
+    expect(tokens <= tokens_packed, "unpack receives what pack returned", "pack's results", tokens)
     leaves2 = program.inputs()
     torch.tanh(program(*leaves2)).sum().backward()
     for i in program.grad_leaves:
@@ -366,7 +411,8 @@ def factor_pairs(draw):
 
 
 @rule("hooks.unpack-result-is-used", section=PRACTICAL, docs="hooks-saved-tensors",
-      given=dict(pair=factor_pairs(), c=SCALES))
+      given=dict(pair=factor_pairs(), c=SCALES),
+      references=("docs: Autograd mechanics > Hooks for saved tensors",))
 def unpack_result_is_used(pair, c):
     """The product a * b saves both factors, so pack is called twice, and backward uses what unpack returns: unpacking c * t gives a.grad = c * b."""
     a_spec, b_spec = pair
@@ -384,7 +430,8 @@ def unpack_result_is_used(pair, c):
 
 
 @rule("hooks.save-on-cpu-keeps-gradients", section=PRACTICAL, docs="hooks-saved-tensors",
-      given=dict(program=programs()))
+      given=dict(program=programs()),
+      references=("test_autograd.py::TestAutograd::test_graph_save_on_cpu",))
 def save_on_cpu_keeps_gradients(program):
     """Recording under torch.autograd.graph.save_on_cpu gives bit-identical gradients."""
     plain = _plain_grads(program)
@@ -415,7 +462,8 @@ def _sin_loss_after_scaling(program, c, before=None, after=None, retain=False):
 
 @rule("hooks.hooks-bind-to-the-grad-fn", section=PRACTICAL, docs="hooks-in-place", since="2.0",
       given=dict(program=programs(max_ops=6), c=SCALES),
-      history=(Change("2.0", "a hook registered before an in-place op moved to the new grad_fn"),))
+      history=(Change("2.0", "a hook registered before an in-place op moved to the new grad_fn"),),
+      references=("test_autograd.py::TestAutograd::test_tensor_hooks_inplace",))
 def hooks_bind_to_the_grad_fn(program, c):
     """Across an in-place op, a hook registered before it receives the gradient with respect to the old value, and a hook registered after it receives the gradient with respect to the new value and runs first."""
     log = {}
@@ -432,7 +480,8 @@ def hooks_bind_to_the_grad_fn(program, c):
 
 @rule("hooks.retain-grad-runs-after-hooks", section=PRACTICAL, docs="hooks-in-place", since="2.0",
       given=dict(program=programs(), c=SCALES, retain_first=st.booleans()),
-      history=(Change("2.0", "retain_grad stored the gradient at its own place in the hook order"),))
+      history=(Change("2.0", "retain_grad stored the gradient at its own place in the hook order"),),
+      references=("test_autograd.py::TestAutograd::test_retains_grad_can_always_observe_tensor_prehook",))
 def retain_grad_runs_after_hooks(program, c, retain_first):
     """retain_grad() stores the gradient after every tensor hook on that tensor has run, whether it was called before or after register_hook."""
     leaves = program.inputs()
@@ -452,7 +501,8 @@ def retain_grad_runs_after_hooks(program, c, retain_first):
 
 @rule("hooks.retain-grad-follows-in-place", section=PRACTICAL, docs="hooks-in-place", since="2.0",
       given=dict(program=programs(), c=SCALES),
-      history=(Change("2.0", "retain_grad could stay with the old grad_fn and report the pre-in-place gradient"),))
+      history=(Change("2.0", "retain_grad could stay with the old grad_fn and report the pre-in-place gradient"),),
+      references=("test_autograd.py::TestAutograd::test_retain_grad_inplace",))
 def retain_grad_follows_in_place(program, c):
     """After an in-place op on a tensor that retains grad, its .grad is the gradient with respect to the new value."""
     a = _sin_loss_after_scaling(program, c, retain=True)

@@ -88,7 +88,8 @@ WRITABLE = ("contiguous", "transposed", "sliced")
 
 @rule("inplace.version-counts-writes", section=INPLACE, docs="inplace-version",
       given=dict(spec=tensors(requires_grad=False, layouts=WRITABLE),
-                 ops=st.lists(st.sampled_from(sorted(WRITES) + sorted(READS)), max_size=6)))
+                 ops=st.lists(st.sampled_from(sorted(WRITES) + sorted(READS)), max_size=6)),
+      references=("test_autograd.py::TestAutograd::test_version_counter",))
 def version_counts_writes(spec, ops):
     """Every in-place write to a tensor (an op ending in _, an indexed assignment, an out= result) increases its _version by one; out-of-place ops leave it unchanged."""
     t = spec.make()
@@ -105,7 +106,8 @@ def version_counts_writes(spec, ops):
 @rule("inplace.aliases-share-the-version", section=INPLACE, docs="inplace-version",
       given=dict(spec=tensors(requires_grad=False, layouts=WRITABLE),
                  alias=st.sampled_from(sorted(ALIASES)), write=st.sampled_from(sorted(WRITES)),
-                 through_alias=st.booleans()))
+                 through_alias=st.booleans()),
+      references=("test_autograd.py::TestAutograd::test_version_counter",))
 def aliases_share_the_version(spec, alias, write, through_alias):
     """A view of a tensor and its detach() share one version counter with it: a write through any of them bumps the _version seen by all."""
     t = spec.make()
@@ -134,7 +136,9 @@ SAVERS = {
       given=dict(program=programs(max_ops=6), saver=st.sampled_from(sorted(SAVERS)), writes=st.integers(1, 3)),
       contracts=(SAVED_MODIFIED,),
       history=(Change("2.13", "the message named the backward node ('output 0 of ExpBackward0') "
-                              "rather than the forward op ('output 0 of Exp')"),))
+                              "rather than the forward op ('output 0 of Exp')"),),
+      references=("test_autograd.py::TestAutograd::test_inplace",
+                  "docs: Autograd mechanics > In-place operations with autograd > In-place correctness checks"))
 def modified_saved_tensor_raises(program, saver, writes):
     """Writing in place to a tensor that a node saved for backward makes that backward raise a RuntimeError naming the tensor's current and saved versions."""
     consume, kind, producer = SAVERS[saver]
@@ -206,7 +210,8 @@ def _leaf_views(draw):
 
 
 @rule("inplace.view-of-leaf-refuses", section=INPLACE, docs="inplace-leaves",
-      given=dict(case=_leaf_views()), contracts=(VIEW_OF_LEAF_IN_PLACE,))
+      given=dict(case=_leaf_views()), contracts=(VIEW_OF_LEAF_IN_PLACE,),
+      references=("test_autograd.py::TestAutograd::test_inplace_on_view_leaf_errors",))
 def view_of_leaf_refuses(case):
     """An in-place write through a view of a leaf that requires grad, indexed assignment included, raises a RuntimeError while recording."""
     spec, d, i, how = case
@@ -232,7 +237,8 @@ def _narrowed(draw):
 
 
 @rule("inplace.view-of-intermediate-is-tracked", section=INPLACE, docs="inplace-views",
-      given=dict(case=_narrowed()))
+      given=dict(case=_narrowed()),
+      references=("test_autograd.py::TestAutogradDeviceType::test_inplace_on_view_backprop_base",))
 def view_of_intermediate_is_tracked(case):
     """An in-place write through a view of an intermediate result rewrites the base's history, so the gradient equals that of the out-of-place computation."""
     spec, d, start, length, c = case
@@ -280,7 +286,8 @@ def unsaved_writes_match_out_of_place(program):
 @rule("inplace.saved-output-writes-are-caught", section=INPLACE, docs="inplace-safe",
       given=dict(program=programs(all_require_grad=True, ops=tuple(OPS_BY_NAME.values()))
                  .filter(lambda p: any(s.op in SAVE_OUTPUT for s in p.steps))),
-      contracts=(SAVED_MODIFIED,))
+      contracts=(SAVED_MODIFIED,),
+      references=("test_autograd.py::TestAutograd::test_inplace",))
 def saved_output_writes_are_caught(program):
     """The same rewrite applied to an op whose backward reads its own output (exp, tanh, sigmoid) is caught: backward raises a RuntimeError naming that op."""
     rewritten = _scaled(program, tuple(SAVE_OUTPUT), "mul_")
@@ -301,7 +308,8 @@ IN_PLACE_ACTIVATIONS = {
 
 @rule("inplace.output-saving-ops-in-place", section=INPLACE, docs="inplace-output-saving",
       given=dict(spec=tensors(dtypes=(torch.float64,)), op=st.sampled_from(sorted(IN_PLACE_ACTIVATIONS))),
-      contracts=(SAVED_MODIFIED,))
+      contracts=(SAVED_MODIFIED,),
+      references=("test_autograd.py::TestAutograd::test_inplace",))
 def output_saving_ops_in_place(spec, op):
     """An in-place activation whose backward reads its output (relu_, sigmoid_, tanh_, exp_) on an intermediate is correct, because it saves its result after writing; a later write to that result makes backward raise."""
     function, node = IN_PLACE_ACTIVATIONS[op]
@@ -344,7 +352,8 @@ def write_replaces_grad_fn(program, op):
       given=dict(spec=tensors(min_ndim=1, zero_size=False, layouts=("contiguous",)),
                  how=st.sampled_from(["unbind", "split", "chunk"])),
       contracts=(MULTI_OUTPUT_VIEW,),
-      history=(Change("2.13", "the message named the node ('Output 0 of UnbindBackward0')"),))
+      history=(Change("2.13", "the message named the node ('Output 0 of UnbindBackward0')"),),
+      references=("test_autograd.py::TestAutogradDeviceType::test_inplace_on_view_multiple_outputs",))
 def multi_output_views_refuse(spec, how):
     """An in-place write to one of the views returned by unbind, split or chunk of a tracked tensor raises a RuntimeError while recording."""
     x = spec.make()
@@ -354,7 +363,8 @@ def multi_output_views_refuse(spec, how):
 
 
 @rule("inplace.out-argument-refuses-grad", section=INPLACE, docs="inplace-refused",
-      given=dict(spec=tensors(layouts=("contiguous",))), contracts=(OUT_WITH_GRAD,))
+      given=dict(spec=tensors(layouts=("contiguous",))), contracts=(OUT_WITH_GRAD,),
+      references=("test_autograd.py::TestAutograd::test_out_variant_raises_when_inputs_require_grad",))
 def out_argument_refuses_grad(spec):
     """An op given out= raises a RuntimeError when one of its inputs requires grad in grad mode; under no_grad it writes the result."""
     x = spec.make()

@@ -12,7 +12,8 @@ import torch
 from hypothesis import strategies as st
 
 from specs.engine.expect import Tolerance, expect, expect_close
-from specs.engine.registry import Family, rule
+from specs.engine.registry import Change, Family, record, rule
+from specs.generators.program import TensorSpec
 from specs.generators.strategies import FLOAT_DTYPES, shapes, tensors
 
 FAMILY = Family(
@@ -71,7 +72,8 @@ RELU_LIKE = {
 
 
 @rule("kinks.relu-family-at-zero", section=BEYOND, docs="kinks-relu",
-      given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))))
+      given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def relu_family_at_zero(spec, op):
     """At their kinks relu and relu6 have gradient 0 (at 0 and at 6), leaky_relu has its negative slope and elu has 1, as checked on torch 2.13.0."""
     function, derivative = RELU_LIKE[op]
@@ -80,7 +82,8 @@ def relu_family_at_zero(spec, op):
 
 
 @rule("kinks.abs-and-norm-at-zero", section=BEYOND, docs="kinks-abs-sqrt",
-      given=dict(spec=kinked(), all_zero=st.booleans()))
+      given=dict(spec=kinked(), all_zero=st.booleans()),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def abs_and_norm_at_zero(spec, all_zero):
     """abs has gradient 0 at 0 (it is sign(x)), and the 2-norm of an all-zero tensor has gradient 0 rather than NaN, as checked on torch 2.13.0."""
     if all_zero:
@@ -95,7 +98,8 @@ def abs_and_norm_at_zero(spec, all_zero):
 
 
 @rule("kinks.sqrt-at-zero-is-infinite", section=BEYOND, docs="kinks-abs-sqrt",
-      given=dict(spec=kinked(nonnegative=True)))
+      given=dict(spec=kinked(nonnegative=True)),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def sqrt_at_zero_is_infinite(spec):
     """sqrt has gradient +inf at 0 (the limit of 1/(2·sqrt(x)), not a chosen value), so even a zero incoming gradient gives NaN there, as checked on torch 2.13.0."""
     grad, x = _grad(spec, torch.sqrt)
@@ -108,25 +112,47 @@ def sqrt_at_zero_is_infinite(spec):
            zero_in[x == 0], _repro(spec, "torch.sqrt(x) * 0"))
 
 
+#: Inputs at both bounds of ``clamp(-0.5, 1.0)``, one inside and one outside.
+AT_THE_BOUNDS = TensorSpec((4,), torch.float64, "contiguous", (-0.5, 1.0, 0.25, 2.0))
+
+
 @rule("kinks.clamp-passes-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
-      given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])))
+      given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])),
+      examples=tuple(dict(spec=AT_THE_BOUNDS, form=form) for form in ("both", "tensor")),
+      history=(Change("2.14.0", "an input equal to a scalar bound of clamp got gradient 1 (this rule); from 2.14 it "
+                                "gets 0, the note's minimum-norm subgradient (seen on 2.14.1 and 2.15.0 with "
+                                "x.clamp(-0.5, 1.0) at x = -0.5)"),),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def clamp_passes_gradient_at_its_bounds(spec, form):
-    """clamp's gradient is 1 for inputs inside its bounds including inputs equal to a bound (scalar or tensor bounds), and 0 outside, as checked on torch 2.13.0."""
+    """clamp's gradient is 1 for inputs inside its bounds including inputs equal to a bound, scalar or tensor (a tensor bound itself getting 0 there), and 0 outside, as checked on torch 2.13.0, which departs from the note's minimum-norm subgradient convention (0 at a scalar bound, 1/2 each to input and tensor bound)."""
     lo, hi = -0.5, 1.0
-    code, function = {
-        "both": ("x.clamp(-0.5, 1.0)", lambda t: t.clamp(lo, hi)),
-        "min": ("x.clamp(min=-0.5)", lambda t: t.clamp(min=lo)),
-        "max": ("x.clamp(max=1.0)", lambda t: t.clamp(max=hi)),
-        "tensor": ("x.clamp(min=torch.full_like(x, -0.5), max=torch.full_like(x, 1.0))",
-                   lambda t: t.clamp(min=torch.full_like(t, lo), max=torch.full_like(t, hi))),
+    x = spec.make()
+    bounds = (torch.full(spec.shape, lo, dtype=spec.dtype, requires_grad=True),
+              torch.full(spec.shape, hi, dtype=spec.dtype, requires_grad=True))
+    code, out = {
+        "both": ("x.clamp(-0.5, 1.0)", lambda: x.clamp(lo, hi)),
+        "min": ("x.clamp(min=-0.5)", lambda: x.clamp(min=lo)),
+        "max": ("x.clamp(max=1.0)", lambda: x.clamp(max=hi)),
+        "tensor": ("x.clamp(min=torch.full_like(x, -0.5).requires_grad_(), max=torch.full_like(x, 1.0).requires_grad_())",
+                   lambda: x.clamp(min=bounds[0], max=bounds[1])),
     }[form]
-    grad, x = _grad(spec, function)
-    inside = {"min": x >= lo, "max": x <= hi}.get(form, (x >= lo) & (x <= hi))
+    out().sum().backward()
+    grad, value = x.grad, x.detach()
+    inside = {"min": value >= lo, "max": value <= hi}.get(form, (value >= lo) & (value <= hi))
     _same(grad, inside.double(), f"gradient of {code}", _repro(spec, code), spec.dtype)
+    at_bound = (value == lo) | (value == hi)
+    if form == "tensor":
+        for name, bound, beyond in (("min", bounds[0], value < lo), ("max", bounds[1], value > hi)):
+            _same(bound.grad, beyond.double(), f"gradient of the tensor {name} bound (1 only where it is the result)",
+                  _repro(spec, code), spec.dtype)
+    convention = inside.double() * (~at_bound).double() + (0.5 if form == "tensor" else 0.0) * at_bound.double()
+    record(f"{form}: gradient at -0.5, 1.0, 0.25, 2.0", [round(v, 6) for v in grad.flatten().tolist()])
+    record(f"{form}: the note's minimum-norm convention there", [round(v, 6) for v in convention.flatten().tolist()])
 
 
 @rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
-      given=dict(spec=kinked(points=(-0.5, 1.0))))
+      given=dict(spec=kinked(points=(-0.5, 1.0))),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def hardtanh_blocks_gradient_at_its_bounds(spec):
     """hardtanh(x, lo, hi) computes the same values as clamp but its gradient is 0 at inputs equal to a bound, 1 strictly inside, as checked on torch 2.13.0."""
     code = "torch.nn.functional.hardtanh(x, -0.5, 1.0)"
@@ -176,7 +202,8 @@ REDUCTIONS = {
 
 
 @rule("kinks.reductions-split-ties-evenly", section=BEYOND, docs="kinks-ties",
-      given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))))
+      given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))),
+      references=("test_autograd.py::TestAutogradDeviceType::test_min_max_median_backprops_to_all_values",))
 def reductions_split_ties_evenly(case, op):
     """max(), min(), amax() and amin(), over all elements or along a dim, split the gradient evenly among the k tied extreme elements (1/k each), as checked on torch 2.13.0."""
     spec, sense = case
@@ -189,10 +216,15 @@ def reductions_split_ties_evenly(case, op):
     _same(grad, share, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
+#: One row with its maximum tied at two positions (and its minimum tied at two others).
+TIED_ROW = (TensorSpec((1, 4), torch.float64, "contiguous", (2.0, -1.0, 2.0, -1.0)), "max")
+
+
 @rule("kinks.max-along-dim-picks-one-index", section=BEYOND, docs="kinks-ties",
-      given=dict(case=tied()))
+      given=dict(case=tied()), examples=(dict(case=TIED_ROW),),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def max_along_dim_picks_one_index(case):
-    """max(dim) and min(dim) send each row's whole gradient to the one index they return, even when the extreme value is tied, as checked on torch 2.13.0."""
+    """max(dim) and min(dim) send each row's whole gradient to the one index they return even when the extreme value is tied, as checked on torch 2.13.0, which departs from the note's minimum-norm subgradient convention (1/k to each of k tied entries) that max() and amax(dim) follow."""
     spec, sense = case
     x = spec.make()
     values, indices = getattr(x, sense)(dim=1)
@@ -203,6 +235,9 @@ def max_along_dim_picks_one_index(case):
     _same(x.grad, expected, f"gradient of {code} against a one-hot of its indices", repro, spec.dtype)
     tied_value = x.detach().gather(1, indices.unsqueeze(1)).squeeze(1)
     expect(torch.equal(tied_value, values.detach()), "the returned index holds the extreme value", values, tied_value)
+    hits = (x.detach() == values.detach().unsqueeze(1)).double()
+    record("gradient of x.max(dim=1).values on [[2, -1, 2, -1]]", [round(v, 6) for v in x.grad.flatten().tolist()])
+    record("the note's minimum-norm convention there", [round(v, 6) for v in (hits / hits.sum(1, keepdim=True)).flatten().tolist()])
 
 
 @st.composite
@@ -215,7 +250,8 @@ def tied_pairs(draw):
 
 
 @rule("kinks.maximum-and-minimum-halve-ties", section=BEYOND, docs="kinks-ties",
-      given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])))
+      given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def maximum_and_minimum_halve_ties(pair, op):
     """torch.maximum(a, b) and torch.minimum(a, b) give each input half the gradient where a == b, as checked on torch 2.13.0."""
     a_spec, b_spec = pair
@@ -237,7 +273,8 @@ MASKS = {
 
 
 @rule("kinks.masking-after-division-keeps-nan", section=BEYOND, docs="kinks-nan-masking",
-      given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])))
+      given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])),
+      references=("docs: Autograd mechanics > Gradients for non-differentiable functions > Division by Zero in Autograd",))
 def masking_after_division_keeps_nan(spec, how):
     """Masking away 1/x at x == 0 after computing it (by indexing, torch.where or multiplying by 0) still leaves NaN in the gradient at those entries: 0 times the infinite local derivative, as checked on torch 2.13.0."""
     code, function = MASKS[how]

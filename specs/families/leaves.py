@@ -74,7 +74,9 @@ def created_tensors_are_leaves(spec):
 
 
 @rule("leaves.requires-grad-propagates", section=BASICS, docs="leaves-propagation",
-      given=dict(program=programs()))
+      given=dict(program=programs()),
+      references=("test_autograd.py::TestAutograd::test_requires_grad",
+                  "docs: Autograd mechanics > Locally disabling gradient computation > Setting requires_grad"))
 def requires_grad_propagates(program):
     """In grad mode an op's result requires grad, has a grad_fn and is not a leaf exactly when one of its inputs requires grad."""
     values = program.trace(*program.inputs())
@@ -105,7 +107,8 @@ def grad_fn_names_the_op(program):
 
 
 @rule("leaves.backward-computes-the-gradient", section=BASICS, docs="leaves-backward",
-      given=dict(program=programs(), data=st.data()))
+      given=dict(program=programs(), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_backward",))
 def backward_computes_the_gradient(program, data):
     """out.backward(v) leaves in each leaf's .grad the vector-Jacobian product vᵀ·∂out/∂leaf, which agrees with float64 finite differences."""
     leaves = program.inputs()
@@ -135,7 +138,8 @@ def only_leaves_get_grad(program):
 
 
 @rule("leaves.retain-grad-keeps-intermediate-gradient", section=GRAPH, docs="leaves-retain-grad",
-      given=dict(program=programs(all_require_grad=True), data=st.data()))
+      given=dict(program=programs(all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_retain_grad",))
 def retain_grad_keeps_intermediate_gradient(program, data):
     """After retain_grad(), a non-leaf's .grad holds the gradient of the output with respect to that intermediate value."""
     leaves = program.inputs()
@@ -161,7 +165,8 @@ def retain_grad_needs_requires_grad(spec):
 
 
 @rule("leaves.non-leaf-grad-access-warns", section=GRAPH, docs="leaves-non-leaf-grad",
-      given=dict(program=programs(all_require_grad=True)), contracts=(NON_LEAF_GRAD_ACCESS,))
+      given=dict(program=programs(all_require_grad=True)), contracts=(NON_LEAF_GRAD_ACCESS,),
+      references=("test_autograd.py::TestAutograd::test_tensor_grad_warnings",))
 def non_leaf_grad_access_warns(program):
     """Reading .grad of a non-leaf that does not retain grad gives None and a UserWarning; a leaf's .grad gives no warning."""
     leaves = program.inputs()
@@ -175,7 +180,8 @@ def non_leaf_grad_access_warns(program):
 
 @rule("leaves.integer-dtypes-cannot-require-grad", section=BASICS, docs="leaves-dtypes",
       given=dict(dtype=st.sampled_from(INTEGER_DTYPES), shape=st.lists(st.integers(0, 3), max_size=3)),
-      contracts=(INTEGER_REQUIRES_GRAD,))
+      contracts=(INTEGER_REQUIRES_GRAD,),
+      references=("test_autograd.py::TestAutogradDeviceType::test_set_requires_grad_only_for_floats",))
 def integer_dtypes_cannot_require_grad(dtype, shape):
     """Only floating-point and complex tensors can require grad: asking an integer or bool tensor to raises a RuntimeError."""
     INTEGER_REQUIRES_GRAD.check(lambda: torch.zeros(shape, dtype=dtype, requires_grad=True),
@@ -188,7 +194,8 @@ def integer_dtypes_cannot_require_grad(dtype, shape):
 
 
 @rule("leaves.backward-needs-a-graph", section=BASICS, docs="leaves-no-graph",
-      given=dict(program=programs()), contracts=(NO_GRAPH,))
+      given=dict(program=programs()), contracts=(NO_GRAPH,),
+      references=("test_autograd.py::TestAutograd::test_backward_badcalls",))
 def backward_needs_a_graph(program):
     """backward() on a result that no tensor requiring grad contributed to raises a RuntimeError."""
     untracked = program.with_leaves(requires_grad=False)
@@ -196,7 +203,8 @@ def backward_needs_a_graph(program):
 
 
 @rule("leaves.graph-reaches-exactly-the-grad-leaves", section=GRAPH, docs="leaves-next-functions",
-      given=dict(program=programs()))
+      given=dict(program=programs()),
+      references=("test_autograd.py::TestAutograd::test_next_functions",))
 def graph_reaches_exactly_the_grad_leaves(program):
     """Following grad_fn.next_functions from the output reaches, through AccumulateGrad nodes, exactly the leaves that require grad."""
     leaves = program.inputs()
@@ -220,7 +228,8 @@ def graph_reaches_exactly_the_grad_leaves(program):
 
 
 @rule("leaves.requires-grad-flag-is-for-leaves", section=BASICS, docs="leaves-requires-grad-flag",
-      given=dict(program=programs(all_require_grad=True), data=st.data()), contracts=(NON_LEAF_FLAG,))
+      given=dict(program=programs(all_require_grad=True), data=st.data()), contracts=(NON_LEAF_FLAG,),
+      references=("test_autograd.py::TestAutograd::test_requires_grad_",))
 def requires_grad_flag_is_for_leaves(program, data):
     """requires_grad_(False) on a non-leaf raises a RuntimeError (detach() is the way out of the graph); on a leaf it works."""
     values = program.trace(*program.inputs())
@@ -232,7 +241,8 @@ def requires_grad_flag_is_for_leaves(program, data):
 
 
 @rule("leaves.integer-results-are-not-tracked", section=BASICS, docs="leaves-integer-results",
-      given=dict(program=programs(all_require_grad=True)))
+      given=dict(program=programs(all_require_grad=True)),
+      references=("test_autograd.py::TestAutograd::test_integer_outputs",))
 def integer_results_are_not_tracked(program):
     """Comparisons, argmax and integer casts of a tracked tensor do not require grad and have no grad_fn."""
     values = program.trace(*program.inputs())
@@ -247,7 +257,8 @@ def integer_results_are_not_tracked(program):
 
 
 @rule("leaves.graph-is-recorded-each-run", section=GRAPH, docs="leaves-dynamic",
-      given=dict(program=programs(all_require_grad=True)))
+      given=dict(program=programs(all_require_grad=True)),
+      references=("docs: Autograd mechanics > How autograd encodes the history",))
 def graph_is_recorded_each_run(program):
     """Every forward run records a new graph of the operations actually executed, Python control flow included."""
     leaves = program.inputs()

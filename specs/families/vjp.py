@@ -172,7 +172,8 @@ def adjoint_of_forward_mode(program, data):
 
 
 @rule("vjp.roots-add-up", section=NON_SCALAR, docs="vjp-definition",
-      given=dict(program=float64_programs, data=st.data()), contracts=(GRADIENT_COUNT,))
+      given=dict(program=float64_programs, data=st.data()), contracts=(GRADIENT_COUNT,),
+      references=("test_autograd.py::TestAutograd::test_multi_backward",))
 def roots_add_up(program, data):
     """torch.autograd.backward([y1, y2], [v1, v2]) accumulates J1ᵀv1 + J2ᵀv2; a gradient list of another length raises a RuntimeError."""
     leaves = program.inputs()
@@ -210,7 +211,8 @@ def gradient_dtype_follows_the_input(program, data):
 
 
 @rule("vjp.grad-outputs-is-the-gradient-argument", section=NON_SCALAR, docs="vjp-apis",
-      given=dict(program=programs(all_require_grad=True), data=st.data()))
+      given=dict(program=programs(all_require_grad=True), data=st.data()),
+      references=("test_autograd.py::TestAutograd::test_grad",))
 def grad_outputs_is_the_gradient_argument(program, data):
     """torch.autograd.grad(y, inputs, grad_outputs=v) and torch.autograd.functional.vjp return the same Jᵀv that y.backward(v) accumulates."""
     v = _cotangent(data, program(*program.inputs()))
@@ -228,7 +230,8 @@ def grad_outputs_is_the_gradient_argument(program, data):
 
 
 @rule("vjp.batched-grad-outputs-give-jacobian-rows", section=NON_SCALAR, docs="vjp-jacobian",
-      given=dict(program=programs(dtypes=(torch.float64,), all_require_grad=True, zero_size=False, max_ops=8)))
+      given=dict(program=programs(dtypes=(torch.float64,), all_require_grad=True, zero_size=False, max_ops=8)),
+      references=("test_autograd.py::TestAutograd::test_grad_batched_grad",))
 def batched_grad_outputs_give_jacobian_rows(program):
     """torch.autograd.grad with is_grads_batched=True treats dim 0 of grad_outputs as a batch: the identity matrix as that batch gives every row of the Jacobian in one call."""
     leaves = program.inputs()

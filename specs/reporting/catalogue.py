@@ -63,6 +63,8 @@ def _render_rule(rule: registry.Rule, root: Path) -> str:
              f"- Checked: {'on generated cases (' + ', '.join(rule.given) + ')' if rule.given else 'as an example'}\n"]
     for change in rule.history:
         block.append(f"- Changed in {change.version}: {_rst_escape(change.what)}\n")
+    for reference in rule.references:
+        block.append(f"- Established by: {_rst_escape(reference)}\n")
     for contract in rule.contracts:
         block.append(f"- Contract: ``{contract.describe()}``\n")
         if getattr(contract, "wording", ""):
