@@ -45,6 +45,10 @@ SEED_SECTIONS = (
     "Beyond the Tutorial",
 )
 
+#: Profiles with at most this many examples a rule are the everyday ones (ci, dev), where a rule's
+#: own ``max_examples`` applies.
+EVERYDAY_EXAMPLES = 50
+
 #: ``family.kebab-case-name``: lower case words joined by single hyphens, one dot.
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -108,6 +112,9 @@ class Rule:
     examples: tuple[dict[str, Any], ...] = ()
     #: the PyTorch tests or documentation sections that establish the same behaviour
     references: tuple[str, ...] = ()
+    #: at most this many generated examples under the everyday profiles (ci, dev), for a rule whose
+    #: examples are expensive (process start-up, full-table sweeps); ``thorough`` ignores it
+    max_examples: int | None = None
     module: str = ""
     source: tuple[str, int] = ("", 0)
 
@@ -158,6 +165,11 @@ class Rule:
                 raise Violation("the check left global autograd state changed", "no change", guard.leaks)
 
         test = one_example
+        if settings is None and self.max_examples is not None:
+            # Decorated at collection, after the plugin loaded the profile.
+            budget = hypothesis.settings.default.max_examples
+            if budget <= EVERYDAY_EXAMPLES:
+                settings = hypothesis.settings(max_examples=min(budget, self.max_examples))
         if settings is not None:
             test = settings(test)
         for example in reversed(self.examples):
@@ -318,6 +330,7 @@ def rule(
     requires: tuple[Feature, ...] = (),
     examples: tuple[dict[str, Any], ...] = (),
     references: tuple[str, ...] = (),
+    max_examples: int | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register the decorated function as the check of rule ``rule_id``."""
 
@@ -340,6 +353,7 @@ def rule(
             requires=tuple(requires),
             examples=tuple(examples),
             references=tuple(references),
+            max_examples=max_examples,
             module=function.__module__,
             source=(code.co_filename, code.co_firstlineno),
         )
