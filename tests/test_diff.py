@@ -257,3 +257,13 @@ def test_matrix_leads_with_the_rules_that_change_and_marks_where():
     assert "``a.obs``\n     - ✓\n     - ✓\n     - ✓ *Δ*\n" in changing
     assert "``a.out``\n     - ✓\n     - ✗ fails *changed*\n     - ✗ fails\n" in changing
     assert "``a.same``" in stable and "``a.same``" not in changing
+
+
+def test_the_diff_says_where_its_baseline_comes_from(tmp_path, capsys):
+    for name, data in (("a", BEFORE), ("b", AFTER)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    source = "committed report reports/torch-1.13.1.json (profile ci, 6 rules)"
+    assert diff.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), f"--baseline-source={source}",
+                      "--markdown", str(tmp_path / "d.md")]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"baseline: {source}"
+    assert f"Baseline: {source}" in (tmp_path / "d.md").read_text()

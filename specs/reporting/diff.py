@@ -236,8 +236,9 @@ def warnings_for(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return notes
 
 
-def render_text(before, after, differences: list[Difference]) -> str:
+def render_text(before, after, differences: list[Difference], baseline: str = "") -> str:
     lines = [f"autograd-spec diff: {_title(before, after)}"]
+    lines += [f"baseline: {baseline}"] if baseline else []
     lines += [f"warning: {note}" for note in warnings_for(before, after)]
     if not differences:
         lines.append("no differences")
@@ -259,8 +260,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
-def render_markdown(before, after, differences: list[Difference]) -> str:
+def render_markdown(before, after, differences: list[Difference], baseline: str = "") -> str:
     lines = [f"# {_title(before, after)}", ""]
+    lines += [f"Baseline: {baseline}", ""] if baseline else []
     lines += [f"> warning: {note}" for note in warnings_for(before, after)]
     lines.append(f"{len(differences)} differences." if differences else "No differences.")
     for kind, heading in KINDS.items():
@@ -274,13 +276,14 @@ def render_markdown(before, after, differences: list[Difference]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(before, after, differences: list[Difference]) -> str:
+def render_html(before, after, differences: list[Difference], baseline: str = "") -> str:
     e = html.escape
     parts = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{e(_title(before, after))}</title>",
              "<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
              "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;"
              "vertical-align:top;text-align:left}pre{white-space:pre-wrap;margin:0}</style>",
              f"<h1>{e(_title(before, after))}</h1>"]
+    parts += [f"<p><strong>baseline:</strong> {e(baseline)}</p>"] if baseline else []
     parts += [f"<p><strong>warning:</strong> {e(note)}</p>" for note in warnings_for(before, after)]
     parts.append(f"<p>{len(differences)} differences.</p>" if differences else "<p>No differences.</p>")
     for kind, heading in KINDS.items():
@@ -302,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("after", help="the report to compare with it (JSON)")
     parser.add_argument("--markdown", type=Path, help="also write the diff as Markdown here")
     parser.add_argument("--html", type=Path, help="also write the diff as HTML here")
+    parser.add_argument("--baseline-source", default="", help="where the baseline report comes from, for the reader")
     args = parser.parse_args(argv)
     try:
         before, after = report.load(args.before), report.load(args.after)
@@ -309,11 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     except (report.ReportError, versions.UnknownVersion, KeyError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sys.stdout.write(render_text(before, after, differences))
+    sys.stdout.write(render_text(before, after, differences, args.baseline_source))
     for path, render in ((args.markdown, render_markdown), (args.html, render_html)):
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(before, after, differences))
+            path.write_text(render(before, after, differences, args.baseline_source))
             print(f"wrote {path}")
     return 0
 
