@@ -188,7 +188,12 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
         return []
     show = {"time": lambda v: f"median {v * 1e3:.4g} ms", "instructions": lambda v: f"{v:,.0f} instructions per call"}
     found = []
-    for f in bench.compare(old, new):
+    findings = bench.compare(old, new)
+    counted = {f.name for f in findings if f.metric == "instructions"}
+    moved = {"time": lambda f: ("time moved, and so did its instruction count" if f.name in counted
+                                else "time moved; no instruction counts to confirm it"),
+             "instructions": lambda f: "instruction count moved (independent of machine load)"}
+    for f in findings:
         if not f.flagged:
             continue
         rule = (old["benchmarks"].get(f.name) or new["benchmarks"].get(f.name) or {}).get("rule", "")
@@ -197,8 +202,8 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
                                     f"{f.note.split(':')[0]}: saved bytes are exact"))
         else:
             found.append(Difference("benchmark", f.name, rule, show[f.metric](f.old), show[f.metric](f.new),
-                                    f"{f.metric} {f.change:+.0%}, beyond the ±{f.threshold:.0%} that repeated "
-                                    "runs of one release show"))
+                                    f"{moved[f.metric](f)}: {f.metric} {f.change:+.0%}, beyond the "
+                                    f"±{f.threshold:.0%} that repeated runs of one release show"))
     return found
 
 
