@@ -251,3 +251,21 @@ def matrix(session: nox.Session) -> None:
         session.log(f"[{number}/{len(wanted)}] torch {release_text} ({time.monotonic() - started:.0f} s so far)")
         _check(session, target, keep=False)
     session.log(f"matrix done in {time.monotonic() - started:.0f} s; reports in {ROOT / 'build' / 'reports'}")
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Run the rules under semantic mutants of torch (`specs/mutants.py`), each in a fresh process.
+
+    Writes the table (mutant -> rules that caught it, kill rate, wall time) to build/mutants.json
+    and copies it to reports/mutants.json, from which the docs page "What the spec catches" is
+    built.  Two processes at a time; `nox -s mutants -- NAME ...` runs only those mutants (and
+    leaves reports/ alone).
+    """
+    install(session, "tests")
+    output = ROOT / "build" / "mutants.json"
+    session.run("python", "-m", "specs.mutants", "all", "--jobs=2", f"--output={output}", *session.posargs,
+                env={"OMP_NUM_THREADS": "1"})
+    if not session.posargs:
+        shutil.copyfile(output, ROOT / "reports" / "mutants.json")
+        session.log("copied to reports/mutants.json")
