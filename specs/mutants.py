@@ -12,8 +12,8 @@ without it, in the control run) *caught* it.  A mutant no rule catches is listed
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import subprocess
 import sys
 import time
@@ -108,7 +108,7 @@ def _():
 def _():
     original = torch.clamp
 
-    def clamp(x, min=None, max=None, **kwargs):  # noqa: A002 - torch's own argument names
+    def clamp(x, min=None, max=None, **kwargs):
         if not isinstance(x, torch.Tensor) or not x.requires_grad or kwargs:
             return original(x, min, max, **kwargs)
         inside = torch.ones_like(x, dtype=torch.bool)
@@ -451,7 +451,7 @@ def _():
 
     original = torch.compile
 
-    def compile(function=None, **kwargs):  # noqa: A001 - replaces torch.compile
+    def compile(function=None, **kwargs):
         compiled = original(function, **kwargs)
         return lambda *args: compiled(*(Scale.apply(a) if isinstance(a, torch.Tensor) and a.requires_grad
                                         else a for a in args))
@@ -473,8 +473,12 @@ def run(name: str, examples: int = EXAMPLES) -> dict:
     if chosen is not None:
         chosen.apply()
     families = set(chosen.families) if chosen else {m for x in MUTANTS.values() for m in x.families}
+    # No shrinking: the first failing example is evidence enough, and shrinking under a mutant that
+    # breaks everything would take minutes.
     settings = hypothesis.settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                                   suppress_health_check=list(hypothesis.HealthCheck), print_blob=False)
+                                   suppress_health_check=list(hypothesis.HealthCheck), print_blob=False,
+                                   phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate),
+                                   report_multiple_bugs=False)
     started = time.perf_counter()
     failed, held = {}, []
     rules = [r for r in registry.rules() if r.family in families]
