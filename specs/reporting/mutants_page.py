@@ -32,7 +32,9 @@ def render(data: dict | None) -> str:
             cell = ", ".join(f"``{r}``" for r in caught)
         else:
             cell = "**not caught**: " + _escape(row.get("survives") or row.get("error") or "no reason recorded")
-        out.append(f"   * - ``{row['mutant']}``\n     - {_escape(row['what'])}\n     - {cell}\n")
+        budget = row.get("examples", data["examples_per_rule"])
+        more = f" ({budget} examples a rule)" if budget != data["examples_per_rule"] else ""
+        out.append(f"   * - ``{row['mutant']}``{more}\n     - {_escape(row['what'])}\n     - {cell}\n")
     return "".join(out)
 
 
