@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import nox
@@ -19,6 +20,7 @@ import nox
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from specs.engine.versions import DEFAULT_TORCH, UnknownVersion, check_release, parse  # noqa: E402
+from specs.reporting import releases  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "venv"
@@ -171,57 +173,116 @@ def _count_setting(session: nox.Session, variable: str, default: int) -> int:
     return int(value)
 
 
-def _release_arguments(session: nox.Session) -> tuple[str, str | None]:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="nox -s release --", description="check a torch release")
-    parser.add_argument("release", help="torch release to check, e.g. 2.15.0")
-    parser.add_argument("--baseline", help="a release to diff against, e.g. 2.13.0 (run too if not yet run)")
-    try:
-        args = parser.parse_args(session.posargs)
-        return check_release(args.release), args.baseline and check_release(args.baseline)
-    except UnknownVersion as error:
-        session.error(str(error))
-    except SystemExit:
-        session.error("usage: nox -s release -- RELEASE [--baseline RELEASE]")
+def _profile() -> str:
+    return os.environ.get("AUTOGRAD_SPEC_PROFILE", "ci")
 
 
-def _check(session: nox.Session, release: str) -> Path:
-    """Run the rules against ``release`` in its own environment; return its report."""
-    env_dir = ROOT / ".nox" / f"torch-{release}"
+def _check(session: nox.Session, target: releases.Target, keep: bool = True) -> Path:
+    """Run the rules against ``target`` in its own environment; return its report.
+
+    An environment whose installation fails is deleted, so that no empty environment is left;
+    ``keep=False`` deletes it after the run too (``nox -s matrix``).
+    """
+    env_dir = ROOT / ".nox" / f"torch-{target.label}"
     python = env_dir / "bin" / "python"
-    requirements = [*torch_requirements(release), *nox.project.dependency_groups(PYPROJECT, "tests")]
-    digest = hashlib.sha256(json.dumps(requirements).encode()).hexdigest()
+    requirements = [*target.requirements(), *nox.project.dependency_groups(PYPROJECT, "tests")]
+    wheel_stamp = [target.wheel.stat().st_size, target.wheel.stat().st_mtime] if target.wheel else []
+    digest = hashlib.sha256(json.dumps([requirements, wheel_stamp]).encode()).hexdigest()
     stamp = env_dir / ".autograd-spec-installed"
     if not (stamp.exists() and stamp.read_text() == digest):
-        session.log(f"building an environment for torch {release} in {env_dir}")
-        session.run("python3", "-m", "venv", "--clear", str(env_dir), external=True)
-        session.run(str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip", external=True, env=PIP_ENV)
-        session.run(str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements,
-                    external=True, env=PIP_ENV)
+        session.log(f"building an environment for torch {target.version} in {env_dir}")
+        try:
+            session.run("python3", "-m", "venv", "--clear", str(env_dir), external=True)
+            session.run(str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip", external=True,
+                        env=PIP_ENV)
+            session.run(str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements,
+                        external=True, env=PIP_ENV)
+        except nox.command.CommandFailed:
+            shutil.rmtree(env_dir, ignore_errors=True)
+            session.error(f"installing torch {target.version} failed (pip's message above); "
+                          f"its environment {env_dir} was removed")
         stamp.write_text(digest)
-    report_path = ROOT / "build" / "reports" / f"torch-{release}.json"
-    # Exit status 1 means rules failed: that is the finding, written to the report, not an error.
-    session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "auto", "specs/test_rules.py",
-                f"--spec-report={report_path}", *profile_arguments([]), external=True, success_codes=[0, 1],
-                env={"OMP_NUM_THREADS": "1"})
+    report_path = ROOT / "build" / "reports" / f"torch-{target.label}.json"
+    try:
+        # Exit status 1 means rules failed: that is the finding, written to the report, not an error.
+        session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "auto", "specs/test_rules.py",
+                    f"--spec-report={report_path}", f"--hypothesis-profile={_profile()}", external=True,
+                    success_codes=[0, 1], env={"OMP_NUM_THREADS": "1"})
+    finally:
+        if not keep:
+            shutil.rmtree(env_dir, ignore_errors=True)
     return report_path
+
+
+def _request(session: nox.Session) -> releases.Request:
+    try:
+        return releases.parse_arguments(list(session.posargs), releases.index_releases)
+    except releases.ReleaseError as error:
+        session.error(str(error))
 
 
 @nox.session(venv_backend="none")
 def release(session: nox.Session) -> None:
-    """Check a torch release: `nox -s release -- 2.15.0 --baseline 2.13.0`.
+    """Check a torch release or wheel: `nox -s release -- 2.15.0 --baseline 2.13.0`.
 
-    Builds `.nox/torch-<release>` with that torch, runs every rule, writes
-    `build/reports/torch-<release>.json`; with a baseline, also diffs the two reports into
-    `build/diffs/` (text on the terminal, Markdown and HTML files).
+    The release may be a wheel file (a release candidate, a nightly, a local build):
+    `nox -s release -- dist/torch-2.16.0a0-cp311-cp311-linux_x86_64.whl --baseline 2.15.0`; its
+    version is read from the wheel.  Builds `.nox/torch-<version>` with that torch, runs every rule,
+    writes `build/reports/torch-<version>.json`; with a baseline, also diffs the two reports into
+    `build/diffs/` (text on the terminal, Markdown and HTML files).  The baseline is made like the
+    new run: the committed report under `reports/` when it has the same profile and every rule,
+    else a fresh run; the diff says which.
     """
-    target, baseline = _release_arguments(session)
-    new = _check(session, target)
-    if baseline:
-        old = ROOT / "build" / "reports" / f"torch-{baseline}.json"
-        if not old.exists():
-            old = _check(session, baseline)
-        stem = ROOT / "build" / "diffs" / f"{baseline}-to-{target}"
+    request = _request(session)
+    new = _check(session, request.target)
+    if request.baseline:
+        from specs.reporting import report
+
+        baseline = releases.choose_baseline(request.baseline, report.load(new), ROOT)
+        session.log(f"baseline: {baseline.source}")
+        old = baseline.path or _check(session, request.baseline)
+        stem = ROOT / "build" / "diffs" / f"{request.baseline.label}-to-{request.target.label}"
         session.run("python3", "-m", "specs.reporting.diff", str(old), str(new), f"--markdown={stem}.md",
-                    f"--html={stem}.html", external=True)
+                    f"--html={stem}.html", f"--baseline-source={baseline.source}", external=True)
+
+
+@nox.session(venv_backend="none")
+def matrix(session: nox.Session) -> None:
+    """Run every release of the matrix (`specs.reporting.releases.MATRIX`) one after another.
+
+    Resumable: a release whose report in build/reports is complete, of this profile and newer than
+    every file under specs/ is skipped.  Each environment is deleted after its run, so the disk
+    holds one torch at a time.  `nox -s matrix -- 2.0.1 2.1.2` runs only those releases.
+    """
+    wanted = list(session.posargs) or list(releases.MATRIX)
+    unknown = [r for r in wanted if r not in releases.MATRIX]
+    if unknown:
+        session.error(f"not in the matrix: {', '.join(unknown)} (it has {', '.join(releases.MATRIX)})")
+    started = time.monotonic()
+    for number, release_text in enumerate(wanted, start=1):
+        target = releases.Target(release_text)
+        path = ROOT / "build" / "reports" / f"torch-{target.label}.json"
+        if releases.report_is_current(path, _profile(), ROOT / "specs"):
+            session.log(f"[{number}/{len(wanted)}] torch {release_text}: {path.name} is current, skipped")
+            continue
+        session.log(f"[{number}/{len(wanted)}] torch {release_text} ({time.monotonic() - started:.0f} s so far)")
+        _check(session, target, keep=False)
+    session.log(f"matrix done in {time.monotonic() - started:.0f} s; reports in {ROOT / 'build' / 'reports'}")
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Run the rules under semantic mutants of torch (`specs/mutants.py`), each in a fresh process.
+
+    Writes the table (mutant -> rules that caught it, kill rate, wall time) to build/mutants.json
+    and copies it to reports/mutants.json, from which the docs page "What the spec catches" is
+    built.  Two processes at a time; `nox -s mutants -- NAME ...` runs only those mutants (and
+    leaves reports/ alone).
+    """
+    install(session, "tests")
+    output = ROOT / "build" / "mutants.json"
+    session.run("python", "-m", "specs.mutants", "all", "--jobs=2", f"--output={output}", *session.posargs,
+                env={"OMP_NUM_THREADS": "1"})
+    if not session.posargs:
+        shutil.copyfile(output, ROOT / "reports" / "mutants.json")
+        session.log("copied to reports/mutants.json")

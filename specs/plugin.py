@@ -176,16 +176,10 @@ def rule_of(item) -> registry.Rule | None:
     return registry.get(rule_id) if rule_id else None
 
 
-def _record(item, rule: registry.Rule, outcome: str, **details) -> None:
-    entry = spec_report.RuleRecord(
-        id=rule.id,
-        family=rule.family,
-        statement=rule.statement,
-        since=rule.since,
-        outcome=outcome,
-        history=[{"version": c.version, "what": c.what} for c in rule.history],
-        **details,
-    )
+def _record(item, rule: registry.Rule, outcome: str, result: registry.RunResult | None = None, **details) -> None:
+    import torch
+
+    entry = spec_report.rule_record(rule, outcome, torch.__version__, result, **details)
     item.user_properties.append((_PROPERTY, entry.__dict__))
 
 
@@ -231,6 +225,7 @@ def pytest_runtest_call(item):
         item,
         rule,
         "passed",
+        result,
         examples=result.examples,
         seconds=round(result.seconds, 4),
         observations=result.observations,

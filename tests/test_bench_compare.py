@@ -401,3 +401,40 @@ def test_a_run_folder_is_summarized_from_its_newest_runs(tmp_path):
         _counts(folder / "instructions" / name, {"a": 1e6})
     entry = bench.load(str(folder))["benchmarks"]["test_bench_x.py::a"]
     assert entry["runs"] == [1.0, 1.1, 1.2] and entry["instructions"]["runs"] == [1e6, 1e6]
+
+
+def test_a_time_flag_with_unchanged_counts_is_machine_noise(tmp_path):
+    """The issue's case: +50 % by time while the instruction count moved 0.0 %: machine load, not torch."""
+    quiet = [{"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.01, "b": 1.0, "c": 0.99}, {"a": 0.99, "b": 1.01, "c": 1.0}]
+    old = _both(tmp_path, "old", quiet, [{"a": 1e6, "b": 2e6, "c": 3e6}] * 2)
+    loaded = [{**r, "a": r["a"] * 1.5} for r in quiet]
+    new = _both(tmp_path, "new", loaded, [{"a": 1e6, "b": 2e6, "c": 3e6}] * 2)
+    findings = bench.compare(old, new)
+    (a_time,) = [f for f in findings if f.name.endswith("::a") and f.metric == "time"]
+    assert a_time.kind == "noise" and not a_time.flagged
+    assert a_time.note == "time +50% while instructions moved +0.0%: machine load, not torch"
+    assert not [f for f in findings if f.flagged]
+    text = bench.format_comparison(findings, "a", "b")
+    assert "0 of 3 benchmarks flagged" in text and "1 moved in time only" in text
+    # Without counts the same timings are a slowdown: nothing says otherwise.
+    timed_only = _summary(tmp_path, "t-old", quiet), _summary(tmp_path, "t-new", loaded)
+    assert [(f.metric, f.kind) for f in bench.compare(*timed_only) if f.flagged] == [("time", "slower")]
+
+
+def test_the_release_diff_says_which_measure_moved(tmp_path):
+    from specs.reporting import diff
+
+    names = "abcde"
+    quiet = [{n: 1.0 + 0.01 * ((i + k) % 3 - 1) for i, n in enumerate(names)} for k in range(3)]
+    counts = {n: 1e6 * (i + 1) for i, n in enumerate(names)}
+    old = _both(tmp_path, "old", quiet, [counts] * 2)
+    # a: slower in time only (noise); b: slower in time and in instructions
+    new = _both(tmp_path, "new", [{**r, "a": r["a"] * 1.5, "b": r["b"] * 1.5} for r in quiet],
+                [{**counts, "b": counts["b"] * 1.2}] * 2)
+    report_ = {"environment": {"torch": "2.13.0"}, "rules": []}
+    found = {(d.rule.split("::")[-1], d.note.split(":")[0]) for d in diff._benchmarks(report_, report_, (old, new))}
+    assert found == {("b", "time moved, and so did its instruction count"),
+                     ("b", "instruction count moved (independent of machine load)")}
+    timed = _summary(tmp_path, "t-old", quiet), _summary(tmp_path, "t-new", [{**r, "a": r["a"] * 1.5} for r in quiet])
+    (only,) = diff._benchmarks(report_, report_, timed)
+    assert only.note.startswith("time moved; no instruction counts to confirm it")

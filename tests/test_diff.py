@@ -136,3 +136,134 @@ def test_saved_bytes_that_change_join_the_diff():
     (found,) = [d for d in diff.compare(BEFORE, AFTER, (old, new)) if d.kind == "benchmark"]
     assert (found.before, found.after) == ("4,096 bytes", "8,192 bytes")
     assert found.note.startswith("saved_bytes:") and found.statement == "retain-graph.saved-tensors-released"
+
+
+# ----------------------------------------------------------------------------- observations
+
+
+def _held(rule_id, observed, history=(), branch=""):
+    return {**_rule(rule_id, "passed", history), "observed": observed, "history_branch": branch}
+
+
+def test_zero_grad_default_change_is_expected_history_with_both_observations():
+    """The 1.13.1 -> 2.13.0 case: the rule holds on both sides and records what zero_grad left."""
+    import hypothesis
+
+    from specs.engine import registry
+
+    rule = registry.get("accumulation.zero-grad-sets-none")
+    result = rule.run(hypothesis.settings(max_examples=2, deadline=None, derandomize=True, database=None))
+    assert result.observed == {"module.zero_grad() leaves .grad": "None",
+                               "optimizer.zero_grad() leaves .grad": "None"}  # what torch >= 2.0 does
+    old = report.rule_record(rule, "passed", "1.13.1", observed={k: "zeros" for k in result.observed})
+    new = report.rule_record(rule, "passed", "2.13.0", result)
+    assert (old.history_branch, new.history_branch) == ("before 2.0", "since 2.0")
+    (found,) = diff.compare(_report("1.13.1", [old.__dict__]), _report("2.13.0", [new.__dict__]))
+    assert found.kind == "history" and found.rule == rule.id
+    assert found.before == "module.zero_grad() leaves .grad: zeros\noptimizer.zero_grad() leaves .grad: zeros"
+    assert found.after == "module.zero_grad() leaves .grad: None\noptimizer.zero_grad() leaves .grad: None"
+    assert found.note.startswith("expected history: Module.zero_grad() and Optimizer.zero_grad() default to "
+                                 "set_to_none=True")
+    assert "(changed in 2.0); history branch before 2.0 → since 2.0" in found.note
+    text = diff.render_text(_report("1.13.1", [old.__dict__]), _report("2.13.0", [new.__dict__]), [found])
+    assert "Observations that changed as the rules' recorded history expects (1)" in text
+
+
+def test_an_observation_change_no_history_explains_is_flagged():
+    error = {"type": "RuntimeError", "template": "output # of Exp is at version #", "phase": "backward"}
+    before = _report("2.13.0", [_held("a.same", {"x": 1}), _held("a.moved", {"raises backward": error, "y": 2})])
+    after = _report("2.14.1", [_held("a.same", {"x": 1}),
+                               _held("a.moved", {"raises backward": {**error, "type": "ValueError"}, "y": 2})])
+    (found,) = diff.compare(before, after)
+    assert (found.kind, found.rule) == ("observed", "a.moved")
+    assert found.before == "raises backward: RuntimeError backward: output # of Exp is at version #"
+    assert found.after == "raises backward: ValueError backward: output # of Exp is at version #"
+    assert "no recorded change" in found.note
+    assert diff.render_text(before, after, [found]).index("look at these") < 200
+
+
+def test_a_history_change_outside_the_two_releases_does_not_explain():
+    change = {"version": "2.15.0", "what": "later"}
+    before = _report("2.13.0", [_held("a.r", {"v": "old"}, [change])])
+    after = _report("2.14.1", [_held("a.r", {"v": "new"}, [change])])
+    assert [d.kind for d in diff.compare(before, after)] == ["observed"]
+
+
+def test_atlas_observations_are_grouped_by_op_and_appearing_values_shown():
+    before = _report("2.13.0", [_held("atlas.edges-are-recorded", {"atlas:abs:0": 0.0, "atlas:abs:1": 1.0,
+                                                                    "atlas:relu:0": 0.0, "atlas:sign:0": 0.0})])
+    after = _report("2.14.1", [_held("atlas.edges-are-recorded", {"atlas:abs:0": 0.5, "atlas:abs:1": 1.0,
+                                                                   "atlas:relu:0": 1.0, "atlas:sign:0": 0.0,
+                                                                   "atlas:clamp:lo": 1.0})])
+    found = diff.compare(before, after)
+    assert [(d.group, d.before, d.after) for d in found] == [
+        ("abs", "atlas:abs:0: 0.0", "atlas:abs:0: 0.5"),
+        ("clamp", "atlas:clamp:lo: (not observed)", "atlas:clamp:lo: 1.0"),
+        ("relu", "atlas:relu:0: 0.0", "atlas:relu:0: 1.0"),
+    ]
+    assert "atlas.edges-are-recorded [abs]" in diff.render_text(before, after, found)
+
+
+def test_observations_of_a_failing_rule_are_not_compared():
+    before = _report("2.13.0", [_held("a.r", {"v": 1})])
+    after = _report("2.14.1", [{**_held("a.r", {"v": 2}), "outcome": "failed", "failure": "x\ny\nz"}])
+    assert [d.kind for d in diff.compare(before, after)] == ["regression"]
+
+
+def test_unlike_reports_are_said_first_one_line_each():
+    before = _report("2.13.0", [_held("a.r", {"v": 1})])
+    after = copy.deepcopy(before)
+    after["environment"].update(torch="2.14.1", profile="dev", max_examples=50)
+    before["environment"]["max_examples"] = 25
+    after.update(complete=False, registered_rules=3)
+    before["schema"] = "autograd-spec/report/1"
+    lines = diff.render_text(before, after, diff.compare(before, after)).splitlines()
+    assert lines[0].startswith("autograd-spec diff: torch 2.13.0")
+    assert [line.split(":")[0] for line in lines[1:5]] == ["warning"] * 4
+    assert "different hypothesis profiles (ci and dev)" in lines[1]
+    assert "different example budgets (25 and 50 a rule)" in lines[2]
+    assert "schema autograd-spec/report/1, without observations" in lines[3]
+    assert "second report is from a partial run (1 of 3 rules)" in lines[4]
+    assert lines[5] == "no differences"  # a version-1 report's missing observations are no difference
+
+
+def test_version_1_reports_still_load_and_diff(tmp_path):
+    old = _report("1.13.1", [_rule("a.r", "passed")])
+    old["schema"] = "autograd-spec/report/1"
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    new = _report("2.13.0", [_held("a.r", {"v": 1})])
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    assert diff.main([str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
+    loaded = report.load(tmp_path / "old.json")
+    assert loaded["rules"][0]["observed"] == {} and not report.has_observations(loaded)
+
+
+def test_a_report_of_a_newer_schema_is_refused_with_what_to_do(tmp_path, capsys):
+    newer = _report("2.13.0", [])
+    newer["schema"] = "autograd-spec/report/3"
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    (tmp_path / "good.json").write_text(json.dumps(_report("2.13.0", [])))
+    assert diff.main([str(tmp_path / "good.json"), str(tmp_path / "newer.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "schema 'autograd-spec/report/3'" in err and "update autograd-spec" in err
+
+
+def test_matrix_leads_with_the_rules_that_change_and_marks_where():
+    reports = [_report("2.13.0", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 1}), _rule("a.out", "passed")]),
+               _report("2.14.1", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 1}), _rule("a.out", "failed")]),
+               _report("2.15.0", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 2}), _rule("a.out", "failed")])]
+    text = matrix.render_matrix(reports)
+    changing, stable = text.split("Rules that behave the same on every release")
+    assert "``a.obs``\n     - ✓\n     - ✓\n     - ✓ *Δ*\n" in changing
+    assert "``a.out``\n     - ✓\n     - ✗ fails *changed*\n     - ✗ fails\n" in changing
+    assert "``a.same``" in stable and "``a.same``" not in changing
+
+
+def test_the_diff_says_where_its_baseline_comes_from(tmp_path, capsys):
+    for name, data in (("a", BEFORE), ("b", AFTER)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    source = "committed report reports/torch-1.13.1.json (profile ci, 6 rules)"
+    assert diff.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), f"--baseline-source={source}",
+                      "--markdown", str(tmp_path / "d.md")]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"baseline: {source}"
+    assert f"Baseline: {source}" in (tmp_path / "d.md").read_text()

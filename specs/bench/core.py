@@ -343,7 +343,7 @@ def _fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Finding:
     name: str
-    kind: str  # "slower", "faster", "memory", "unchanged", "only-old", "only-new"
+    kind: str  # "slower", "faster", "memory", "unchanged", "noise", "only-old", "only-new"
     old: float | None
     new: float | None
     change: float | None
@@ -421,7 +421,25 @@ def compare(old: dict[str, Any], new: dict[str, Any], min_change: float = MIN_CH
             if before != after:
                 found.append(Finding(name, "memory", before, after, None, None, f"{key}: {before} -> {after}",
                                      metric="memory"))
-    return found
+    return discount_machine_noise(found)
+
+
+def discount_machine_noise(findings: list[Finding]) -> list[Finding]:
+    """A time flag whose instruction count, measured alike, did not move is machine noise, not torch.
+
+    Counts do not depend on how busy the machine was; when they stayed put, the time that moved
+    is the machine's.  Such a finding becomes kind ``noise`` (not flagged), with the reason.
+    """
+    steady = {f.name: f for f in findings if f.metric == "instructions" and f.kind == "unchanged"}
+    out = []
+    for f in findings:
+        counts = steady.get(f.name)
+        if f.metric == "time" and f.flagged and counts is not None:
+            f = Finding(f.name, "noise", f.old, f.new, f.change, f.threshold,
+                        f"time {f.change:+.0%} while instructions moved {counts.change:+.1%}: machine load, "
+                        "not torch", metric="time")
+        out.append(f)
+    return out
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
@@ -592,6 +610,8 @@ def format_comparison(findings: Iterable[Finding], old: str, new: str) -> str:
             lines.append(f"  {'MEMORY':9} {'bytes':5} {f.name:{width}}  {f.note}")
         elif f.change is None:
             lines.append(f"  {f.kind:9} {'':5} {f.name:{width}}")
+        elif f.kind == "noise":
+            lines.append(f"  {'noise':9} {'time':5} {f.name:{width}}  {f.note}")
         else:
             tag = f.kind.upper() if f.flagged else "ok"
             unit = "time" if f.metric == "time" else "instr"
@@ -601,8 +621,10 @@ def format_comparison(findings: Iterable[Finding], old: str, new: str) -> str:
     compared = {f.name for f in findings if f.change is not None}
     by_metric = ", ".join(f"{sum(1 for f in flagged if f.metric == m)} by {m}" for m in ("time", "instructions", "memory"))
     names = sorted({f.name for f in flagged})
+    noise = sum(1 for f in findings if f.kind == "noise")
     lines.append(f"{len(names)} of {len(compared)} benchmarks flagged ({by_metric})"
-                 + (": " + ", ".join(names) if names else ""))
+                 + (": " + ", ".join(names) if names else "")
+                 + (f"; {noise} moved in time only, with unchanged instruction counts: machine noise" if noise else ""))
     return "\n".join(lines)
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from specs.engine.expect import Violation
+from specs.engine.messages import template
 from specs.engine.registry import observe
+from specs.engine.registry import record as record_observed
 
 
 class Phase(enum.Enum):
@@ -70,6 +72,8 @@ class ErrorContract:
                         f"wrong error {phase.value}", self.describe(),
                         f"{type(exc).__name__}: {message}", repro,
                     ) from exc
+                record_observed(f"raises {phase.name.lower()}",
+                       {"type": type(exc).__name__, "template": template(message), "phase": phase.name.lower()})
                 return message
             if phase is self.phase:
                 raise Violation(
@@ -103,6 +107,7 @@ class WarningContract:
         if not seen:
             raise Violation(f"no {self.category.__name__} was emitted", self.describe(), "none", repro)
         observe(f"{self.category.__name__}: {seen[0]}")
+        record_observed(f"warns {self.category.__name__}", {"type": self.category.__name__, "template": template(seen[0])})
         return result
 
     def check_absent(self, action: Callable[[], Any], repro: str | None = None) -> Any:

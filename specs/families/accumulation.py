@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
-from specs.engine.registry import Change, Family, rule
-from specs.generators.program import Program, Step
+from specs.engine.registry import Change, Family, record, rule
+from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs, shapes, tensors
 from specs.engine.versions import at_least
 
@@ -104,8 +104,25 @@ def _trained_holder(specs):
 param_lists = st.lists(tensors(zero_size=False), min_size=1, max_size=3)
 
 
+#: The canonical parameters of the zero_grad rules: a 2x3 float32 matrix and a float64 vector.
+CANONICAL_PARAMS = [
+    TensorSpec((2, 3), torch.float32, "contiguous", (0.5, -1.0, 2.0, 0.25, -0.75, 1.5)),
+    TensorSpec((2,), torch.float64, "contiguous", (1.0, -2.0)),
+]
+
+
+def _what_is_left(grad) -> str:
+    """What zero_grad left in a .grad, as the release diff shows it."""
+    if grad is None:
+        return "None"
+    return "zeros" if not grad.any() else "a nonzero tensor"
+
+
 @rule("accumulation.zero-grad-sets-none", section=ACCUMULATION, docs="accumulation-zeroing",
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
+      examples=(dict(specs=CANONICAL_PARAMS, via="module"), dict(specs=CANONICAL_PARAMS, via="optimizer")),
+      references=("test_nn.py::TestNN::test_zero_grad", "docs: torch.nn.Module.zero_grad",
+                  "docs: torch.optim.Optimizer.zero_grad"),
       history=(Change("2.0", "Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True; "
                              "before 2.0 they filled .grad with zeros"),),
       references=("docs: torch.optim.Optimizer.zero_grad (set_to_none)",))
@@ -116,6 +133,8 @@ def zero_grad_sets_none(specs, via):
         holder.zero_grad()
     else:
         torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad()
+    left = sorted({_what_is_left(p.grad) for p in holder.params})
+    record(f"{via}.zero_grad() leaves .grad", " and ".join(left))
     for p in holder.params:
         if at_least("2.0"):
             expect(p.grad is None, f"p.grad after {via}.zero_grad()", None, p.grad)

@@ -5,14 +5,17 @@
 
 A change that a rule's recorded history explains (a :class:`~specs.engine.registry.Change` at a release
 between the two) is *expected history*; any other change of outcome is a *regression to look at*
-(or a fix).  Error and warning messages are compared as templates (numbers and sizes blanked), so
-a changed wording is reported without noise from the generated examples.
+(or a fix).  A rule that held on both releases but observed something different on its canonical
+examples (a recorded value, an error's type, template or phase, a warning) is listed too, as
+expected history when a recorded change lies between the releases and as an observation to look at
+otherwise.  Error and warning messages are compared as templates (:func:`specs.engine.messages.template`),
+so a changed wording is reported without noise from the generated examples.
 """
 from __future__ import annotations
 
 import argparse
 import html
-import re
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +24,14 @@ from typing import Any
 from specs.reporting import report
 
 from specs.engine import versions
+from specs.engine.messages import template
 
 KINDS = {
     "regression": "Regressions to look at",
+    "observed": "Observations that changed with no recorded history to explain them (look at these)",
     "fixed": "Rules that now hold",
     "expected": "Expected history",
+    "history": "Observations that changed as the rules' recorded history expects",
     "applicable": "Rules that became applicable or not applicable",
     "appeared": "Rules that appeared or disappeared",
     "wording": "Messages whose wording changed",
@@ -41,15 +47,12 @@ class Difference:
     before: str
     after: str
     note: str = ""
+    #: the op, for observations of the atlas (names ``atlas:<op>:...``); empty otherwise
+    group: str = ""
 
-
-def template(message: str) -> str:
-    """A message with its example-specific parts blanked: numbers, sizes, hex addresses."""
-    text = re.sub(r"\s*\(Triggered internally at [^)]*\)\.?", "", message)  # a build path, not wording
-    text = re.sub(r"0x[0-9a-f]+", "0x#", text)
-    text = re.sub(r"\[[0-9, ]*\]", "[#]", text)
-    text = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
-    return re.sub(r"\s+", " ", text).strip()
+    @property
+    def title(self) -> str:
+        return f"{self.rule} [{self.group}]" if self.group else self.rule
 
 
 def _describe(rule: dict[str, Any] | None) -> str:
@@ -123,9 +126,56 @@ def compare(before: dict[str, Any], after: dict[str, Any],
             only_b = [seen_b[k] for k in seen_b.keys() - seen_a.keys()]
             found.append(Difference("wording", rule_id, statement, "\n".join(sorted(only_a)) or "(none)",
                                     "\n".join(sorted(only_b)) or "(none)"))
+        if oa == ob == "passed" and report.has_observations(before) and report.has_observations(after):
+            found.extend(_observation_differences(a, b, low, high))
     found.extend(_benchmarks(before, after, benchmarks))
     order = list(KINDS)
-    return sorted(found, key=lambda d: (order.index(d.kind), d.rule))
+    return sorted(found, key=lambda d: (order.index(d.kind), d.rule, d.group))
+
+
+_ABSENT = object()
+
+
+def _observation_group(name: str) -> str:
+    """``atlas:<op>:<what>`` observations are grouped by op; any other rule's form one group."""
+    return name.split(":")[1] if name.startswith("atlas:") and name.count(":") >= 2 else ""
+
+
+def show_observed(value: Any) -> str:
+    """One observed value as a line of the diff."""
+    if value is _ABSENT:
+        return "(not observed)"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and {"type", "template"} <= value.keys():
+        phase = f" {value['phase']}" if value.get("phase") else ""
+        return f"{value['type']}{phase}: {value['template']}"
+    return json.dumps(value, sort_keys=True)
+
+
+def _observation_differences(a: dict[str, Any], b: dict[str, Any], low: tuple, high: tuple) -> list[Difference]:
+    """What a rule that held on both sides observed differently on its canonical examples."""
+    seen_a, seen_b = a.get("observed") or {}, b.get("observed") or {}
+    changed = [k for k in sorted(seen_a.keys() | seen_b.keys()) if seen_a.get(k, _ABSENT) != seen_b.get(k, _ABSENT)]
+    if not changed:
+        return []
+    change = _explaining_change(b, low, high) or _explaining_change(a, low, high)
+    if change is not None:
+        kind = "history"
+        note = f"expected history: {change['what']} (changed in {change['version']})"
+        branches = (a.get("history_branch"), b.get("history_branch"))
+        if all(branches) and branches[0] != branches[1]:
+            note += f"; history branch {branches[0]} → {branches[1]}"
+    else:
+        kind, note = "observed", "no recorded change of this rule lies between the two releases"
+    groups: dict[str, list[str]] = {}
+    for name in changed:
+        groups.setdefault(_observation_group(name), []).append(name)
+    return [Difference(kind, a["id"], b["statement"],
+                       "\n".join(f"{n}: {show_observed(seen_a.get(n, _ABSENT))}" for n in names),
+                       "\n".join(f"{n}: {show_observed(seen_b.get(n, _ABSENT))}" for n in names),
+                       note, group)
+            for group, names in groups.items()]
 
 
 def _benchmarks(before: dict[str, Any], after: dict[str, Any],
@@ -138,7 +188,12 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
         return []
     show = {"time": lambda v: f"median {v * 1e3:.4g} ms", "instructions": lambda v: f"{v:,.0f} instructions per call"}
     found = []
-    for f in bench.compare(old, new):
+    findings = bench.compare(old, new)
+    counted = {f.name for f in findings if f.metric == "instructions"}
+    moved = {"time": lambda f: ("time moved, and so did its instruction count" if f.name in counted
+                                else "time moved; no instruction counts to confirm it"),
+             "instructions": lambda f: "instruction count moved (independent of machine load)"}
+    for f in findings:
         if not f.flagged:
             continue
         rule = (old["benchmarks"].get(f.name) or new["benchmarks"].get(f.name) or {}).get("rule", "")
@@ -147,8 +202,8 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
                                     f"{f.note.split(':')[0]}: saved bytes are exact"))
         else:
             found.append(Difference("benchmark", f.name, rule, show[f.metric](f.old), show[f.metric](f.new),
-                                    f"{f.metric} {f.change:+.0%}, beyond the ±{f.threshold:.0%} that repeated "
-                                    "runs of one release show"))
+                                    f"{moved[f.metric](f)}: {f.metric} {f.change:+.0%}, beyond the "
+                                    f"±{f.threshold:.0%} that repeated runs of one release show"))
     return found
 
 
@@ -166,18 +221,29 @@ def _title(before: dict[str, Any], after: dict[str, Any]) -> str:
 
 
 def warnings_for(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What makes the two reports unlike each other, one line each; shown before any difference."""
     notes = []
-    if before["environment"].get("profile") != after["environment"].get("profile"):
-        notes.append(f"the runs used different hypothesis profiles ({before['environment'].get('profile')} "
-                     f"and {after['environment'].get('profile')}): example counts are not comparable")
+    env_a, env_b = before["environment"], after["environment"]
+    if env_a.get("profile") != env_b.get("profile"):
+        notes.append(f"the runs used different hypothesis profiles ({env_a.get('profile')} "
+                     f"and {env_b.get('profile')}): example counts are not comparable")
+    budgets = env_a.get("max_examples"), env_b.get("max_examples")
+    if None not in budgets and budgets[0] != budgets[1]:
+        notes.append(f"the runs had different example budgets ({budgets[0]} and {budgets[1]} a rule): "
+                     "a rule that held on fewer examples was checked less")
     for name, data in (("first", before), ("second", after)):
         if not data.get("complete", True):
-            notes.append(f"the {name} report is from a partial run: missing rules show as appeared/disappeared")
+            notes.append(f"the {name} report is from a partial run ({len(data['rules'])} of "
+                         f"{data.get('registered_rules', '?')} rules): missing rules show as appeared/disappeared")
+        if not report.has_observations(data):
+            notes.append(f"the {name} report has schema {data.get('schema')}, without observations: "
+                         "only outcomes and messages are compared")
     return notes
 
 
-def render_text(before, after, differences: list[Difference]) -> str:
+def render_text(before, after, differences: list[Difference], baseline: str = "") -> str:
     lines = [f"autograd-spec diff: {_title(before, after)}"]
+    lines += [f"baseline: {baseline}"] if baseline else []
     lines += [f"warning: {note}" for note in warnings_for(before, after)]
     if not differences:
         lines.append("no differences")
@@ -187,7 +253,7 @@ def render_text(before, after, differences: list[Difference]) -> str:
             continue
         lines.append(f"\n{heading} ({len(group)})")
         for d in group:
-            lines.append(f"  {d.rule}: {d.statement}")
+            lines.append(f"  {d.title}: {d.statement}")
             lines.append(f"    before: {d.before}".replace("\n", "\n            "))
             lines.append(f"    after:  {d.after}".replace("\n", "\n            "))
             if d.note:
@@ -199,8 +265,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
-def render_markdown(before, after, differences: list[Difference]) -> str:
+def render_markdown(before, after, differences: list[Difference], baseline: str = "") -> str:
     lines = [f"# {_title(before, after)}", ""]
+    lines += [f"Baseline: {baseline}", ""] if baseline else []
     lines += [f"> warning: {note}" for note in warnings_for(before, after)]
     lines.append(f"{len(differences)} differences." if differences else "No differences.")
     for kind, heading in KINDS.items():
@@ -209,18 +276,19 @@ def render_markdown(before, after, differences: list[Difference]) -> str:
             continue
         lines += ["", f"## {heading} ({len(group)})", "", "| Rule | Before | After | Note |", "|---|---|---|---|"]
         for d in group:
-            lines.append(f"| `{d.rule}`<br>{_md_cell(d.statement)} | {_md_cell(d.before)} | "
+            lines.append(f"| `{d.title}`<br>{_md_cell(d.statement)} | {_md_cell(d.before)} | "
                          f"{_md_cell(d.after)} | {_md_cell(d.note)} |")
     return "\n".join(lines) + "\n"
 
 
-def render_html(before, after, differences: list[Difference]) -> str:
+def render_html(before, after, differences: list[Difference], baseline: str = "") -> str:
     e = html.escape
     parts = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{e(_title(before, after))}</title>",
              "<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
              "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;"
              "vertical-align:top;text-align:left}pre{white-space:pre-wrap;margin:0}</style>",
              f"<h1>{e(_title(before, after))}</h1>"]
+    parts += [f"<p><strong>baseline:</strong> {e(baseline)}</p>"] if baseline else []
     parts += [f"<p><strong>warning:</strong> {e(note)}</p>" for note in warnings_for(before, after)]
     parts.append(f"<p>{len(differences)} differences.</p>" if differences else "<p>No differences.</p>")
     for kind, heading in KINDS.items():
@@ -230,7 +298,7 @@ def render_html(before, after, differences: list[Difference]) -> str:
         parts.append(f"<h2>{e(heading)} ({len(group)})</h2><table><tr><th>Rule</th><th>Before</th>"
                      "<th>After</th><th>Note</th></tr>")
         for d in group:
-            parts.append(f"<tr><td><code>{e(d.rule)}</code><br>{e(d.statement)}</td><td><pre>{e(d.before)}</pre>"
+            parts.append(f"<tr><td><code>{e(d.title)}</code><br>{e(d.statement)}</td><td><pre>{e(d.before)}</pre>"
                          f"</td><td><pre>{e(d.after)}</pre></td><td>{e(d.note)}</td></tr>")
         parts.append("</table>")
     return "\n".join(parts) + "\n</html>\n"
@@ -242,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("after", help="the report to compare with it (JSON)")
     parser.add_argument("--markdown", type=Path, help="also write the diff as Markdown here")
     parser.add_argument("--html", type=Path, help="also write the diff as HTML here")
+    parser.add_argument("--baseline-source", default="", help="where the baseline report comes from, for the reader")
     args = parser.parse_args(argv)
     try:
         before, after = report.load(args.before), report.load(args.after)
@@ -249,11 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     except (report.ReportError, versions.UnknownVersion, KeyError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sys.stdout.write(render_text(before, after, differences))
+    sys.stdout.write(render_text(before, after, differences, args.baseline_source))
     for path, render in ((args.markdown, render_markdown), (args.html, render_html)):
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(before, after, differences))
+            path.write_text(render(before, after, differences, args.baseline_source))
             print(f"wrote {path}")
     return 0
 

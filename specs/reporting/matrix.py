@@ -47,19 +47,53 @@ def render_matrix(reports: list[dict]) -> str:
     out.append("\nDiffs between consecutive releases:\n\n")
     for a, b in zip(releases, releases[1:]):
         out.append(f"- :doc:`diffs/{a}-to-{b}`\n")
-    out.append("\n.. list-table:: Rules by release\n   :header-rows: 1\n\n   * - Rule\n")
-    out.extend(f"     - {v}\n" for v in releases)
     by_release = [{x["id"]: x for x in r["rules"]} for r in reports]
     ids = sorted({rule_id for rules in by_release for rule_id in rules} | {r.id for r in registry.rules()})
     known = {r.id for r in registry.rules()}
+    cells = {rule_id: row_cells(rule_id, reports, by_release) for rule_id in ids}
+    changing = [rule_id for rule_id in ids if any(mark for _, mark in cells[rule_id])]
+    stable = [rule_id for rule_id in ids if rule_id not in changing]
+    out.append(f"\nRules that change across releases ({len(changing)}): each change is marked at the first "
+               "release that shows it, *Δ* where the rule held but observed something different on its "
+               "canonical examples (the diff pages say what).\n")
+    out.append(_grid("Rules that change", changing, releases, cells, known))
+    out.append(f"\nRules that behave the same on every release ({len(stable)}).\n")
+    out.append(_grid("Stable rules", stable, releases, cells, known))
+    out.append("\n.. toctree::\n   :hidden:\n\n")
+    out.extend(f"   diffs/{a}-to-{b}\n" for a, b in zip(releases, releases[1:]))
+    return "".join(out)
+
+
+def row_cells(rule_id: str, reports: list[dict], by_release: list[dict]) -> list[tuple[str, str]]:
+    """(symbol, change mark) of one rule per release: the mark is set where the outcome differs from the
+    previous release that ran the rule (``changed``) or the rule held on both but observed otherwise (``Δ``)."""
+    row: list[tuple[str, str]] = []
+    previous = None
+    for data, rules in zip(reports, by_release):
+        entry = rules.get(rule_id)
+        mark = ""
+        if entry and previous:
+            if entry["outcome"] != previous[1]["outcome"]:
+                mark = "changed"
+            elif (report.has_observations(data) and report.has_observations(previous[0])
+                  and entry.get("observed", {}) != previous[1].get("observed", {})):
+                mark = "Δ"
+        row.append((SYMBOL[entry["outcome"]] if entry else "", mark))
+        if entry:
+            previous = (data, entry)
+    return row
+
+
+def _grid(title: str, ids: list[str], releases: list[str], cells: dict, known: set[str]) -> str:
+    if not ids:
+        return ""
+    out = [f"\n.. list-table:: {title}\n   :header-rows: 1\n\n   * - Rule\n"]
+    out.extend(f"     - {v}\n" for v in releases)
     for rule_id in ids:
         label = f":ref:`{rule_id} <rule-{rule_id.replace('.', '-')}>`" if rule_id in known else f"``{rule_id}``"
         out.append(f"   * - {label}\n")
-        for rules in by_release:
-            entry = rules.get(rule_id)
-            out.append(f"     - {SYMBOL[entry['outcome']] if entry else ''}\n")
-    out.append("\n.. toctree::\n   :hidden:\n\n")
-    out.extend(f"   diffs/{a}-to-{b}\n" for a, b in zip(releases, releases[1:]))
+        for symbol, mark in cells[rule_id]:
+            out.append(f"     - {symbol}{f' *{mark}*' if mark else ''}\n")
     return "".join(out)
 
 
@@ -77,7 +111,7 @@ def render_diff_page(before: dict, after: dict) -> str:
             continue
         out.append(f"{heading} ({len(group)})\n{'-' * (len(heading) + len(str(len(group))) + 3)}\n\n")
         for d in group:
-            out.append(f"``{d.rule}``\n   {_escape(d.statement)}\n\n")
+            out.append(f"``{d.title}``\n   {_escape(d.statement)}\n\n")
             if d.note:
                 out.append(f"   *{_escape(d.note)}*\n\n")
             for side, text in ((a, d.before), (b, d.after)):

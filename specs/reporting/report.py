@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "autograd-spec/report/1"
+#: Version 2 added each rule's ``observed`` values and ``history_branch``.
+SCHEMA = "autograd-spec/report/2"
+#: Schemas :func:`load` reads; a version-1 report reads as one that observed nothing.
+READABLE_SCHEMAS = ("autograd-spec/report/1", SCHEMA)
 OUTCOMES = ("passed", "failed", "known-failure", "not-applicable")
 
 
@@ -30,6 +33,44 @@ class RuleRecord:
     known: str = ""
     observations: list[str] = field(default_factory=list)
     history: list[dict[str, str]] = field(default_factory=list)
+    #: what the rule observed on its canonical examples: values given to ``record()``, and the
+    #: errors (``raises <Type> <phase>``) and warnings (``warns <Category>``) its contracts saw, as
+    #: ``{"type", "template", "phase"}``; the release diff compares these
+    observed: dict[str, Any] = field(default_factory=dict)
+    #: which entry of ``history`` applies to the torch of this run (:func:`history_branch`)
+    history_branch: str = ""
+
+
+def rule_record(rule: Any, outcome: str, torch_version: str, result: Any = None, **details: Any) -> RuleRecord:
+    """The record of one rule's run: ``rule`` a registry Rule, ``result`` its RunResult when it ran.
+
+    Fills ``history`` and ``history_branch`` from the rule, and ``observed`` from ``result.observed``.
+    """
+    history = [{"version": c.version, "what": c.what} for c in rule.history]
+    if result is not None:
+        details.setdefault("observed", dict(result.observed))
+    return RuleRecord(id=rule.id, family=rule.family, statement=rule.statement, since=rule.since, outcome=outcome,
+                      history=history, history_branch=history_branch(history, torch_version), **details)
+
+
+def history_branch(history: list[dict[str, str]] | tuple, torch_version: str) -> str:
+    """Which recorded change applies on ``torch_version``: the newest one at or before it, as
+    ``"since 2.0"``, or ``"before 2.0"`` (its oldest) when none has happened yet; ``""`` without history.
+
+    ``history`` holds :class:`~specs.engine.registry.Change` objects or their dicts.
+    """
+    from specs.engine import versions
+
+    installed = versions.parse(torch_version)
+    changes = sorted((versions.parse(_field(c, "version")), _field(c, "version")) for c in history)
+    if not changes:
+        return ""
+    applied = [text for parsed, text in changes if parsed <= installed]
+    return f"since {applied[-1]}" if applied else f"before {changes[0][1]}"
+
+
+def _field(change: Any, name: str) -> str:
+    return change[name] if isinstance(change, dict) else getattr(change, name)
 
 
 def environment(profile: str) -> dict[str, Any]:
@@ -44,7 +85,18 @@ def environment(profile: str) -> dict[str, Any]:
         "hypothesis": hypothesis.__version__,
         "profile": profile,
         "cuda": bool(torch.cuda.is_available()),
+        "max_examples": _max_examples(profile),
     }
+
+
+def _max_examples(profile: str) -> int | None:
+    """The example budget of a rule under ``profile`` (None when the profile is not registered)."""
+    import hypothesis
+
+    try:
+        return hypothesis.settings.get_profile(profile).max_examples
+    except hypothesis.errors.InvalidArgument:
+        return None
 
 
 def build(records: list[RuleRecord], profile: str, registered: int) -> dict[str, Any]:
@@ -85,9 +137,13 @@ def load(path: str | Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportError(f"report {path} is not readable JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if isinstance(schema, str) and schema.startswith("autograd-spec/report/") and schema not in READABLE_SCHEMAS:
+        raise ReportError(f"report {path} has schema {schema!r}, which this autograd-spec does not read "
+                          f"(it reads {', '.join(READABLE_SCHEMAS)}): update autograd-spec, or regenerate the report")
+    if schema not in READABLE_SCHEMAS:
         raise ReportError(f"{path} is not an autograd-spec report (expected schema {SCHEMA!r}, "
-                          f"found {data.get('schema') if isinstance(data, dict) else type(data).__name__!r})")
+                          f"found {schema if isinstance(data, dict) else type(data).__name__!r})")
     for key in ("environment", "rules"):
         if key not in data:
             raise ReportError(f"report {path} lacks its {key!r} section")
@@ -105,7 +161,15 @@ def load(path: str | Path) -> dict[str, Any]:
     for i, rule in enumerate(data["rules"]):
         if not isinstance(rule, dict) or rule.get("outcome") not in OUTCOMES or "id" not in rule:
             raise ReportError(f"report {path}: rule entry {i} is malformed: {rule!r:.200}")
+        if not isinstance(rule.setdefault("observed", {}), dict):
+            raise ReportError(f"report {path}: rule {rule['id']}: 'observed' is not a mapping")
+        rule.setdefault("history_branch", "")
     return data
+
+
+def has_observations(data: dict[str, Any]) -> bool:
+    """Whether a loaded report's schema records observations (version 1 did not)."""
+    return data.get("schema") != READABLE_SCHEMAS[0]
 
 
 def format_summary(families: dict[str, dict[str, int]]) -> list[str]:
