@@ -207,11 +207,12 @@ def pytest_runtest_call(item):
         except BaseException as exc:  # noqa: BLE001 - every failure of a rule is reported
             message = registry.explain(rule, exc)
             if known:
-                _record(item, rule, "known-failure", failure=message[:4000], known=known, examples=observer.examples)
+                _record(item, rule, "known-failure", observer.result(), failure=message[:4000], known=known,
+                        examples=observer.examples)
                 raise pytest.xfail.Exception(
                     f"known failure on this torch ({known}); the report holds the details"
                 ) from None
-            _record(item, rule, "failed", failure=message[:4000], examples=observer.examples)
+            _record(item, rule, "failed", observer.result(), failure=message[:4000], examples=observer.examples)
             if isinstance(exc, Violation):
                 raise pytest.fail.Exception(message, pytrace=False) from None
             raise
