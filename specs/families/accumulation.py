@@ -122,10 +122,9 @@ def _what_is_left(grad) -> str:
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
       examples=(dict(specs=CANONICAL_PARAMS, via="module"), dict(specs=CANONICAL_PARAMS, via="optimizer")),
       references=("test_nn.py::TestNN::test_zero_grad", "docs: torch.nn.Module.zero_grad",
-                  "docs: torch.optim.Optimizer.zero_grad"),
+                  "docs: torch.optim.Optimizer.zero_grad (set_to_none)"),
       history=(Change("2.0", "Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True; "
-                             "before 2.0 they filled .grad with zeros"),),
-      references=("docs: torch.optim.Optimizer.zero_grad (set_to_none)",))
+                             "before 2.0 they filled .grad with zeros"),))
 def zero_grad_sets_none(specs, via):
     """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
     holder = _trained_holder(specs)
