@@ -15,13 +15,16 @@ import os
 import warnings
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import hypothesis
 import pytest
 
-from specs.engine import registry
-from specs.engine.expect import Violation
-from specs.engine.state import Isolated
-from specs.reporting import report as spec_report
+if TYPE_CHECKING:
+    from specs.engine import registry
+
+# torch and the spec's own modules are imported only in a run of the specification: loaded as an
+# entry point in every pytest run of the environment, the plugin must cost next to nothing elsewhere.
 
 PROFILE_VARIABLE = "AUTOGRAD_SPEC_PROFILE"
 PROFILES = ("ci", "dev", "thorough")
@@ -40,7 +43,7 @@ _PROFILE = pytest.StashKey[str]()
 _REPORT_PATH = pytest.StashKey[Path]()
 _WRITTEN = pytest.StashKey[dict]()
 _PROPERTY = "autograd-spec-rule"
-_COLLECTED: dict[str, spec_report.RuleRecord] = {}
+_COLLECTED: dict = {}
 
 
 def pytest_addoption(parser):
@@ -108,6 +111,8 @@ def pytest_configure(config):
     config.stash[_ACTIVE] = active
     if not active:
         return
+    from specs.engine import registry
+
     profile = selected_profile(config)
     hypothesis.settings.load_profile(profile)
     config.stash[_PROFILE] = profile
@@ -165,6 +170,8 @@ def isolated_state(request):
     if not request.config.stash.get(_ACTIVE, False):
         yield
         return
+    from specs.engine.state import Isolated
+
     with Isolated() as guard:
         yield
     if guard.leaks:
@@ -173,11 +180,17 @@ def isolated_state(request):
 
 def rule_of(item) -> registry.Rule | None:
     rule_id = getattr(getattr(item, "obj", None), "autograd_spec_rule", None)
-    return registry.get(rule_id) if rule_id else None
+    if not rule_id:
+        return None
+    from specs.engine import registry
+
+    return registry.get(rule_id)
 
 
 def _record(item, rule: registry.Rule, outcome: str, result: registry.RunResult | None = None, **details) -> None:
     import torch
+
+    from specs.reporting import report as spec_report
 
     entry = spec_report.rule_record(rule, outcome, torch.__version__, result, **details)
     item.user_properties.append((_PROPERTY, entry.__dict__))
@@ -198,6 +211,9 @@ def pytest_runtest_call(item):
     rule = rule_of(item)
     if rule is None:
         return (yield)
+    from specs.engine import registry
+    from specs.engine.expect import Violation
+
     known = rule.known_failure()
     with registry.observing() as observer:
         try:
@@ -237,6 +253,8 @@ def pytest_runtest_call(item):
 def pytest_runtest_logreport(report):
     for name, value in getattr(report, "user_properties", ()):
         if name == _PROPERTY:
+            from specs.reporting import report as spec_report
+
             _COLLECTED[value["id"]] = spec_report.RuleRecord(**value)
 
 
@@ -246,6 +264,9 @@ def pytest_sessionfinish(session, exitstatus):
         return  # not a spec run, or an xdist worker: the main process writes the report
     if not _COLLECTED:
         return
+    from specs.engine import registry
+    from specs.reporting import report as spec_report
+
     data = spec_report.build(
         list(_COLLECTED.values()), config.stash[_PROFILE], len(registry.rules())
     )
@@ -257,6 +278,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     written = config.stash.get(_WRITTEN, None)
     if not written:
         return
+    from specs.reporting import report as spec_report
+
     terminalreporter.section("autograd-spec rules by family")
     for line in spec_report.format_summary(written["summary"]):
         terminalreporter.write_line(line)

@@ -421,8 +421,12 @@ CANONICAL_ACCUMULATION = _canonical(steps=3)
 
 
 # ------------------------------------------------------------------------------ rules
+#: Each example is a round trip to two worker processes: fewer of them under the everyday profiles.
+DDP_EXAMPLES = 10
+
+
 @rule("distributed.averaged-gradients-equal-full-batch", section=SECTION, docs="distributed-average",
-      given=dict(case=cases()), requires=(GLOO,), examples=(dict(case=CANONICAL),),
+      given=dict(case=cases()), requires=(GLOO,), examples=(dict(case=CANONICAL),), max_examples=DDP_EXAMPLES,
       references=("docs: DistributedDataParallel (torch.nn.parallel) > gradients are averaged across processes",
                   "docs: Distributed Data Parallel design note > Backward pass"))
 def averaged_gradients_equal_full_batch(case):
@@ -435,7 +439,8 @@ def averaged_gradients_equal_full_batch(case):
 
 
 @rule("distributed.no-sync-accumulates-locally", section=SECTION, docs="distributed-no-sync",
-      given=dict(case=cases(steps=2, max_steps=3)), requires=(GLOO,), examples=(dict(case=CANONICAL_ACCUMULATION),),
+      given=dict(case=cases(steps=2, max_steps=3)), requires=(GLOO,), max_examples=DDP_EXAMPLES,
+      examples=(dict(case=CANONICAL_ACCUMULATION),),
       references=("docs: DistributedDataParallel.no_sync",))
 def no_sync_accumulates_locally(case):
     """Backward passes inside no_sync() accumulate each rank's own gradient without communicating, and the next backward outside it averages each rank's whole accumulated sum across the ranks."""
@@ -466,7 +471,7 @@ UNUSED_CONTRACT = ErrorContract(
 
 @rule("distributed.unused-parameters", section=SECTION, docs="distributed-unused",
       given=dict(case=cases(), use_extra=st.sampled_from([(False, False), (True, False), (False, True)])),
-      requires=(GLOO,), contracts=(UNUSED_CONTRACT,),
+      requires=(GLOO,), contracts=(UNUSED_CONTRACT,), max_examples=DDP_EXAMPLES,
       examples=(dict(case=CANONICAL, use_extra=(True, False)),),
       references=("docs: DistributedDataParallel > find_unused_parameters",))
 def unused_parameters(case, use_extra):
@@ -500,7 +505,7 @@ HOOKS = (None, "allreduce_hook", "fp16_compress_hook")
 @rule("distributed.hooks-and-buckets-keep-values", section=SECTION, docs="distributed-hooks",
       given=dict(case=cases(), hook=st.sampled_from(HOOKS), bucket_cap_mb=st.sampled_from([1e-6, 25.0]),
                  bucket_view=st.booleans()),
-      requires=(GLOO,), examples=(dict(case=CANONICAL, hook="fp16_compress_hook", bucket_cap_mb=1e-6,
+      requires=(GLOO,), max_examples=DDP_EXAMPLES, examples=(dict(case=CANONICAL, hook="fp16_compress_hook", bucket_cap_mb=1e-6,
                                        bucket_view=True),),
       references=("docs: DDP Communication Hooks > Default Communication Hooks",
                   "docs: DistributedDataParallel > bucket_cap_mb, gradient_as_bucket_view"))
