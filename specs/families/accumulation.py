@@ -8,6 +8,7 @@ from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
 from specs.engine.registry import Change, Family, rule
+from specs.engine.sections import Section
 from specs.generators.program import Program, Step
 from specs.generators.strategies import programs, shapes, tensors
 from specs.engine.versions import at_least
@@ -19,7 +20,6 @@ FAMILY = Family(
     gallery="plot_20_accumulation.py",
 )
 
-ACCUMULATION = "Gradient Accumulation"
 
 #: Re-adding the same float k times differs from multiplying by k by a few units in the last
 #: place; sums over batch chunks in another order differ by roundoff of the partial sums.
@@ -42,7 +42,7 @@ def _one_pass(program):
     return [leaves[i].grad for i in program.grad_leaves]
 
 
-@rule("accumulation.sums-across-backward", section=ACCUMULATION, docs="accumulation-sums",
+@rule("accumulation.sums-across-backward", section=Section.ACCUMULATION, docs="accumulation-sums",
       given=dict(program=programs(), k=st.integers(2, 4)))
 def sums_across_backward(program, k):
     """Calling backward k times without zeroing leaves the sum of the k gradients in .grad."""
@@ -53,11 +53,11 @@ def sums_across_backward(program, k):
     call = f"program({', '.join(program.leaf_names)}).sum().backward()"
     repro = program.repro(f"for _ in range({k}):", f"    {call}", "print(x0.grad)")
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad * k, ROUNDOFF[program.dtype],
-                     f"x{i}.grad after {k} backward passes against {k} x one pass", repro)
+        expect_close(leaves[i].grad, grad * k, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i}.grad after {k} backward passes against {k} x one pass", repro=repro)
 
 
-@rule("accumulation.accumulates-in-place", section=ACCUMULATION, docs="accumulation-sums",
+@rule("accumulation.accumulates-in-place", section=Section.ACCUMULATION, docs="accumulation-sums",
       given=dict(program=programs()))
 def accumulates_in_place(program):
     """Without create_graph, a second backward adds into the existing .grad tensor rather than replacing it."""
@@ -66,12 +66,12 @@ def accumulates_in_place(program):
     before = {i: leaves[i].grad for i in program.grad_leaves}
     program(*leaves).sum().backward()
     for i, grad in before.items():
-        expect(leaves[i].grad is grad, f"x{i}.grad is the same tensor object after a second backward",
-               "the same object", "a new tensor", program.repro("g = x0.grad", "program(x0).sum().backward()",
+        expect(leaves[i].grad is grad, what=f"x{i}.grad is the same tensor object after a second backward",
+               expected="the same object", observed="a new tensor", repro=program.repro("g = x0.grad", "program(x0).sum().backward()",
                                                                  "print(x0.grad is g)"))
 
 
-@rule("accumulation.zeroing-restarts-the-sum", section=ACCUMULATION, docs="accumulation-zeroing",
+@rule("accumulation.zeroing-restarts-the-sum", section=Section.ACCUMULATION, docs="accumulation-zeroing",
       given=dict(program=programs(), k=st.integers(1, 3)))
 def zeroing_restarts_the_sum(program, k):
     """After grad.zero_(), the next backward leaves exactly that pass's gradient in .grad."""
@@ -83,8 +83,8 @@ def zeroing_restarts_the_sum(program, k):
         leaves[i].grad.zero_()
     program(*leaves).sum().backward()
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad, ROUNDOFF[program.dtype], f"x{i}.grad after zero_() and one pass",
-                     program.repro("out.sum().backward()", "x0.grad.zero_()", "program(x0).sum().backward()"))
+        expect_close(leaves[i].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad after zero_() and one pass",
+                     repro=program.repro("out.sum().backward()", "x0.grad.zero_()", "program(x0).sum().backward()"))
 
 
 class _Holder(torch.nn.Module):
@@ -102,7 +102,7 @@ def _trained_holder(specs):
 param_lists = st.lists(tensors(zero_size=False), min_size=1, max_size=3)
 
 
-@rule("accumulation.zero-grad-sets-none", section=ACCUMULATION, docs="accumulation-zeroing",
+@rule("accumulation.zero-grad-sets-none", section=Section.ACCUMULATION, docs="accumulation-zeroing",
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
       history=(Change("2.0", "Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True; "
                              "before 2.0 they filled .grad with zeros"),))
@@ -115,12 +115,12 @@ def zero_grad_sets_none(specs, via):
         torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad()
     for p in holder.params:
         if at_least("2.0"):
-            expect(p.grad is None, f"p.grad after {via}.zero_grad()", None, p.grad)
+            expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad)
         else:
-            expect(p.grad is not None and not p.grad.any(), f"p.grad after {via}.zero_grad()", "zeros", p.grad)
+            expect(p.grad is not None and not p.grad.any(), what=f"p.grad after {via}.zero_grad()", expected="zeros", observed=p.grad)
 
 
-@rule("accumulation.zero-grad-can-keep-tensors", section=ACCUMULATION, docs="accumulation-zeroing",
+@rule("accumulation.zero-grad-can-keep-tensors", section=Section.ACCUMULATION, docs="accumulation-zeroing",
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])))
 def zero_grad_can_keep_tensors(specs, via):
     """zero_grad(set_to_none=False) fills each existing .grad with zeros in place, keeping the tensor object."""
@@ -131,8 +131,8 @@ def zero_grad_can_keep_tensors(specs, via):
     else:
         torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad(set_to_none=False)
     for p, grad in zip(holder.params, before):
-        expect(p.grad is grad, "the same .grad object is kept", "same object", "new object")
-        expect(not p.grad.any(), ".grad is zero", "all zeros", p.grad)
+        expect(p.grad is grad, what="the same .grad object is kept", expected="same object", observed="new object")
+        expect(not p.grad.any(), what=".grad is zero", expected="all zeros", observed=p.grad)
 
 
 @st.composite
@@ -153,7 +153,7 @@ def _loss(w, x, y, reduction):
     return per_sample.sum() if reduction == "sum" else per_sample.mean()
 
 
-@rule("accumulation.micro-batches-add-up", section=ACCUMULATION, docs="accumulation-micro-batches",
+@rule("accumulation.micro-batches-add-up", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
       given=dict(batch=batches()))
 def micro_batches_add_up(batch):
     """For a loss summed over samples, backward on each chunk of the batch in turn accumulates exactly the full-batch gradient."""
@@ -164,13 +164,13 @@ def micro_batches_add_up(batch):
     chunked = ws.make()
     for lo, hi in zip(bounds, bounds[1:]):
         _loss(chunked, x[lo:hi], y[lo:hi], "sum").backward()
-    expect_close(chunked.grad, full.grad, ROUNDOFF[ws.dtype], f"accumulated gradient of chunks {bounds}",
-                 f"x = {xs.expression()}\ny = {ys.expression()}\nw = {ws.expression()}\n"
+    expect_close(chunked.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"accumulated gradient of chunks {bounds}",
+                 repro=f"x = {xs.expression()}\ny = {ys.expression()}\nw = {ws.expression()}\n"
                  f"loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).sum()\n"
                  f"for lo, hi in zip({bounds}, {bounds[1:]}): loss(w, x[lo:hi], y[lo:hi]).backward()")
 
 
-@rule("accumulation.mean-micro-batches-need-scaling", section=ACCUMULATION, docs="accumulation-micro-batches",
+@rule("accumulation.mean-micro-batches-need-scaling", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
       given=dict(batch=batches(), chunks=st.integers(2, 4)))
 def mean_micro_batches_need_scaling(batch, chunks):
     """With a mean-reduced loss and k equal chunks, dividing each chunk's loss by k reproduces the full-batch gradient; not dividing gives k times it."""
@@ -184,11 +184,11 @@ def mean_micro_batches_need_scaling(batch, chunks):
         part = slice(c * size, (c + 1) * size)
         (_loss(scaled, x[part], y[part], "mean") / chunks).backward()
         _loss(unscaled, x[part], y[part], "mean").backward()
-    expect_close(scaled.grad, full.grad, ROUNDOFF[ws.dtype], f"{chunks} chunks, each loss / {chunks}")
-    expect_close(unscaled.grad, full.grad * chunks, ROUNDOFF[ws.dtype], f"{chunks} unscaled chunks")
+    expect_close(scaled.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} chunks, each loss / {chunks}")
+    expect_close(unscaled.grad, full.grad * chunks, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} unscaled chunks")
 
 
-@rule("accumulation.fan-out-sums-contributions", section=ACCUMULATION, docs="accumulation-fan-out",
+@rule("accumulation.fan-out-sums-contributions", section=Section.ACCUMULATION, docs="accumulation-fan-out",
       given=dict(program=programs(all_require_grad=True), data=st.data()))
 def fan_out_sums_contributions(program, data):
     """A tensor read by several operations receives the sum of the gradients that flow back along each use."""
@@ -200,13 +200,13 @@ def fan_out_sums_contributions(program, data):
     split(*parts).sum().backward()
     total = sum(parts[i].grad for i in copies)
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
-    expect_close(leaves[leaf].grad, total, tolerance,
-                 f"x{leaf}.grad against the sum over its {len(copies)} uses, each read from its own copy",
-                 program.repro("out.sum().backward()", f"print(x{leaf}.grad)") + "\n# with one copy per use:\n"
+    expect_close(leaves[leaf].grad, total, tolerance=tolerance,
+                 what=f"x{leaf}.grad against the sum over its {len(copies)} uses, each read from its own copy",
+                 repro=program.repro("out.sum().backward()", f"print(x{leaf}.grad)") + "\n# with one copy per use:\n"
                  + split.repro("out.sum().backward()", f"print({' + '.join(f'x{i}.grad' for i in copies)})"))
 
 
-@rule("accumulation.broadcast-gradients-are-reduced", section=ACCUMULATION, docs="accumulation-broadcast",
+@rule("accumulation.broadcast-gradients-are-reduced", section=Section.ACCUMULATION, docs="accumulation-broadcast",
       given=dict(full=shapes(1, 3), data=st.data()))
 def broadcast_gradients_are_reduced(full, data):
     """An input broadcast inside an op gets a gradient of its own shape: the sum of the broadcast gradient over the broadcast dimensions."""
@@ -226,11 +226,11 @@ def broadcast_gradients_are_reduced(full, data):
         if n == 1 and full[lead + d] != 1:
             expected = expected.sum(dim=d, keepdim=True)
     repro = f"a = {a_spec.expression()}\nb = {b_spec.expression()}\ntorch.sin(a * b).sum().backward()\nprint(a.grad)"
-    expect(a.grad.shape == a.shape, "the gradient has the input's shape", tuple(a.shape), tuple(a.grad.shape), repro)
-    expect_close(a.grad, expected, ROUNDOFF[torch.float64], "a.grad against the reduced broadcast gradient", repro)
+    expect(a.grad.shape == a.shape, what="the gradient has the input's shape", expected=tuple(a.shape), observed=tuple(a.grad.shape), repro=repro)
+    expect_close(a.grad, expected, tolerance=ROUNDOFF[torch.float64], what="a.grad against the reduced broadcast gradient", repro=repro)
 
 
-@rule("accumulation.backward-inputs-restricts-accumulation", section=ACCUMULATION, docs="accumulation-inputs",
+@rule("accumulation.backward-inputs-restricts-accumulation", section=Section.ACCUMULATION, docs="accumulation-inputs",
       given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()))
 def backward_inputs_restricts_accumulation(program, data):
     """backward(inputs=[...]) accumulates into the listed leaves only; the others' .grad stays None."""
@@ -241,12 +241,12 @@ def backward_inputs_restricts_accumulation(program, data):
     repro = program.repro(f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])")
     for i, grad in enumerate(single):
         if i in chosen:
-            expect_close(leaves[i].grad, grad, ROUNDOFF[program.dtype], f"x{i}.grad (listed in inputs)", repro)
+            expect_close(leaves[i].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad (listed in inputs)", repro=repro)
         else:
-            expect(leaves[i].grad is None, f"x{i}.grad (not listed in inputs)", None, leaves[i].grad, repro)
+            expect(leaves[i].grad is None, what=f"x{i}.grad (not listed in inputs)", expected=None, observed=leaves[i].grad, repro=repro)
 
 
-@rule("accumulation.backward-inputs-fills-non-leaves", section=ACCUMULATION, docs="accumulation-inputs",
+@rule("accumulation.backward-inputs-fills-non-leaves", section=Section.ACCUMULATION, docs="accumulation-inputs",
       given=dict(program=programs(all_require_grad=True), data=st.data()))
 def backward_inputs_fills_non_leaves(program, data):
     """A non-leaf listed in backward(inputs=...) gets .grad, the gradient with respect to it, without retain_grad()."""
@@ -255,11 +255,11 @@ def backward_inputs_fills_non_leaves(program, data):
     name = data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
     values[program.output].sum().backward(inputs=[values[name]])
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
-    expect_close(values[name].grad, intermediate_gradient(program, name, leaves), tolerance,
-                 f"{name}.grad after backward(inputs=[{name}])", program.repro(f"# backward(inputs=[{name}])"))
+    expect_close(values[name].grad, intermediate_gradient(program, name, leaves), tolerance=tolerance,
+                 what=f"{name}.grad after backward(inputs=[{name}])", repro=program.repro(f"# backward(inputs=[{name}])"))
 
 
-@rule("accumulation.backward-inputs-must-not-be-empty", section=ACCUMULATION, docs="accumulation-inputs",
+@rule("accumulation.backward-inputs-must-not-be-empty", section=Section.ACCUMULATION, docs="accumulation-inputs",
       given=dict(program=programs()), contracts=(EMPTY_INPUTS,))
 def backward_inputs_must_not_be_empty(program):
     """backward(inputs=[]) raises a RuntimeError rather than computing nothing."""
@@ -291,7 +291,7 @@ def scalar_leaf_programs(draw):
     return Program(leaves, (Step("out", "combine", tuple(f"x{i}" for i in range(n)), code),), "out")
 
 
-@rule("accumulation.leaves-own-their-grad", section=ACCUMULATION, docs="accumulation-own-grad",
+@rule("accumulation.leaves-own-their-grad", section=Section.ACCUMULATION, docs="accumulation-own-grad",
       given=dict(program=st.one_of(scalar_leaf_programs(), programs(min_leaves=2, all_require_grad=True))))
 def leaves_own_their_grad(program):
     """Every leaf gets a .grad tensor of its own, so accumulating a second backward pass adds to each leaf exactly once."""
@@ -304,8 +304,8 @@ def leaves_own_their_grad(program):
     grads = [leaves[i].grad for i in program.grad_leaves]
     for i, j in ((i, j) for i in range(len(grads)) for j in range(i + 1, len(grads))):
         if grads[i].numel() and grads[j].numel():
-            expect(grads[i].data_ptr() != grads[j].data_ptr(), f"x{i}.grad and x{j}.grad are distinct tensors",
-                   "different storage", "the same storage", repro)
+            expect(grads[i].data_ptr() != grads[j].data_ptr(), what=f"x{i}.grad and x{j}.grad are distinct tensors",
+                   expected="different storage", observed="the same storage", repro=repro)
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad * 2, ROUNDOFF[program.dtype],
-                     f"x{i}.grad after 2 backward passes against 2 x one pass", repro)
+        expect_close(leaves[i].grad, grad * 2, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i}.grad after 2 backward passes against 2 x one pass", repro=repro)

@@ -17,6 +17,7 @@ from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import saved_bytes
 from specs.engine.registry import Change, Family, Feature, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import programs
 from specs.engine.versions import at_least
 
@@ -27,7 +28,6 @@ FAMILY = Family(
     gallery="plot_87_checkpointing.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
 
 #: The recomputation runs the same ops on the same values, so results agree to roundoff at most.
 RECOMPUTED = {
@@ -71,7 +71,7 @@ def _tanh_program(program):
     return lambda *leaves: torch.tanh(function(*leaves))
 
 
-@rule("checkpointing.same-gradients", section=PRACTICAL, docs="checkpointing-same",
+@rule("checkpointing.same-gradients", section=Section.PRACTICAL, docs="checkpointing-same",
       given=dict(program=programs(), use_reentrant=REENTRANT))
 def same_gradients(program, use_reentrant):
     """checkpoint(f, *inputs) gives the same gradients as f(*inputs), with use_reentrant=True and with False."""
@@ -82,10 +82,10 @@ def same_gradients(program, use_reentrant):
                           f"out = checkpoint(lambda *x: torch.tanh(program(*x)), {', '.join(program.leaf_names)}, "
                           f"use_reentrant={use_reentrant})", "out.sum().backward()")
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, RECOMPUTED[program.dtype], f"x{i}.grad through checkpoint", repro)
+        expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad through checkpoint", repro=repro)
 
 
-@rule("checkpointing.recomputes-the-forward", section=PRACTICAL, docs="checkpointing-same",
+@rule("checkpointing.recomputes-the-forward", section=Section.PRACTICAL, docs="checkpointing-same",
       given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT))
 def recomputes_the_forward(program, use_reentrant):
     """A checkpointed function runs once in the forward and once more during backward, to recompute what it did not keep."""
@@ -100,11 +100,11 @@ def recomputes_the_forward(program, use_reentrant):
     forward_calls = len(calls)
     out.sum().backward()
     repro = program.repro(f"# count calls of the function passed to checkpoint(..., use_reentrant={use_reentrant})")
-    expect(forward_calls == 1, "calls during the forward", 1, forward_calls, repro)
-    expect(len(calls) == 2, "calls after backward", 2, len(calls), repro)
+    expect(forward_calls == 1, what="calls during the forward", expected=1, observed=forward_calls, repro=repro)
+    expect(len(calls) == 2, what="calls after backward", expected=2, observed=len(calls), repro=repro)
 
 
-@rule("checkpointing.keeps-only-the-inputs", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.keeps-only-the-inputs", section=Section.PRACTICAL, docs="checkpointing-memory",
       given=dict(program=programs(), use_reentrant=REENTRANT))
 def keeps_only_the_inputs(program, use_reentrant):
     """While a checkpointed function is recorded, autograd keeps at most its inputs for backward, whatever the function itself saves."""
@@ -114,13 +114,13 @@ def keeps_only_the_inputs(program, use_reentrant):
     plain, _ = saved_bytes(lambda: torch.tanh(program(*program.inputs())))
     repro = program.repro(f"# bytes packed by saved_tensors_hooks while recording checkpoint(..., "
                           f"use_reentrant={use_reentrant})")
-    expect(kept <= inputs, "bytes kept for backward by the checkpointed function", f"<= {inputs} (its inputs)",
-           kept, repro)
-    expect(kept <= max(plain, inputs), "bytes kept, against the plain function", f"<= {max(plain, inputs)}", kept)
+    expect(kept <= inputs, what="bytes kept for backward by the checkpointed function", expected=f"<= {inputs} (its inputs)",
+           observed=kept, repro=repro)
+    expect(kept <= max(plain, inputs), what="bytes kept, against the plain function", expected=f"<= {max(plain, inputs)}", observed=kept)
     out.sum().backward()
 
 
-@rule("checkpointing.preserves-the-rng-state", section=PRACTICAL, docs="checkpointing-rng",
+@rule("checkpointing.preserves-the-rng-state", section=Section.PRACTICAL, docs="checkpointing-rng",
       given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)))
 def preserves_the_rng_state(program, use_reentrant, seed):
     """By default checkpoint restores the RNG state for the recomputation, so dropout draws the same mask and the gradients equal the plain run's."""
@@ -139,7 +139,7 @@ def preserves_the_rng_state(program, use_reentrant, seed):
     repro = program.repro(f"# torch.manual_seed({seed}); dropout(p=0.5) inside checkpoint(..., "
                           f"use_reentrant={use_reentrant}) against the plain run with the same seed")
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, RECOMPUTED[program.dtype], f"x{i}.grad with dropout", repro)
+        expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad with dropout", repro=repro)
 
 
 @st.composite
@@ -176,7 +176,7 @@ def _chain_repro(case, code):
             f"from torch.utils.checkpoint import checkpoint_sequential\n{code}")
 
 
-@rule("checkpointing.sequential-same-gradients", section=PRACTICAL, docs="checkpointing-sequential",
+@rule("checkpointing.sequential-same-gradients", section=Section.PRACTICAL, docs="checkpointing-sequential",
       requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT))
 def sequential_same_gradients(case, segments, use_reentrant):
     """checkpoint_sequential(model, segments, x) gives the same gradients for the input and every parameter as model(x)."""
@@ -189,12 +189,12 @@ def sequential_same_gradients(case, segments, use_reentrant):
     checkpoint_sequential(model, segments, x2, use_reentrant=use_reentrant).sum().backward()
     repro = _chain_repro(case, f"checkpoint_sequential(model, {segments}, x, use_reentrant={use_reentrant})"
                                ".sum().backward()")
-    expect_close(x2.grad, expected[0], RECOMPUTED[case[3]], "x.grad", repro)
+    expect_close(x2.grad, expected[0], tolerance=RECOMPUTED[case[3]], what="x.grad", repro=repro)
     for k, (p, grad) in enumerate(zip(model.parameters(), expected[1:])):
-        expect_close(p.grad, grad, RECOMPUTED[case[3]], f"gradient of parameter {k}", repro)
+        expect_close(p.grad, grad, tolerance=RECOMPUTED[case[3]], what=f"gradient of parameter {k}", repro=repro)
 
 
-@rule("checkpointing.warns-without-use-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
+@rule("checkpointing.warns-without-use-reentrant", section=Section.PRACTICAL, docs="checkpointing-use-reentrant",
       since="2.1", given=dict(program=programs(max_ops=4), sequential=st.booleans()), contracts=(NO_USE_REENTRANT,),
       history=(Change("2.2", "checkpoint_sequential did not warn"),
                Change("2.9", "the warning promised an exception in an earlier release (2.4, then 2.5); "
@@ -212,10 +212,10 @@ def warns_without_use_reentrant(program, sequential):
     else:
         out = NO_USE_REENTRANT.check(lambda: checkpoint(function, *leaves),
                                      repro=program.repro("torch.utils.checkpoint.checkpoint(program, x0)"))
-    expect(out.requires_grad, "the result is recorded", True, out.requires_grad)
+    expect(out.requires_grad, what="the result is recorded", expected=True, observed=out.requires_grad)
 
 
-@rule("checkpointing.default-is-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
+@rule("checkpointing.default-is-reentrant", section=Section.PRACTICAL, docs="checkpointing-use-reentrant",
       given=dict(program=programs(max_ops=6), explicit=st.booleans()), contracts=(REENTRANT_GRAD,))
 def default_is_reentrant(program, explicit):
     """Reentrant checkpointing, which is still what checkpoint does when use_reentrant is not passed, refuses autograd.grad with a RuntimeError; use_reentrant=False supports it."""
@@ -235,13 +235,13 @@ def default_is_reentrant(program, explicit):
     leaves = program.inputs()
     out = checkpoint(_tanh_program(program), *leaves, use_reentrant=False)
     grad, = torch.autograd.grad(out.sum(), [leaves[0]])
-    expect_close(grad, plain[0], RECOMPUTED[program.dtype], "autograd.grad through use_reentrant=False",
-                 program.repro("out = checkpoint(program, x0, use_reentrant=False)",
+    expect_close(grad, plain[0], tolerance=RECOMPUTED[program.dtype], what="autograd.grad through use_reentrant=False",
+                 repro=program.repro("out = checkpoint(program, x0, use_reentrant=False)",
                                "torch.autograd.grad(out.sum(), [x0])"))
 
 
 # ------------------------------------------------------------------ the memory autograd keeps
-@rule("checkpointing.memory-is-linear-in-depth", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.memory-is-linear-in-depth", section=Section.PRACTICAL, docs="checkpointing-memory",
       given=dict(case=chains()))
 def memory_is_linear_in_depth(case):
     """Without checkpointing, the bytes autograd keeps for a chain of N identical layers are N times those of one layer."""
@@ -250,22 +250,22 @@ def memory_is_linear_in_depth(case):
     kept, out = saved_bytes(lambda: model(x))
     one_model, one_x = make_chain(1, width, batch, dtype, seed)
     one, _ = saved_bytes(lambda: one_model(one_x))
-    expect(kept == depth * one, f"bytes kept for {depth} layers", f"{depth} x {one}", kept,
-           _chain_repro(case, "# bytes packed by saved_tensors_hooks while recording model(x)"))
+    expect(kept == depth * one, what=f"bytes kept for {depth} layers", expected=f"{depth} x {one}", observed=kept,
+           repro=_chain_repro(case, "# bytes packed by saved_tensors_hooks while recording model(x)"))
     out.sum().backward()
 
 
-@rule("checkpointing.no-grad-keeps-nothing", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.no-grad-keeps-nothing", section=Section.PRACTICAL, docs="checkpointing-memory",
       given=dict(case=chains()))
 def no_grad_keeps_nothing(case):
     """Under no_grad autograd keeps nothing for backward, whatever the depth."""
     model, x = make_chain(*case)
     with torch.no_grad():
         kept, _ = saved_bytes(lambda: model(x))
-    expect(kept == 0, "bytes kept under no_grad", 0, kept, _chain_repro(case, "# model(x) under torch.no_grad()"))
+    expect(kept == 0, what="bytes kept under no_grad", expected=0, observed=kept, repro=_chain_repro(case, "# model(x) under torch.no_grad()"))
 
 
-@rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=Section.PRACTICAL, docs="checkpointing-memory",
       requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(max_depth=36), use_reentrant=REENTRANT))
 def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     """With s segments, checkpoint_sequential keeps one input per checkpointed segment plus the last segment's layers, so s = ceil(sqrt(N)) keeps memory that grows like sqrt(N) instead of N."""
@@ -282,8 +282,8 @@ def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     bound = (segments - 1) * activation + last_layers * layer
     repro = _chain_repro(case, f"# bytes packed while recording checkpoint_sequential(model, {segments}, x, "
                                f"use_reentrant={use_reentrant})")
-    expect(kept <= bound, f"bytes kept with {segments} segments for {depth} layers",
-           f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}", kept, repro)
+    expect(kept <= bound, what=f"bytes kept with {segments} segments for {depth} layers",
+           expected=f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}", observed=kept, repro=repro)
     if depth >= 4:
-        expect(kept < depth * layer, "checkpointing keeps less than the plain chain", f"< {depth * layer}", kept, repro)
+        expect(kept < depth * layer, what="checkpointing keeps less than the plain chain", expected=f"< {depth * layer}", observed=kept, repro=repro)
     out.sum().backward()

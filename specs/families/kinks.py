@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.registry import Family, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import FLOAT_DTYPES, shapes, tensors
 
 FAMILY = Family(
@@ -23,7 +24,6 @@ FAMILY = Family(
     gallery="plot_92_kinks.py",
 )
 
-BEYOND = "Beyond the Tutorial"
 CHECKED_ON = "2.13.0"
 
 #: A formula evaluated with torch ops against autograd's answer: one rounding per op.
@@ -57,7 +57,7 @@ def _repro(spec, code: str) -> str:
 
 
 def _same(got, want, what, repro, dtype):
-    expect_close(got, want.to(got.dtype), FORMULA[dtype], f"{what} (checked on torch {CHECKED_ON})", repro)
+    expect_close(got, want.to(got.dtype), tolerance=FORMULA[dtype], what=f"{what} (checked on torch {CHECKED_ON})", repro=repro)
 
 
 # ------------------------------------------------------------------------------ kinks
@@ -70,7 +70,7 @@ RELU_LIKE = {
 }
 
 
-@rule("kinks.relu-family-at-zero", section=BEYOND, docs="kinks-relu",
+@rule("kinks.relu-family-at-zero", section=Section.BEYOND, docs="kinks-relu",
       given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))))
 def relu_family_at_zero(spec, op):
     """At their kinks relu and relu6 have gradient 0 (at 0 and at 6), leaky_relu has its negative slope and elu has 1, as checked on torch 2.13.0."""
@@ -79,7 +79,7 @@ def relu_family_at_zero(spec, op):
     _same(grad, derivative(x), f"gradient of {op}", _repro(spec, op), spec.dtype)
 
 
-@rule("kinks.abs-and-norm-at-zero", section=BEYOND, docs="kinks-abs-sqrt",
+@rule("kinks.abs-and-norm-at-zero", section=Section.BEYOND, docs="kinks-abs-sqrt",
       given=dict(spec=kinked(), all_zero=st.booleans()))
 def abs_and_norm_at_zero(spec, all_zero):
     """abs has gradient 0 at 0 (it is sign(x)), and the 2-norm of an all-zero tensor has gradient 0 rather than NaN, as checked on torch 2.13.0."""
@@ -94,7 +94,7 @@ def abs_and_norm_at_zero(spec, all_zero):
           spec.dtype)
 
 
-@rule("kinks.sqrt-at-zero-is-infinite", section=BEYOND, docs="kinks-abs-sqrt",
+@rule("kinks.sqrt-at-zero-is-infinite", section=Section.BEYOND, docs="kinks-abs-sqrt",
       given=dict(spec=kinked(nonnegative=True)))
 def sqrt_at_zero_is_infinite(spec):
     """sqrt has gradient +inf at 0 (the limit of 1/(2·sqrt(x)), not a chosen value), so even a zero incoming gradient gives NaN there, as checked on torch 2.13.0."""
@@ -102,13 +102,13 @@ def sqrt_at_zero_is_infinite(spec):
     with torch.no_grad():
         expected = 0.5 / torch.sqrt(x)
     _same(grad, expected, "gradient of sqrt", _repro(spec, "torch.sqrt(x)"), spec.dtype)
-    expect(bool(torch.isinf(grad[x == 0]).all()), "gradient of sqrt at 0", "inf", grad[x == 0])
+    expect(bool(torch.isinf(grad[x == 0]).all()), what="gradient of sqrt at 0", expected="inf", observed=grad[x == 0])
     zero_in, x = _grad(spec, torch.sqrt, gradient=torch.zeros(spec.shape, dtype=spec.dtype))
-    expect(bool(torch.isnan(zero_in[x == 0]).all()), "sqrt at 0 with a zero incoming gradient", "nan (0 * inf)",
-           zero_in[x == 0], _repro(spec, "torch.sqrt(x) * 0"))
+    expect(bool(torch.isnan(zero_in[x == 0]).all()), what="sqrt at 0 with a zero incoming gradient", expected="nan (0 * inf)",
+           observed=zero_in[x == 0], repro=_repro(spec, "torch.sqrt(x) * 0"))
 
 
-@rule("kinks.clamp-passes-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
+@rule("kinks.clamp-passes-gradient-at-its-bounds", section=Section.BEYOND, docs="kinks-clamp",
       given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])))
 def clamp_passes_gradient_at_its_bounds(spec, form):
     """clamp's gradient is 1 for inputs inside its bounds including inputs equal to a bound (scalar or tensor bounds), and 0 outside, as checked on torch 2.13.0."""
@@ -125,27 +125,27 @@ def clamp_passes_gradient_at_its_bounds(spec, form):
     _same(grad, inside.double(), f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
+@rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=Section.BEYOND, docs="kinks-clamp",
       given=dict(spec=kinked(points=(-0.5, 1.0))))
 def hardtanh_blocks_gradient_at_its_bounds(spec):
     """hardtanh(x, lo, hi) computes the same values as clamp but its gradient is 0 at inputs equal to a bound, 1 strictly inside, as checked on torch 2.13.0."""
     code = "torch.nn.functional.hardtanh(x, -0.5, 1.0)"
     grad, x = _grad(spec, lambda t: torch.nn.functional.hardtanh(t, -0.5, 1.0))
-    expect(torch.equal(torch.nn.functional.hardtanh(x, -0.5, 1.0), x.clamp(-0.5, 1.0)), "hardtanh values are clamp's",
-           "equal", "different")
+    expect(torch.equal(torch.nn.functional.hardtanh(x, -0.5, 1.0), x.clamp(-0.5, 1.0)), what="hardtanh values are clamp's",
+           expected="equal", observed="different")
     _same(grad, ((x > -0.5) & (x < 1.0)).double(), f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
 PIECEWISE_CONSTANT = ("floor", "ceil", "round", "trunc", "sign")
 
 
-@rule("kinks.piecewise-constant-ops-have-zero-gradient", section=BEYOND, docs="kinks-steps",
+@rule("kinks.piecewise-constant-ops-have-zero-gradient", section=Section.BEYOND, docs="kinks-steps",
       given=dict(spec=kinked(points=(-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)), op=st.sampled_from(PIECEWISE_CONSTANT)))
 def piecewise_constant_ops_have_zero_gradient(spec, op):
     """floor, ceil, round, trunc and sign produce results that require grad, and their gradient is 0 everywhere, at their jumps too, as checked on torch 2.13.0."""
     x = spec.make()
     out = getattr(torch, op)(x)
-    expect(out.requires_grad, f"torch.{op}(x) requires grad", True, out.requires_grad)
+    expect(out.requires_grad, what=f"torch.{op}(x) requires grad", expected=True, observed=out.requires_grad)
     out.sum().backward()
     _same(x.grad, torch.zeros_like(x), f"gradient of torch.{op}", _repro(spec, f"torch.{op}(x)"), spec.dtype)
 
@@ -175,7 +175,7 @@ REDUCTIONS = {
 }
 
 
-@rule("kinks.reductions-split-ties-evenly", section=BEYOND, docs="kinks-ties",
+@rule("kinks.reductions-split-ties-evenly", section=Section.BEYOND, docs="kinks-ties",
       given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))))
 def reductions_split_ties_evenly(case, op):
     """max(), min(), amax() and amin(), over all elements or along a dim, split the gradient evenly among the k tied extreme elements (1/k each), as checked on torch 2.13.0."""
@@ -189,7 +189,7 @@ def reductions_split_ties_evenly(case, op):
     _same(grad, share, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.max-along-dim-picks-one-index", section=BEYOND, docs="kinks-ties",
+@rule("kinks.max-along-dim-picks-one-index", section=Section.BEYOND, docs="kinks-ties",
       given=dict(case=tied()))
 def max_along_dim_picks_one_index(case):
     """max(dim) and min(dim) send each row's whole gradient to the one index they return, even when the extreme value is tied, as checked on torch 2.13.0."""
@@ -202,7 +202,7 @@ def max_along_dim_picks_one_index(case):
     repro = _repro(spec, code)
     _same(x.grad, expected, f"gradient of {code} against a one-hot of its indices", repro, spec.dtype)
     tied_value = x.detach().gather(1, indices.unsqueeze(1)).squeeze(1)
-    expect(torch.equal(tied_value, values.detach()), "the returned index holds the extreme value", values, tied_value)
+    expect(torch.equal(tied_value, values.detach()), what="the returned index holds the extreme value", expected=values, observed=tied_value)
 
 
 @st.composite
@@ -214,7 +214,7 @@ def tied_pairs(draw):
     return a, replace(b, values=values)
 
 
-@rule("kinks.maximum-and-minimum-halve-ties", section=BEYOND, docs="kinks-ties",
+@rule("kinks.maximum-and-minimum-halve-ties", section=Section.BEYOND, docs="kinks-ties",
       given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])))
 def maximum_and_minimum_halve_ties(pair, op):
     """torch.maximum(a, b) and torch.minimum(a, b) give each input half the gradient where a == b, as checked on torch 2.13.0."""
@@ -236,7 +236,7 @@ MASKS = {
 }
 
 
-@rule("kinks.masking-after-division-keeps-nan", section=BEYOND, docs="kinks-nan-masking",
+@rule("kinks.masking-after-division-keeps-nan", section=Section.BEYOND, docs="kinks-nan-masking",
       given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])))
 def masking_after_division_keeps_nan(spec, how):
     """Masking away 1/x at x == 0 after computing it (by indexing, torch.where or multiplying by 0) still leaves NaN in the gradient at those entries: 0 times the infinite local derivative, as checked on torch 2.13.0."""
@@ -246,7 +246,7 @@ def masking_after_division_keeps_nan(spec, how):
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.where-does-not-guard-its-unused-branch", section=BEYOND, docs="kinks-nan-where",
+@rule("kinks.where-does-not-guard-its-unused-branch", section=Section.BEYOND, docs="kinks-nan-where",
       given=dict(spec=kinked(points=(0.0, -1.0))))
 def where_does_not_guard_its_unused_branch(spec):
     """torch.where(x > 0, sqrt(x), 0) has a NaN gradient wherever x <= 0, although that branch's value was not selected, as checked on torch 2.13.0."""
@@ -257,7 +257,7 @@ def where_does_not_guard_its_unused_branch(spec):
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.double-where-is-safe", section=BEYOND, docs="kinks-nan-where",
+@rule("kinks.double-where-is-safe", section=Section.BEYOND, docs="kinks-nan-where",
       given=dict(spec=kinked(points=(0.0, -1.0))))
 def double_where_is_safe(spec):
     """Making the unused branch's input safe as well, torch.where(x > 0, sqrt(torch.where(x > 0, x, 1)), 0), gives gradient 0 where x <= 0 and the true derivative elsewhere, as checked on torch 2.13.0."""
@@ -265,6 +265,6 @@ def double_where_is_safe(spec):
     grad, x = _grad(spec, lambda t: torch.where(t > 0, torch.sqrt(torch.where(t > 0, t, 1.0)), 0.0))
     with torch.no_grad():
         expected = torch.where(x > 0, 0.5 / torch.sqrt(x.clamp(min=1e-300)), 0.0)
-    expect(not torch.isnan(grad).any(), "no NaN in the gradient of the double where", "no NaN", grad,
-           _repro(spec, code))
+    expect(not torch.isnan(grad).any(), what="no NaN in the gradient of the double where", expected="no NaN", observed=grad,
+           repro=_repro(spec, code))
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)
