@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from string import Template
 
 import torch
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import EXACT, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients
+from specs.engine.script import Script
 from specs.engine.registry import Change, Family, rule
 from specs.engine.sections import Section
 from specs.generators.strategies import OPS_BY_NAME, programs, tensors
@@ -55,32 +57,32 @@ OUT_WITH_GRAD = ErrorContract(
     Phase.RECORD,
 )
 
-#: In-place writes a tensor can take, as code on ``t``; each bumps ``t._version`` by one.
-WRITES = {
-    "t.add_(1.0)": lambda t: t.add_(1.0),
-    "t.mul_(0.5)": lambda t: t.mul_(0.5),
-    "t.zero_()": lambda t: t.zero_(),
-    "t.clamp_(min=0.0)": lambda t: t.clamp_(min=0.0),
-    "t[...] = 1.0": lambda t: t.__setitem__(Ellipsis, 1.0),
-    "torch.mul(t, 2.0, out=t)": lambda t: torch.mul(t, 2.0, out=t),
-}
+#: In-place writes a tensor can take, as code on the tensor ``$t``; each bumps its ``_version`` by one.
+WRITES = (
+    "$t.add_(1.0)",
+    "$t.mul_(0.5)",
+    "$t.zero_()",
+    "$t.clamp_(min=0.0)",
+    "$t[...] = 1.0",
+    "torch.mul($t, 2.0, out=$t)",
+)
 #: The writes a leaf that requires grad refuses as in-place ops (out= is refused by a rule of its own).
 METHOD_WRITES = tuple(sorted(w for w in WRITES if "out=" not in w))
-#: Out-of-place reads of ``t``: none of them changes ``t._version``.
-READS = {
-    "t + 1.0": lambda t: t + 1.0,
-    "t.clone()": lambda t: t.clone(),
-    "torch.sin(t)": torch.sin,
-    "t.sum()": lambda t: t.sum(),
-}
-#: Tensors that share their storage (and so their version counter) with ``t``.
-ALIASES = {
-    "t.detach()": lambda t: t.detach(),
-    "t[...]": lambda t: t[...],
-    "t.unsqueeze(0)": lambda t: t.unsqueeze(0),
-    "t.as_strided(t.shape, t.stride(), t.storage_offset())":
-        lambda t: t.as_strided(t.shape, t.stride(), t.storage_offset()),
-}
+#: Out-of-place reads of ``$t``: none of them changes its ``_version``.
+READS = ("$t + 1.0", "$t.clone()", "torch.sin($t)", "$t.sum()")
+#: Tensors that share their storage (and so their version counter) with ``$t``.
+ALIASES = (
+    "$t.detach()",
+    "$t[...]",
+    "$t.unsqueeze(0)",
+    "$t.as_strided($t.shape, $t.stride(), $t.storage_offset())",
+)
+
+
+def _on(code: str, name: str) -> str:
+    """``code`` (one of the templates above) applied to the tensor called ``name``."""
+    return Template(code).substitute(t=name)
+
 
 #: Expanded tensors refuse in-place writes (several elements share one memory location).
 WRITABLE = ("contiguous", "transposed", "sliced")
@@ -88,37 +90,43 @@ WRITABLE = ("contiguous", "transposed", "sliced")
 
 @rule("inplace.version-counts-writes", section=Section.INPLACE, docs="inplace-version",
       given=dict(spec=tensors(requires_grad=False, layouts=WRITABLE),
-                 ops=st.lists(st.sampled_from(sorted(WRITES) + sorted(READS)), max_size=6)))
+                 ops=st.lists(st.sampled_from(WRITES + READS), max_size=6)))
 def version_counts_writes(spec, ops):
     """Every in-place write to a tensor (an op ending in _, an indexed assignment, an out= result) increases its _version by one; out-of-place ops leave it unchanged."""
-    t = spec.make()
-    start, expected = t._version, t._version
-    for op in ops:
-        (WRITES.get(op) or READS[op])(t)
-        expected += op in WRITES
-        expect(t._version == expected, what=f"t._version after {op}", expected=expected, observed=t._version,
-               repro=f"t = {spec.expression()}\n" + "\n".join(ops) + "\nprint(t._version)")
-    expect(t._version - start == sum(op in WRITES for op in ops), what="total increase", expected="one per write",
-           observed=t._version - start)
+    lines = "".join(f"{_on(op, 't')}\nversions.append(t._version)\n" for op in ops)
+    script = Script("t = $t\nversions = [t._version]\n$lines\nprint(versions)", t=spec.expression(), lines=lines)
+    versions = script.run().versions
+    for op, before, after in zip(ops, versions, versions[1:]):
+        expected = before + (op in WRITES)
+        expect(after == expected, what=f"t._version after {_on(op, 't')}", expected=expected, observed=after,
+               repro=script)
+    expect(versions[-1] - versions[0] == sum(op in WRITES for op in ops), what="total increase",
+           expected="one per write", observed=versions[-1] - versions[0], repro=script)
 
 
 @rule("inplace.aliases-share-the-version", section=Section.INPLACE, docs="inplace-version",
       given=dict(spec=tensors(requires_grad=False, layouts=WRITABLE),
-                 alias=st.sampled_from(sorted(ALIASES)), write=st.sampled_from(sorted(WRITES)),
-                 through_alias=st.booleans()))
+                 alias=st.sampled_from(ALIASES), write=st.sampled_from(WRITES), through_alias=st.booleans()))
 def aliases_share_the_version(spec, alias, write, through_alias):
     """A view of a tensor and its detach() share one version counter with it: a write through any of them bumps the _version seen by all."""
-    t = spec.make()
-    other = ALIASES[alias](t)
-    before = t._version
-    expect(other._version == before, what=f"{alias} starts at the base's version", expected=before, observed=other._version)
-    target = other if through_alias else t
-    WRITES[write](target)
-    repro = (f"t = {spec.expression()}\nother = {alias}\n"
-             f"{write.replace('t', 'other') if through_alias else write}\nprint(t._version, other._version)")
-    expect((t._version, other._version) == (before + 1, before + 1),
-           what=f"versions of t and {alias} after a write through {'the alias' if through_alias else 't'}",
-           expected=(before + 1, before + 1), observed=(t._version, other._version), repro=repro)
+    script = Script(
+        """
+        t = $t
+        other = $alias
+        before = (t._version, other._version)
+        $write
+        after = (t._version, other._version)
+        print(before, after)
+        """,
+        t=spec.expression(), alias=_on(alias, "t"), write=_on(write, "other" if through_alias else "t"),
+    )
+    seen = script.run()
+    start = seen.before[0]
+    expect(seen.before[1] == start, what=f"{_on(alias, 't')} starts at the base's version", expected=start,
+           observed=seen.before[1], repro=script)
+    expect(seen.after == (start + 1, start + 1),
+           what=f"versions of t and {_on(alias, 't')} after a write through {'the alias' if through_alias else 't'}",
+           expected=(start + 1, start + 1), observed=seen.after, repro=script)
 
 
 #: How the saved value is consumed: code on ``h``, and which tensor the node saves.
@@ -168,32 +176,43 @@ def modified_saved_tensor_raises(program, saver, writes):
       contracts=(LEAF_IN_PLACE,))
 def leaf_requiring_grad_refuses(spec, write):
     """An in-place write to a leaf that requires grad raises a RuntimeError while recording, and leaves the tensor unchanged."""
-    t = spec.make()
-    before = t.detach().clone()
-    LEAF_IN_PLACE.check(lambda: WRITES[write](t), repro=f"t = {spec.expression()}\n{write}")
-    expect(torch.equal(t.detach(), before), what="the leaf's values after the refused write", expected=before, observed=t.detach())
+    setup = Script("t = $t\nbefore = t.detach().clone()", t=spec.expression())
+    seen = setup.run()
+    write_it = Script(_on(write, "t"))
+    LEAF_IN_PLACE.check(lambda: write_it.run(t=seen.t), repro=setup.then(_on(write, "t")))
+    expect(torch.equal(seen.t.detach(), seen.before), what="the leaf's values after the refused write",
+           expected=seen.before, observed=seen.t.detach(), repro=setup.then("print(t)"))
 
 
 @rule("inplace.leaf-write-allowed-without-grad", section=Section.INPLACE, docs="inplace-leaves",
-      given=dict(spec=tensors(requires_grad=None, layouts=("contiguous",)), write=st.sampled_from(sorted(WRITES))))
+      given=dict(spec=tensors(requires_grad=None, layouts=("contiguous",)), write=st.sampled_from(WRITES)))
 def leaf_write_allowed_without_grad(spec, write):
     """Under torch.no_grad(), or on a leaf that does not require grad, an in-place write is allowed: it bumps _version, records nothing, and later gradients use the new values."""
-    t = spec.make()
-    before = t._version
-    with torch.no_grad():
-        WRITES[write](t)
-    repro = f"t = {spec.expression()}\nwith torch.no_grad():\n    {write}"
-    expect((t._version, t.is_leaf, t.grad_fn, t.requires_grad) == (before + 1, True, None, spec.requires_grad),
-           what="version, is_leaf, grad_fn and requires_grad after the write", expected=(before + 1, True, None, spec.requires_grad),
-           observed=(t._version, t.is_leaf, t.grad_fn, t.requires_grad), repro=repro)
+    script = Script(
+        """
+        t = $t
+        before = t._version
+        with torch.no_grad():
+            $write
+        after = (t._version, t.is_leaf, t.grad_fn, t.requires_grad)
+        print(after)
+        """,
+        t=spec.expression(), write=_on(write, "t"),
+    )
+    seen = script.run()
+    expected = (seen.before + 1, True, None, spec.requires_grad)
+    expect(seen.after == expected, what="version, is_leaf, grad_fn and requires_grad after the write",
+           expected=expected, observed=seen.after, repro=script)
     if spec.requires_grad:
-        torch.sin(t).sum().backward()
-        expect_close(t.grad, torch.cos(t.detach()), tolerance=EXACT, what="d sum(sin(t))/dt at the written values", repro=repro)
+        backward = script.then("torch.sin(t).sum().backward()\nprint(t.grad)")
+        t = backward.run().t
+        expect_close(t.grad, torch.cos(t.detach()), tolerance=EXACT, what="d sum(sin(t))/dt at the written values",
+                     repro=backward)
     else:
-        u = spec.make()
-        WRITES[write](u)
+        in_grad_mode = Script("u = $u\n$write\nprint(u._version, u.grad_fn)", u=spec.expression(), write=_on(write, "u"))
+        u = in_grad_mode.run().u
         expect(u._version == 1 and u.grad_fn is None, what="a write in grad mode to a leaf without requires_grad",
-               expected="version 1, no grad_fn", observed=(u._version, u.grad_fn))
+               expected="version 1, no grad_fn", observed=(u._version, u.grad_fn), repro=in_grad_mode)
 
 
 @st.composite
@@ -347,10 +366,9 @@ def write_replaces_grad_fn(program, op):
       history=(Change("2.13", "the message named the node ('Output 0 of UnbindBackward0')"),))
 def multi_output_views_refuse(spec, how):
     """An in-place write to one of the views returned by unbind, split or chunk of a tracked tensor raises a RuntimeError while recording."""
-    x = spec.make()
-    views = {"unbind": lambda y: y.unbind(0), "split": lambda y: y.split(1, 0), "chunk": lambda y: y.chunk(2, 0)}
-    MULTI_OUTPUT_VIEW.check(lambda: views[how](x * 2)[0].mul_(2.0),
-                            repro=f"x = {spec.expression()}\n(x * 2).{how}(...)[0].mul_(2.0)")
+    views = {"unbind": "unbind(0)", "split": "split(1, 0)", "chunk": "chunk(2, 0)"}
+    script = Script("x = $x\n(x * 2).$views[0].mul_(2.0)", x=spec.expression(), views=views[how])
+    MULTI_OUTPUT_VIEW.check(script.run, repro=script)
 
 
 @rule("inplace.out-argument-refuses-grad", section=Section.INPLACE, docs="inplace-refused",

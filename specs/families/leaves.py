@@ -86,7 +86,7 @@ def requires_grad_propagates(program):
         observed = (value.requires_grad, value.grad_fn is not None, not value.is_leaf)
         expect(observed == (expected,) * 3,
                what=f"{name} (computed from {sorted(ancestors[name])}) requires_grad / has grad_fn / non-leaf",
-               expected=(expected,) * 3, observed=observed, repro=program.repro(f"print({name}.requires_grad, {name}.grad_fn)"))
+               expected=(expected,) * 3, observed=observed, repro=program.repro(f"print({name}.requires_grad, {name}.grad_fn)", inline=True))
 
 
 @rule("leaves.grad-fn-names-the-op", section=Section.GRAPH, docs="leaves-grad-fn",
@@ -97,10 +97,10 @@ def grad_fn_names_the_op(program):
     for step in program.steps:
         name = values[step.out].grad_fn.name()
         expect(re.search(r"Backward\d*$", name) is not None, what=f"{step.out} = {step.code}: node name ends in Backward<N>",
-               expected="<Op>Backward<N>", observed=name, repro=program.repro(f"print({step.out}.grad_fn)"))
+               expected="<Op>Backward<N>", observed=name, repro=program.repro(f"print({step.out}.grad_fn)", inline=True))
         if step.node:
             expect(re.search(step.node, name) is not None, what=f"{step.out} = {step.code}: node of {step.op}",
-                   expected=step.node, observed=name, repro=program.repro(f"print({step.out}.grad_fn)"))
+                   expected=step.node, observed=name, repro=program.repro(f"print({step.out}.grad_fn)", inline=True))
 
 
 @rule("leaves.backward-computes-the-gradient", section=Section.BASICS, docs="leaves-backward",
@@ -113,7 +113,7 @@ def backward_computes_the_gradient(program, data):
                   label="cotangent").make()
     out.backward(v)
     expected = finite_difference_gradients(program, leaves, program.grad_leaves, v)
-    repro = program.repro(f"out.backward(torch.tensor({v.tolist()!r}, dtype={out.dtype}))",
+    repro = program.repro(f"out.backward(torch.tensor({v.flatten().tolist()!r}, dtype={out.dtype}).reshape({tuple(v.shape)}))",
                           *(f"print(x{i}.grad)" for i in program.grad_leaves))
     for i, grad in zip(program.grad_leaves, expected):
         expect_close(leaves[i].grad, grad, tolerance=_tolerance(program), what=f"x{i}.grad against finite differences", repro=repro)
@@ -126,7 +126,7 @@ def only_leaves_get_grad(program):
     leaves = program.inputs()
     values = program.trace(*leaves)
     values[program.output].sum().backward()
-    repro = program.repro("out.sum().backward()")
+    repro = program.repro("out.sum().backward()", *(f"print({name}.grad)" for name in program.leaf_names))
     for name, value in values.items():
         should = value.is_leaf and value.requires_grad
         has = _quiet_grad(value) is not None
@@ -145,7 +145,7 @@ def retain_grad_keeps_intermediate_gradient(program, data):
     values[program.output].sum().backward()
     expected = intermediate_gradient(program, name, leaves)
     expect_close(values[name].grad, expected, tolerance=_tolerance(program), what=f"{name}.grad against finite differences",
-                 repro=program.repro(f"# {name} is an intermediate of program(); retain it before backward"))
+                 repro=program.repro(f"{name}.retain_grad()", "out.sum().backward()", f"print({name}.grad)", inline=True))
     leaf = leaves[0]
     leaf.retain_grad()
     expect(not leaf.retains_grad, what="retain_grad() on a leaf is a no-op", expected=False, observed=leaf.retains_grad)
@@ -167,7 +167,7 @@ def non_leaf_grad_access_warns(program):
     values = program.trace(*leaves)
     values[program.output].sum().backward()
     for step in program.steps:
-        grad = NON_LEAF_GRAD_ACCESS.check(lambda: values[step.out].grad, program.repro(f"{step.out}.grad"))
+        grad = NON_LEAF_GRAD_ACCESS.check(lambda: values[step.out].grad, repro=program.repro(f"print({step.out}.grad)", inline=True))
         expect(grad is None, what=f"{step.out}.grad of a non-leaf", expected=None, observed=grad)
     NON_LEAF_GRAD_ACCESS.check_absent(lambda: leaves[0].grad)
 
@@ -225,7 +225,7 @@ def requires_grad_flag_is_for_leaves(program, data):
     values = program.trace(*program.inputs())
     name = data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
     NON_LEAF_FLAG.check(lambda: values[name].requires_grad_(False),
-                        repro=program.repro(f"# {name} inside program(): {name}.requires_grad_(False)"))
+                        repro=program.repro(f"{name}.requires_grad_(False)", inline=True))
     leaf = values["x0"].requires_grad_(False)
     expect(not leaf.requires_grad, what="requires_grad_(False) on a leaf", expected=False, observed=leaf.requires_grad)
 
@@ -242,7 +242,7 @@ def integer_results_are_not_tracked(program):
         for what, result in results.items():
             expect(not result.requires_grad and result.grad_fn is None,
                    what=f"{what.replace('v', name, 1)} is not tracked", expected="requires_grad=False, grad_fn=None",
-                   observed=(result.requires_grad, result.grad_fn), repro=program.repro(f"print(({name} > 0).requires_grad)"))
+                   observed=(result.requires_grad, result.grad_fn), repro=program.repro(f"print(({name} > 0).requires_grad)", inline=True))
 
 
 @rule("leaves.graph-is-recorded-each-run", section=Section.GRAPH, docs="leaves-dynamic",

@@ -146,12 +146,24 @@ class Program:
         """Fresh leaf tensors (new objects on every call)."""
         return [leaf.make(dtype, requires_grad) for leaf in self.leaves]
 
-    def repro(self, *lines: str, dtype: torch.dtype | None = None) -> str:
-        """A standalone script: leaves, the program, one call, then ``lines``."""
+    @property
+    def call(self) -> str:
+        """The program called on its leaves by name: ``program(x0, x1)``."""
+        return f"program({', '.join(self.leaf_names)})"
+
+    def repro(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False) -> str:
+        """A standalone script: leaves, the program, one call (``out = ...``), then ``lines``.
+
+        With ``inline=True`` the steps run at the top level instead of inside ``program()``, so
+        ``lines`` can name the intermediates (``v0``, ``v1``, ...) too.
+        """
         head = ["import torch", ""]
         head += [f"{n} = {leaf.expression(dtype)}" for n, leaf in zip(self.leaf_names, self.leaves)]
-        call = f"out = program({', '.join(self.leaf_names)})"
-        return "\n".join(head + ["", self.source().rstrip(), "", call, *lines]) + "\n"
+        if inline:
+            body = [f"{s.out} = {s.code}" for s in self.steps] + [f"out = {self.output}"]
+        else:
+            body = [self.source().rstrip(), "", f"out = {self.call}"]
+        return "\n".join(head + ["", *body, *lines]) + "\n"
 
     def __repr__(self) -> str:
         return "\n" + self.repro()
