@@ -46,11 +46,19 @@ class Script:
         )
         self.text = standalone(body)
 
+    @classmethod
+    def verbatim(cls, code: str) -> "Script":
+        """A script whose text is ``code`` exactly (already rendered: no holes are filled)."""
+        script = cls.__new__(cls)
+        script.text = standalone(code)
+        return script
+
     def then(self, template: str, /, **holes: object) -> "Script":
         """This script followed by more lines (a separate rendering, not an edit of this text)."""
-        script = Script(template, **holes)
-        script.text = self.text + script.text.removeprefix(IMPORT + "\n")
-        return script
+        more = string.Template(textwrap.dedent(template).strip("\n")).substitute(
+            {name: str(value) for name, value in holes.items()}
+        )
+        return Script.verbatim(self.text + more)
 
     def run(self, **values: Any) -> Namespace:
         """Execute the script with ``values`` predefined; return what it defined and printed.
@@ -71,3 +79,9 @@ class Script:
 
     def __repr__(self) -> str:
         return f"Script({self.text!r})"
+
+
+def literal(tensor: Any) -> str:
+    """A tensor's values as code that rebuilds it (shape and dtype kept, zero-size included)."""
+    flat = tensor.detach().flatten().tolist()
+    return f"torch.tensor({flat!r}, dtype={tensor.dtype}).reshape({tuple(tensor.shape)})"

@@ -8,6 +8,7 @@ from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
 from specs.engine.registry import Change, Family, rule
+from specs.engine.script import Script
 from specs.engine.sections import Section
 from specs.generators.program import Program, Step
 from specs.generators.strategies import programs, shapes, tensors
@@ -47,28 +48,24 @@ def _one_pass(program):
 def sums_across_backward(program, k):
     """Calling backward k times without zeroing leaves the sum of the k gradients in .grad."""
     single = _one_pass(program)
-    leaves = program.inputs()
-    for _ in range(k):
-        program(*leaves).sum().backward()
-    call = f"program({', '.join(program.leaf_names)}).sum().backward()"
-    repro = program.repro(f"for _ in range({k}):", f"    {call}", "print(x0.grad)")
+    script = program.script(f"for _ in range({k}):", f"    {program.call}.sum().backward()", *program.print_grads)
+    seen = script.run()
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad * k, tolerance=ROUNDOFF[program.dtype],
-                     what=f"x{i}.grad after {k} backward passes against {k} x one pass", repro=repro)
+        expect_close(seen[f"x{i}"].grad, grad * k, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i}.grad after {k} backward passes against {k} x one pass", repro=script)
 
 
 @rule("accumulation.accumulates-in-place", section=Section.ACCUMULATION, docs="accumulation-sums",
       given=dict(program=programs()))
 def accumulates_in_place(program):
     """Without create_graph, a second backward adds into the existing .grad tensor rather than replacing it."""
-    leaves = program.inputs()
-    program(*leaves).sum().backward()
-    before = {i: leaves[i].grad for i in program.grad_leaves}
-    program(*leaves).sum().backward()
-    for i, grad in before.items():
-        expect(leaves[i].grad is grad, what=f"x{i}.grad is the same tensor object after a second backward",
-               expected="the same object", observed="a new tensor", repro=program.repro("g = x0.grad", "program(x0).sum().backward()",
-                                                                 "print(x0.grad is g)"))
+    grads = ", ".join(f"{program.leaf_names[i]}.grad" for i in program.grad_leaves)
+    script = program.script("out.sum().backward()", f"before = [{grads}]", f"{program.call}.sum().backward()",
+                            f"after = [{grads}]", "print([a is b for a, b in zip(after, before)])")
+    seen = script.run()
+    for i, grad, before in zip(program.grad_leaves, seen.after, seen.before):
+        expect(grad is before, what=f"x{i}.grad is the same tensor object after a second backward",
+               expected="the same object", observed="a new tensor", repro=script)
 
 
 @rule("accumulation.zeroing-restarts-the-sum", section=Section.ACCUMULATION, docs="accumulation-zeroing",
@@ -76,27 +73,32 @@ def accumulates_in_place(program):
 def zeroing_restarts_the_sum(program, k):
     """After grad.zero_(), the next backward leaves exactly that pass's gradient in .grad."""
     single = _one_pass(program)
-    leaves = program.inputs()
-    for _ in range(k):
-        program(*leaves).sum().backward()
-    for i in program.grad_leaves:
-        leaves[i].grad.zero_()
-    program(*leaves).sum().backward()
+    script = program.script(
+        f"for _ in range({k}):", f"    {program.call}.sum().backward()",
+        *(f"{program.leaf_names[i]}.grad.zero_()" for i in program.grad_leaves),
+        f"{program.call}.sum().backward()", *program.print_grads,
+    )
+    seen = script.run()
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad after zero_() and one pass",
-                     repro=program.repro("out.sum().backward()", "x0.grad.zero_()", "program(x0).sum().backward()"))
+        expect_close(seen[f"x{i}"].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad after zero_() and one pass",
+                     repro=script)
 
 
-class _Holder(torch.nn.Module):
-    def __init__(self, tensors):
-        super().__init__()
-        self.params = torch.nn.ParameterList([torch.nn.Parameter(t) for t in tensors])
-
-
-def _trained_holder(specs):
-    holder = _Holder([s.make(requires_grad=False) for s in specs])
-    sum(torch.sin(p).sum() for p in holder.params).backward()
-    return holder
+def _zero_grad(specs, via: str, arguments: str = "") -> Script:
+    """Parameters of a module after one backward, then zero_grad() called through ``via``."""
+    zero_grad = {"module": f"model.zero_grad({arguments})",
+                 "optimizer": f"torch.optim.SGD(model.parameters(), lr=0.1).zero_grad({arguments})"}[via]
+    return Script(
+        """
+        model = torch.nn.Module()
+        model.params = torch.nn.ParameterList([torch.nn.Parameter(t) for t in [$tensors]])
+        sum(torch.sin(p).sum() for p in model.params).backward()
+        before = [p.grad for p in model.params]
+        $zero_grad
+        print([p.grad for p in model.params])
+        """,
+        tensors=", ".join(spec.expression(requires_grad=False) for spec in specs), zero_grad=zero_grad,
+    )
 
 
 param_lists = st.lists(tensors(zero_size=False), min_size=1, max_size=3)
@@ -108,31 +110,25 @@ param_lists = st.lists(tensors(zero_size=False), min_size=1, max_size=3)
                              "before 2.0 they filled .grad with zeros"),))
 def zero_grad_sets_none(specs, via):
     """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
-    holder = _trained_holder(specs)
-    if via == "module":
-        holder.zero_grad()
-    else:
-        torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad()
-    for p in holder.params:
+    script = _zero_grad(specs, via)
+    for p in script.run().model.params:
         if at_least("2.0"):
-            expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad)
+            expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad, repro=script)
         else:
-            expect(p.grad is not None and not p.grad.any(), what=f"p.grad after {via}.zero_grad()", expected="zeros", observed=p.grad)
+            expect(p.grad is not None and not p.grad.any(), what=f"p.grad after {via}.zero_grad()", expected="zeros",
+                   observed=p.grad, repro=script)
 
 
 @rule("accumulation.zero-grad-can-keep-tensors", section=Section.ACCUMULATION, docs="accumulation-zeroing",
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])))
 def zero_grad_can_keep_tensors(specs, via):
     """zero_grad(set_to_none=False) fills each existing .grad with zeros in place, keeping the tensor object."""
-    holder = _trained_holder(specs)
-    before = [p.grad for p in holder.params]
-    if via == "module":
-        holder.zero_grad(set_to_none=False)
-    else:
-        torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad(set_to_none=False)
-    for p, grad in zip(holder.params, before):
-        expect(p.grad is grad, what="the same .grad object is kept", expected="same object", observed="new object")
-        expect(not p.grad.any(), what=".grad is zero", expected="all zeros", observed=p.grad)
+    script = _zero_grad(specs, via, "set_to_none=False")
+    seen = script.run()
+    for p, grad in zip(seen.model.params, seen.before):
+        expect(p.grad is grad, what="the same .grad object is kept", expected="same object", observed="new object",
+               repro=script)
+        expect(not p.grad.any(), what=".grad is zero", expected="all zeros", observed=p.grad, repro=script)
 
 
 @st.composite
@@ -167,7 +163,7 @@ def micro_batches_add_up(batch):
     expect_close(chunked.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"accumulated gradient of chunks {bounds}",
                  repro=f"x = {xs.expression()}\ny = {ys.expression()}\nw = {ws.expression()}\n"
                  f"loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).sum()\n"
-                 f"for lo, hi in zip({bounds}, {bounds[1:]}): loss(w, x[lo:hi], y[lo:hi]).backward()")
+                 f"for lo, hi in zip({bounds}, {bounds[1:]}): loss(w, x[lo:hi], y[lo:hi]).backward()\nprint(w.grad)")
 
 
 @rule("accumulation.mean-micro-batches-need-scaling", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
@@ -184,8 +180,24 @@ def mean_micro_batches_need_scaling(batch, chunks):
         part = slice(c * size, (c + 1) * size)
         (_loss(scaled, x[part], y[part], "mean") / chunks).backward()
         _loss(unscaled, x[part], y[part], "mean").backward()
-    expect_close(scaled.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} chunks, each loss / {chunks}")
-    expect_close(unscaled.grad, full.grad * chunks, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} unscaled chunks")
+    repro = Script(
+        """
+        x = $x.repeat($chunks, 1)
+        y = $y.repeat($chunks)
+        loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).mean()
+        full, scaled, unscaled = $w, $w, $w
+        loss(full, x, y).backward()
+        for part in torch.arange(x.shape[0]).chunk($chunks):
+            (loss(scaled, x[part], y[part]) / $chunks).backward()
+            loss(unscaled, x[part], y[part]).backward()
+        print(full.grad, scaled.grad, unscaled.grad)
+        """,
+        x=xs.expression(), y=ys.expression(), w=ws.expression(), chunks=chunks,
+    )
+    expect_close(scaled.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} chunks, each loss / {chunks}",
+                 repro=repro)
+    expect_close(unscaled.grad, full.grad * chunks, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} unscaled chunks",
+                 repro=repro)
 
 
 @rule("accumulation.fan-out-sums-contributions", section=Section.ACCUMULATION, docs="accumulation-fan-out",
@@ -236,27 +248,28 @@ def backward_inputs_restricts_accumulation(program, data):
     """backward(inputs=[...]) accumulates into the listed leaves only; the others' .grad stays None."""
     chosen = data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs")
     single = _one_pass(program)
-    leaves = program.inputs()
-    program(*leaves).sum().backward(inputs=[leaves[i] for i in sorted(chosen)])
-    repro = program.repro(f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])")
+    script = program.script(f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])",
+                            *(f"print({name}.grad)" for name in program.leaf_names))
+    seen = script.run()
     for i, grad in enumerate(single):
         if i in chosen:
-            expect_close(leaves[i].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad (listed in inputs)", repro=repro)
+            expect_close(seen[f"x{i}"].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad (listed in inputs)",
+                         repro=script)
         else:
-            expect(leaves[i].grad is None, what=f"x{i}.grad (not listed in inputs)", expected=None, observed=leaves[i].grad, repro=repro)
+            expect(seen[f"x{i}"].grad is None, what=f"x{i}.grad (not listed in inputs)", expected=None,
+                   observed=seen[f"x{i}"].grad, repro=script)
 
 
 @rule("accumulation.backward-inputs-fills-non-leaves", section=Section.ACCUMULATION, docs="accumulation-inputs",
       given=dict(program=programs(all_require_grad=True), data=st.data()))
 def backward_inputs_fills_non_leaves(program, data):
     """A non-leaf listed in backward(inputs=...) gets .grad, the gradient with respect to it, without retain_grad()."""
-    leaves = program.inputs()
-    values = program.trace(*leaves)
     name = data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
-    values[program.output].sum().backward(inputs=[values[name]])
+    script = program.script(f"out.sum().backward(inputs=[{name}])", f"print({name}.grad)", inline=True)
+    seen = script.run()
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
-    expect_close(values[name].grad, intermediate_gradient(program, name, leaves), tolerance=tolerance,
-                 what=f"{name}.grad after backward(inputs=[{name}])", repro=program.repro(f"# backward(inputs=[{name}])"))
+    expect_close(seen[name].grad, intermediate_gradient(program, name, program.inputs()), tolerance=tolerance,
+                 what=f"{name}.grad after backward(inputs=[{name}])", repro=script)
 
 
 @rule("accumulation.backward-inputs-must-not-be-empty", section=Section.ACCUMULATION, docs="accumulation-inputs",

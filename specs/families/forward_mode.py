@@ -11,6 +11,7 @@ from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import FD_STEP, FD_TOLERANCE, float64_copies
 from specs.engine.registry import Family, Feature, rule
+from specs.engine.script import literal
 from specs.engine.sections import Section
 from specs.generators.strategies import programs, tensors
 
@@ -72,10 +73,6 @@ def _fw():
     return fwAD
 
 
-def _text(t: torch.Tensor) -> str:
-    return f"torch.tensor({t.tolist()!r}, dtype={t.dtype})"
-
-
 def _like(data, tensor: torch.Tensor, label: str, dtype=torch.float64) -> torch.Tensor:
     spec = data.draw(tensors(shape=tensor.shape, dtypes=(dtype,), layouts=("contiguous",), requires_grad=False),
                      label=label)
@@ -108,7 +105,7 @@ def directional_difference(program, leaves, tangents, step: float = FD_STEP) -> 
 def _dual_repro(program, tangents, *lines: str) -> str:
     return program.repro(
         "import torch.autograd.forward_ad as fwAD",
-        f"tangents = [{', '.join(_text(u) for u in tangents)}]",
+        f"tangents = [{', '.join(literal(u) for u in tangents)}]",
         "with fwAD.dual_level():",
         f"    duals = [fwAD.make_dual(x.detach().clone(), u) for x, u in zip([{', '.join(program.leaf_names)}], "
         "tangents)]",
@@ -126,7 +123,7 @@ def dual_carries_primal_and_tangent(spec, data):
     primal = spec.make()
     tangent = _like(data, primal, "tangent", spec.dtype)
     repro = (f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
-             f"    d = fwAD.make_dual({spec.expression()}, {_text(tangent)})\n    print(fwAD.unpack_dual(d))")
+             f"    d = fwAD.make_dual({spec.expression()}, {literal(tangent)})\n    print(fwAD.unpack_dual(d))")
     with quiet(), fwAD.dual_level():
         unpacked = fwAD.unpack_dual(fwAD.make_dual(primal, tangent))
         expect(tuple(getattr(unpacked, "_fields", ())) == ("primal", "tangent"), what="unpack_dual's fields",
@@ -294,7 +291,7 @@ def jvp_is_the_adjoint_of_vjp(program, data):
         out, jvp = torch.func.jvp(program.function(), tuple(primals), tuple(tangents))
         _, vjp_fn = torch.func.vjp(program.function(), *primals)
     v = _like(data, out, "v")
-    repro = _dual_repro(program, tangents, f"v = {_text(v)}",
+    repro = _dual_repro(program, tangents, f"v = {literal(v)}",
                         "# torch.func.jvp(program, (x0, ...), tangents) and torch.func.vjp(program, x0, ...)[1](v)")
     expect_close(jvp, forward_tangent(program, leaves, tangents), tolerance=AGREEMENT, what="torch.func.jvp against forward_ad",
                  repro=repro)

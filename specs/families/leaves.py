@@ -11,6 +11,7 @@ from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
 from specs.engine.registry import Family, rule
+from specs.engine.script import literal
 from specs.engine.sections import Section
 from specs.generators.strategies import programs, tensors
 
@@ -113,7 +114,7 @@ def backward_computes_the_gradient(program, data):
                   label="cotangent").make()
     out.backward(v)
     expected = finite_difference_gradients(program, leaves, program.grad_leaves, v)
-    repro = program.repro(f"out.backward(torch.tensor({v.flatten().tolist()!r}, dtype={out.dtype}).reshape({tuple(v.shape)}))",
+    repro = program.repro(f"out.backward({literal(v)})",
                           *(f"print(x{i}.grad)" for i in program.grad_leaves))
     for i, grad in zip(program.grad_leaves, expected):
         expect_close(leaves[i].grad, grad, tolerance=_tolerance(program), what=f"x{i}.grad against finite differences", repro=repro)

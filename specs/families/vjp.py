@@ -11,6 +11,7 @@ from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE
 from specs.engine.registry import Family, rule
+from specs.engine.script import literal
 from specs.engine.sections import Section
 from specs.generators.strategies import programs, tensors
 
@@ -56,10 +57,6 @@ def _vjp(program, v: torch.Tensor) -> list[torch.Tensor]:
     return [leaves[i].grad for i in program.grad_leaves]
 
 
-def _text(t: torch.Tensor) -> str:
-    return f"torch.tensor({t.tolist()!r}, dtype={t.dtype})"
-
-
 @rule("vjp.implicit-gradient-needs-one-element", section=Section.NON_SCALAR, docs="vjp-implicit",
       given=dict(program=programs()), contracts=(IMPLICIT_GRADIENT,))
 def implicit_gradient_needs_one_element(program):
@@ -98,7 +95,8 @@ def backward_v_is_a_weighted_sum(program, data):
     direct = _vjp(program, v)
     leaves = program.inputs()
     (program(*leaves) * v).sum().backward()
-    repro = program.repro(f"v = {_text(v)}", "out.backward(v)  # against (out * v).sum().backward()")
+    repro = program.repro(f"v = {literal(v)}", "out.backward(v)  # against (out * v).sum().backward()",
+                          *program.print_grads)
     for i, grad in zip(program.grad_leaves, direct):
         expect_close(grad, leaves[i].grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad of y.backward(v) against (y * v).sum()",
                      repro=repro)
@@ -113,7 +111,8 @@ def linear_in_v(program, data, a, b):
     v1, v2 = _cotangent(data, out, "v1"), _cotangent(data, out, "v2")
     combined = _vjp(program, a * v1 + b * v2)
     parts = zip(_vjp(program, v1), _vjp(program, v2))
-    repro = program.repro(f"v1, v2 = {_text(v1)}, {_text(v2)}", f"out.backward({a} * v1 + {b} * v2)")
+    repro = program.repro(f"v1, v2 = {literal(v1)}, {literal(v2)}", f"out.backward({a} * v1 + {b} * v2)",
+                          *program.print_grads)
     for i, grad, (g1, g2) in zip(program.grad_leaves, combined, parts):
         expect_close(grad, a * g1 + b * g2, tolerance=ROUNDOFF[torch.float64], what=f"x{i}.grad for a*v1 + b*v2", repro=repro)
 
@@ -132,7 +131,7 @@ def one_hot_rows_build_the_jacobian(program):
         for i, (x, g) in enumerate(zip(leaves, grads)):
             rows[i].append(torch.zeros_like(x) if g is None else g)
     jacobians = torch.autograd.functional.jacobian(program.function(), tuple(program.inputs()))
-    repro = program.repro("print(torch.autograd.functional.jacobian(program, (x0,)))")
+    repro = program.repro(f"print(torch.autograd.functional.jacobian(program, ({', '.join(program.leaf_names)},)))")
     for i, (x, jac) in enumerate(zip(leaves, jacobians)):
         expect(tuple(jac.shape) == tuple(out.shape) + tuple(x.shape), what=f"shape of the Jacobian wrt x{i}",
                expected=tuple(out.shape) + tuple(x.shape), observed=tuple(jac.shape), repro=repro)
@@ -168,7 +167,13 @@ def adjoint_of_forward_mode(program, data):
     right = sum((x.grad * u).sum() for x, u in zip(leaves, tangents))
     expect_close(left, right, tolerance=Tolerance(1e-10, 1e-10, "float64 dot products of up to 64 terms each"),
                  what="<v, J u> (forward mode) against <J^T v, u> (reverse mode)",
-                 repro=program.repro(f"v = {_text(v)}", "# u: one tangent per leaf, J u by torch.autograd.forward_ad"))
+                 repro=program.repro(
+                     "import torch.autograd.forward_ad as fwAD", f"v = {literal(v)}",
+                     f"u = [{', '.join(literal(u) for u in tangents)}]",
+                     "out.backward(v)",
+                     "with fwAD.dual_level():",
+                     f"    jvp = fwAD.unpack_dual(program(*[fwAD.make_dual(x.detach(), t) for x, t in zip([{', '.join(program.leaf_names)}], u)])).tangent",
+                     f"print((v * jvp).sum(), sum((x.grad * t).sum() for x, t in zip([{', '.join(program.leaf_names)}], u)))"))
 
 
 @rule("vjp.roots-add-up", section=Section.NON_SCALAR, docs="vjp-definition",
@@ -183,12 +188,13 @@ def roots_add_up(program, data):
     first = _vjp(program, v1)
     second = program.inputs()
     torch.sin(program(*second)).backward(v2)
-    repro = program.repro("torch.autograd.backward([out, torch.sin(program(x0))], [v1, v2])")
+    repro = program.repro(f"v1, v2 = {literal(v1)}, {literal(v2)}",
+                          f"torch.autograd.backward([out, torch.sin({program.call})], [v1, v2])", *program.print_grads)
     for i, g1 in zip(program.grad_leaves, first):
         expect_close(leaves[i].grad, g1 + second[i].grad, tolerance=ROUNDOFF[torch.float64], what=f"x{i}.grad from two roots", repro=repro)
     GRADIENT_COUNT.check(lambda: [program(*program.inputs()), torch.zeros(())],
                          backward=lambda outs: torch.autograd.backward(outs, [torch.ones_like(outs[0])]),
-                         repro=program.repro("torch.autograd.backward([out, out2], [torch.ones_like(out)])"))
+                         repro=program.repro("torch.autograd.backward([out, torch.zeros(())], [torch.ones_like(out)])"))
 
 
 @rule("vjp.gradient-dtype-follows-the-input", section=Section.NON_SCALAR, docs="vjp-dtype",
@@ -201,7 +207,7 @@ def gradient_dtype_follows_the_input(program, data):
     same = _vjp(program, v.to(out.dtype))
     leaves = program.inputs()
     program(*leaves).backward(v)
-    repro = program.repro(f"out.backward({_text(v)})", "print(x0.grad.dtype)")
+    repro = program.repro(f"out.backward({literal(v)})", *(f"print(x{i}.grad.dtype)" for i in program.grad_leaves))
     for i, grad in zip(program.grad_leaves, same):
         expect(leaves[i].grad.dtype == leaves[i].dtype, what=f"x{i}.grad dtype with a {other} gradient argument",
                expected=leaves[i].dtype, observed=leaves[i].grad.dtype, repro=repro)
@@ -218,7 +224,7 @@ def grad_outputs_is_the_gradient_argument(program, data):
     leaves = program.inputs()
     grads = torch.autograd.grad(program(*leaves), leaves, grad_outputs=v, allow_unused=True)
     _, functional = torch.autograd.functional.vjp(program.function(), tuple(program.inputs()), v)
-    repro = program.repro(f"v = {_text(v)}", "print(torch.autograd.grad(out, [x0], v))")
+    repro = program.repro(f"v = {literal(v)}", "print(torch.autograd.grad(out, [x0], v))")
     for i, (expected, via_grad, via_functional) in enumerate(zip(direct, grads, functional)):
         expected = expected if expected is not None else torch.zeros_like(leaves[i])
         via_grad = via_grad if via_grad is not None else torch.zeros_like(leaves[i])

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from specs.engine.script import Script
+
 DTYPE_NAMES = {torch.float32: "torch.float32", torch.float64: "torch.float64"}
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
 
@@ -151,6 +153,11 @@ class Program:
         """The program called on its leaves by name: ``program(x0, x1)``."""
         return f"program({', '.join(self.leaf_names)})"
 
+    @property
+    def print_grads(self) -> tuple[str, ...]:
+        """Repro lines printing the .grad of every leaf that requires grad."""
+        return tuple(f"print({self.leaf_names[i]}.grad)" for i in self.grad_leaves)
+
     def repro(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False) -> str:
         """A standalone script: leaves, the program, one call (``out = ...``), then ``lines``.
 
@@ -164,6 +171,10 @@ class Program:
         else:
             body = [self.source().rstrip(), "", f"out = {self.call}"]
         return "\n".join(head + ["", *body, *lines]) + "\n"
+
+    def script(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False) -> Script:
+        """:meth:`repro` as a :class:`Script`: run it, assert on what it defined, print it on failure."""
+        return Script.verbatim(self.repro(*lines, dtype=dtype, inline=inline))
 
     def __repr__(self) -> str:
         return "\n" + self.repro()
