@@ -10,6 +10,7 @@ from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, intermediate_gradient
 from specs.engine.registry import Change, Family, rule
+from specs.engine.script import literal
 from specs.engine.sections import Section
 from specs.generators.strategies import programs, tensors
 from specs.engine.versions import at_least
@@ -86,8 +87,11 @@ def hvp_matches_finite_differences(program, data):
         up = [(x + FD_STEP * u).requires_grad_() for x, u in zip(leaves, directions)]
         down = [(x - FD_STEP * u).requires_grad_() for x, u in zip(leaves, directions)]
     g_up, g_down = _gradients(program, up, False), _gradients(program, down, False)
-    repro = program.repro("g = torch.autograd.grad(out.sum(), [x0], create_graph=True)[0]",
-                          "hvp = torch.autograd.grad((g * u).sum(), [x0])[0]")
+    xs = f"[{', '.join(program.leaf_names)}]"
+    repro = program.repro(f"u = [{', '.join(literal(u) for u in directions)}]",
+                          f"g = torch.autograd.grad(out.sum(), {xs}, create_graph=True, allow_unused=True)",
+                          "inner = sum((a * b).sum() for a, b in zip(g, u) if a is not None)",
+                          f"print(torch.autograd.grad(inner, {xs}, allow_unused=True) if inner.requires_grad else 'H = 0')")
     for i, (h, a, b) in enumerate(zip(hvp, g_up, g_down)):
         expect_close(h, (a - b) / (2 * FD_STEP), tolerance=FD_OF_GRADIENTS, what=f"(H u) for x{i} against differences of gradients",
                      repro=repro)
@@ -104,7 +108,9 @@ def hvp_matches_functional(program, data):
                                                   tuple(x.detach() for x in leaves), tuple(directions))
     for i, (h, f) in enumerate(zip(hvp, functional)):
         expect_close(h, f, tolerance=ROUNDOFF, what=f"double-backward H u for x{i} against functional.hvp",
-                     repro=program.repro("torch.autograd.functional.hvp(lambda x0: program(x0).sum(), x0, u)"))
+                     repro=program.repro(f"u = ({''.join(literal(u) + ', ' for u in directions)})",
+                                         f"xs = ({''.join(n + '.detach(), ' for n in program.leaf_names)})",
+                                         "print(torch.autograd.functional.hvp(lambda *xs: program(*xs).sum(), xs, u))"))
 
 
 @rule("higher-order.hessian-is-symmetric", section=Section.HIGHER_ORDER, docs="higher-order-hessian",
@@ -114,7 +120,9 @@ def hessian_is_symmetric(program):
     leaves = program.inputs()
     x0 = leaves[0].detach().contiguous()
     hessian = torch.autograd.functional.hessian(lambda x: program(x, *leaves[1:]).sum(), x0)
-    repro = program.repro("H = torch.autograd.functional.hessian(lambda x: program(x).sum(), x0)")
+    rest = "".join(f", {n}" for n in program.leaf_names[1:])
+    repro = program.repro(f"H = torch.autograd.functional.hessian(lambda x: program(x{rest}).sum(), x0.detach().contiguous())",
+                          "print(H)")
     expect(tuple(hessian.shape) == tuple(x0.shape) * 2, what="shape of the Hessian", expected=tuple(x0.shape) * 2,
            observed=tuple(hessian.shape), repro=repro)
     square = hessian.reshape(x0.numel(), x0.numel())
@@ -134,7 +142,8 @@ def second_grad_needs_create_graph(program):
         return grad.sum(), leaves[0]
 
     NO_GRAPH.check(record, backward=lambda pair: torch.autograd.grad(*pair),
-                   repro=program.repro("g = torch.autograd.grad(out.sum(), x0)[0]", "torch.autograd.grad(g.sum(), x0)"))
+                   repro=program.repro("g = torch.autograd.grad(out.sum(), x0)[0]", "print(g.grad_fn)",
+                                       "torch.autograd.grad(g.sum(), x0)"))
 
 
 @rule("higher-order.grad-leaves-dot-grad-alone", section=Section.HIGHER_ORDER, docs="higher-order-autograd-grad",
@@ -198,7 +207,9 @@ def materialize_grads_gives_zeros(pair, create_graph):
     unused_input = spec.make()
     *_, zeros = torch.autograd.grad(program(*program.inputs()).sum(), program.inputs() + [unused_input],
                                     create_graph=create_graph, materialize_grads=True)
-    repro = program.repro(f"torch.autograd.grad(out.sum(), [x0, unused], materialize_grads=True)")
+    repro = program.repro(f"unused = {spec.expression()}",
+                          f"print(torch.autograd.grad(out.sum(), [x0, unused], create_graph={create_graph}, "
+                          "materialize_grads=True))")
     expect(zeros is not None and zeros.shape == unused_input.shape and not zeros.any(),
            what="the materialized gradient of an unused input", expected=f"zeros of shape {tuple(unused_input.shape)}", observed=zeros, repro=repro)
     if at_least("2.13"):
@@ -220,8 +231,9 @@ def retain_graph_defaults_to_create_graph(program):
     second = torch.autograd.grad(out, leaves, allow_unused=True)
     for i, (a, b) in enumerate(zip(first, second)):
         expect_close(b, a, tolerance=ROUNDOFF, what=f"second gradient wrt x{i} through the kept graph",
-                     repro=program.repro("torch.autograd.grad(out.sum(), [x0], create_graph=True)",
-                                   "torch.autograd.grad(out.sum(), [x0])"))
+                     repro=program.repro("loss = out.sum()",
+                                         f"print(torch.autograd.grad(loss, [{', '.join(program.leaf_names)}], create_graph=True, allow_unused=True))",
+                                         f"print(torch.autograd.grad(loss, [{', '.join(program.leaf_names)}], allow_unused=True))"))
 
 
 @rule("higher-order.backward-create-graph-warns", section=Section.HIGHER_ORDER, docs="higher-order-backward",
@@ -265,7 +277,8 @@ def nth_derivative_of_a_power(x, k, n):
     expect_close(value.detach(), torch.tensor(exact, dtype=torch.float64), tolerance=ROUNDOFF,
                  what=f"derivative {n} of x**{k} at x = {x}",
                  repro=f"t = torch.tensor({x}, dtype=torch.float64, requires_grad=True)\nv = t**{k}\n"
-                 f"for _ in range({n}): v = torch.autograd.grad(v, t, create_graph=True)[0]")
+                 f"for _ in range({n}): v = torch.autograd.grad(v, t, create_graph=True)[0] if v.requires_grad else 0 * t\n"
+                 "print(v)")
 
 
 @rule("higher-order.grad-of-an-intermediate", section=Section.HIGHER_ORDER, docs="higher-order-autograd-grad",
@@ -278,5 +291,5 @@ def grad_of_an_intermediate(program, data):
     grad = torch.autograd.grad(values[program.output].sum(), values[name])[0]
     expect_close(grad, intermediate_gradient(program, name, leaves), tolerance=FD_TOLERANCE,
                  what=f"d out.sum() / d {name} against finite differences",
-                 repro=program.repro(f"# torch.autograd.grad(out.sum(), {name}) inside program()"))
+                 repro=program.repro(f"print(torch.autograd.grad(out.sum(), {name}))", inline=True))
     expect(all(x.grad is None for x in leaves), what="leaves' .grad after autograd.grad", expected=None, observed=[x.grad for x in leaves])

@@ -144,8 +144,14 @@ def saved_tensors_released(program, retain):
     else:
         loss.backward()
     alive = sum(h() is not None for h in handles)
-    repro = program.repro("# record out under saved_tensors_hooks, keep weak references to what pack returns",
-                          f"torch.tanh(out).sum().backward(retain_graph={retain})")
+    repro = program.repro(
+        "import weakref", "class Packed:", "    def __init__(self, tensor):", "        self.tensor = tensor",
+        "handles = []", "def pack(tensor):", "    packed = Packed(tensor.detach())",
+        "    handles.append(weakref.ref(packed))", "    return packed",
+        "with torch.autograd.graph.saved_tensors_hooks(pack, lambda packed: packed.tensor):",
+        f"    loss = torch.tanh({program.call}).sum()",
+        f"loss.backward(retain_graph={retain})",
+        "print(sum(h() is not None for h in handles), 'of', len(handles), 'saved tensors alive')")
     expect(alive == (len(handles) if retain else 0), what=f"saved tensors alive after backward(retain_graph={retain})",
            expected=len(handles) if retain else 0, observed=alive, repro=repro)
     del loss
@@ -180,8 +186,9 @@ def create_graph_retains(program):
     loss = _loss(program, leaves)
     first = torch.autograd.grad(loss, wrt, create_graph=True)
     second = torch.autograd.grad(loss, wrt)
-    repro = program.repro("out = torch.tanh(out).sum()", "g1 = torch.autograd.grad(out, x0, create_graph=True)",
-                          "g2 = torch.autograd.grad(out, x0)")
+    xs = f"[{', '.join(program.leaf_names[i] for i in program.grad_leaves)}]"
+    repro = program.repro("out = torch.tanh(out).sum()", f"print(torch.autograd.grad(out, {xs}, create_graph=True))",
+                          f"print(torch.autograd.grad(out, {xs}))")
     for i, a, b in zip(program.grad_leaves, first, second):
         expect_close(b, a, tolerance=ROUNDOFF[program.dtype], what=f"x{i}: second pass after create_graph=True", repro=repro)
 
@@ -228,4 +235,4 @@ def unsaved_graph_may_repeat(program):
     for i in program.grad_leaves:
         expect_close(leaves[i].grad, once[i].grad * 2, tolerance=ROUNDOFF[program.dtype],
                      what=f"x{i}.grad after two passes over a graph that saves nothing",
-                     repro=program.repro("out.sum().backward()", "out.sum().backward()"))
+                     repro=program.repro("out.sum().backward()", "out.sum().backward()", *program.print_grads))
