@@ -12,6 +12,7 @@ from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import EXACT, Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
 from specs.engine.registry import Family, rule
+from specs.engine.script import literal
 from specs.engine.sections import Section
 from specs.generators.strategies import tensors
 
@@ -60,6 +61,11 @@ NO_VMAP_RULE = ErrorContract(
     r"the vmap staticmethod or set generate_vmap_rule=True",
     Phase.RECORD,
 )
+
+
+def _using(*functions: type) -> str:
+    """The repro line importing ``functions`` (defined in this module) by name."""
+    return f"from {__name__} import {', '.join(f.__name__ for f in functions)}\n"
 
 
 # ------------------------------------------------------------------------------- the Functions
@@ -290,7 +296,7 @@ def seed_relu(spec, data):
     v = _cotangent(data, spec.shape, spec.dtype)
     y.backward(v)
     plain = x.detach()
-    repro = f"x = {spec.expression()}\nSeedReLU.apply(x).backward(v)  # v = {v.tolist()}"
+    repro = f"{_using(SeedReLU)}x = {spec.expression()}\ny = SeedReLU.apply(x)\ny.backward({literal(v)})\nprint(y, x.grad)"
     expect_close(y.detach(), plain.clamp(min=0), tolerance=EXACT, what="the output", repro=repro)
     expect_close(x.grad, torch.where(plain >= 0, v, torch.zeros_like(v)), tolerance=EXACT, what="x.grad", repro=repro)
     native = spec.make()
@@ -308,7 +314,7 @@ def saved_tensors_reach_backward(spec, data):
     Cube.apply(x).backward(v)
     expected = finite_difference_gradients(lambda t: t**3, [x], [0], v)[0]
     expect_close(x.grad, expected, tolerance=FD_TOLERANCE, what="Cube's gradient against finite differences",
-                 repro=f"x = {spec.expression()}\nCube.apply(x).backward(v)")
+                 repro=f"{_using(Cube)}x = {spec.expression()}\nCube.apply(x).backward({literal(v)})\nprint(x.grad)")
 
 
 @st.composite
@@ -330,8 +336,9 @@ def needs_input_grad(case):
     out.sum().backward()
     wanted = (a_spec.requires_grad, b_spec.requires_grad, False)
     expect(tuple(out.grad_fn.needs_seen) == wanted, what="ctx.needs_input_grad in backward", expected=wanted,
-           observed=tuple(out.grad_fn.needs_seen), repro=f"a = {a_spec.expression()}\nb = {b_spec.expression()}\n"
-           f"ScaledProduct.apply(a, b, {scale}).sum().backward()")
+           observed=tuple(out.grad_fn.needs_seen), repro=f"{_using(ScaledProduct)}a = {a_spec.expression()}\n"
+           f"b = {b_spec.expression()}\nout = ScaledProduct.apply(a, b, {scale})\nout.sum().backward()\n"
+           "print(out.grad_fn.needs_seen)")
     for t, other, needed in ((a, b, wanted[0]), (b, a, wanted[1])):
         if needed:
             expect_close(t.grad, (other * scale).detach().expand_as(t), tolerance=ANALYTIC[t.dtype], what="the needed gradient")
@@ -344,7 +351,7 @@ def needs_input_grad(case):
 def non_tensor_inputs_get_none(spec, scale):
     """backward must return None in the position of a non-tensor forward input: returning a tensor there raises a RuntimeError at backward."""
     GRAD_FOR_NON_TENSOR.check(lambda: GradForScale.apply(spec.make(), scale).sum(),
-                              repro=f"x = {spec.expression()}\nGradForScale.apply(x, {scale}).sum().backward()")
+                              repro=f"{_using(GradForScale)}x = {spec.expression()}\nGradForScale.apply(x, {scale}).sum().backward()")
 
 
 @rule("custom-function.wrong-gradient-count-raises", section=Section.CUSTOM, docs="custom-function-checks",
@@ -352,7 +359,7 @@ def non_tensor_inputs_get_none(spec, scale):
 def wrong_gradient_count_raises(spec):
     """backward must return one gradient (or None) per forward input: returning fewer raises a RuntimeError at backward that gives both counts."""
     message = WRONG_COUNT.check(lambda: OneGradForTwo.apply(spec.make(), spec.make()).sum(),
-                                repro=f"x = {spec.expression()}\nOneGradForTwo.apply(x, x).sum().backward()")
+                                repro=f"{_using(OneGradForTwo)}x = {spec.expression()}\nOneGradForTwo.apply(x, x).sum().backward()")
     expect("(expected 2, got 1)" in message, what="the counts in the message", expected="(expected 2, got 1)", observed=message)
 
 
@@ -361,7 +368,7 @@ def wrong_gradient_count_raises(spec):
 def wrong_gradient_shape_raises(spec):
     """A gradient whose shape does not broadcast to its input's shape raises a RuntimeError at backward naming both shapes."""
     message = WRONG_SHAPE.check(lambda: GradOfWrongShape.apply(spec.make()).sum(),
-                                repro=f"x = {spec.expression()}\nGradOfWrongShape.apply(x).sum().backward()")
+                                repro=f"{_using(GradOfWrongShape)}x = {spec.expression()}\nGradOfWrongShape.apply(x).sum().backward()")
     expected = f"expected shape compatible with [{', '.join(map(str, spec.shape))}]"
     expect(expected in message, what="the input's shape in the message", expected=expected, observed=message)
 
@@ -381,7 +388,7 @@ def once_differentiable_refuses_double_backward(spec):
 
     ONCE_DIFFERENTIABLE.check(lambda: (OnceCube.apply(x) * x).sum(), backward=backward,
                               again=lambda out: state["grad"].sum().backward(),
-                              repro=f"x = {spec.expression()}\n"
+                              repro=f"{_using(OnceCube)}x = {spec.expression()}\n"
                               "(g,) = torch.autograd.grad((OnceCube.apply(x) * x).sum(), x, create_graph=True)\n"
                               "g.sum().backward()")
 
@@ -394,16 +401,18 @@ def mark_dirty_for_in_place(spec, data):
     h = x * 1.0
     before = h._version
     out = DoubleInPlace.apply(h)
-    repro = f"x = {spec.expression()}\nh = x * 1.0\nout = DoubleInPlace.apply(h)"
+    v = _cotangent(data, spec.shape, spec.dtype)
+    repro = (f"{_using(DoubleInPlace)}x = {spec.expression()}\nh = x * 1.0\nbefore = h._version\n"
+             f"out = DoubleInPlace.apply(h)\nprint(out is h, h._version - before, h.grad_fn)\n"
+             f"out.backward({literal(v)})\nprint(x.grad)")
     expect(out is h and h._version > before, what="the dirtied input is returned, with a new version",
            expected="same object, bumped version", observed=(out is h, h._version - before), repro=repro)
     expect(type(h.grad_fn).__name__.startswith("DoubleInPlace"), what="h.grad_fn is the Function's node",
            expected="DoubleInPlaceBackward", observed=type(h.grad_fn).__name__, repro=repro)
-    v = _cotangent(data, spec.shape, spec.dtype)
     out.backward(v)
     expect_close(x.grad, 2 * v, tolerance=EXACT, what="x.grad through the custom backward", repro=repro)
     DIRTY_LEAF.check(lambda: DoubleInPlace.apply(spec.make()),
-                     repro=f"DoubleInPlace.apply({spec.expression()})")
+                     repro=f"{_using(DoubleInPlace)}DoubleInPlace.apply({spec.expression()})")
 
 
 @rule("custom-function.mark-non-differentiable", section=Section.CUSTOM, docs="custom-function-non-differentiable",
@@ -423,7 +432,8 @@ def mark_non_differentiable(spec, data):
     reference = spec.make()
     torch.sort(reference, dim=-1).values.backward(v)
     expect_close(x.grad, reference.grad, tolerance=EXACT, what="x.grad against torch.sort's gradient",
-                 repro=f"x = {spec.expression()}\nSortWithIndices.apply(x)[0].backward(v)")
+                 repro=f"{_using(SortWithIndices)}x = {spec.expression()}\n"
+                 f"SortWithIndices.apply(x)[0].backward({literal(v)})\nprint(x.grad)")
 
 
 @rule("custom-function.set-materialize-grads", section=Section.CUSTOM, docs="custom-function-non-differentiable",
@@ -434,7 +444,8 @@ def set_materialize_grads(spec, materialize):
     first, _second = TwoOutputs.apply(x, materialize)
     first.sum().backward()
     unused = first.grad_fn.grads_seen[1]
-    repro = f"x = {spec.expression()}\nfirst, second = TwoOutputs.apply(x, {materialize})\nfirst.sum().backward()"
+    repro = (f"{_using(TwoOutputs)}x = {spec.expression()}\nfirst, second = TwoOutputs.apply(x, {materialize})\n"
+             "first.sum().backward()\nprint(first.grad_fn.grads_seen[1], x.grad)")
     if materialize:
         expect(unused is not None and unused.shape == x.shape and not unused.any(), what="the unused output's gradient",
                expected="zeros", observed=unused, repro=repro)
@@ -449,16 +460,20 @@ def grad_mode_inside(spec):
     """forward runs with grad mode off; the output requires grad only when a tensor input does; backward runs with grad mode off unless create_graph=True."""
     x = spec.make()
     out = RecordsGradMode.apply(x)
+    repro = f"{_using(RecordsGradMode)}x = {spec.expression()}\nout = RecordsGradMode.apply(x)\nprint(out.requires_grad)"
     expect(out.requires_grad == spec.requires_grad, what="the output requires grad when an input does",
-           expected=spec.requires_grad, observed=out.requires_grad)
+           expected=spec.requires_grad, observed=out.requires_grad, repro=repro)
     if not spec.requires_grad:
         return
-    expect(out.grad_fn.forward_grad_enabled is False, what="grad mode in forward", expected=False, observed=out.grad_fn.forward_grad_enabled)
+    expect(out.grad_fn.forward_grad_enabled is False, what="grad mode in forward", expected=False,
+           observed=out.grad_fn.forward_grad_enabled, repro=repro + "\nprint(out.grad_fn.forward_grad_enabled)")
     for create_graph in (False, True):
         out = RecordsGradMode.apply(x)
         torch.autograd.grad(out.sum(), x, create_graph=create_graph)
         expect(out.grad_fn.backward_grad_enabled is create_graph, what=f"grad mode in backward, create_graph={create_graph}",
-               expected=create_graph, observed=out.grad_fn.backward_grad_enabled)
+               expected=create_graph, observed=out.grad_fn.backward_grad_enabled,
+               repro=f"{repro}\ntorch.autograd.grad(out.sum(), x, create_graph={create_graph})\n"
+               "print(out.grad_fn.backward_grad_enabled)")
 
 
 @rule("custom-function.setup-context-style", section=Section.CUSTOM, docs="custom-function-torch-func", since="2.0",
@@ -469,7 +484,8 @@ def setup_context_style(spec, data):
     v = _cotangent(data, spec.shape, spec.dtype)
     SinSetupContext.apply(x).backward(v)
     expected = torch.cos(x.detach()) * v
-    repro = f"x = {spec.expression()}\nSinSetupContext.apply(x).backward(v)"
+    repro = (f"{_using(SinSetupContext)}x = {spec.expression()}\nv = {literal(v)}\nSinSetupContext.apply(x).backward(v)\n"
+             "print(x.grad, torch.func.grad(lambda t: (SinSetupContext.apply(t) * v).sum())(x.detach()))")
     expect_close(x.grad, expected, tolerance=ANALYTIC[torch.float64], what="x.grad of the setup_context-style sin", repro=repro)
     functional = torch.func.grad(lambda t: (SinSetupContext.apply(t) * v).sum())(x.detach())
     expect_close(functional, expected, tolerance=ANALYTIC[torch.float64], what="torch.func.grad of the same Function", repro=repro)
@@ -490,7 +506,7 @@ def generated_vmap_rule(spec):
     batched = torch.func.vmap(SinSetupContext.apply)(x)
     looped = torch.stack([SinSetupContext.apply(row) for row in x]) if len(x) else torch.sin(x)
     expect_close(batched, looped, tolerance=EXACT, what="vmap(f)(x) against a loop over samples",
-                 repro=f"x = {spec.expression()}\ntorch.func.vmap(SinSetupContext.apply)(x)")
+                 repro=f"{_using(SinSetupContext)}x = {spec.expression()}\nprint(torch.func.vmap(SinSetupContext.apply)(x))")
     per_sample = torch.func.vmap(torch.func.grad(lambda t: SinSetupContext.apply(t).sum()))(x)
     expect_close(per_sample, torch.cos(x), tolerance=ANALYTIC[torch.float64], what="per-sample gradients from vmap(grad(f))")
 
@@ -500,7 +516,7 @@ def generated_vmap_rule(spec):
 def vmap_needs_a_rule(spec):
     """torch.func.vmap over a Function that has neither a vmap staticmethod nor generate_vmap_rule = True raises a RuntimeError."""
     NO_VMAP_RULE.check(lambda: torch.func.vmap(SinWithoutVmap.apply)(spec.make()),
-                       repro=f"torch.func.vmap(SinWithoutVmap.apply)({spec.expression()})")
+                       repro=f"{_using(SinWithoutVmap)}torch.func.vmap(SinWithoutVmap.apply)({spec.expression()})")
 
 
 #: gradcheck's own defaults for float64 (eps=1e-6, atol=1e-5, rtol=1e-3), stated here as data.
@@ -514,7 +530,7 @@ small = tensors(dtypes=(torch.float64,), max_ndim=2, layouts=("contiguous",))
 def gradcheck_accepts_correct(spec):
     """A Function whose backward is right (x ** 3) passes torch.autograd.gradcheck and gradgradcheck in float64."""
     x = spec.make()
-    repro = f"x = {spec.expression()}\ntorch.autograd.gradcheck(Cube.apply, (x,))"
+    repro = f"{_using(Cube)}x = {spec.expression()}\nprint(torch.autograd.gradcheck(Cube.apply, (x,)), torch.autograd.gradgradcheck(Cube.apply, (x,)))"
     expect(torch.autograd.gradcheck(Cube.apply, (x,), **GRADCHECK), what="gradcheck of Cube", expected=True, observed=False, repro=repro)
     expect(torch.autograd.gradgradcheck(Cube.apply, (x,), **GRADCHECK), what="gradgradcheck of Cube", expected=True, observed=False, repro=repro)
 
@@ -524,7 +540,7 @@ def gradcheck_accepts_correct(spec):
 def gradcheck_catches_wrong_backward(spec):
     """gradcheck rejects a Function whose backward is wrong (2x^2 for x ** 3) wherever the error exceeds its tolerance: it raises GradcheckError, or returns False when raise_exception=False."""
     x = spec.make()
-    repro = f"x = {spec.expression()}\ntorch.autograd.gradcheck(WrongCube.apply, (x,))"
+    repro = f"{_using(WrongCube)}x = {spec.expression()}\nprint(torch.autograd.gradcheck(WrongCube.apply, (x,), raise_exception=False))"
     passed = torch.autograd.gradcheck(WrongCube.apply, (x,), raise_exception=False, **GRADCHECK)
     expect(passed is False, what="gradcheck(..., raise_exception=False) of WrongCube", expected=False, observed=passed, repro=repro)
     try:
