@@ -23,6 +23,7 @@ from specs.engine.script import standalone
 
 SETTINGS = hypothesis.settings(
     max_examples=1,
+    phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate),  # a rule that fails is not shrunk here
     derandomize=True,
     database=None,
     deadline=None,
@@ -34,9 +35,42 @@ PER_RULE = 2
 #: Families whose repros are not executed here, with the reason.
 SLOW_FAMILIES = {"compiled": "torch.compile takes seconds per example; its repros run in the compiled rules' own checks"}
 
+COMMENT_ONLY = ("its repro ends in a comment describing what the check does (hooks registered, modes entered, "
+                "calls counted) instead of code that does it and prints the result")
 #: Rules whose repros do not yet run as printed: each must fail here (strict xfail), so a fix
 #: that makes one pass shows up as an unexpected pass and the entry is removed.
-NOT_YET_RUNNABLE: dict[str, str] = {}
+NOT_YET_RUNNABLE: dict[str, str] = {
+    "anomaly.gradients-are-unchanged": COMMENT_ONLY,
+    "anomaly.mode-is-process-global": COMMENT_ONLY,
+    "checkpointing.keeps-only-the-inputs": COMMENT_ONLY,
+    "checkpointing.memory-is-linear-in-depth": COMMENT_ONLY,
+    "checkpointing.no-grad-keeps-nothing": COMMENT_ONLY,
+    "checkpointing.preserves-the-rng-state": COMMENT_ONLY,
+    "checkpointing.recomputes-the-forward": COMMENT_ONLY,
+    "checkpointing.same-gradients": COMMENT_ONLY,
+    "checkpointing.sequential-same-gradients": COMMENT_ONLY,
+    "checkpointing.sqrt-segments-keep-sqrt-memory": COMMENT_ONLY,
+    "complex-grad.gradcheck-checks-the-convention": COMMENT_ONLY,
+    "grad-modes.decorators-without-parentheses": COMMENT_ONLY,
+    "grad-modes.enable-grad-inside-no-grad": COMMENT_ONLY,
+    "grad-modes.factories-under-no-grad": COMMENT_ONLY,
+    "grad-modes.generators-switch-per-step": COMMENT_ONLY,
+    "grad-modes.grad-mode-is-thread-local": COMMENT_ONLY,
+    "grad-modes.in-place-updates-under-no-grad": COMMENT_ONLY,
+    "grad-modes.inference-mode-makes-inference-tensors": COMMENT_ONLY,
+    "grad-modes.no-grad-decorates-functions": COMMENT_ONLY,
+    "grad-modes.no-grad-records-nothing": COMMENT_ONLY,
+    "grad-modes.set-grad-enabled-forms": COMMENT_ONLY,
+    "hooks.hooks-chain-in-registration-order": COMMENT_ONLY,
+    "hooks.hooks-fire-in-a-fixed-order": COMMENT_ONLY,
+    "hooks.node-hook-replaces-grad-inputs": COMMENT_ONLY,
+    "hooks.node-prehook-replaces-grad-outputs": COMMENT_ONLY,
+    "hooks.pack-runs-while-recording": COMMENT_ONLY,
+    "hooks.removed-hook-does-not-run": COMMENT_ONLY,
+    "hooks.returning-none-keeps-the-gradient": COMMENT_ONLY,
+    "hooks.save-on-cpu-keeps-gradients": COMMENT_ONLY,
+    "hooks.tensor-hook-sees-the-gradient": COMMENT_ONLY,
+}
 
 RULES = registry.rules()
 

@@ -92,7 +92,8 @@ def error_shows_the_forward_call(program, forward_mode):
     """When backward fails in anomaly mode, a UserWarning names the failing node and shows the traceback of the forward call that created it, if anomaly mode was on during the forward, else says no forward information is available."""
     raised, messages = _backward_warnings(program, forward_mode)
     repro = program.repro(("with torch.autograd.detect_anomaly():\n    " if forward_mode else "") + f"loss = {NAN_TAIL}",
-                          "with torch.autograd.detect_anomaly():", "    loss.backward()")
+                          "try:", "    with torch.autograd.detect_anomaly():", "        loss.backward()",
+                          "except RuntimeError as error:", "    print(error)")
     expect(bool(raised), what="backward raised", expected="a RuntimeError", observed="nothing", repro=repro)
     pattern = FORWARD_TRACE if forward_mode else NO_FORWARD_TRACE
     matching = [m for m in messages if re.search(pattern, m)]

@@ -229,15 +229,19 @@ def default_is_reentrant(program, explicit):
 
     REENTRANT_GRAD.check(record,
                          backward=lambda pair: torch.autograd.grad(pair[1].sum(), [pair[0][0]]),
-                         repro=program.repro(f"out = checkpoint(program, x0{', use_reentrant=True' if explicit else ''})",
+                         repro=program.repro("from torch.utils.checkpoint import checkpoint",
+                                             f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), "
+                                             f"{', '.join(program.leaf_names)}{', use_reentrant=True' if explicit else ''})",
                                              "torch.autograd.grad(out.sum(), [x0])"))
     plain = _plain(program)
     leaves = program.inputs()
     out = checkpoint(_tanh_program(program), *leaves, use_reentrant=False)
     grad, = torch.autograd.grad(out.sum(), [leaves[0]])
     expect_close(grad, plain[0], tolerance=RECOMPUTED[program.dtype], what="autograd.grad through use_reentrant=False",
-                 repro=program.repro("out = checkpoint(program, x0, use_reentrant=False)",
-                               "torch.autograd.grad(out.sum(), [x0])"))
+                 repro=program.repro("from torch.utils.checkpoint import checkpoint",
+                                     f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), "
+                                     f"{', '.join(program.leaf_names)}, use_reentrant=False)",
+                                     "print(torch.autograd.grad(out.sum(), [x0]))"))
 
 
 # ------------------------------------------------------------------ the memory autograd keeps

@@ -209,7 +209,8 @@ def tangents_must_be_floating(spec, dtype, which):
     integer = torch.zeros(spec.shape, dtype=dtype)
     args = (integer, real) if which == "primal" else (real, integer)
     repro = (f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
-             f"    fwAD.make_dual(...)  # {which} = torch.zeros({spec.shape}, dtype={dtype})")
+             f"    real = {spec.expression()}\n    integer = torch.zeros({spec.shape}, dtype={dtype})\n"
+             f"    fwAD.make_dual({'integer, real' if which == 'primal' else 'real, integer'})")
     with quiet(), fwAD.dual_level():
         message = INTEGER_DUAL.check(lambda: fwAD.make_dual(*args), repro=repro)
     expect(message.startswith(f"Expected {which}"), what="the message names the offending argument", expected=which, observed=message,
@@ -365,7 +366,7 @@ def hessian_is_forward_over_reverse(program, data):
     with quiet():
         hessian = torch.func.hessian(f)(*leaves)
     classic = torch.autograd.functional.hessian(lambda x0: f(x0, *leaves[1:]), leaves[0], vectorize=True)
-    repro = program.repro("f = lambda x0: torch.sin(program(x0, *rest)).sum()",
+    repro = program.repro(f"f = lambda x0: torch.sin(program(x0{''.join(', ' + n for n in program.leaf_names[1:])})).sum()",
                           "print(torch.func.hessian(f)(x0), torch.autograd.functional.hessian(f, x0))")
     expect_close(hessian, classic, tolerance=AGREEMENT, what="torch.func.hessian against autograd.functional.hessian", repro=repro)
     u = _like(data, leaves[0], "u")

@@ -227,7 +227,8 @@ def post_accumulate_hook_is_for_leaves(program):
         return program(*leaves)
 
     POST_ACCUMULATE_RETURNS.check(record, backward=lambda out: out.sum().backward(),
-                                  repro=program.repro("x0.register_post_accumulate_grad_hook(lambda p: p.grad)"))
+                                  repro=program.repro("x0.register_post_accumulate_grad_hook(lambda p: p.grad)",
+                                                      f"{program.call}.sum().backward()"))
 
 
 @rule("hooks.node-prehook-replaces-grad-outputs", section=Section.PRACTICAL, docs="hooks-node",
@@ -299,7 +300,7 @@ def multi_grad_hook_sees_all_gradients(program, data):
     calls = []
     torch.autograd.graph.register_multi_grad_hook(leaves, lambda grads: calls.append(list(grads)))
     program(*leaves).sum().backward(inputs=[leaves[i] for i in chosen])
-    repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print)",
+    repro = program.repro(f"torch.autograd.graph.register_multi_grad_hook([{', '.join(program.leaf_names)}], print)",
                           f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in chosen)}])")
     expect(len(calls) == 1, what="calls of the multi-grad hook", expected=1, observed=len(calls), repro=repro)
     for i, grad in enumerate(calls[0]):
@@ -317,7 +318,7 @@ def multi_grad_hook_any_fires_once(program):
     calls = []
     torch.autograd.graph.register_multi_grad_hook(leaves, lambda g: calls.append(g.detach().clone()), mode="any")
     program(*leaves).sum().backward()
-    repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print, mode='any')",
+    repro = program.repro(f"torch.autograd.graph.register_multi_grad_hook([{', '.join(program.leaf_names)}], print, mode='any')",
                           "out.sum().backward()")
     expect(len(calls) == 1, what="calls of the mode='any' hook", expected=1, observed=len(calls), repro=repro)
     expect(any(calls[0].shape == x.shape and torch.equal(calls[0], x.grad) for x in leaves),

@@ -53,7 +53,7 @@ def _grad(spec, function, gradient=None):
 
 
 def _repro(spec, code: str) -> str:
-    return f"import torch\nx = {spec.expression()}\n{code}.sum().backward()\nprint(x.grad)"
+    return f"import torch\nx = {spec.expression()}\n({code}).sum().backward()\nprint(x.grad)"
 
 
 def _same(got, want, what, repro, dtype):
