@@ -130,14 +130,14 @@ def _execute(repro: str, contract) -> None:
         warnings.simplefilter("always")
         try:
             exec(compile(repro, "<repro>", "exec"), {"__name__": "__repro__"})  # noqa: S102 - our own repros
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if isinstance(contract, contracts.ErrorContract):
-                assert isinstance(exc, contract.exception) and re.search(contract.pattern, str(exc)), (
-                    f"the repro raised {type(exc).__name__}: {exc}, not {contract.describe()}:\n{repro}")
-                return
-            raise AssertionError(f"the repro raised {type(exc).__name__}: {exc}:\n{repro}") from exc
-    if isinstance(contract, contracts.ErrorContract):
-        raise AssertionError(f"the repro ran without raising {contract.describe()}:\n{repro}")
+        except Exception as exc:  # noqa: BLE001 - any error of the repro is classified below
+            expected_error = isinstance(contract, contracts.ErrorContract)
+            assert expected_error, f"the repro raised {type(exc).__name__}: {exc}:\n{repro}"
+            assert isinstance(exc, contract.exception) and re.search(contract.pattern, str(exc)), (
+                f"the repro raised {type(exc).__name__}: {exc}, not {contract.describe()}:\n{repro}")
+            return
+    assert not isinstance(contract, contracts.ErrorContract), (
+        f"the repro ran without raising {contract.describe()}:\n{repro}")
     if isinstance(contract, contracts.WarningContract):
         assert any(issubclass(w.category, contract.category) and re.search(contract.pattern, str(w.message))
                    for w in caught), f"the repro did not emit {contract.describe()}:\n{repro}"

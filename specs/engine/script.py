@@ -47,13 +47,13 @@ class Script:
         self.text = standalone(body)
 
     @classmethod
-    def verbatim(cls, code: str) -> "Script":
+    def verbatim(cls, code: str) -> Script:
         """A script whose text is ``code`` exactly (already rendered: no holes are filled)."""
         script = cls.__new__(cls)
         script.text = standalone(code)
         return script
 
-    def then(self, template: str, /, **holes: object) -> "Script":
+    def then(self, template: str, /, **holes: object) -> Script:
         """This script followed by more lines (a separate rendering, not an edit of this text)."""
         more = string.Template(textwrap.dedent(template).strip("\n")).substitute(
             {name: str(value) for name, value in holes.items()}

@@ -1,7 +1,6 @@
 """Complex autograd: PyTorch's convention (the conjugate Wirtinger derivative) and what follows from it."""
 from __future__ import annotations
 
-import cmath
 import math
 from dataclasses import dataclass
 
