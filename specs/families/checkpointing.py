@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from typing import NamedTuple
 
 import torch
 from hypothesis import strategies as st
@@ -142,6 +143,16 @@ def preserves_the_rng_state(program, use_reentrant, seed):
         expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad with dropout", repro=repro)
 
 
+class Chain(NamedTuple):
+    """The arguments of :func:`make_chain`."""
+
+    depth: int
+    width: int
+    batch: int
+    dtype: torch.dtype
+    seed: int
+
+
 @st.composite
 def chains(draw, max_depth: int = 12):
     """A chain of ``depth`` Linear+Tanh layers of one width, with its input batch."""
@@ -150,7 +161,7 @@ def chains(draw, max_depth: int = 12):
     batch = draw(st.integers(1, 4), label="batch")
     dtype = draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
     seed = draw(st.integers(0, 2**16), label="seed")
-    return depth, width, batch, dtype, seed
+    return Chain(depth, width, batch, dtype, seed)
 
 
 def make_chain(depth, width, batch, dtype, seed):
@@ -172,7 +183,7 @@ def sqrt_segments(depth: int) -> int:
 
 
 def _chain_repro(case, code):
-    return (f"from specs.families.checkpointing import make_chain\nmodel, x = make_chain{case}\n"
+    return (f"from specs.families.checkpointing import make_chain\nmodel, x = make_chain(*{tuple(case)!r})\n"
             f"from torch.utils.checkpoint import checkpoint_sequential\n{code}")
 
 
@@ -189,9 +200,9 @@ def sequential_same_gradients(case, segments, use_reentrant):
     checkpoint_sequential(model, segments, x2, use_reentrant=use_reentrant).sum().backward()
     repro = _chain_repro(case, f"checkpoint_sequential(model, {segments}, x, use_reentrant={use_reentrant})"
                                ".sum().backward()")
-    expect_close(x2.grad, expected[0], tolerance=RECOMPUTED[case[3]], what="x.grad", repro=repro)
+    expect_close(x2.grad, expected[0], tolerance=RECOMPUTED[case.dtype], what="x.grad", repro=repro)
     for k, (p, grad) in enumerate(zip(model.parameters(), expected[1:])):
-        expect_close(p.grad, grad, tolerance=RECOMPUTED[case[3]], what=f"gradient of parameter {k}", repro=repro)
+        expect_close(p.grad, grad, tolerance=RECOMPUTED[case.dtype], what=f"gradient of parameter {k}", repro=repro)
 
 
 @rule("checkpointing.warns-without-use-reentrant", section=Section.PRACTICAL, docs="checkpointing-use-reentrant",
