@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from specs.bench import core as bench  # noqa: E402
+import specs.bench as bench  # noqa: E402
 from specs.reporting import catalogue, matrix  # noqa: E402
 
 torch.set_num_threads(1)
