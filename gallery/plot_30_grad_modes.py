@@ -61,7 +61,11 @@ for inside, value in batches(a):
     assert torch.is_grad_enabled()  # the caller's mode between yields
 
 law("grad-modes.no-grad-decorates-functions")
+
+# %%
 law("grad-modes.decorators-without-parentheses")
+
+# %%
 law("grad-modes.generators-switch-per-step")
 
 # %%
@@ -136,7 +140,11 @@ assert not usable.is_inference()
 (w * usable).sum().backward()
 
 law("grad-modes.inference-mode-makes-inference-tensors")
+
+# %%
 law("grad-modes.inference-tensors-cannot-be-saved")
+
+# %%
 law("grad-modes.inference-tensors-are-read-only-outside")
 
 # %%
@@ -194,6 +202,8 @@ assert x.is_leaf and x.requires_grad
 assert torch.allclose(x, torch.tensor([0.8, -1.6]))
 
 law("grad-modes.in-place-updates-under-no-grad")
+
+# %%
 law("grad-modes.in-place-on-leaf-needs-no-grad")
 
 # %%
@@ -232,6 +242,8 @@ else:
     raise AssertionError("backward used a value changed through detach()")
 
 law("grad-modes.detach-shares-storage-and-version")
+
+# %%
 law("grad-modes.detach-in-place-is-detected")
 
 # %%
@@ -280,6 +292,8 @@ else:
     raise AssertionError("a no_grad view was modified with grad mode on")
 
 law("grad-modes.no-grad-views-have-no-history")
+
+# %%
 law("grad-modes.no-grad-views-are-not-modified-with-grad")
 
 # %%
