@@ -16,10 +16,12 @@ import warnings
 
 import hypothesis
 import pytest
+import torch
 
 from specs.engine import contracts, registry
 from specs.engine import expect as expectations
 from specs.engine.script import standalone
+from specs.engine.state import Isolated
 
 SETTINGS = hypothesis.settings(
     max_examples=1,
@@ -51,16 +53,8 @@ NOT_YET_RUNNABLE: dict[str, str] = {
     "checkpointing.sequential-same-gradients": COMMENT_ONLY,
     "checkpointing.sqrt-segments-keep-sqrt-memory": COMMENT_ONLY,
     "complex-grad.gradcheck-checks-the-convention": COMMENT_ONLY,
-    "grad-modes.decorators-without-parentheses": COMMENT_ONLY,
-    "grad-modes.enable-grad-inside-no-grad": COMMENT_ONLY,
     "grad-modes.factories-under-no-grad": COMMENT_ONLY,
-    "grad-modes.generators-switch-per-step": COMMENT_ONLY,
-    "grad-modes.grad-mode-is-thread-local": COMMENT_ONLY,
     "grad-modes.in-place-updates-under-no-grad": COMMENT_ONLY,
-    "grad-modes.inference-mode-makes-inference-tensors": COMMENT_ONLY,
-    "grad-modes.no-grad-decorates-functions": COMMENT_ONLY,
-    "grad-modes.no-grad-records-nothing": COMMENT_ONLY,
-    "grad-modes.set-grad-enabled-forms": COMMENT_ONLY,
     "hooks.hooks-chain-in-registration-order": COMMENT_ONLY,
     "hooks.hooks-fire-in-a-fixed-order": COMMENT_ONLY,
     "hooks.node-hook-replaces-grad-inputs": COMMENT_ONLY,
@@ -124,9 +118,21 @@ def _capture(monkeypatch: pytest.MonkeyPatch, module, captured: Captured) -> Non
             monkeypatch.setattr(cls, name, recording)
 
 
+@contextlib.contextmanager
+def _restoring_global_state():
+    """A repro is a script of its own: grad mode, anomaly mode or warn-always it sets must not outlive it here."""
+    warn_always = torch.is_warn_always_enabled()
+    try:
+        with Isolated():
+            yield
+    finally:
+        torch.set_warn_always(warn_always)
+
+
 def _execute(repro: str, contract) -> None:
     printed = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+    with (_restoring_global_state(), warnings.catch_warnings(record=True) as caught,
+          contextlib.redirect_stdout(printed)):
         warnings.simplefilter("always")
         try:
             exec(compile(repro, "<repro>", "exec"), {"__name__": "__repro__"})  # noqa: S102 - our own repros

@@ -64,7 +64,7 @@ def _mode(name: str):
     return torch.enable_grad()
 
 
-def _untracked(values: dict, program, what: str) -> None:
+def _untracked(values: dict, program, what: str, within: str) -> None:
     for name, value in values.items():
         if name in program.leaf_names:
             continue
@@ -72,7 +72,7 @@ def _untracked(values: dict, program, what: str) -> None:
         flag = value.requires_grad and not value._is_view()
         expect(not flag and value.grad_fn is None, what=f"{name} computed {what} is not recorded",
                expected="grad_fn=None (and requires_grad=False unless a view)", observed=(value.requires_grad, value.grad_fn),
-               repro=program.repro(f"# run program() {what}; print({name}.grad_fn)"))
+               repro=program.repro(f"print({name}.requires_grad, {name}.grad_fn)", inline=True, within=within))
 
 
 def _writable(tensor: torch.Tensor) -> bool:
@@ -88,7 +88,7 @@ def no_grad_records_nothing(program, mode):
     recorded = program.trace(*leaves)
     with _mode(mode):
         plain = program.trace(*leaves)
-    _untracked(plain, program, f"under {mode}")
+    _untracked(plain, program, f"under {mode}", f"torch.{mode if '(' in mode else mode + '()'}")
     for name, value in plain.items():
         expect_close(value, recorded[name], tolerance=EXACT, what=f"{name} under {mode} against grad mode",
                      repro=program.repro(f"with torch.{mode}():", f"    print(program({', '.join(program.leaf_names)}))"))
@@ -101,7 +101,8 @@ def no_grad_decorates_functions(program, mode):
     decorated = _mode(mode)(program.function())
     out = decorated(*program.inputs())
     expect(out.grad_fn is None, what=f"result of a @torch.{mode}() function is not recorded",
-           expected=None, observed=out.grad_fn, repro=program.repro(f"# program decorated with @torch.{mode}()"))
+           expected=None, observed=out.grad_fn, repro=program.repro(f"decorated = torch.{mode}()(program)",
+                                                                 f"print(decorated({', '.join(program.leaf_names)}).grad_fn)"))
     expect(torch.is_grad_enabled(), what="grad mode after the decorated function returned", expected=True, observed=False)
 
 
@@ -116,7 +117,8 @@ def decorators_without_parentheses(program, mode):
         out = decorated(*leaves)
     tracked = mode == "enable_grad"
     expect((out.grad_fn is not None) == tracked, what=f"result of a @torch.{mode} function (called under no_grad) has a grad_fn",
-           expected=tracked, observed=out.grad_fn is not None, repro=program.repro(f"# program decorated with @torch.{mode}"))
+           expected=tracked, observed=out.grad_fn is not None, repro=program.repro(f"decorated = torch.{mode}(program)", "with torch.no_grad():",
+                                                                           f"    print(decorated({', '.join(program.leaf_names)}).grad_fn)"))
     expect_close(out, program(*leaves), tolerance=EXACT, what=f"@torch.{mode} does not change the values")
 
 
@@ -134,7 +136,10 @@ def generators_switch_per_step(program, steps):
     for inside, out in generate(leaves):
         expect(not inside, what="grad mode inside the generator body", expected=False, observed=inside)
         expect(out.grad_fn is None, what="a value yielded from the no_grad generator is not recorded", expected=None,
-               observed=out.grad_fn, repro=program.repro("# yielded from a @torch.no_grad() generator"))
+               observed=out.grad_fn, repro=program.repro(
+                   "@torch.no_grad()", "def generate():", f"    for _ in range({steps}):",
+                   f"        yield torch.is_grad_enabled(), {program.call}",
+                   "for inside, value in generate():", "    print(inside, value.grad_fn, torch.is_grad_enabled())"))
         expect(torch.is_grad_enabled(), what="grad mode of the caller between yields", expected=True, observed=False)
         expect(program(*leaves).grad_fn is not None, what="the caller records between yields", expected=True, observed=False)
 
@@ -152,7 +157,11 @@ def enable_grad_inside_no_grad(program, form):
             out = torch.enable_grad()(program.function())(*leaves)
         after = torch.is_grad_enabled()
     expect(out.requires_grad and out.grad_fn is not None, what=f"enable_grad ({form}) inside no_grad records",
-           expected=True, observed=out.requires_grad, repro=program.repro("# program run under enable_grad inside no_grad"))
+           expected=True, observed=out.requires_grad, repro=program.repro(
+               "with torch.no_grad():",
+               *(("    with torch.enable_grad():", f"        out = {program.call}") if form == "context"
+                 else (f"    out = torch.enable_grad()(program)({', '.join(program.leaf_names)})",)),
+               "print(out.requires_grad, out.grad_fn)"))
     expect(not after, what="grad mode after enable_grad ends, still inside no_grad", expected=False, observed=after)
 
 
@@ -182,7 +191,19 @@ def set_grad_enabled_forms(program, enabled, form):
 
             out, during = decorated(*leaves)
         after = torch.is_grad_enabled()
-    repro = program.repro(f"# program run after torch.set_grad_enabled({enabled}) ({form})")
+    args = ", ".join(program.leaf_names)
+    forms = {
+        "call": ("with torch.no_grad():", f"    torch.set_grad_enabled({enabled})", f"    out = {program.call}",
+                 "    during = torch.is_grad_enabled()", "print(during, out.grad_fn)"),
+        "context": ("with torch.no_grad():", f"    with torch.set_grad_enabled({enabled}):",
+                    f"        out, during = {program.call}, torch.is_grad_enabled()",
+                    "    after = torch.is_grad_enabled()", "print(during, out.grad_fn, after)"),
+        "decorator": (f"@torch.set_grad_enabled({enabled})", "def decorated(*xs):",
+                      "    return program(*xs), torch.is_grad_enabled()", "with torch.no_grad():",
+                      f"    out, during = decorated({args})", "    after = torch.is_grad_enabled()",
+                      "print(during, out.grad_fn, after)"),
+    }
+    repro = program.repro(*forms[form])
     expect(during == enabled, what=f"grad mode after set_grad_enabled({enabled}) ({form})", expected=enabled, observed=during, repro=repro)
     expect((out.grad_fn is not None) == enabled, what=f"the program records exactly when set_grad_enabled({enabled})",
            expected=enabled, observed=out.grad_fn is not None, repro=repro)
@@ -201,12 +222,13 @@ def inference_mode_makes_inference_tensors(program):
         with torch.inference_mode(False):
             nested = program(*leaves)
     expect(not grad_inside, what="torch.is_grad_enabled() inside inference_mode", expected=False, observed=grad_inside)
-    _untracked(inside, program, "under inference_mode")
+    _untracked(inside, program, "under inference_mode", "torch.inference_mode()")
     for name, value in inside.items():
         # A view of a normal tensor stays a normal tensor, even when taken in inference mode.
         if name not in program.leaf_names and not (value._is_view() and not value._base.is_inference()):
             expect(value.is_inference(), what=f"{name} computed in inference_mode is an inference tensor", expected=True,
-                   observed=False, repro=program.repro(f"# under torch.inference_mode(): print({name}.is_inference())"))
+                   observed=False, repro=program.repro(f"print({name}.is_inference())", inline=True,
+                                                       within="torch.inference_mode()"))
     expect(not nested.is_inference() and nested.requires_grad, what="a result of inference_mode(False) nested inside",
            expected="a normal tensor that requires grad", observed=(nested.is_inference(), nested.requires_grad))
 
@@ -273,7 +295,10 @@ def grad_mode_is_thread_local(program, mode):
     expect(modes == (True, False), what=f"(grad mode, inference mode) of a thread started under {mode}",
            expected=(True, False), observed=modes)
     expect(results[0].grad_fn is not None, what=f"a program run in a thread started under {mode} records", expected=True, observed=False,
-           repro=program.repro(f"# with torch.{mode}(): run program() in a new threading.Thread"))
+           repro=program.repro("import threading", "results = []",
+                               f"with torch.{mode if '(' in mode else mode + '()'}:",
+                               f"    worker = threading.Thread(target=lambda: results.append({program.call}))",
+                               "    worker.start()", "    worker.join()", "print(results[0].grad_fn)"))
 
 
 @rule("grad-modes.factories-under-no-grad", section=Section.EXCLUDING, docs="grad-modes-factories",
@@ -394,15 +419,10 @@ def data_hides_in_place_writes(program):
       given=dict(program=programs(all_require_grad=True)), contracts=(NO_GRAD_VIEW,))
 def no_grad_views_are_not_modified_with_grad(program):
     """A view of a tracked tensor taken under no_grad and then modified in place with grad mode on raises a RuntimeError, because whether the change should be recorded is ambiguous."""
-
-    def record():
-        base = torch.sin(program(*program.inputs()))
-        with torch.no_grad():
-            view = base.view(-1)
-        view.mul_(2)
-
-    NO_GRAD_VIEW.check(record, repro=program.repro("base = torch.sin(out)", "with torch.no_grad():",
-                                                   "    view = base.view(-1)", "view.mul_(2)"))
+    # view_as(base): a view of any strides (view(-1) would refuse a transposed result).
+    script = program.script("base = torch.sin(out)", "with torch.no_grad():", "    view = base.view_as(base)",
+                            "view.mul_(2)")
+    NO_GRAD_VIEW.check(script.run, repro=script)
 
 
 @rule("grad-modes.no-grad-views-have-no-history", section=Section.EXCLUDING, docs="grad-modes-views",

@@ -158,23 +158,30 @@ class Program:
         """Repro lines printing the .grad of every leaf that requires grad."""
         return tuple(f"print({self.leaf_names[i]}.grad)" for i in self.grad_leaves)
 
-    def repro(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False) -> str:
+    def repro(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False,
+              within: str | None = None) -> str:
         """A standalone script: leaves, the program, one call (``out = ...``), then ``lines``.
 
         With ``inline=True`` the steps run at the top level instead of inside ``program()``, so
-        ``lines`` can name the intermediates (``v0``, ``v1``, ...) too.
+        ``lines`` can name the intermediates (``v0``, ``v1``, ...) too.  ``within`` is a context
+        manager (``"torch.no_grad()"``) that the call, or the inlined steps, run under.
         """
         head = ["import torch", ""]
         head += [f"{n} = {leaf.expression(dtype)}" for n, leaf in zip(self.leaf_names, self.leaves)]
         if inline:
-            body = [f"{s.out} = {s.code}" for s in self.steps] + [f"out = {self.output}"]
+            run = [f"{s.out} = {s.code}" for s in self.steps] + [f"out = {self.output}"]
+            body = []
         else:
-            body = [self.source().rstrip(), "", f"out = {self.call}"]
-        return "\n".join(head + ["", *body, *lines]) + "\n"
+            run = [f"out = {self.call}"]
+            body = [self.source().rstrip(), ""]
+        if within:
+            run = [f"with {within}:", *("    " + line for line in run)]
+        return "\n".join(head + ["", *body, *run, *lines]) + "\n"
 
-    def script(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False) -> Script:
+    def script(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False,
+               within: str | None = None) -> Script:
         """:meth:`repro` as a :class:`Script`: run it, assert on what it defined, print it on failure."""
-        return Script.verbatim(self.repro(*lines, dtype=dtype, inline=inline))
+        return Script.verbatim(self.repro(*lines, dtype=dtype, inline=inline, within=within))
 
     def __repr__(self) -> str:
         return "\n" + self.repro()
