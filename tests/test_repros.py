@@ -55,15 +55,8 @@ NOT_YET_RUNNABLE: dict[str, str] = {
     "complex-grad.gradcheck-checks-the-convention": COMMENT_ONLY,
     "grad-modes.factories-under-no-grad": COMMENT_ONLY,
     "grad-modes.in-place-updates-under-no-grad": COMMENT_ONLY,
-    "hooks.hooks-chain-in-registration-order": COMMENT_ONLY,
     "hooks.hooks-fire-in-a-fixed-order": COMMENT_ONLY,
-    "hooks.node-hook-replaces-grad-inputs": COMMENT_ONLY,
-    "hooks.node-prehook-replaces-grad-outputs": COMMENT_ONLY,
     "hooks.pack-runs-while-recording": COMMENT_ONLY,
-    "hooks.removed-hook-does-not-run": COMMENT_ONLY,
-    "hooks.returning-none-keeps-the-gradient": COMMENT_ONLY,
-    "hooks.save-on-cpu-keeps-gradients": COMMENT_ONLY,
-    "hooks.tensor-hook-sees-the-gradient": COMMENT_ONLY,
 }
 
 RULES = registry.rules()

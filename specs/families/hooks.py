@@ -70,7 +70,8 @@ def tensor_hook_sees_the_gradient(program, data):
     values[name].register_hook(lambda g: seen.__setitem__(name, g.detach().clone()))
     leaves[0].register_hook(lambda g: seen.__setitem__("x0", g.detach().clone()))
     values[program.output].sum().backward()
-    repro = program.repro(f"# inside program(): {name}.register_hook(print); then out.sum().backward()")
+    repro = program.repro(f"{name}.register_hook(lambda g: print('{name}', g))", "x0.register_hook(lambda g: print('x0', g))",
+                          "out.sum().backward()", inline=True)
     expect(set(seen) == {name, "x0"}, what="hooks that fired", expected=sorted({name, "x0"}), observed=sorted(seen), repro=repro)
     expect_close(seen[name], intermediate_gradient(program, name, leaves), tolerance=_tolerance(program),
                  what=f"the gradient {name}'s hook received, against finite differences", repro=repro)
@@ -111,7 +112,8 @@ def returning_none_keeps_the_gradient(program, data):
     expect(len(calls) == 2, what="hooks that fired", expected=2, observed=len(calls))
     for i, grad in zip(program.grad_leaves, plain):
         expect_close(leaves[i].grad, grad, tolerance=EXACT_SCALING, what=f"x{i}.grad with hooks returning None",
-                     repro=program.repro(f"# {name}.register_hook(lambda g: None)"))
+                     repro=program.repro(f"{name}.register_hook(lambda g: None)", "x0.register_hook(lambda g: None)",
+                                         "out.sum().backward()", *program.print_grads, inline=True))
 
 
 @rule("hooks.hooks-chain-in-registration-order", section=Section.PRACTICAL, docs="hooks-order",
@@ -136,8 +138,9 @@ def hooks_chain_in_registration_order(program, factors, where):
     scale = 1.0
     for (k, g), c in zip(received, factors):
         expect_close(g, first * scale, tolerance=EXACT_SCALING, what=f"hook {k} receives hook {k - 1}'s result",
-                     repro=program.repro(*(f"{'x0' if where == 'leaf' else 'out'}.register_hook(lambda g: g * {c})"
-                                     for c in factors), "out.sum().backward()"))
+                     repro=program.repro(*(f"{'x0' if where == 'leaf' else 'out'}.register_hook("
+                                           f"lambda g: print('hook {k} receives', g) or g * {c})"
+                                           for k, c in enumerate(factors)), "out.sum().backward()"))
         scale *= c
 
 
@@ -153,7 +156,8 @@ def removed_hook_does_not_run(program, c):
     handle.remove()
     out.sum().backward()
     expect(not calls, what="calls of the removed hook", expected=0, observed=len(calls),
-           repro=program.repro(f"h = out.register_hook(lambda g: g * {c})", "h.remove()", "out.sum().backward()"))
+           repro=program.repro(f"h = out.register_hook(lambda g: print('called') or g * {c})", "h.remove()",
+                               "out.sum().backward()", *program.print_grads))
     for i, grad in zip(program.grad_leaves, plain):
         expect_close(leaves[i].grad, grad, tolerance=EXACT_SCALING, what=f"x{i}.grad after the hook was removed")
 
@@ -241,7 +245,8 @@ def node_prehook_replaces_grad_outputs(program, c):
     seen = []
     out.grad_fn.register_prehook(lambda go: (seen.append(go[0].detach().clone()), (go[0] * c,))[1])
     out.sum().backward()
-    repro = program.repro(f"out.grad_fn.register_prehook(lambda go: (go[0] * {c},))", "out.sum().backward()")
+    repro = program.repro(f"out.grad_fn.register_prehook(lambda go: (go[0] * {c},))", "out.sum().backward()",
+                          *program.print_grads)
     expect(len(seen) == 1, what="pre-hook calls", expected=1, observed=len(seen), repro=repro)
     expect_close(seen[0], torch.ones_like(out), tolerance=EXACT_SCALING, what="grad_outputs[0] of out.sum()'s cotangent", repro=repro)
     for i, grad in zip(program.grad_leaves, plain):
@@ -263,8 +268,8 @@ def node_hook_replaces_grad_inputs(program, c):
 
     out.grad_fn.register_hook(hook)
     out.sum().backward()
-    repro = program.repro(f"out.grad_fn.register_hook(lambda gi, go: tuple(g * {c} for g in gi))",
-                          "out.sum().backward()")
+    repro = program.repro(f"out.grad_fn.register_hook(lambda gi, go: tuple(None if g is None else g * {c} for g in gi))",
+                          "out.sum().backward()", *program.print_grads)
     expect(len(seen) == 1, what="post-hook calls", expected=1, observed=len(seen), repro=repro)
     expect_close(seen[0], torch.ones_like(out), tolerance=EXACT_SCALING, what="grad_outputs[0] seen by the post-hook", repro=repro)
     for i, grad in zip(program.grad_leaves, plain):
@@ -395,7 +400,8 @@ def save_on_cpu_keeps_gradients(program):
     for i, grad in zip(program.grad_leaves, plain):
         expect_close(leaves[i].grad, grad, tolerance=Tolerance(0, 0, "the same values are saved and restored"),
                      what=f"x{i}.grad under save_on_cpu",
-                     repro=program.repro("# recorded under torch.autograd.graph.save_on_cpu(pin_memory=False)"))
+                     repro=program.repro("out.sum().backward()", *program.print_grads,
+                                         within="torch.autograd.graph.save_on_cpu(pin_memory=False)"))
 
 
 def _sin_loss_after_scaling(program, c, before=None, after=None, retain=False):
