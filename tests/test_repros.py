@@ -42,8 +42,6 @@ COMMENT_ONLY = ("its repro ends in a comment describing what the check does (hoo
 #: Rules whose repros do not yet run as printed: each must fail here (strict xfail), so a fix
 #: that makes one pass shows up as an unexpected pass and the entry is removed.
 NOT_YET_RUNNABLE: dict[str, str] = {
-    "anomaly.gradients-are-unchanged": COMMENT_ONLY,
-    "anomaly.mode-is-process-global": COMMENT_ONLY,
     "checkpointing.keeps-only-the-inputs": COMMENT_ONLY,
     "checkpointing.memory-is-linear-in-depth": COMMENT_ONLY,
     "checkpointing.no-grad-keeps-nothing": COMMENT_ONLY,
@@ -52,9 +50,6 @@ NOT_YET_RUNNABLE: dict[str, str] = {
     "checkpointing.same-gradients": COMMENT_ONLY,
     "checkpointing.sequential-same-gradients": COMMENT_ONLY,
     "checkpointing.sqrt-segments-keep-sqrt-memory": COMMENT_ONLY,
-    "complex-grad.gradcheck-checks-the-convention": COMMENT_ONLY,
-    "grad-modes.factories-under-no-grad": COMMENT_ONLY,
-    "grad-modes.in-place-updates-under-no-grad": COMMENT_ONLY,
     "hooks.hooks-fire-in-a-fixed-order": COMMENT_ONLY,
     "hooks.pack-runs-while-recording": COMMENT_ONLY,
 }

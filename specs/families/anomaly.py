@@ -140,7 +140,13 @@ def mode_is_process_global(program, api):
         thread = threading.Thread(target=worker)
         thread.start()
         thread.join()
-    repro = program.repro(f"# start a thread inside torch.autograd.{api}(...) and torch.no_grad()")
+    repro = program.repro(
+        "import threading", "seen = {}", "def worker():",
+        "    seen['modes'] = (torch.is_anomaly_enabled(), torch.is_grad_enabled())", "    try:",
+        f"        torch.sqrt({program.call}.sum() * 0 - 1).backward()",
+        "    except RuntimeError as error:", "        seen['error'] = str(error)",
+        f"with torch.autograd.{'detect_anomaly()' if api == 'detect_anomaly' else 'set_detect_anomaly(True)'}, torch.no_grad():",
+        "    thread = threading.Thread(target=worker)", "    thread.start()", "    thread.join()", "print(seen)")
     expect(seen["modes"] == (True, True), what="(anomaly mode, grad mode) in the new thread", expected=(True, True),
            observed=seen["modes"], repro=repro)
     expect(re.search(NAN_GRADIENT.pattern, seen.get("error", "")) is not None,
@@ -159,4 +165,6 @@ def gradients_are_unchanged(program):
         program(*leaves).sum().backward()
     for i in program.grad_leaves:
         expect_close(leaves[i].grad, plain[i].grad, tolerance=Tolerance(0, 0, "the same computation, only checked"),
-                     what=f"x{i}.grad in anomaly mode", repro=program.repro("# under detect_anomaly(): out.sum().backward()"))
+                     what=f"x{i}.grad in anomaly mode",
+                     repro=program.repro("with torch.autograd.detect_anomaly():", f"    {program.call}.sum().backward()",
+                                         *program.print_grads))

@@ -242,7 +242,7 @@ class _Square(torch.autograd.Function):
 def gradcheck_checks_the_convention(program):
     """torch.autograd.gradcheck accepts complex inputs: it passes for built-in ops, holomorphic or not, and rejects a custom backward that returns f'(z)·v instead of conj(f'(z))·v."""
     z = program.z()
-    repro = program.repro("torch.autograd.gradcheck(f, (z,))")
+    repro = program.repro("print(torch.autograd.gradcheck(f, (z,)))")
     expect(torch.autograd.gradcheck(program, (z,), raise_exception=False), what="gradcheck of built-in complex ops",
            expected=True, observed=False, repro=repro)
     # Off the real axis, where conj(2z) and 2z differ.

@@ -314,7 +314,8 @@ def factories_under_no_grad(spec):
         inside = [t * 2 for t in made]
     for t, result in zip(made, inside):
         expect(t.is_leaf and t.requires_grad, what="a factory with requires_grad=True under no_grad", expected=True,
-               observed=(t.is_leaf, t.requires_grad), repro=f"with torch.no_grad():\n    t = torch.zeros({spec.shape}, requires_grad=True)")
+               observed=(t.is_leaf, t.requires_grad), repro=f"with torch.no_grad():\n    t = torch.zeros({spec.shape}, requires_grad=True)\n"
+               "print(t.is_leaf, t.requires_grad)")
         expect(not result.requires_grad, what="t * 2 inside the no_grad block", expected=False, observed=result.requires_grad)
         expect((t * 2).requires_grad, what="t * 2 after the block", expected=True, observed=False)
 
@@ -334,7 +335,9 @@ def in_place_updates_under_no_grad(program, lr):
         for i in program.grad_leaves:
             leaves[i].sub_(lr * leaves[i].grad)
             leaves[i].grad = None
-    repro = program.repro("out.sum().backward()", "with torch.no_grad():", f"    x0.sub_({lr} * x0.grad)")
+    repro = program.repro("out.sum().backward()", "with torch.no_grad():",
+                          *(f"    x{i}.sub_({lr} * x{i}.grad)" for i in program.grad_leaves),
+                          *(f"print(x{i}.is_leaf, x{i}.requires_grad, x{i}._version)" for i in program.grad_leaves))
     for i in program.grad_leaves:
         x = leaves[i]
         expect(x.is_leaf and x.requires_grad, what=f"x{i} after the update", expected="a leaf that requires grad",
