@@ -42,14 +42,6 @@ COMMENT_ONLY = ("its repro ends in a comment describing what the check does (hoo
 #: Rules whose repros do not yet run as printed: each must fail here (strict xfail), so a fix
 #: that makes one pass shows up as an unexpected pass and the entry is removed.
 NOT_YET_RUNNABLE: dict[str, str] = {
-    "checkpointing.keeps-only-the-inputs": COMMENT_ONLY,
-    "checkpointing.memory-is-linear-in-depth": COMMENT_ONLY,
-    "checkpointing.no-grad-keeps-nothing": COMMENT_ONLY,
-    "checkpointing.preserves-the-rng-state": COMMENT_ONLY,
-    "checkpointing.recomputes-the-forward": COMMENT_ONLY,
-    "checkpointing.same-gradients": COMMENT_ONLY,
-    "checkpointing.sequential-same-gradients": COMMENT_ONLY,
-    "checkpointing.sqrt-segments-keep-sqrt-memory": COMMENT_ONLY,
     "hooks.hooks-fire-in-a-fixed-order": COMMENT_ONLY,
     "hooks.pack-runs-while-recording": COMMENT_ONLY,
 }

@@ -81,7 +81,7 @@ def same_gradients(program, use_reentrant):
     checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant).sum().backward()
     repro = program.repro("from torch.utils.checkpoint import checkpoint",
                           f"out = checkpoint(lambda *x: torch.tanh(program(*x)), {', '.join(program.leaf_names)}, "
-                          f"use_reentrant={use_reentrant})", "out.sum().backward()")
+                          f"use_reentrant={use_reentrant})", "out.sum().backward()", *program.print_grads)
     for i, grad in zip(program.grad_leaves, plain):
         expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad through checkpoint", repro=repro)
 
@@ -100,7 +100,10 @@ def recomputes_the_forward(program, use_reentrant):
     out = checkpoint(counted, *program.inputs(), use_reentrant=use_reentrant)
     forward_calls = len(calls)
     out.sum().backward()
-    repro = program.repro(f"# count calls of the function passed to checkpoint(..., use_reentrant={use_reentrant})")
+    repro = program.repro("from torch.utils.checkpoint import checkpoint", "calls = []", "def counted(*xs):",
+                          "    calls.append(torch.is_grad_enabled())", "    return torch.tanh(program(*xs))",
+                          f"out = checkpoint(counted, {', '.join(program.leaf_names)}, use_reentrant={use_reentrant})",
+                          "print('forward calls:', len(calls))", "out.sum().backward()", "print('after backward:', len(calls))")
     expect(forward_calls == 1, what="calls during the forward", expected=1, observed=forward_calls, repro=repro)
     expect(len(calls) == 2, what="calls after backward", expected=2, observed=len(calls), repro=repro)
 
@@ -113,8 +116,11 @@ def keeps_only_the_inputs(program, use_reentrant):
     inputs = sum(x.numel() * x.element_size() for x in leaves)
     kept, out = saved_bytes(lambda: checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant))
     plain, _ = saved_bytes(lambda: torch.tanh(program(*program.inputs())))
-    repro = program.repro(f"# bytes packed by saved_tensors_hooks while recording checkpoint(..., "
-                          f"use_reentrant={use_reentrant})")
+    repro = program.repro("from torch.utils.checkpoint import checkpoint", "from specs.engine.oracles import saved_bytes",
+                          f"kept, out = saved_bytes(lambda: checkpoint(lambda *xs: torch.tanh(program(*xs)), "
+                          f"{', '.join(program.leaf_names)}, use_reentrant={use_reentrant}))",
+                          "print(kept, 'bytes kept;', sum(x.numel() * x.element_size() for x in "
+                          f"[{', '.join(program.leaf_names)}]), 'bytes of inputs')")
     expect(kept <= inputs, what="bytes kept for backward by the checkpointed function", expected=f"<= {inputs} (its inputs)",
            observed=kept, repro=repro)
     expect(kept <= max(plain, inputs), what="bytes kept, against the plain function", expected=f"<= {max(plain, inputs)}", observed=kept)
@@ -137,8 +143,12 @@ def preserves_the_rng_state(program, use_reentrant, seed):
     leaves = program.inputs()
     torch.manual_seed(seed)
     checkpoint(dropped, *leaves, use_reentrant=use_reentrant).sum().backward()
-    repro = program.repro(f"# torch.manual_seed({seed}); dropout(p=0.5) inside checkpoint(..., "
-                          f"use_reentrant={use_reentrant}) against the plain run with the same seed")
+    repro = program.repro(
+        "from torch.utils.checkpoint import checkpoint",
+        "dropped = lambda *xs: torch.tanh(torch.nn.functional.dropout(program(*xs), p=0.5, training=True))",
+        f"torch.manual_seed({seed})",
+        f"checkpoint(dropped, {', '.join(program.leaf_names)}, use_reentrant={use_reentrant}).sum().backward()",
+        *program.print_grads)
     for i, grad in zip(program.grad_leaves, plain):
         expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad with dropout", repro=repro)
 
@@ -199,7 +209,7 @@ def sequential_same_gradients(case, segments, use_reentrant):
     segments = min(segments, len(model))
     checkpoint_sequential(model, segments, x2, use_reentrant=use_reentrant).sum().backward()
     repro = _chain_repro(case, f"checkpoint_sequential(model, {segments}, x, use_reentrant={use_reentrant})"
-                               ".sum().backward()")
+                               ".sum().backward()\nprint(x.grad)")
     expect_close(x2.grad, expected[0], tolerance=RECOMPUTED[case.dtype], what="x.grad", repro=repro)
     for k, (p, grad) in enumerate(zip(model.parameters(), expected[1:])):
         expect_close(p.grad, grad, tolerance=RECOMPUTED[case.dtype], what=f"gradient of parameter {k}", repro=repro)
@@ -266,7 +276,7 @@ def memory_is_linear_in_depth(case):
     one_model, one_x = make_chain(1, width, batch, dtype, seed)
     one, _ = saved_bytes(lambda: one_model(one_x))
     expect(kept == depth * one, what=f"bytes kept for {depth} layers", expected=f"{depth} x {one}", observed=kept,
-           repro=_chain_repro(case, "# bytes packed by saved_tensors_hooks while recording model(x)"))
+           repro=_chain_repro(case, "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: model(x))[0])"))
     out.sum().backward()
 
 
@@ -277,7 +287,8 @@ def no_grad_keeps_nothing(case):
     model, x = make_chain(*case)
     with torch.no_grad():
         kept, _ = saved_bytes(lambda: model(x))
-    expect(kept == 0, what="bytes kept under no_grad", expected=0, observed=kept, repro=_chain_repro(case, "# model(x) under torch.no_grad()"))
+    expect(kept == 0, what="bytes kept under no_grad", expected=0, observed=kept, repro=_chain_repro(case, "from specs.engine.oracles import saved_bytes\nwith torch.no_grad():\n"
+                                                                                      "    print(saved_bytes(lambda: model(x))[0])"))
 
 
 @rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=Section.PRACTICAL, docs="checkpointing-memory",
@@ -295,8 +306,8 @@ def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     # and does not checkpoint the last run.
     last_layers = math.ceil((len(model) - (segments - 1) * (len(model) // segments)) / 2)
     bound = (segments - 1) * activation + last_layers * layer
-    repro = _chain_repro(case, f"# bytes packed while recording checkpoint_sequential(model, {segments}, x, "
-                               f"use_reentrant={use_reentrant})")
+    repro = _chain_repro(case, "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: checkpoint_sequential("
+                               f"model, {segments}, x, use_reentrant={use_reentrant}))[0])")
     expect(kept <= bound, what=f"bytes kept with {segments} segments for {depth} layers",
            expected=f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}", observed=kept, repro=repro)
     if depth >= 4:
