@@ -37,15 +37,6 @@ PER_RULE = 2
 #: Families whose repros are not executed here, with the reason.
 SLOW_FAMILIES = {"compiled": "torch.compile takes seconds per example; its repros run in the compiled rules' own checks"}
 
-COMMENT_ONLY = ("its repro ends in a comment describing what the check does (hooks registered, modes entered, "
-                "calls counted) instead of code that does it and prints the result")
-#: Rules whose repros do not yet run as printed: each must fail here (strict xfail), so a fix
-#: that makes one pass shows up as an unexpected pass and the entry is removed.
-NOT_YET_RUNNABLE: dict[str, str] = {
-    "hooks.hooks-fire-in-a-fixed-order": COMMENT_ONLY,
-    "hooks.pack-runs-while-recording": COMMENT_ONLY,
-}
-
 RULES = registry.rules()
 
 
@@ -54,8 +45,6 @@ def _params():
         marks = []
         if rule.family in SLOW_FAMILIES:
             marks.append(pytest.mark.skip(reason=SLOW_FAMILIES[rule.family]))
-        elif rule.id in NOT_YET_RUNNABLE:
-            marks.append(pytest.mark.xfail(reason=NOT_YET_RUNNABLE[rule.id], strict=True))
         yield pytest.param(rule, id=rule.id, marks=marks)
 
 

@@ -292,7 +292,12 @@ def hooks_fire_in_a_fixed_order(program):
     out.sum().backward()
     expected = ["out tensor hook", "node pre-hook", "node post-hook", "x0 tensor hook", "x0 post-accumulate"]
     expect(log == expected, what="the order hooks ran in", expected=expected, observed=log,
-           repro=program.repro("# register the five hooks in reverse order, then out.sum().backward()"))
+           repro=program.repro("log = []", "x0.register_post_accumulate_grad_hook(lambda p: log.append('x0 post-accumulate'))",
+                               "x0.register_hook(lambda g: log.append('x0 tensor hook'))",
+                               "out.grad_fn.register_hook(lambda gi, go: log.append('node post-hook'))",
+                               "out.grad_fn.register_prehook(lambda go: log.append('node pre-hook'))",
+                               "out.register_hook(lambda g: log.append('out tensor hook'))",
+                               "out.sum().backward()", "print(log)"))
 
 
 @rule("hooks.multi-grad-hook-sees-all-gradients", section=Section.BEYOND, docs="hooks-multi",
@@ -349,7 +354,11 @@ def pack_runs_while_recording(program):
         out = torch.tanh(program(*leaves))
     packs = log.count("pack")
     out.sum().backward()
-    repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack) and count the calls")
+    repro = program.repro("log = []", "def pack(t):", "    log.append('pack')", "    return len(log), t",
+                          "def unpack(packed):", "    log.append(('unpack', packed[0]))", "    return packed[1]",
+                          "with torch.autograd.graph.saved_tensors_hooks(pack, unpack):",
+                          f"    out = torch.tanh({program.call})", "print('recorded:', log)", "out.sum().backward()",
+                          "print('after backward:', log)", *program.print_grads)
     expect(packs >= 1, what="pack calls while recording (tanh saves its result)", expected=">= 1", observed=packs, repro=repro)
     expect(log.count("pack") == packs, what="pack calls during backward", expected=0, observed=log.count("pack") - packs, repro=repro)
     tokens = {entry[1] for entry in log if entry != "pack"}
