@@ -59,8 +59,7 @@ class Law:
         link = f'<a class="reference internal" href="{CATALOGUE}#{anchor(self.rule)}"><code>{e(self.rule.id)}</code></a>'
         parts = [
             f'<div class="autograd-law autograd-law-{self.verdict}">',
-            f'<p class="autograd-law-head">Rule {link} '
-            f'<span class="autograd-law-verdict">{e(self.summary)}</span></p>',
+            f'<p class="autograd-law-head">Rule {link} <span class="autograd-law-verdict">{e(self.summary)}</span></p>',
             f'<p class="autograd-law-statement">{e(self.rule.statement)}</p>',
         ]
         if self.example:
