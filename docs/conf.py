@@ -1,4 +1,4 @@
-"""Sphinx configuration: the gallery (executed, asserted) and the generated rule catalogue."""
+"""Sphinx configuration: the gallery (executed, asserted) and the pages generated from the registry."""
 import os
 import sys
 from pathlib import Path
@@ -11,36 +11,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from specs.bench import core as bench  # noqa: E402
-from specs.reporting import catalogue, matrix  # noqa: E402
-
 torch.set_num_threads(1)
-catalogue.write(ROOT)
-matrix.write(ROOT)
-bench.write(ROOT)
-
-# sphinx-gallery re-runs a script only when its md5 changed; what it printed and drew also
-# depends on the torch release, so the gallery output is stamped with it and cleared when the
-# release differs (every page is then re-run).
-GALLERY_OUT = Path(__file__).resolve().parent / "auto_gallery"
-_stamp = GALLERY_OUT / ".torch-version"
-_runtime = f"torch {torch.__version__}, python {sys.version.split()[0]}"
-if GALLERY_OUT.exists() and (not _stamp.exists() or _stamp.read_text() != _runtime):
-    import shutil
-
-    print(f"gallery output was built with {_stamp.read_text() if _stamp.exists() else 'an unknown torch'}; "
-          f"re-running every page with {_runtime}")
-    shutil.rmtree(GALLERY_OUT)
-GALLERY_OUT.mkdir(exist_ok=True)
-_stamp.write_text(_runtime)
 
 project = "autograd-spec"
 author = "the autograd-spec team"
 copyright = "2026, the autograd-spec team"
 release = f"rules checked against torch {torch.__version__}"
 
+# specs.rendering.sphinx_ext writes the generated pages (catalogue, conformance matrix, benchmarks)
+# and clears gallery output made with another torch, when the build starts.
 # sphinx-mathjax-offline serves MathJax from _static, so pages render math without a network.
-extensions = ["sphinx.ext.mathjax", "sphinx-mathjax-offline", "sphinx_gallery.gen_gallery", "sphinx_copybutton"]
+extensions = ["specs.rendering.sphinx_ext", "sphinx.ext.mathjax", "sphinx-mathjax-offline", "sphinx_gallery.gen_gallery",
+              "sphinx_copybutton"]
 # The gallery's .py/.ipynb/.zip files are downloads (linked from each page), not source pages.
 # sphinx-gallery's computation-time tables need jQuery and DataTables from a CDN: not written
 # (see "write_computation_times" below), and a stale copy from an older build is not a page.

@@ -139,6 +139,8 @@ assert torch.equal(h.grad, 2 * h.detach())  # d(h^2)/dh
 assert h.retains_grad
 
 law("leaves.retain-grad-keeps-intermediate-gradient")
+
+# %%
 law("leaves.retain-grad-needs-requires-grad")
 
 # %%

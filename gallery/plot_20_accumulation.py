@@ -33,6 +33,8 @@ assert x.grad.item() == 5.0
 print(f"after both passes x.grad = {x.grad.item()}")
 
 law("accumulation.sums-across-backward")
+
+# %%
 law("accumulation.accumulates-in-place")
 
 # %%
@@ -89,7 +91,11 @@ model.zero_grad()
 assert model.weight.grad is None
 
 law("accumulation.zeroing-restarts-the-sum")
+
+# %%
 law("accumulation.zero-grad-sets-none")
+
+# %%
 law("accumulation.zero-grad-can-keep-tensors")
 
 # %%
@@ -113,6 +119,8 @@ for chunk_x, chunk_y in zip(inputs.chunk(4), targets.chunk(4)):
 assert torch.allclose(w_chunks.grad, w_full.grad)
 
 law("accumulation.micro-batches-add-up")
+
+# %%
 law("accumulation.mean-micro-batches-need-scaling")
 
 # %%
@@ -158,7 +166,11 @@ b = torch.tensor(2.0, requires_grad=True)
 assert a.grad.item() == 2.0 and b.grad is None
 
 law("accumulation.backward-inputs-restricts-accumulation")
+
+# %%
 law("accumulation.backward-inputs-fills-non-leaves")
+
+# %%
 law("accumulation.backward-inputs-must-not-be-empty")
 
 # %%

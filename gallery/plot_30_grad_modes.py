@@ -61,7 +61,11 @@ for inside, value in batches(a):
     assert torch.is_grad_enabled()  # the caller's mode between yields
 
 law("grad-modes.no-grad-decorates-functions")
+
+# %%
 law("grad-modes.decorators-without-parentheses")
+
+# %%
 law("grad-modes.generators-switch-per-step")
 
 # %%
@@ -147,7 +151,11 @@ with torch.inference_mode():
 assert not view.is_inference() and not normal.is_inference() and normal._version > before
 
 law("grad-modes.inference-mode-makes-inference-tensors")
+
+# %%
 law("grad-modes.inference-tensors-cannot-be-saved")
+
+# %%
 law("grad-modes.inference-tensors-are-read-only-outside")
 
 # %%
@@ -205,6 +213,8 @@ assert x.is_leaf and x.requires_grad
 assert torch.allclose(x, torch.tensor([0.8, -1.6]))
 
 law("grad-modes.in-place-updates-under-no-grad")
+
+# %%
 law("grad-modes.in-place-on-leaf-needs-no-grad")
 
 # %%
@@ -243,6 +253,8 @@ else:
     raise AssertionError("backward used a value changed through detach()")
 
 law("grad-modes.detach-shares-storage-and-version")
+
+# %%
 law("grad-modes.detach-in-place-is-detected")
 
 # %%
@@ -291,6 +303,8 @@ else:
     raise AssertionError("a no_grad view was modified with grad mode on")
 
 law("grad-modes.no-grad-views-have-no-history")
+
+# %%
 law("grad-modes.no-grad-views-are-not-modified-with-grad")
 
 # %%

@@ -43,6 +43,8 @@ else:
 assert x.grad.tolist() == [2.0, 0.0, 0.0]
 
 law("vjp.implicit-gradient-needs-one-element")
+
+# %%
 law("vjp.gradient-shape-must-match")
 
 # %%
@@ -66,7 +68,11 @@ x2 = x.detach().clone().requires_grad_()
 assert torch.allclose(x2.grad, x.grad)
 
 law("vjp.backward-v-is-a-weighted-sum")
+
+# %%
 law("vjp.linear-in-v")
+
+# %%
 law("vjp.roots-add-up")
 
 # %%
@@ -94,6 +100,8 @@ assert torch.allclose(batched, jacobian)
 print(jacobian)
 
 law("vjp.one-hot-rows-build-the-jacobian")
+
+# %%
 law("vjp.batched-grad-outputs-give-jacobian-rows")
 
 # %%

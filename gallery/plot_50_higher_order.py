@@ -39,7 +39,11 @@ else:
     raise AssertionError("a gradient without create_graph was differentiated")
 
 law("higher-order.second-grad-needs-create-graph")
+
+# %%
 law("higher-order.nth-derivative-of-a-power")
+
+# %%
 law("higher-order.hvp-matches-finite-differences")
 
 # %%
@@ -57,6 +61,8 @@ h = w * 3
 assert torch.equal(g, 2 * h.detach()) and w.grad is None
 
 law("higher-order.grad-leaves-dot-grad-alone")
+
+# %%
 law("higher-order.grad-of-an-intermediate")
 
 # %%
@@ -83,7 +89,11 @@ if at_least("2.1"):
     assert torch.autograd.grad(a * 2, [a, unused], materialize_grads=True)[1].item() == 0.0
 
 law("higher-order.unused-input-raises")
+
+# %%
 law("higher-order.allow-unused-gives-none")
+
+# %%
 law("higher-order.materialize-grads-gives-zeros")
 
 # %%
@@ -126,6 +136,8 @@ assert torch.allclose(torch.autograd.functional.hvp(f, p.detach(), u)[1], hvp)
 print(hessian)
 
 law("higher-order.hvp-matches-functional")
+
+# %%
 law("higher-order.hessian-is-symmetric")
 
 # %%

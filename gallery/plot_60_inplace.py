@@ -34,6 +34,8 @@ view.mul_(2.0)
 assert t._version == detached._version == view._version == 4
 
 law("inplace.version-counts-writes")
+
+# %%
 law("inplace.aliases-share-the-version")
 
 # %%
@@ -91,7 +93,11 @@ with torch.no_grad():
 assert w.is_leaf and w.grad_fn is None and w._version == 1
 
 law("inplace.leaf-requiring-grad-refuses")
+
+# %%
 law("inplace.leaf-write-allowed-without-grad")
+
+# %%
 law("inplace.view-of-leaf-refuses")
 
 # %%
@@ -125,6 +131,8 @@ torch.sin(a).mul_(2.0).sum().backward()
 assert torch.allclose(a.grad, 2 * torch.cos(a.detach()))
 
 law("inplace.unsaved-writes-match-out-of-place")
+
+# %%
 law("inplace.saved-output-writes-are-caught")
 
 # %%
@@ -143,6 +151,8 @@ h.sum().backward()
 assert x.grad.tolist() == [0.0, 1.0]
 
 law("inplace.output-saving-ops-in-place")
+
+# %%
 law("inplace.write-replaces-grad-fn")
 
 # %%
@@ -162,6 +172,8 @@ else:
     raise AssertionError("an unbind output was written in place")
 
 law("inplace.multi-output-views-refuse")
+
+# %%
 law("inplace.out-argument-refuses-grad")
 
 # %%

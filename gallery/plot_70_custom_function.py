@@ -51,6 +51,8 @@ torch.relu(native).sum().backward()
 assert zero.grad.item() == 1.0 and native.grad.item() == 0.0
 
 law("custom-function.seed-relu")
+
+# %%
 law("custom-function.grad-mode-inside")
 
 # %%
@@ -84,6 +86,8 @@ assert out.grad_fn.needs_seen == (True, False, False)
 assert a.grad.tolist() == [1.5, 2.0] and b.grad is None
 
 law("custom-function.needs-input-grad")
+
+# %%
 law("custom-function.non-tensor-inputs-get-none")
 
 # %%
@@ -103,6 +107,8 @@ for anti_pattern in (lambda: OneGradForTwo.apply(a, a), lambda: GradOfWrongShape
         raise AssertionError("a malformed backward was accepted")
 
 law("custom-function.wrong-gradient-count-raises")
+
+# %%
 law("custom-function.wrong-gradient-shape-raises")
 
 # %%
@@ -121,6 +127,8 @@ assert torch.autograd.gradgradcheck(Cube.apply, (x,))
 assert torch.autograd.gradcheck(WrongCube.apply, (x,), raise_exception=False) is False
 
 law("custom-function.gradcheck-accepts-correct")
+
+# %%
 law("custom-function.gradcheck-catches-wrong-backward")
 
 # %%
@@ -180,6 +188,8 @@ first.sum().backward()
 assert first.grad_fn.grads_seen[1] is None
 
 law("custom-function.mark-non-differentiable")
+
+# %%
 law("custom-function.set-materialize-grads")
 
 # %%
@@ -196,7 +206,11 @@ per_sample = torch.func.vmap(torch.func.grad(lambda t: SinSetupContext.apply(t).
 assert torch.allclose(per_sample, torch.cos(x))
 
 law("custom-function.setup-context-style")
+
+# %%
 law("custom-function.generated-vmap-rule")
+
+# %%
 law("custom-function.vmap-needs-a-rule")
 
 # %%

@@ -50,6 +50,8 @@ assert torch.allclose(x.grad, 3 * (1 - torch.tanh(x.detach()) ** 2))
 loss.backward()  # frees the graph now
 
 law("retain-graph.retained-graph-repeats")
+
+# %%
 law("retain-graph.last-pass-frees")
 
 # %%
@@ -94,6 +96,8 @@ del loss
 assert all(b() is None for b in boxes)  # ...until the graph is dropped
 
 law("retain-graph.saved-tensors-released")
+
+# %%
 law("retain-graph.freed-saved-tensor-unreadable")
 
 # %%

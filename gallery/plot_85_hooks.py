@@ -30,7 +30,11 @@ assert torch.equal(seen[0], 2 * h.detach())  # d(h^2)/dh
 assert torch.equal(x.grad, 10 * 3 * 2 * h.detach())  # the replaced gradient flowed on to x
 
 law("hooks.tensor-hook-sees-the-gradient")
+
+# %%
 law("hooks.tensor-hook-return-replaces-the-gradient")
+
+# %%
 law("hooks.returning-none-keeps-the-gradient")
 
 # %%
@@ -53,7 +57,11 @@ handle.remove()
 assert x.grad.item() == (2 + 1) * 5
 
 law("hooks.hooks-chain-in-registration-order")
+
+# %%
 law("hooks.removed-hook-does-not-run")
+
+# %%
 law("hooks.hooks-fire-in-a-fixed-order")
 
 # %%
@@ -82,6 +90,8 @@ else:
     raise AssertionError("a hook changed the gradient's size unnoticed")
 
 law("hooks.hook-needs-requires-grad")
+
+# %%
 law("hooks.hook-must-keep-size-and-dtype")
 
 # %%
@@ -101,6 +111,8 @@ for _ in range(2):
 assert [t.tolist() for t in totals] == [[3.0, 3.0], [6.0, 6.0]]
 
 law("hooks.post-accumulate-hook-sees-the-updated-grad")
+
+# %%
 law("hooks.post-accumulate-hook-is-for-leaves")
 
 # %%
@@ -121,6 +133,8 @@ y.sum().backward()
 assert torch.equal(x.grad, 2 * (2 * x.detach()))
 
 law("hooks.node-prehook-replaces-grad-outputs")
+
+# %%
 law("hooks.node-hook-replaces-grad-inputs")
 
 # %%
@@ -146,6 +160,8 @@ c = torch.tensor(3.0, requires_grad=True)
 assert len(calls) == 2
 
 law("hooks.multi-grad-hook-sees-all-gradients")
+
+# %%
 law("hooks.multi-grad-hook-any-fires-once")
 
 # %%
@@ -171,7 +187,11 @@ assert len(packed) == 2
 assert torch.equal(a.grad, torch.zeros(2))  # backward used the unpacked (zeroed) b
 
 law("hooks.pack-runs-while-recording")
+
+# %%
 law("hooks.unpack-result-is-used")
+
+# %%
 law("hooks.save-on-cpu-keeps-gradients")
 
 # %%
@@ -197,7 +217,11 @@ assert log == [("after", 3.0), ("before", 6.0)]
 assert a.grad.item() == 3.0  # the gradient with respect to the new value
 
 law("hooks.hooks-bind-to-the-grad-fn")
+
+# %%
 law("hooks.retain-grad-runs-after-hooks")
+
+# %%
 law("hooks.retain-grad-follows-in-place")
 
 # %%

@@ -42,6 +42,8 @@ with warnings.catch_warnings(record=True) as caught:
 assert x.grad is None  # the error stopped backward before anything was accumulated
 
 law("anomaly.nan-gradient-names-the-node")
+
+# %%
 law("anomaly.check-nan-can-be-turned-off")
 
 # %%
@@ -84,6 +86,8 @@ assert seen == [(True, True)]
 assert not torch.is_anomaly_enabled()  # restored on exit
 
 law("anomaly.mode-is-process-global")
+
+# %%
 law("anomaly.gradients-are-unchanged")
 
 # %%

@@ -62,8 +62,14 @@ for depth, p, c in zip(depths, plain, checkpointed):
     print(f"N={depth:2d}: plain {p / 1024:7.1f} KiB, checkpointed {c / 1024:6.1f} KiB")
 
 law("checkpointing.memory-is-linear-in-depth")
+
+# %%
 law("checkpointing.no-grad-keeps-nothing")
+
+# %%
 law("checkpointing.sqrt-segments-keep-sqrt-memory")
+
+# %%
 law("checkpointing.keeps-only-the-inputs")
 
 # %%
@@ -96,6 +102,8 @@ for use_reentrant in (True, False):
     assert torch.allclose(x.grad, expected, rtol=1e-12, atol=0)
 
 law("checkpointing.same-gradients")
+
+# %%
 law("checkpointing.recomputes-the-forward")
 
 # %%
@@ -171,6 +179,8 @@ else:
 assert torch.allclose(grad, 1 - torch.tanh(x.detach()) ** 2)
 
 law("checkpointing.warns-without-use-reentrant")
+
+# %%
 law("checkpointing.default-is-reentrant")
 
 # %%

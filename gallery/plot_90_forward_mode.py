@@ -42,6 +42,8 @@ difference = ((x + h * u) * torch.sin(x + h * u) - (x - h * u) * torch.sin(x - h
 assert torch.allclose(tangent, difference, atol=1e-8)
 
 law("forward-mode.dual-carries-primal-and-tangent")
+
+# %%
 law("forward-mode.tangent-is-the-directional-derivative")
 
 # %%
@@ -72,7 +74,11 @@ with fwAD.dual_level():
         raise AssertionError("a nested dual level was entered")
 
 law("forward-mode.tangents-end-with-their-level")
+
+# %%
 law("forward-mode.make-dual-needs-a-level")
+
+# %%
 law("forward-mode.levels-do-not-nest")
 
 # %%
@@ -100,6 +106,8 @@ with fwAD.dual_level():
         raise AssertionError("a tangent of another shape was accepted")
 
 law("forward-mode.tangents-must-be-floating")
+
+# %%
 law("forward-mode.tangent-shape-must-match")
 
 # %%
@@ -120,6 +128,8 @@ with fwAD.dual_level():
     assert fwAD.unpack_dual(d.detach()).tangent is None
 
 law("forward-mode.no-grad-keeps-tangents")
+
+# %%
 law("forward-mode.inference-mode-and-detach-drop-tangents")
 
 # %%

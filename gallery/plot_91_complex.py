@@ -42,7 +42,11 @@ else:
     raise AssertionError("backward() on a complex scalar succeeded")
 
 law("complex-grad.grad-is-dl-dx-plus-i-dl-dy")
+
+# %%
 law("complex-grad.abs-squared-gives-2z")
+
+# %%
 law("complex-grad.complex-output-needs-a-gradient")
 
 # %%

@@ -62,6 +62,8 @@ assert grad_of(torch.sqrt, [0.0]).item() == float("inf")
 assert grad_of(lambda t: torch.sqrt(t) * 0, [0.0]).isnan().item()
 
 law("kinks.abs-and-norm-at-zero")
+
+# %%
 law("kinks.sqrt-at-zero-is-infinite")
 
 # %%
@@ -84,6 +86,8 @@ assert grad_of(lambda t: t.clamp(-1.0, 1.0), at_bounds).tolist() == [1.0, 1.0]
 assert grad_of(lambda t: F.hardtanh(t, -1.0, 1.0), at_bounds).tolist() == [0.0, 0.0]
 
 law("kinks.clamp-passes-gradient-at-its-bounds")
+
+# %%
 law("kinks.hardtanh-blocks-gradient-at-its-bounds")
 
 # %%
@@ -123,7 +127,11 @@ torch.maximum(a, b).sum().backward()
 assert a.grad.tolist() == [0.5, 0.0] and b.grad.tolist() == [0.5, 1.0]
 
 law("kinks.reductions-split-ties-evenly")
+
+# %%
 law("kinks.max-along-dim-picks-one-index")
+
+# %%
 law("kinks.maximum-and-minimum-halve-ties")
 
 # %%
@@ -161,6 +169,8 @@ torch.where(x > 0, torch.sqrt(safe), 0.0).sum().backward()
 assert x.grad.tolist() == [0.0, 0.0, 0.25]  # the fix
 
 law("kinks.where-does-not-guard-its-unused-branch")
+
+# %%
 law("kinks.double-where-is-safe")
 
 # %%

@@ -31,6 +31,8 @@ f(x, w).sum().backward()
 assert torch.allclose(compiled_grads[0], x.grad) and torch.allclose(compiled_grads[1], w.grad)
 
 law("compiled.aot-eager-matches-eager")
+
+# %%
 law("compiled.inductor-matches-eager")
 
 # %%

@@ -128,12 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     if argv[:1] == ["bench"]:
-        if importlib.util.find_spec("specs.bench.core") is None:  # pragma: no cover - packaging error
-            print(f"{PROG}: error: the benchmark tool is not installed", file=sys.stderr)
-            return 2
-        from specs.bench import core
+        from specs.bench import cli as bench_cli
 
-        return core._main_with_errors(argv[1:])
+        return bench_cli.main_with_errors(argv[1:])
     args, extra = parser.parse_known_args(argv)
     if args.command == "check":
         return _check(args, extra)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from specs.bench import core as bench
+import specs.bench as bench
+from specs.bench import cli, counting, rendering, summaries
 
 from specs.engine import registry
 
@@ -154,12 +155,12 @@ def test_every_benchmark_names_a_registered_rule():
 
 
 def _committed_checks() -> list[tuple[str, dict]]:
-    return [(p.stem, bench._read_summary(p)) for p in sorted(bench.CHECKS.glob("*.json"))]
+    return [(p.stem, summaries._read_summary(p)) for p in sorted(bench.CHECKS.glob("*.json"))]
 
 
 def test_committed_checks_flag_the_injected_slowdown_and_nothing_else():
     """The evidence on the benchmarks page: real runs of a committed release, compared with it."""
-    results = {s["torch"]: s for s in bench._summaries(bench.RESULTS)}
+    results = {s["torch"]: s for s in rendering._summaries(bench.RESULTS)}
     checks = _committed_checks()
     assert {bool(c.get("slowdown")) for _, c in checks} == {True, False}  # an unchanged and a slowed run
     for name, check in checks:
@@ -168,7 +169,7 @@ def test_committed_checks_flag_the_injected_slowdown_and_nothing_else():
 
 
 def test_committed_summaries_render(tmp_path):
-    summaries = bench._summaries(bench.RESULTS)
+    summaries = rendering._summaries(bench.RESULTS)
     text = bench.render(summaries, tmp_path / "figures", "figures", _committed_checks())
     assert ".. _benchmark-check:" in text and (tmp_path / "figures" / "checks.png").exists()
     assert text.startswith(".. _benchmarks:")
@@ -273,11 +274,11 @@ def test_bad_count_and_summary_files_give_clear_errors(tmp_path):
     with pytest.raises(SystemExit, match="no pytest-benchmark runs and no instruction counts"):
         bench.load(str(empty))
     with pytest.raises(SystemExit, match="no pytest-benchmark runs and no instruction counts"):
-        bench.main(["summarize", str(empty)])
+        cli.main(["summarize", str(empty)])
 
 
 def test_count_explains_a_missing_valgrind(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(counting.shutil, "which", lambda tool: None)
     with pytest.raises(SystemExit, match=r"need valgrind and callgrind_control \(Debian: apt-get install valgrind\)"):
         bench.count(tmp_path, runs=1)
     assert not (tmp_path / "instructions").exists() or not list((tmp_path / "instructions").iterdir())
@@ -378,13 +379,13 @@ def test_checks_render_what_compare_flags(tmp_path):
 
 
 def test_command_line_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    assert bench._main_with_errors(["compare", "2.13.0", str(tmp_path / "missing.json")]) == 2
+    assert cli.main_with_errors(["compare", "2.13.0", str(tmp_path / "missing.json")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.json'}: no such summary file or run folder"
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text('{"torch": ')
-    assert bench._main_with_errors(["spread", str(corrupt)]) == 2
+    assert cli.main_with_errors(["spread", str(corrupt)]) == 2
     assert "not a readable benchmark summary" in capsys.readouterr().err
-    assert bench._main_with_errors(["spread", "2.13.0"]) == 0
+    assert cli.main_with_errors(["spread", "2.13.0"]) == 0
 
 
 def test_a_run_folder_is_summarized_from_its_newest_runs(tmp_path):

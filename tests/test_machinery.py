@@ -70,12 +70,12 @@ def test_tolerance_reports_the_first_mismatch():
 
 def test_violation_message_has_expected_observed_and_repro():
     with pytest.raises(Violation) as info:
-        expect(False, "the claim", "this", "that", "print('repro')")
+        expect(False, what="the claim", expected="this", observed="that", repro="print('repro')")
     text = str(info.value)
     assert "the claim" in text and "expected: this" in text and "observed: that" in text
     assert "print('repro')" in text
     with pytest.raises(Violation, match="x.grad"):
-        expect_close(torch.zeros(1), torch.ones(1), EXACT, "x.grad")
+        expect_close(torch.zeros(1), torch.ones(1), tolerance=EXACT, what="x.grad")
 
 
 def test_finite_differences_match_an_analytic_derivative():
@@ -109,7 +109,7 @@ def test_a_rule_that_leaks_state_fails():
 def test_a_failing_rule_explains_itself():
     def wrong(n):
         """Zero is positive."""
-        expect(n > 0, "n is positive", "> 0", n, f"n = {n}")
+        expect(n > 0, what="n is positive", expected="> 0", observed=n, repro=f"n = {n}")
 
     rule = registry.Rule(id="meta.wrong", statement="Zero is positive.", family="meta",
                          section=registry.SEED_SECTIONS[0], since="1.13.1", docs="x", function=wrong,

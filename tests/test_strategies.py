@@ -1,5 +1,4 @@
 """Meta-tests of the strategies: they reach the interesting cases, and programs are faithful code."""
-import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -52,7 +51,7 @@ PROGRAM_CASES = {
                                   and len({t.values[a].shape for a in s.args}) > 1 for s in t.program.steps),
     "a reduction": lambda t: any(s.op in ("sum", "sum_dim", "mean_dim") for s in t.program.steps),
     "three leaves": lambda t: len(t.program.leaves) == 3,
-    "a leaf that does not require grad": lambda t: any(not l.requires_grad for l in t.program.leaves),
+    "a leaf that does not require grad": lambda t: any(not leaf.requires_grad for leaf in t.program.leaves),
     "a 0-d output": lambda t: t.values[t.program.output].dim() == 0,
     "a 4-d intermediate": lambda t: any(v.dim() == 4 for v in t.values.values()),
     "ten or more steps": lambda t: len(t.program.steps) >= 10,

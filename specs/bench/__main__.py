@@ -1,5 +1,5 @@
 import sys
 
-from specs.bench.core import _main_with_errors
+from specs.bench.cli import main_with_errors
 
-sys.exit(_main_with_errors())
+sys.exit(main_with_errors())

@@ -5,16 +5,20 @@ from dataclasses import dataclass
 
 import torch
 
+from specs.engine.script import Script, standalone
+
 
 class Violation(AssertionError):
     """A rule's claim did not hold.  The message names the claim, both observations and a repro."""
 
-    def __init__(self, what: str, expected: object, observed: object, repro: str | None = None):
-        self.what, self.expected, self.observed, self.repro = what, expected, observed, repro
+    def __init__(self, what: str, expected: object, observed: object, repro: str | Script | None = None):
+        #: the standalone script that reproduces the failure (``import torch`` included), or None
+        self.repro = standalone(str(repro)) if repro else None
+        self.what, self.expected, self.observed = what, expected, observed
         lines = [what, f"  expected: {_short(expected)}", f"  observed: {_short(observed)}"]
-        if repro:
+        if self.repro:
             lines.append("  reproduce with:")
-            lines.extend("    " + line for line in repro.rstrip().splitlines())
+            lines.extend("    " + line for line in self.repro.rstrip().splitlines())
         super().__init__("\n".join(lines))
 
 
@@ -23,7 +27,11 @@ def _short(value: object, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
-def expect(condition: bool, what: str, expected: object, observed: object, repro: str | None = None) -> None:
+def expect(
+    condition: bool, *, what: str, expected: object, observed: object, repro: str | Script | None = None
+) -> None:
+    """Raise a :class:`Violation` saying ``what`` was expected and observed unless ``condition``."""
+    __tracebackhide__ = True
     if not condition:
         raise Violation(what, expected, observed, repro)
 
@@ -67,12 +75,15 @@ EXACT = Tolerance(0.0, 0.0, "the same operations on the same values are determin
 def expect_close(
     actual: torch.Tensor | None,
     expected: torch.Tensor | None,
+    *,
     tolerance: Tolerance,
     what: str,
-    repro: str | None = None,
+    repro: str | Script | None = None,
 ) -> None:
+    """Raise a :class:`Violation` unless ``actual`` is within ``tolerance`` of ``expected`` (or both are None)."""
+    __tracebackhide__ = True
     if actual is None or expected is None:
-        expect(actual is None and expected is None, what, expected, actual, repro)
+        expect(actual is None and expected is None, what=what, expected=expected, observed=actual, repro=repro)
         return
     problem = tolerance.mismatch(actual, expected)
     if problem:

@@ -3,7 +3,7 @@
 A family module (``specs/<family>.py``) declares ``FAMILY = Family(...)`` and registers each rule
 with :func:`rule`::
 
-    @rule("accumulation.sums-across-backward", section=GRADIENT_ACCUMULATION,
+    @rule("accumulation.sums-across-backward", section=Section.ACCUMULATION,
           docs="accumulation-sums", given=dict(program=programs()))
     def sums_across_backward(program):
         \"\"\"Calling backward k times without zeroing leaves k times the one-pass gradient in .grad.\"\"\"
@@ -28,22 +28,9 @@ from typing import Any, Callable
 import hypothesis
 
 from specs.engine import versions
+from specs.engine.sections import SEED_SECTIONS, Section  # noqa: F401 - re-exported
 from specs.engine.state import Isolated
 
-#: The sections of the seed tutorial, in its order; every rule belongs to one.
-SEED_SECTIONS = (
-    "Introduction to Automatic Differentiation",
-    "PyTorch Autograd: The Basics",
-    "The Computational Graph",
-    "Gradient Accumulation",
-    "Excluding Tensors from Autograd",
-    "Gradients of Non-Scalar Outputs",
-    "Higher-Order Derivatives",
-    "In-place Operations and Autograd",
-    "Custom Autograd Functions",
-    "Practical Considerations and Tips",
-    "Beyond the Tutorial",
-)
 
 #: Profiles with at most this many examples a rule are the everyday ones (ci, dev), where a rule's
 #: own ``max_examples`` applies.

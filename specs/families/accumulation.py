@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
+from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, record, rule
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs, shapes, tensors
@@ -19,7 +20,6 @@ FAMILY = Family(
     gallery="plot_20_accumulation.py",
 )
 
-ACCUMULATION = "Gradient Accumulation"
 
 #: Re-adding the same float k times differs from multiplying by k by a few units in the last
 #: place; sums over batch chunks in another order differ by roundoff of the partial sums.
@@ -42,63 +42,64 @@ def _one_pass(program):
     return [leaves[i].grad for i in program.grad_leaves]
 
 
-@rule("accumulation.sums-across-backward", section=ACCUMULATION, docs="accumulation-sums",
+@rule("accumulation.sums-across-backward", section=Section.ACCUMULATION, docs="accumulation-sums",
       given=dict(program=programs(), k=st.integers(2, 4)),
       references=("docs: torch.autograd.backward (gradients are accumulated in the leaves)",))
 def sums_across_backward(program, k):
     """Calling backward k times without zeroing leaves the sum of the k gradients in .grad."""
     single = _one_pass(program)
-    leaves = program.inputs()
-    for _ in range(k):
-        program(*leaves).sum().backward()
-    call = f"program({', '.join(program.leaf_names)}).sum().backward()"
-    repro = program.repro(f"for _ in range({k}):", f"    {call}", "print(x0.grad)")
+    script = program.script(f"for _ in range({k}):", f"    {program.call}.sum().backward()", *program.print_grads)
+    seen = script.run()
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad * k, ROUNDOFF[program.dtype],
-                     f"x{i}.grad after {k} backward passes against {k} x one pass", repro)
+        expect_close(seen[f"x{i}"].grad, grad * k, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i}.grad after {k} backward passes against {k} x one pass", repro=script)
 
 
-@rule("accumulation.accumulates-in-place", section=ACCUMULATION, docs="accumulation-sums",
+@rule("accumulation.accumulates-in-place", section=Section.ACCUMULATION, docs="accumulation-sums",
       given=dict(program=programs()),
       references=("test_autograd.py::TestAutograd::test_accumulate_grad",))
 def accumulates_in_place(program):
     """Without create_graph, a second backward adds into the existing .grad tensor rather than replacing it."""
-    leaves = program.inputs()
-    program(*leaves).sum().backward()
-    before = {i: leaves[i].grad for i in program.grad_leaves}
-    program(*leaves).sum().backward()
-    for i, grad in before.items():
-        expect(leaves[i].grad is grad, f"x{i}.grad is the same tensor object after a second backward",
-               "the same object", "a new tensor", program.repro("g = x0.grad", "program(x0).sum().backward()",
-                                                                 "print(x0.grad is g)"))
+    grads = ", ".join(f"{program.leaf_names[i]}.grad" for i in program.grad_leaves)
+    script = program.script("out.sum().backward()", f"before = [{grads}]", f"{program.call}.sum().backward()",
+                            f"after = [{grads}]", "print([a is b for a, b in zip(after, before)])")
+    seen = script.run()
+    for i, grad, before in zip(program.grad_leaves, seen.after, seen.before):
+        expect(grad is before, what=f"x{i}.grad is the same tensor object after a second backward",
+               expected="the same object", observed="a new tensor", repro=script)
 
 
-@rule("accumulation.zeroing-restarts-the-sum", section=ACCUMULATION, docs="accumulation-zeroing",
+@rule("accumulation.zeroing-restarts-the-sum", section=Section.ACCUMULATION, docs="accumulation-zeroing",
       given=dict(program=programs(), k=st.integers(1, 3)))
 def zeroing_restarts_the_sum(program, k):
     """After grad.zero_(), the next backward leaves exactly that pass's gradient in .grad."""
     single = _one_pass(program)
-    leaves = program.inputs()
-    for _ in range(k):
-        program(*leaves).sum().backward()
-    for i in program.grad_leaves:
-        leaves[i].grad.zero_()
-    program(*leaves).sum().backward()
+    script = program.script(
+        f"for _ in range({k}):", f"    {program.call}.sum().backward()",
+        *(f"{program.leaf_names[i]}.grad.zero_()" for i in program.grad_leaves),
+        f"{program.call}.sum().backward()", *program.print_grads,
+    )
+    seen = script.run()
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad, ROUNDOFF[program.dtype], f"x{i}.grad after zero_() and one pass",
-                     program.repro("out.sum().backward()", "x0.grad.zero_()", "program(x0).sum().backward()"))
+        expect_close(seen[f"x{i}"].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad after zero_() and one pass",
+                     repro=script)
 
 
-class _Holder(torch.nn.Module):
-    def __init__(self, tensors):
-        super().__init__()
-        self.params = torch.nn.ParameterList([torch.nn.Parameter(t) for t in tensors])
-
-
-def _trained_holder(specs):
-    holder = _Holder([s.make(requires_grad=False) for s in specs])
-    sum(torch.sin(p).sum() for p in holder.params).backward()
-    return holder
+def _zero_grad(specs, via: str, arguments: str = "") -> Script:
+    """Parameters of a module after one backward, then zero_grad() called through ``via``."""
+    zero_grad = {"module": f"model.zero_grad({arguments})",
+                 "optimizer": f"torch.optim.SGD(model.parameters(), lr=0.1).zero_grad({arguments})"}[via]
+    return Script(
+        """
+        model = torch.nn.Module()
+        model.params = torch.nn.ParameterList([torch.nn.Parameter(t) for t in [$tensors]])
+        sum(torch.sin(p).sum() for p in model.params).backward()
+        before = [p.grad for p in model.params]
+        $zero_grad
+        print([p.grad for p in model.params])
+        """,
+        tensors=", ".join(spec.expression(requires_grad=False) for spec in specs), zero_grad=zero_grad,
+    )
 
 
 param_lists = st.lists(tensors(zero_size=False), min_size=1, max_size=3)
@@ -118,7 +119,7 @@ def _what_is_left(grad) -> str:
     return "zeros" if not grad.any() else "a nonzero tensor"
 
 
-@rule("accumulation.zero-grad-sets-none", section=ACCUMULATION, docs="accumulation-zeroing",
+@rule("accumulation.zero-grad-sets-none", section=Section.ACCUMULATION, docs="accumulation-zeroing",
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
       examples=(dict(specs=CANONICAL_PARAMS, via="module"), dict(specs=CANONICAL_PARAMS, via="optimizer")),
       references=("test_nn.py::TestNN::test_zero_grad", "docs: torch.nn.Module.zero_grad",
@@ -136,24 +137,22 @@ def zero_grad_sets_none(specs, via):
     record(f"{via}.zero_grad() leaves .grad", " and ".join(left))
     for p in holder.params:
         if at_least("2.0"):
-            expect(p.grad is None, f"p.grad after {via}.zero_grad()", None, p.grad)
+            expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad, repro=script)
         else:
-            expect(p.grad is not None and not p.grad.any(), f"p.grad after {via}.zero_grad()", "zeros", p.grad)
+            expect(p.grad is not None and not p.grad.any(), what=f"p.grad after {via}.zero_grad()", expected="zeros",
+                   observed=p.grad, repro=script)
 
 
-@rule("accumulation.zero-grad-can-keep-tensors", section=ACCUMULATION, docs="accumulation-zeroing",
+@rule("accumulation.zero-grad-can-keep-tensors", section=Section.ACCUMULATION, docs="accumulation-zeroing",
       given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])))
 def zero_grad_can_keep_tensors(specs, via):
     """zero_grad(set_to_none=False) fills each existing .grad with zeros in place, keeping the tensor object."""
-    holder = _trained_holder(specs)
-    before = [p.grad for p in holder.params]
-    if via == "module":
-        holder.zero_grad(set_to_none=False)
-    else:
-        torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad(set_to_none=False)
-    for p, grad in zip(holder.params, before):
-        expect(p.grad is grad, "the same .grad object is kept", "same object", "new object")
-        expect(not p.grad.any(), ".grad is zero", "all zeros", p.grad)
+    script = _zero_grad(specs, via, "set_to_none=False")
+    seen = script.run()
+    for p, grad in zip(seen.model.params, seen.before):
+        expect(p.grad is grad, what="the same .grad object is kept", expected="same object", observed="new object",
+               repro=script)
+        expect(not p.grad.any(), what=".grad is zero", expected="all zeros", observed=p.grad, repro=script)
 
 
 @st.composite
@@ -174,7 +173,7 @@ def _loss(w, x, y, reduction):
     return per_sample.sum() if reduction == "sum" else per_sample.mean()
 
 
-@rule("accumulation.micro-batches-add-up", section=ACCUMULATION, docs="accumulation-micro-batches",
+@rule("accumulation.micro-batches-add-up", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
       given=dict(batch=batches()))
 def micro_batches_add_up(batch):
     """For a loss summed over samples, backward on each chunk of the batch in turn accumulates exactly the full-batch gradient."""
@@ -185,13 +184,13 @@ def micro_batches_add_up(batch):
     chunked = ws.make()
     for lo, hi in zip(bounds, bounds[1:]):
         _loss(chunked, x[lo:hi], y[lo:hi], "sum").backward()
-    expect_close(chunked.grad, full.grad, ROUNDOFF[ws.dtype], f"accumulated gradient of chunks {bounds}",
-                 f"x = {xs.expression()}\ny = {ys.expression()}\nw = {ws.expression()}\n"
+    expect_close(chunked.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"accumulated gradient of chunks {bounds}",
+                 repro=f"x = {xs.expression()}\ny = {ys.expression()}\nw = {ws.expression()}\n"
                  f"loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).sum()\n"
-                 f"for lo, hi in zip({bounds}, {bounds[1:]}): loss(w, x[lo:hi], y[lo:hi]).backward()")
+                 f"for lo, hi in zip({bounds}, {bounds[1:]}): loss(w, x[lo:hi], y[lo:hi]).backward()\nprint(w.grad)")
 
 
-@rule("accumulation.mean-micro-batches-need-scaling", section=ACCUMULATION, docs="accumulation-micro-batches",
+@rule("accumulation.mean-micro-batches-need-scaling", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
       given=dict(batch=batches(), chunks=st.integers(2, 4)))
 def mean_micro_batches_need_scaling(batch, chunks):
     """With a mean-reduced loss and k equal chunks, dividing each chunk's loss by k reproduces the full-batch gradient; not dividing gives k times it."""
@@ -205,11 +204,27 @@ def mean_micro_batches_need_scaling(batch, chunks):
         part = slice(c * size, (c + 1) * size)
         (_loss(scaled, x[part], y[part], "mean") / chunks).backward()
         _loss(unscaled, x[part], y[part], "mean").backward()
-    expect_close(scaled.grad, full.grad, ROUNDOFF[ws.dtype], f"{chunks} chunks, each loss / {chunks}")
-    expect_close(unscaled.grad, full.grad * chunks, ROUNDOFF[ws.dtype], f"{chunks} unscaled chunks")
+    repro = Script(
+        """
+        x = $x.repeat($chunks, 1)
+        y = $y.repeat($chunks)
+        loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).mean()
+        full, scaled, unscaled = $w, $w, $w
+        loss(full, x, y).backward()
+        for part in torch.arange(x.shape[0]).chunk($chunks):
+            (loss(scaled, x[part], y[part]) / $chunks).backward()
+            loss(unscaled, x[part], y[part]).backward()
+        print(full.grad, scaled.grad, unscaled.grad)
+        """,
+        x=xs.expression(), y=ys.expression(), w=ws.expression(), chunks=chunks,
+    )
+    expect_close(scaled.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} chunks, each loss / {chunks}",
+                 repro=repro)
+    expect_close(unscaled.grad, full.grad * chunks, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} unscaled chunks",
+                 repro=repro)
 
 
-@rule("accumulation.fan-out-sums-contributions", section=ACCUMULATION, docs="accumulation-fan-out",
+@rule("accumulation.fan-out-sums-contributions", section=Section.ACCUMULATION, docs="accumulation-fan-out",
       given=dict(program=programs(all_require_grad=True), data=st.data()))
 def fan_out_sums_contributions(program, data):
     """A tensor read by several operations receives the sum of the gradients that flow back along each use."""
@@ -221,13 +236,13 @@ def fan_out_sums_contributions(program, data):
     split(*parts).sum().backward()
     total = sum(parts[i].grad for i in copies)
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
-    expect_close(leaves[leaf].grad, total, tolerance,
-                 f"x{leaf}.grad against the sum over its {len(copies)} uses, each read from its own copy",
-                 program.repro("out.sum().backward()", f"print(x{leaf}.grad)") + "\n# with one copy per use:\n"
+    expect_close(leaves[leaf].grad, total, tolerance=tolerance,
+                 what=f"x{leaf}.grad against the sum over its {len(copies)} uses, each read from its own copy",
+                 repro=program.repro("out.sum().backward()", f"print(x{leaf}.grad)") + "\n# with one copy per use:\n"
                  + split.repro("out.sum().backward()", f"print({' + '.join(f'x{i}.grad' for i in copies)})"))
 
 
-@rule("accumulation.broadcast-gradients-are-reduced", section=ACCUMULATION, docs="accumulation-broadcast",
+@rule("accumulation.broadcast-gradients-are-reduced", section=Section.ACCUMULATION, docs="accumulation-broadcast",
       given=dict(full=shapes(1, 3), data=st.data()))
 def broadcast_gradients_are_reduced(full, data):
     """An input broadcast inside an op gets a gradient of its own shape: the sum of the broadcast gradient over the broadcast dimensions."""
@@ -247,42 +262,43 @@ def broadcast_gradients_are_reduced(full, data):
         if n == 1 and full[lead + d] != 1:
             expected = expected.sum(dim=d, keepdim=True)
     repro = f"a = {a_spec.expression()}\nb = {b_spec.expression()}\ntorch.sin(a * b).sum().backward()\nprint(a.grad)"
-    expect(a.grad.shape == a.shape, "the gradient has the input's shape", tuple(a.shape), tuple(a.grad.shape), repro)
-    expect_close(a.grad, expected, ROUNDOFF[torch.float64], "a.grad against the reduced broadcast gradient", repro)
+    expect(a.grad.shape == a.shape, what="the gradient has the input's shape", expected=tuple(a.shape), observed=tuple(a.grad.shape), repro=repro)
+    expect_close(a.grad, expected, tolerance=ROUNDOFF[torch.float64], what="a.grad against the reduced broadcast gradient", repro=repro)
 
 
-@rule("accumulation.backward-inputs-restricts-accumulation", section=ACCUMULATION, docs="accumulation-inputs",
+@rule("accumulation.backward-inputs-restricts-accumulation", section=Section.ACCUMULATION, docs="accumulation-inputs",
       given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_backward_with_inputs",))
 def backward_inputs_restricts_accumulation(program, data):
     """backward(inputs=[...]) accumulates into the listed leaves only; the others' .grad stays None."""
     chosen = data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs")
     single = _one_pass(program)
-    leaves = program.inputs()
-    program(*leaves).sum().backward(inputs=[leaves[i] for i in sorted(chosen)])
-    repro = program.repro(f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])")
+    script = program.script(f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])",
+                            *(f"print({name}.grad)" for name in program.leaf_names))
+    seen = script.run()
     for i, grad in enumerate(single):
         if i in chosen:
-            expect_close(leaves[i].grad, grad, ROUNDOFF[program.dtype], f"x{i}.grad (listed in inputs)", repro)
+            expect_close(seen[f"x{i}"].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad (listed in inputs)",
+                         repro=script)
         else:
-            expect(leaves[i].grad is None, f"x{i}.grad (not listed in inputs)", None, leaves[i].grad, repro)
+            expect(seen[f"x{i}"].grad is None, what=f"x{i}.grad (not listed in inputs)", expected=None,
+                   observed=seen[f"x{i}"].grad, repro=script)
 
 
-@rule("accumulation.backward-inputs-fills-non-leaves", section=ACCUMULATION, docs="accumulation-inputs",
+@rule("accumulation.backward-inputs-fills-non-leaves", section=Section.ACCUMULATION, docs="accumulation-inputs",
       given=dict(program=programs(all_require_grad=True), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_backward_with_nonleaf_inputs",))
 def backward_inputs_fills_non_leaves(program, data):
     """A non-leaf listed in backward(inputs=...) gets .grad, the gradient with respect to it, without retain_grad()."""
-    leaves = program.inputs()
-    values = program.trace(*leaves)
     name = data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
-    values[program.output].sum().backward(inputs=[values[name]])
+    script = program.script(f"out.sum().backward(inputs=[{name}])", f"print({name}.grad)", inline=True)
+    seen = script.run()
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
-    expect_close(values[name].grad, intermediate_gradient(program, name, leaves), tolerance,
-                 f"{name}.grad after backward(inputs=[{name}])", program.repro(f"# backward(inputs=[{name}])"))
+    expect_close(seen[name].grad, intermediate_gradient(program, name, program.inputs()), tolerance=tolerance,
+                 what=f"{name}.grad after backward(inputs=[{name}])", repro=script)
 
 
-@rule("accumulation.backward-inputs-must-not-be-empty", section=ACCUMULATION, docs="accumulation-inputs",
+@rule("accumulation.backward-inputs-must-not-be-empty", section=Section.ACCUMULATION, docs="accumulation-inputs",
       given=dict(program=programs()), contracts=(EMPTY_INPUTS,))
 def backward_inputs_must_not_be_empty(program):
     """backward(inputs=[]) raises a RuntimeError rather than computing nothing."""
@@ -314,7 +330,7 @@ def scalar_leaf_programs(draw):
     return Program(leaves, (Step("out", "combine", tuple(f"x{i}" for i in range(n)), code),), "out")
 
 
-@rule("accumulation.leaves-own-their-grad", section=ACCUMULATION, docs="accumulation-own-grad",
+@rule("accumulation.leaves-own-their-grad", section=Section.ACCUMULATION, docs="accumulation-own-grad",
       given=dict(program=st.one_of(scalar_leaf_programs(), programs(min_leaves=2, all_require_grad=True))),
       references=("test_autograd.py::TestAutograd::test_no_grad_copy",))
 def leaves_own_their_grad(program):
@@ -328,8 +344,8 @@ def leaves_own_their_grad(program):
     grads = [leaves[i].grad for i in program.grad_leaves]
     for i, j in ((i, j) for i in range(len(grads)) for j in range(i + 1, len(grads))):
         if grads[i].numel() and grads[j].numel():
-            expect(grads[i].data_ptr() != grads[j].data_ptr(), f"x{i}.grad and x{j}.grad are distinct tensors",
-                   "different storage", "the same storage", repro)
+            expect(grads[i].data_ptr() != grads[j].data_ptr(), what=f"x{i}.grad and x{j}.grad are distinct tensors",
+                   expected="different storage", observed="the same storage", repro=repro)
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad * 2, ROUNDOFF[program.dtype],
-                     f"x{i}.grad after 2 backward passes against 2 x one pass", repro)
+        expect_close(leaves[i].grad, grad * 2, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i}.grad after 2 backward passes against 2 x one pass", repro=repro)

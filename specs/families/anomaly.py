@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.registry import Family, Feature, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import programs
 
 FAMILY = Family(
@@ -22,7 +23,6 @@ FAMILY = Family(
     gallery="plot_86_anomaly.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
 
 NAN_GRADIENT = ErrorContract(
     RuntimeError,
@@ -59,7 +59,7 @@ def _anomaly(api: str = "detect_anomaly", **options):
             yield
 
 
-@rule("anomaly.nan-gradient-names-the-node", section=PRACTICAL, docs="anomaly-nan",
+@rule("anomaly.nan-gradient-names-the-node", section=Section.PRACTICAL, docs="anomaly-nan",
       given=dict(program=programs(max_ops=4)), contracts=(NAN_GRADIENT,),
       references=("test_autograd.py::TestAutograd::test_anomaly_detect_nan",))
 def nan_gradient_names_the_node(program):
@@ -87,7 +87,7 @@ def _backward_warnings(program, forward_mode: bool) -> tuple[str, list[str]]:
     return raised, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
-@rule("anomaly.error-shows-the-forward-call", section=PRACTICAL, docs="anomaly-traceback",
+@rule("anomaly.error-shows-the-forward-call", section=Section.PRACTICAL, docs="anomaly-traceback",
       given=dict(program=programs(max_ops=6), forward_mode=st.booleans()),
       references=("test_autograd.py::TestAutograd::test_anomaly_detect_nan",
                   "test_autograd.py::TestAutograd::test_anomaly_grad_warnings"))
@@ -95,18 +95,19 @@ def error_shows_the_forward_call(program, forward_mode):
     """When backward fails in anomaly mode, a UserWarning names the failing node and shows the traceback of the forward call that created it, if anomaly mode was on during the forward, else says no forward information is available."""
     raised, messages = _backward_warnings(program, forward_mode)
     repro = program.repro(("with torch.autograd.detect_anomaly():\n    " if forward_mode else "") + f"loss = {NAN_TAIL}",
-                          "with torch.autograd.detect_anomaly():", "    loss.backward()")
-    expect(bool(raised), "backward raised", "a RuntimeError", "nothing", repro)
+                          "try:", "    with torch.autograd.detect_anomaly():", "        loss.backward()",
+                          "except RuntimeError as error:", "    print(error)")
+    expect(bool(raised), what="backward raised", expected="a RuntimeError", observed="nothing", repro=repro)
     pattern = FORWARD_TRACE if forward_mode else NO_FORWARD_TRACE
     matching = [m for m in messages if re.search(pattern, m)]
-    expect(bool(matching), "the anomaly warning", pattern, messages, repro)
+    expect(bool(matching), what="the anomaly warning", expected=pattern, observed=messages, repro=repro)
     if forward_mode:
         expect("_nan_tail" in matching[0] and "torch.sqrt" in matching[0],
-               "the traceback shows the forward function and line that recorded the node",
-               "_nan_tail / torch.sqrt(...)", matching[0], repro)
+               what="the traceback shows the forward function and line that recorded the node",
+               expected="_nan_tail / torch.sqrt(...)", observed=matching[0], repro=repro)
 
 
-@rule("anomaly.check-nan-can-be-turned-off", section=PRACTICAL, docs="anomaly-nan",
+@rule("anomaly.check-nan-can-be-turned-off", section=Section.PRACTICAL, docs="anomaly-nan",
       requires=(CHECK_NAN,), given=dict(program=programs(max_ops=4), api=st.sampled_from(["detect_anomaly", "set_detect_anomaly"])),
       references=("test_autograd.py::TestAutograd::test_anomaly_mode_no_check_nan",))
 def check_nan_can_be_turned_off(program, api):
@@ -117,15 +118,15 @@ def check_nan_can_be_turned_off(program, api):
     out.register_hook(lambda g: seen.append(g.detach().clone()))
     loss = _nan_tail(out)
     with _anomaly(api, check_nan=False):
-        expect(not torch.is_anomaly_check_nan_enabled(), "is_anomaly_check_nan_enabled() inside", False, True)
+        expect(not torch.is_anomaly_check_nan_enabled(), what="is_anomaly_check_nan_enabled() inside", expected=False, observed=True)
         loss.backward()
     grad = seen[0]
-    expect(grad.numel() == 0 or bool(torch.isnan(grad).all()), "the gradient reaching out", "all NaN", grad,
-           program.repro(f"with torch.autograd.{api}({'' if api == 'detect_anomaly' else 'True, '}check_nan=False):",
+    expect(grad.numel() == 0 or bool(torch.isnan(grad).all()), what="the gradient reaching out", expected="all NaN", observed=grad,
+           repro=program.repro(f"with torch.autograd.{api}({'' if api == 'detect_anomaly' else 'True, '}check_nan=False):",
                          f"    out.register_hook(print); {NAN_TAIL}.backward()"))
 
 
-@rule("anomaly.mode-is-process-global", section=PRACTICAL, docs="anomaly-scope",
+@rule("anomaly.mode-is-process-global", section=Section.PRACTICAL, docs="anomaly-scope",
       given=dict(program=programs(max_ops=4), api=st.sampled_from(["detect_anomaly", "set_detect_anomaly"])))
 def mode_is_process_global(program, api):
     """Anomaly mode is one setting for the whole process: a thread started while it is on runs with it on, unlike grad mode, which is per thread."""
@@ -143,15 +144,21 @@ def mode_is_process_global(program, api):
         thread = threading.Thread(target=worker)
         thread.start()
         thread.join()
-    repro = program.repro(f"# start a thread inside torch.autograd.{api}(...) and torch.no_grad()")
-    expect(seen["modes"] == (True, True), "(anomaly mode, grad mode) in the new thread", (True, True),
-           seen["modes"], repro)
+    repro = program.repro(
+        "import threading", "seen = {}", "def worker():",
+        "    seen['modes'] = (torch.is_anomaly_enabled(), torch.is_grad_enabled())", "    try:",
+        f"        torch.sqrt({program.call}.sum() * 0 - 1).backward()",
+        "    except RuntimeError as error:", "        seen['error'] = str(error)",
+        f"with torch.autograd.{'detect_anomaly()' if api == 'detect_anomaly' else 'set_detect_anomaly(True)'}, torch.no_grad():",
+        "    thread = threading.Thread(target=worker)", "    thread.start()", "    thread.join()", "print(seen)")
+    expect(seen["modes"] == (True, True), what="(anomaly mode, grad mode) in the new thread", expected=(True, True),
+           observed=seen["modes"], repro=repro)
     expect(re.search(NAN_GRADIENT.pattern, seen.get("error", "")) is not None,
-           "a NaN gradient in the new thread raises", NAN_GRADIENT.describe(), seen.get("error", "no error"), repro)
-    expect(not torch.is_anomaly_enabled(), "anomaly mode after leaving the context manager", False, True)
+           what="a NaN gradient in the new thread raises", expected=NAN_GRADIENT.describe(), observed=seen.get("error", "no error"), repro=repro)
+    expect(not torch.is_anomaly_enabled(), what="anomaly mode after leaving the context manager", expected=False, observed=True)
 
 
-@rule("anomaly.gradients-are-unchanged", section=PRACTICAL, docs="anomaly-scope",
+@rule("anomaly.gradients-are-unchanged", section=Section.PRACTICAL, docs="anomaly-scope",
       given=dict(program=programs(max_ops=5)), contracts=(ENABLED_WARNING,),
       references=("test_autograd.py::TestAutograd::test_anomaly_grad_warnings",))
 def gradients_are_unchanged(program):
@@ -162,5 +169,7 @@ def gradients_are_unchanged(program):
     with ENABLED_WARNING.check(torch.autograd.detect_anomaly, repro="with torch.autograd.detect_anomaly(): ..."):
         program(*leaves).sum().backward()
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, plain[i].grad, Tolerance(0, 0, "the same computation, only checked"),
-                     f"x{i}.grad in anomaly mode", program.repro("# under detect_anomaly(): out.sum().backward()"))
+        expect_close(leaves[i].grad, plain[i].grad, tolerance=Tolerance(0, 0, "the same computation, only checked"),
+                     what=f"x{i}.grad in anomaly mode",
+                     repro=program.repro("with torch.autograd.detect_anomaly():", f"    {program.call}.sum().backward()",
+                                         *program.print_grads))

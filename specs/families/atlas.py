@@ -16,6 +16,7 @@ from specs.atlas import evaluate as ev
 from specs.atlas.model import MIN_NORM, Entry
 from specs.atlas.table import TABLE
 from specs.engine.expect import Tolerance, Violation
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 
 FAMILY = Family(
@@ -26,8 +27,6 @@ FAMILY = Family(
     gallery="plot_83_atlas.py",
 )
 
-BEYOND = "Beyond the Tutorial"
-HIGHER = "Higher-Order Derivatives"
 MECHANICS = "docs: Autograd mechanics > Gradients for non-differentiable functions"
 
 #: The explicit example of every law: the sweep over the whole table at canonical inputs.
@@ -150,7 +149,7 @@ def reverse_matches_finite_differences(entry: Entry, seed: int) -> None:
 _REPRO_FIRST = "# reverse: torch.autograd.grad(out, (a, ...), w); finite differences with h={h} (seed {seed})"
 
 
-@rule("atlas.reverse-matches-finite-differences", section=BEYOND, docs="atlas-laws",
+@rule("atlas.reverse-matches-finite-differences", section=Section.BEYOND, docs="atlas-laws",
       given=dict(name=entries, seed=seeds), examples=SWEEP,
       references=("test_ops_gradients.py::TestBwdGradients::test_fn_grad", "docs: torch.autograd.gradcheck"))
 def reverse_matches_finite_differences_law(name, seed):
@@ -168,7 +167,7 @@ def forward_is_adjoint_of_reverse(entry: Entry, seed: int) -> None:
            case.repro("# forward: torch.autograd.forward_ad dual tensors with tangent v; reverse: autograd.grad"))
 
 
-@rule("atlas.forward-is-adjoint-of-reverse", section=BEYOND, docs="atlas-laws",
+@rule("atlas.forward-is-adjoint-of-reverse", section=Section.BEYOND, docs="atlas-laws",
       given=dict(name=entries, seed=seeds), examples=SWEEP,
       references=("test_ops_fwd_gradients.py::TestFwdGradients::test_forward_mode_AD",
                   "docs: Forward-mode Automatic Differentiation"))
@@ -196,7 +195,7 @@ def second_order_matches_finite_differences(entry: Entry, seed: int) -> None:
            "<Jᵀw, u> along v", case.repro(f"# double backward with create_graph=True (seed {seed})"))
 
 
-@rule("atlas.second-order-matches-finite-differences", section=HIGHER, docs="atlas-laws",
+@rule("atlas.second-order-matches-finite-differences", section=Section.HIGHER_ORDER, docs="atlas-laws",
       given=dict(name=entries, seed=seeds), examples=SWEEP,
       references=("test_ops_gradients.py::TestBwdGradients::test_fn_gradgrad", "docs: torch.autograd.gradgradcheck"))
 def second_order_matches_finite_differences_law(name, seed):
@@ -216,7 +215,7 @@ def forward_over_forward_matches_reverse_over_reverse(entry: Entry, seed: int) -
            "vᵀ∇<Jᵀw, v> (reverse over reverse)", case.repro("# torch.func.jvp nested twice along v"))
 
 
-@rule("atlas.forward-over-forward-matches-reverse-over-reverse", section=HIGHER, docs="atlas-laws",
+@rule("atlas.forward-over-forward-matches-reverse-over-reverse", section=Section.HIGHER_ORDER, docs="atlas-laws",
       given=dict(name=entries, seed=seeds), examples=SWEEP, requires=(TORCH_FUNC,),
       references=("test_ops_fwd_gradients.py::TestFwdGradients::test_fn_fwgrad_bwgrad",))
 def forward_over_forward_law(name, seed):
@@ -240,7 +239,7 @@ def derivatives_keep_dtype_and_shape(entry: Entry, seed: int) -> None:
                             (out.dtype, tuple(out.shape)), (t.dtype, tuple(t.shape)), case.repro())
 
 
-@rule("atlas.derivatives-keep-dtype-and-shape", section=BEYOND, docs="atlas-laws",
+@rule("atlas.derivatives-keep-dtype-and-shape", section=Section.BEYOND, docs="atlas-laws",
       given=dict(name=entries, seed=seeds), examples=SWEEP,
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def derivatives_keep_dtype_and_shape_law(name, seed):
@@ -289,7 +288,7 @@ def missing_derivatives_raise(entry: Entry, seed: int) -> None:
         raise NotImplementedDerivative("; ".join(f"{m}: {r}" for m, r in unsupported.items()))
 
 
-@rule("atlas.missing-derivatives-raise", section=BEYOND, docs="atlas-laws",
+@rule("atlas.missing-derivatives-raise", section=Section.BEYOND, docs="atlas-laws",
       given=dict(name=entries, seed=seeds), examples=SWEEP, requires=(TORCH_FUNC,),
       references=("test_ops.py::TestCommon::test_dtypes", "docs: Extending torch.autograd"))
 def missing_derivatives_raise_law(name, seed):
@@ -331,7 +330,7 @@ def observe_point(entry: Entry, index: int) -> dict:
     return seen
 
 
-@rule("atlas.edges-are-recorded", section=BEYOND, docs="atlas-edges",
+@rule("atlas.edges-are-recorded", section=Section.BEYOND, docs="atlas-edges",
       given=dict(point=st.sampled_from(POINTS)), examples=(dict(point=EVERY_POINT),),
       references=(MECHANICS,))
 def edges_are_recorded(point):
@@ -406,7 +405,7 @@ def min_norm_departure(name: str, index: int, scale: float) -> tuple[list, list,
     return None
 
 
-@rule("atlas.kinks-take-the-minimum-norm-subgradient", section=BEYOND, docs="atlas-conventions",
+@rule("atlas.kinks-take-the-minimum-norm-subgradient", section=Section.BEYOND, docs="atlas-conventions",
       given=dict(point=st.sampled_from(CONVENTION_POINTS), scale=st.sampled_from([0.5, 1.0, 3.0])),
       examples=(dict(point=EVERY_POINT, scale=1.0),), references=(MECHANICS,
       "test_autograd.py::TestAutograd::test_min_max_median_backprops_to_all_values"))
@@ -464,7 +463,7 @@ def nan_in_the_incoming_gradient_propagates(entry: Entry, seed: int) -> None:
                             case.repro(f"# backward with a cotangent that is NaN at flat position {position}"))
 
 
-@rule("atlas.nan-in-the-incoming-gradient-propagates", section=BEYOND, docs="atlas-conventions",
+@rule("atlas.nan-in-the-incoming-gradient-propagates", section=Section.BEYOND, docs="atlas-conventions",
       given=dict(name=entries, seed=seeds), examples=SWEEP, references=(MECHANICS,))
 def nan_in_the_incoming_gradient_propagates_law(name, seed):
     """For every op of the atlas, a NaN in the incoming gradient of one output element makes NaN every input-gradient entry to which that element contributes (where its gradient is nonzero), rather than being masked away."""

@@ -9,6 +9,7 @@ import inspect
 import math
 import re
 import warnings
+from typing import NamedTuple
 
 import torch
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import saved_bytes
+from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, Feature, record, rule
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs
@@ -29,7 +31,6 @@ FAMILY = Family(
     gallery="plot_87_checkpointing.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
 
 #: The recomputation runs the same ops on the same values, so results agree to roundoff at most.
 RECOMPUTED = {
@@ -73,7 +74,7 @@ def _tanh_program(program):
     return lambda *leaves: torch.tanh(function(*leaves))
 
 
-@rule("checkpointing.same-gradients", section=PRACTICAL, docs="checkpointing-same",
+@rule("checkpointing.same-gradients", section=Section.PRACTICAL, docs="checkpointing-same",
       given=dict(program=programs(), use_reentrant=REENTRANT),
       references=("test_autograd.py::TestAutograd::test_checkpointing",
                   "test_autograd.py::TestAutograd::test_checkpointing_without_reentrant_correct_grad"))
@@ -84,12 +85,12 @@ def same_gradients(program, use_reentrant):
     checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant).sum().backward()
     repro = program.repro("from torch.utils.checkpoint import checkpoint",
                           f"out = checkpoint(lambda *x: torch.tanh(program(*x)), {', '.join(program.leaf_names)}, "
-                          f"use_reentrant={use_reentrant})", "out.sum().backward()")
+                          f"use_reentrant={use_reentrant})", "out.sum().backward()", *program.print_grads)
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, RECOMPUTED[program.dtype], f"x{i}.grad through checkpoint", repro)
+        expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad through checkpoint", repro=repro)
 
 
-@rule("checkpointing.recomputes-the-forward", section=PRACTICAL, docs="checkpointing-same",
+@rule("checkpointing.recomputes-the-forward", section=Section.PRACTICAL, docs="checkpointing-same",
       given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT),
       references=("docs: torch.utils.checkpoint.checkpoint",))
 def recomputes_the_forward(program, use_reentrant):
@@ -104,12 +105,15 @@ def recomputes_the_forward(program, use_reentrant):
     out = checkpoint(counted, *program.inputs(), use_reentrant=use_reentrant)
     forward_calls = len(calls)
     out.sum().backward()
-    repro = program.repro(f"# count calls of the function passed to checkpoint(..., use_reentrant={use_reentrant})")
-    expect(forward_calls == 1, "calls during the forward", 1, forward_calls, repro)
-    expect(len(calls) == 2, "calls after backward", 2, len(calls), repro)
+    repro = program.repro("from torch.utils.checkpoint import checkpoint", "calls = []", "def counted(*xs):",
+                          "    calls.append(torch.is_grad_enabled())", "    return torch.tanh(program(*xs))",
+                          f"out = checkpoint(counted, {', '.join(program.leaf_names)}, use_reentrant={use_reentrant})",
+                          "print('forward calls:', len(calls))", "out.sum().backward()", "print('after backward:', len(calls))")
+    expect(forward_calls == 1, what="calls during the forward", expected=1, observed=forward_calls, repro=repro)
+    expect(len(calls) == 2, what="calls after backward", expected=2, observed=len(calls), repro=repro)
 
 
-@rule("checkpointing.keeps-only-the-inputs", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.keeps-only-the-inputs", section=Section.PRACTICAL, docs="checkpointing-memory",
       given=dict(program=programs(), use_reentrant=REENTRANT),
       references=("docs: torch.utils.checkpoint.checkpoint",))
 def keeps_only_the_inputs(program, use_reentrant):
@@ -118,15 +122,18 @@ def keeps_only_the_inputs(program, use_reentrant):
     inputs = sum(x.numel() * x.element_size() for x in leaves)
     kept, out = saved_bytes(lambda: checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant))
     plain, _ = saved_bytes(lambda: torch.tanh(program(*program.inputs())))
-    repro = program.repro(f"# bytes packed by saved_tensors_hooks while recording checkpoint(..., "
-                          f"use_reentrant={use_reentrant})")
-    expect(kept <= inputs, "bytes kept for backward by the checkpointed function", f"<= {inputs} (its inputs)",
-           kept, repro)
-    expect(kept <= max(plain, inputs), "bytes kept, against the plain function", f"<= {max(plain, inputs)}", kept)
+    repro = program.repro("from torch.utils.checkpoint import checkpoint", "from specs.engine.oracles import saved_bytes",
+                          f"kept, out = saved_bytes(lambda: checkpoint(lambda *xs: torch.tanh(program(*xs)), "
+                          f"{', '.join(program.leaf_names)}, use_reentrant={use_reentrant}))",
+                          "print(kept, 'bytes kept;', sum(x.numel() * x.element_size() for x in "
+                          f"[{', '.join(program.leaf_names)}]), 'bytes of inputs')")
+    expect(kept <= inputs, what="bytes kept for backward by the checkpointed function", expected=f"<= {inputs} (its inputs)",
+           observed=kept, repro=repro)
+    expect(kept <= max(plain, inputs), what="bytes kept, against the plain function", expected=f"<= {max(plain, inputs)}", observed=kept)
     out.sum().backward()
 
 
-@rule("checkpointing.preserves-the-rng-state", section=PRACTICAL, docs="checkpointing-rng",
+@rule("checkpointing.preserves-the-rng-state", section=Section.PRACTICAL, docs="checkpointing-rng",
       given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)),
       references=("docs: torch.utils.checkpoint.checkpoint (preserve_rng_state)",))
 def preserves_the_rng_state(program, use_reentrant, seed):
@@ -143,10 +150,24 @@ def preserves_the_rng_state(program, use_reentrant, seed):
     leaves = program.inputs()
     torch.manual_seed(seed)
     checkpoint(dropped, *leaves, use_reentrant=use_reentrant).sum().backward()
-    repro = program.repro(f"# torch.manual_seed({seed}); dropout(p=0.5) inside checkpoint(..., "
-                          f"use_reentrant={use_reentrant}) against the plain run with the same seed")
+    repro = program.repro(
+        "from torch.utils.checkpoint import checkpoint",
+        "dropped = lambda *xs: torch.tanh(torch.nn.functional.dropout(program(*xs), p=0.5, training=True))",
+        f"torch.manual_seed({seed})",
+        f"checkpoint(dropped, {', '.join(program.leaf_names)}, use_reentrant={use_reentrant}).sum().backward()",
+        *program.print_grads)
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, RECOMPUTED[program.dtype], f"x{i}.grad with dropout", repro)
+        expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad with dropout", repro=repro)
+
+
+class Chain(NamedTuple):
+    """The arguments of :func:`make_chain`."""
+
+    depth: int
+    width: int
+    batch: int
+    dtype: torch.dtype
+    seed: int
 
 
 @st.composite
@@ -157,7 +178,7 @@ def chains(draw, max_depth: int = 12):
     batch = draw(st.integers(1, 4), label="batch")
     dtype = draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
     seed = draw(st.integers(0, 2**16), label="seed")
-    return depth, width, batch, dtype, seed
+    return Chain(depth, width, batch, dtype, seed)
 
 
 def make_chain(depth, width, batch, dtype, seed):
@@ -179,11 +200,11 @@ def sqrt_segments(depth: int) -> int:
 
 
 def _chain_repro(case, code):
-    return (f"from specs.families.checkpointing import make_chain\nmodel, x = make_chain{case}\n"
+    return (f"from specs.families.checkpointing import make_chain\nmodel, x = make_chain(*{tuple(case)!r})\n"
             f"from torch.utils.checkpoint import checkpoint_sequential\n{code}")
 
 
-@rule("checkpointing.sequential-same-gradients", section=PRACTICAL, docs="checkpointing-sequential",
+@rule("checkpointing.sequential-same-gradients", section=Section.PRACTICAL, docs="checkpointing-sequential",
       requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT),
       references=("docs: torch.utils.checkpoint.checkpoint_sequential",))
 def sequential_same_gradients(case, segments, use_reentrant):
@@ -196,10 +217,10 @@ def sequential_same_gradients(case, segments, use_reentrant):
     segments = min(segments, len(model))
     checkpoint_sequential(model, segments, x2, use_reentrant=use_reentrant).sum().backward()
     repro = _chain_repro(case, f"checkpoint_sequential(model, {segments}, x, use_reentrant={use_reentrant})"
-                               ".sum().backward()")
-    expect_close(x2.grad, expected[0], RECOMPUTED[case[3]], "x.grad", repro)
+                               ".sum().backward()\nprint(x.grad)")
+    expect_close(x2.grad, expected[0], tolerance=RECOMPUTED[case.dtype], what="x.grad", repro=repro)
     for k, (p, grad) in enumerate(zip(model.parameters(), expected[1:])):
-        expect_close(p.grad, grad, RECOMPUTED[case[3]], f"gradient of parameter {k}", repro)
+        expect_close(p.grad, grad, tolerance=RECOMPUTED[case.dtype], what=f"gradient of parameter {k}", repro=repro)
 
 
 #: A one-op program: the canonical input of the use_reentrant rules.
@@ -224,7 +245,7 @@ def _sentences(message: str) -> list[str]:
     return re.split(r"(?<=\.)\s+(?=[A-Za-z])", message.strip())
 
 
-@rule("checkpointing.warns-without-use-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
+@rule("checkpointing.warns-without-use-reentrant", section=Section.PRACTICAL, docs="checkpointing-use-reentrant",
       since="2.1", given=dict(program=programs(max_ops=4), sequential=st.booleans()), contracts=(NO_USE_REENTRANT,),
       examples=(dict(program=DOUBLING, sequential=False), dict(program=DOUBLING, sequential=True)),
       history=(Change("2.2", "checkpoint_sequential did not warn"),
@@ -247,12 +268,12 @@ def warns_without_use_reentrant(program, sequential):
     else:
         call = lambda: checkpoint(function, *leaves)  # noqa: E731
         out = NO_USE_REENTRANT.check(call, repro=program.repro("torch.utils.checkpoint.checkpoint(program, x0)"))
-    expect(out.requires_grad, "the result is recorded", True, out.requires_grad)
+    expect(out.requires_grad, what="the result is recorded", expected=True, observed=out.requires_grad)
     if program is DOUBLING:
         record("checkpoint_sequential: announced" if sequential else "checkpoint: announced", _announcement(call))
 
 
-@rule("checkpointing.default-is-reentrant", section=PRACTICAL, docs="checkpointing-use-reentrant",
+@rule("checkpointing.default-is-reentrant", section=Section.PRACTICAL, docs="checkpointing-use-reentrant",
       given=dict(program=programs(max_ops=6), explicit=st.booleans()), contracts=(REENTRANT_GRAD,),
       examples=(dict(program=DOUBLING, explicit=False),),
       references=("torch.utils.checkpoint.checkpoint docstring (use_reentrant)",
@@ -277,13 +298,15 @@ def default_is_reentrant(program, explicit):
     leaves = program.inputs()
     out = checkpoint(_tanh_program(program), *leaves, use_reentrant=False)
     grad, = torch.autograd.grad(out.sum(), [leaves[0]])
-    expect_close(grad, plain[0], RECOMPUTED[program.dtype], "autograd.grad through use_reentrant=False",
-                 program.repro("out = checkpoint(program, x0, use_reentrant=False)",
-                               "torch.autograd.grad(out.sum(), [x0])"))
+    expect_close(grad, plain[0], tolerance=RECOMPUTED[program.dtype], what="autograd.grad through use_reentrant=False",
+                 repro=program.repro("from torch.utils.checkpoint import checkpoint",
+                                     f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), "
+                                     f"{', '.join(program.leaf_names)}, use_reentrant=False)",
+                                     "print(torch.autograd.grad(out.sum(), [x0]))"))
 
 
 # ------------------------------------------------------------------ the memory autograd keeps
-@rule("checkpointing.memory-is-linear-in-depth", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.memory-is-linear-in-depth", section=Section.PRACTICAL, docs="checkpointing-memory",
       given=dict(case=chains()))
 def memory_is_linear_in_depth(case):
     """Without checkpointing, the bytes autograd keeps for a chain of N identical layers are N times those of one layer."""
@@ -292,22 +315,23 @@ def memory_is_linear_in_depth(case):
     kept, out = saved_bytes(lambda: model(x))
     one_model, one_x = make_chain(1, width, batch, dtype, seed)
     one, _ = saved_bytes(lambda: one_model(one_x))
-    expect(kept == depth * one, f"bytes kept for {depth} layers", f"{depth} x {one}", kept,
-           _chain_repro(case, "# bytes packed by saved_tensors_hooks while recording model(x)"))
+    expect(kept == depth * one, what=f"bytes kept for {depth} layers", expected=f"{depth} x {one}", observed=kept,
+           repro=_chain_repro(case, "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: model(x))[0])"))
     out.sum().backward()
 
 
-@rule("checkpointing.no-grad-keeps-nothing", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.no-grad-keeps-nothing", section=Section.PRACTICAL, docs="checkpointing-memory",
       given=dict(case=chains()))
 def no_grad_keeps_nothing(case):
     """Under no_grad autograd keeps nothing for backward, whatever the depth."""
     model, x = make_chain(*case)
     with torch.no_grad():
         kept, _ = saved_bytes(lambda: model(x))
-    expect(kept == 0, "bytes kept under no_grad", 0, kept, _chain_repro(case, "# model(x) under torch.no_grad()"))
+    expect(kept == 0, what="bytes kept under no_grad", expected=0, observed=kept, repro=_chain_repro(case, "from specs.engine.oracles import saved_bytes\nwith torch.no_grad():\n"
+                                                                                      "    print(saved_bytes(lambda: model(x))[0])"))
 
 
-@rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=PRACTICAL, docs="checkpointing-memory",
+@rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=Section.PRACTICAL, docs="checkpointing-memory",
       requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(max_depth=36), use_reentrant=REENTRANT))
 def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     """With s segments, checkpoint_sequential keeps one input per checkpointed segment plus the last segment's layers, so s = ceil(sqrt(N)) keeps memory that grows like sqrt(N) instead of N."""
@@ -322,10 +346,10 @@ def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     # and does not checkpoint the last run.
     last_layers = math.ceil((len(model) - (segments - 1) * (len(model) // segments)) / 2)
     bound = (segments - 1) * activation + last_layers * layer
-    repro = _chain_repro(case, f"# bytes packed while recording checkpoint_sequential(model, {segments}, x, "
-                               f"use_reentrant={use_reentrant})")
-    expect(kept <= bound, f"bytes kept with {segments} segments for {depth} layers",
-           f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}", kept, repro)
+    repro = _chain_repro(case, "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: checkpoint_sequential("
+                               f"model, {segments}, x, use_reentrant={use_reentrant}))[0])")
+    expect(kept <= bound, what=f"bytes kept with {segments} segments for {depth} layers",
+           expected=f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}", observed=kept, repro=repro)
     if depth >= 4:
-        expect(kept < depth * layer, "checkpointing keeps less than the plain chain", f"< {depth * layer}", kept, repro)
+        expect(kept < depth * layer, what="checkpointing keeps less than the plain chain", expected=f"< {depth * layer}", observed=kept, repro=repro)
     out.sum().backward()

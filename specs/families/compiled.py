@@ -14,6 +14,7 @@ from specs.engine.expect import Tolerance, expect, expect_close
 from specs.families.custom_function import Cube
 from specs.generators.program import Program, Step
 from specs.engine.registry import Family, Feature, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import tensors
 
 FAMILY = Family(
@@ -24,7 +25,6 @@ FAMILY = Family(
     gallery="plot_93_compile.py",
 )
 
-BEYOND = "Beyond the Tutorial"
 
 TORCH_COMPILE = Feature("torch.compile (new in 2.0)", lambda: hasattr(torch, "compile"))
 COMPILED_AUTOGRAD = Feature(
@@ -87,11 +87,11 @@ def _eager_grads(program: Program, function) -> list[torch.Tensor]:
 
 def _compare(program: Program, got, want, what: str, repro: str) -> None:
     for i, (g, w) in enumerate(zip(got, want)):
-        expect(g is not None, f"x{i}.grad is set ({what})", "a tensor", None, repro)
-        expect_close(g, w, COMPILED, f"x{i}.grad, {what}, against eager", repro)
+        expect(g is not None, what=f"x{i}.grad is set ({what})", expected="a tensor", observed=None, repro=repro)
+        expect_close(g, w, tolerance=COMPILED, what=f"x{i}.grad, {what}, against eager", repro=repro)
 
 
-@rule("compiled.aot-eager-matches-eager", section=BEYOND, docs="compiled-programs", since="2.0",
+@rule("compiled.aot-eager-matches-eager", section=Section.BEYOND, docs="compiled-programs", since="2.0",
       requires=(TORCH_COMPILE,), given=dict(program=small_programs()))
 def aot_eager_matches_eager(program):
     """A program compiled with torch.compile(backend="aot_eager", fullgraph=True) returns eager's output, and backward through it leaves eager's gradients in every leaf's .grad."""
@@ -100,7 +100,7 @@ def aot_eager_matches_eager(program):
     out = compiled(function)(*leaves)
     repro = program.repro("compiled = torch.compile(program, backend='aot_eager', fullgraph=True)",
                           "compiled(x0).sum().backward()  # against program(x0).sum().backward()")
-    expect_close(out, function(*program.inputs()), COMPILED, "compiled output against eager", repro)
+    expect_close(out, function(*program.inputs()), tolerance=COMPILED, what="compiled output against eager", repro=repro)
     out.sum().backward()
     _compare(program, [x.grad for x in leaves], _eager_grads(program, function), "aot_eager", repro)
 
@@ -109,7 +109,7 @@ def _through_cube(x, y):
     return (Cube.apply(torch.sin(x)) * y).sum(dim=-1)
 
 
-@rule("compiled.custom-function-matches-eager", section=BEYOND, docs="compiled-custom", since="2.0",
+@rule("compiled.custom-function-matches-eager", section=Section.BEYOND, docs="compiled-custom", since="2.0",
       requires=(TORCH_COMPILE,),
       given=dict(x=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",)),
                  y=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",))))
@@ -122,8 +122,8 @@ def custom_function_matches_eager(x, y):
     repro = (f"x = {x.expression()}\ny = {y.expression()}\n# Cube: forward x**3, backward 3*x**2*g\n"
              "torch.compile(lambda x, y: (Cube.apply(torch.sin(x)) * y).sum(dim=-1), backend='aot_eager')(x, y)"
              ".sum().backward()")
-    expect_close(a.grad, analytic, COMPILED, "x.grad through a compiled custom Function", repro)
-    expect_close(b.grad, torch.sin(xd) ** 3, COMPILED, "y.grad through a compiled custom Function", repro)
+    expect_close(a.grad, analytic, tolerance=COMPILED, what="x.grad through a compiled custom Function", repro=repro)
+    expect_close(b.grad, torch.sin(xd) ** 3, tolerance=COMPILED, what="y.grad through a compiled custom Function", repro=repro)
 
 
 HOOK_SCALES = (2.0, -1.0, 0.5)
@@ -135,7 +135,7 @@ def _hooked(x, scale):
     return (y * y).sum()
 
 
-@rule("compiled.tensor-hooks-are-honoured", section=BEYOND, docs="compiled-hooks", since="2.0",
+@rule("compiled.tensor-hooks-are-honoured", section=Section.BEYOND, docs="compiled-hooks", since="2.0",
       requires=(TORCH_COMPILE,),
       given=dict(x=tensors(shape=(3,), dtypes=(torch.float64,), layouts=("contiguous",)), scale=st.sampled_from(HOOK_SCALES)))
 def tensor_hooks_are_honoured(x, scale):
@@ -146,10 +146,10 @@ def tensor_hooks_are_honoured(x, scale):
     expected = scale * 2 * torch.sin(xd) * torch.cos(xd)
     repro = (f"x = {x.expression()}\ndef f(x):\n    y = torch.sin(x)\n    y.register_hook(lambda g: g * {scale})\n"
              "    return (y * y).sum()\ntorch.compile(f, backend='aot_eager')(x).backward()\nprint(x.grad)")
-    expect_close(a.grad, expected, COMPILED, f"x.grad with a hook scaling by {scale}", repro)
+    expect_close(a.grad, expected, tolerance=COMPILED, what=f"x.grad with a hook scaling by {scale}", repro=repro)
 
 
-@rule("compiled.compiled-autograd-matches-eager", section=BEYOND, docs="compiled-autograd", since="2.4",
+@rule("compiled.compiled-autograd-matches-eager", section=Section.BEYOND, docs="compiled-autograd", since="2.4",
       requires=(TORCH_COMPILE, COMPILED_AUTOGRAD), given=dict(program=small_programs()))
 def compiled_autograd_matches_eager(program):
     """With compiled autograd enabled, backward of an eager program is itself traced and compiled, and leaves eager's gradients in .grad."""
@@ -169,7 +169,7 @@ def _inductor_program(x, w):
     return torch.tanh(x @ w).sum(dim=0) * torch.sigmoid(w).mean()
 
 
-@rule("compiled.inductor-matches-eager", section=BEYOND, docs="compiled-programs", since="2.0",
+@rule("compiled.inductor-matches-eager", section=Section.BEYOND, docs="compiled-programs", since="2.0",
       requires=(TORCH_COMPILE, INDUCTOR),
       given=dict(x=tensors(shape=(3, 2), dtypes=(torch.float64,), layouts=("contiguous",)),
                  w=tensors(shape=(2, 2), dtypes=(torch.float64,), layouts=("contiguous",))))
@@ -182,5 +182,5 @@ def inductor_matches_eager(x, w):
     repro = (f"x = {x.expression()}\nw = {w.expression()}\n"
              "f = lambda x, w: torch.tanh(x @ w).sum(dim=0) * torch.sigmoid(w).mean()\n"
              "torch.compile(f)(x, w).sum().backward()  # against f(x, w).sum().backward()")
-    expect_close(a.grad, ea.grad, COMPILED, "x.grad from inductor", repro)
-    expect_close(b.grad, eb.grad, COMPILED, "w.grad from inductor", repro)
+    expect_close(a.grad, ea.grad, tolerance=COMPILED, what="x.grad from inductor", repro=repro)
+    expect_close(b.grad, eb.grad, tolerance=COMPILED, what="w.grad from inductor", repro=repro)

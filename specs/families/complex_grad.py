@@ -1,7 +1,6 @@
 """Complex autograd: PyTorch's convention (the conjugate Wirtinger derivative) and what follows from it."""
 from __future__ import annotations
 
-import cmath
 import math
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import FD_STEP, FD_TOLERANCE
 from specs.generators.program import _compiled
 from specs.engine.registry import Family, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
@@ -22,7 +22,6 @@ FAMILY = Family(
     gallery="plot_91_complex.py",
 )
 
-BEYOND = "Beyond the Tutorial"
 
 #: Analytic formulas against autograd in complex128: rounding of a few complex products only.
 ANALYTIC = Tolerance(1e-10, 1e-12, "complex128 products and sums of a few terms")
@@ -158,7 +157,7 @@ def _partials(f, z: torch.Tensor, step: float = FD_STEP) -> torch.Tensor:
     return out.view(z.shape)
 
 
-@rule("complex-grad.grad-is-dl-dx-plus-i-dl-dy", section=BEYOND, docs="complex-convention",
+@rule("complex-grad.grad-is-dl-dx-plus-i-dl-dy", section=Section.BEYOND, docs="complex-convention",
       given=dict(program=complex_programs()),
       references=("docs: Autograd mechanics > Complex Autograd Doc > How is the gradient computed? "
                   "(its derivation calls the computed gradient ∂L/∂z*, a factor of 2 below what autograd returns)",))
@@ -167,13 +166,13 @@ def grad_is_dl_dx_plus_i_dl_dy(program):
     z = program.z()
     program(z).backward()
     expected = _partials(program, z)
-    expect(z.grad.dtype == z.dtype, "z.grad has z's complex dtype", z.dtype, z.grad.dtype)
-    expect_close(_pairs(z.grad), _pairs(expected), FD_TOLERANCE,
-                 "z.grad against dL/dx + i dL/dy by central differences",
-                 program.repro("f(z).backward()", "print(z.grad)"))
+    expect(z.grad.dtype == z.dtype, what="z.grad has z's complex dtype", expected=z.dtype, observed=z.grad.dtype)
+    expect_close(_pairs(z.grad), _pairs(expected), tolerance=FD_TOLERANCE,
+                 what="z.grad against dL/dx + i dL/dy by central differences",
+                 repro=program.repro("f(z).backward()", "print(z.grad)"))
 
 
-@rule("complex-grad.abs-squared-gives-2z", section=BEYOND, docs="complex-convention",
+@rule("complex-grad.abs-squared-gives-2z", section=Section.BEYOND, docs="complex-convention",
       given=dict(re=tensors(dtypes=(torch.float64,), requires_grad=False),
                  data=st.data(), dtype=st.sampled_from([torch.complex64, torch.complex128])),
       references=("docs: Autograd mechanics > Complex Autograd Doc",))
@@ -183,12 +182,12 @@ def abs_squared_gives_2z(re, data, dtype):
     z = torch.complex(re.make(), im.make()).to(dtype).requires_grad_()
     (z.abs() ** 2).sum().backward()
     tolerance = ANALYTIC if dtype == torch.complex128 else Tolerance(1e-5, 1e-6, "complex64 rounding")
-    expect_close(_pairs(z.grad), _pairs(2 * z.detach()), tolerance, "grad of sum |z|^2",
-                 f"z = torch.complex({re.expression(requires_grad=False)}, {im.expression(requires_grad=False)})"
+    expect_close(_pairs(z.grad), _pairs(2 * z.detach()), tolerance=tolerance, what="grad of sum |z|^2",
+                 repro=f"z = torch.complex({re.expression(requires_grad=False)}, {im.expression(requires_grad=False)})"
                  f".to({dtype}).requires_grad_()\n(z.abs() ** 2).sum().backward()\nprint(z.grad)")
 
 
-@rule("complex-grad.holomorphic-gets-conjugate-derivative", section=BEYOND, docs="complex-holomorphic",
+@rule("complex-grad.holomorphic-gets-conjugate-derivative", section=Section.BEYOND, docs="complex-holomorphic",
       given=dict(program=complex_programs(holomorphic=True, reduce=False), data=st.data()),
       references=("docs: Autograd mechanics > Complex Autograd Doc",))
 def holomorphic_gets_conjugate_derivative(program, data):
@@ -202,12 +201,12 @@ def holomorphic_gets_conjugate_derivative(program, data):
     v = torch.complex(vr.make(), vi.make())
     out.backward(v)
     expected = torch.conj(program.derivative(z)) * v
-    expect_close(_pairs(z.grad), _pairs(expected), ANALYTIC,
-                 "z.grad against conj(f'(z)) * v",
-                 program.repro(f"v = torch.tensor({v.tolist()!r})", "f(z).backward(v)", "print(z.grad)"))
+    expect_close(_pairs(z.grad), _pairs(expected), tolerance=ANALYTIC,
+                 what="z.grad against conj(f'(z)) * v",
+                 repro=program.repro(f"v = torch.tensor({v.tolist()!r})", "f(z).backward(v)", "print(z.grad)"))
 
 
-@rule("complex-grad.real-function-through-complex-is-real", section=BEYOND, docs="complex-real-through",
+@rule("complex-grad.real-function-through-complex-is-real", section=Section.BEYOND, docs="complex-real-through",
       given=dict(program=programs(dtypes=(torch.float64,), all_require_grad=True, max_ops=6), c=complex_constants),
       references=("test_autograd.py::TestAutogradDeviceType::test_copy_r_to_c",
                   "test_autograd.py::TestAutogradDeviceType::test_to_r_to_c"))
@@ -221,10 +220,10 @@ def real_function_through_complex_is_real(program, c):
     (c.real * torch.cos(phase) - c.imag * torch.sin(phase)).sum().backward()
     repro = program.repro(f"torch.real({c!r} * torch.exp(1j * out)).sum().backward()", "print(x0.grad)")
     for i in program.grad_leaves:
-        expect(leaves[i].grad.dtype == leaves[i].dtype, f"x{i}.grad stays real", leaves[i].dtype,
-               leaves[i].grad.dtype, repro)
-        expect_close(leaves[i].grad, real_leaves[i].grad, Tolerance(1e-10, 1e-12, "float64, other formulas"),
-                     f"x{i}.grad through complex against the real formula", repro)
+        expect(leaves[i].grad.dtype == leaves[i].dtype, what=f"x{i}.grad stays real", expected=leaves[i].dtype,
+               observed=leaves[i].grad.dtype, repro=repro)
+        expect_close(leaves[i].grad, real_leaves[i].grad, tolerance=Tolerance(1e-10, 1e-12, "float64, other formulas"),
+                     what=f"x{i}.grad through complex against the real formula", repro=repro)
 
 
 class _Square(torch.autograd.Function):
@@ -244,15 +243,15 @@ class _Square(torch.autograd.Function):
         return (torch.conj(slope) if _Square.conjugate else slope) * v
 
 
-@rule("complex-grad.gradcheck-checks-the-convention", section=BEYOND, docs="complex-gradcheck",
+@rule("complex-grad.gradcheck-checks-the-convention", section=Section.BEYOND, docs="complex-gradcheck",
       given=dict(program=complex_programs(reduce=False, max_steps=3)),
       references=("docs: Autograd mechanics > Complex Autograd Doc",))
 def gradcheck_checks_the_convention(program):
     """torch.autograd.gradcheck accepts complex inputs: it passes for built-in ops, holomorphic or not, and rejects a custom backward that returns f'(z)·v instead of conj(f'(z))·v."""
     z = program.z()
-    repro = program.repro("torch.autograd.gradcheck(f, (z,))")
-    expect(torch.autograd.gradcheck(program, (z,), raise_exception=False), "gradcheck of built-in complex ops",
-           True, False, repro)
+    repro = program.repro("print(torch.autograd.gradcheck(f, (z,)))")
+    expect(torch.autograd.gradcheck(program, (z,), raise_exception=False), what="gradcheck of built-in complex ops",
+           expected=True, observed=False, repro=repro)
     # Off the real axis, where conj(2z) and 2z differ.
     w = torch.complex(z.real.detach(), z.imag.detach().abs() + 0.5).requires_grad_()
     try:
@@ -262,11 +261,11 @@ def gradcheck_checks_the_convention(program):
         wrong = torch.autograd.gradcheck(_Square.apply, (w,), raise_exception=False)
     finally:
         _Square.conjugate = True
-    expect(right, "gradcheck of a custom z^2 whose backward returns conj(2z) * v", True, right)
-    expect(not wrong, "gradcheck of a custom z^2 whose backward returns 2z * v", False, wrong)
+    expect(right, what="gradcheck of a custom z^2 whose backward returns conj(2z) * v", expected=True, observed=right)
+    expect(not wrong, what="gradcheck of a custom z^2 whose backward returns 2z * v", expected=False, observed=wrong)
 
 
-@rule("complex-grad.gradient-descent-descends", section=BEYOND, docs="complex-descent",
+@rule("complex-grad.gradient-descent-descends", section=Section.BEYOND, docs="complex-descent",
       given=dict(program=complex_programs(), lr=st.sampled_from([1e-6, 1e-7])),
       references=("docs: Autograd mechanics > Complex Autograd Doc",))
 def gradient_descent_descends(program, lr):
@@ -280,11 +279,11 @@ def gradient_descent_descends(program, lr):
     decrease = loss.item() - after
     repro = program.repro("loss = f(z); loss.backward()", f"print(loss.item() - f(z.detach() - {lr} * z.grad).item())")
     rounding = 1e-12 * (1 + abs(loss.item()))
-    expect(math.isclose(decrease, lr * norm2, rel_tol=0.05, abs_tol=rounding), "loss decrease of one step",
-           f"~ lr * |grad|^2 = {lr * norm2:.6g}", f"{decrease:.6g}", repro)
+    expect(math.isclose(decrease, lr * norm2, rel_tol=0.05, abs_tol=rounding), what="loss decrease of one step",
+           expected=f"~ lr * |grad|^2 = {lr * norm2:.6g}", observed=f"{decrease:.6g}", repro=repro)
 
 
-@rule("complex-grad.complex-output-needs-a-gradient", section=BEYOND, docs="complex-convention",
+@rule("complex-grad.complex-output-needs-a-gradient", section=Section.BEYOND, docs="complex-convention",
       given=dict(program=complex_programs(reduce=False)), contracts=(IMPLICIT_COMPLEX,),
       references=("test_autograd.py::TestAutogradDeviceType::test_complex_scalar_backward",))
 def complex_output_needs_a_gradient(program):

@@ -12,6 +12,8 @@ from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import EXACT, Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
 from specs.engine.registry import Family, rule
+from specs.engine.script import literal
+from specs.engine.sections import Section
 from specs.generators.strategies import tensors
 
 FAMILY = Family(
@@ -22,7 +24,6 @@ FAMILY = Family(
     gallery="plot_70_custom_function.py",
 )
 
-CUSTOM = "Custom Autograd Functions"
 
 #: An analytic gradient against autograd running the same formula in the same dtype.
 ANALYTIC = {
@@ -60,6 +61,11 @@ NO_VMAP_RULE = ErrorContract(
     r"the vmap staticmethod or set generate_vmap_rule=True",
     Phase.RECORD,
 )
+
+
+def _using(*functions: type) -> str:
+    """The repro line importing ``functions`` (defined in this module) by name."""
+    return f"from {__name__} import {', '.join(f.__name__ for f in functions)}\n"
 
 
 # ------------------------------------------------------------------------------- the Functions
@@ -281,7 +287,7 @@ def _cotangent(data, shape, dtype):
                      label="cotangent").make()
 
 
-@rule("custom-function.seed-relu", section=CUSTOM, docs="custom-function-seed",
+@rule("custom-function.seed-relu", section=Section.CUSTOM, docs="custom-function-seed",
       given=dict(spec=tensors(), data=st.data()))
 def seed_relu(spec, data):
     """The seed tutorial's custom ReLU returns max(x, 0) and passes the upstream gradient where x >= 0 and zero where x < 0; it agrees with torch.relu everywhere except at x == 0, where torch.relu's gradient is 0."""
@@ -290,16 +296,16 @@ def seed_relu(spec, data):
     v = _cotangent(data, spec.shape, spec.dtype)
     y.backward(v)
     plain = x.detach()
-    repro = f"x = {spec.expression()}\nSeedReLU.apply(x).backward(v)  # v = {v.tolist()}"
-    expect_close(y.detach(), plain.clamp(min=0), EXACT, "the output", repro)
-    expect_close(x.grad, torch.where(plain >= 0, v, torch.zeros_like(v)), EXACT, "x.grad", repro)
+    repro = f"{_using(SeedReLU)}x = {spec.expression()}\ny = SeedReLU.apply(x)\ny.backward({literal(v)})\nprint(y, x.grad)"
+    expect_close(y.detach(), plain.clamp(min=0), tolerance=EXACT, what="the output", repro=repro)
+    expect_close(x.grad, torch.where(plain >= 0, v, torch.zeros_like(v)), tolerance=EXACT, what="x.grad", repro=repro)
     native = spec.make()
     torch.relu(native).backward(v)
     off_zero = plain != 0
-    expect_close(x.grad[off_zero], native.grad[off_zero], EXACT, "x.grad against torch.relu where x != 0", repro)
+    expect_close(x.grad[off_zero], native.grad[off_zero], tolerance=EXACT, what="x.grad against torch.relu where x != 0", repro=repro)
 
 
-@rule("custom-function.saved-tensors-reach-backward", section=CUSTOM, docs="custom-function-ctx",
+@rule("custom-function.saved-tensors-reach-backward", section=Section.CUSTOM, docs="custom-function-ctx",
       given=dict(spec=tensors(dtypes=(torch.float64,)), data=st.data()),
       references=("docs: Extending torch.autograd",))
 def saved_tensors_reach_backward(spec, data):
@@ -308,8 +314,8 @@ def saved_tensors_reach_backward(spec, data):
     v = _cotangent(data, spec.shape, spec.dtype)
     Cube.apply(x).backward(v)
     expected = finite_difference_gradients(lambda t: t**3, [x], [0], v)[0]
-    expect_close(x.grad, expected, FD_TOLERANCE, "Cube's gradient against finite differences",
-                 f"x = {spec.expression()}\nCube.apply(x).backward(v)")
+    expect_close(x.grad, expected, tolerance=FD_TOLERANCE, what="Cube's gradient against finite differences",
+                 repro=f"{_using(Cube)}x = {spec.expression()}\nCube.apply(x).backward({literal(v)})\nprint(x.grad)")
 
 
 @st.composite
@@ -321,7 +327,7 @@ def _two_operands(draw):
     return a, b, draw(st.sampled_from([0.5, -2.0]), label="scale")
 
 
-@rule("custom-function.needs-input-grad", section=CUSTOM, docs="custom-function-needs-input-grad",
+@rule("custom-function.needs-input-grad", section=Section.CUSTOM, docs="custom-function-needs-input-grad",
       given=dict(case=_two_operands().filter(lambda c: c[0].requires_grad or c[1].requires_grad)),
       references=("docs: Extending torch.autograd (needs_input_grad)",))
 def needs_input_grad(case):
@@ -331,46 +337,47 @@ def needs_input_grad(case):
     out = ScaledProduct.apply(a, b, scale)
     out.sum().backward()
     wanted = (a_spec.requires_grad, b_spec.requires_grad, False)
-    expect(tuple(out.grad_fn.needs_seen) == wanted, "ctx.needs_input_grad in backward", wanted,
-           tuple(out.grad_fn.needs_seen), f"a = {a_spec.expression()}\nb = {b_spec.expression()}\n"
-           f"ScaledProduct.apply(a, b, {scale}).sum().backward()")
+    expect(tuple(out.grad_fn.needs_seen) == wanted, what="ctx.needs_input_grad in backward", expected=wanted,
+           observed=tuple(out.grad_fn.needs_seen), repro=f"{_using(ScaledProduct)}a = {a_spec.expression()}\n"
+           f"b = {b_spec.expression()}\nout = ScaledProduct.apply(a, b, {scale})\nout.sum().backward()\n"
+           "print(out.grad_fn.needs_seen)")
     for t, other, needed in ((a, b, wanted[0]), (b, a, wanted[1])):
         if needed:
-            expect_close(t.grad, (other * scale).detach().expand_as(t), ANALYTIC[t.dtype], "the needed gradient")
+            expect_close(t.grad, (other * scale).detach().expand_as(t), tolerance=ANALYTIC[t.dtype], what="the needed gradient")
         else:
-            expect(t.grad is None, "no gradient for an input that does not require grad", None, t.grad)
+            expect(t.grad is None, what="no gradient for an input that does not require grad", expected=None, observed=t.grad)
 
 
-@rule("custom-function.non-tensor-inputs-get-none", section=CUSTOM, docs="custom-function-needs-input-grad",
+@rule("custom-function.non-tensor-inputs-get-none", section=Section.CUSTOM, docs="custom-function-needs-input-grad",
       given=dict(spec=tensors(), scale=st.sampled_from([0.5, 3.0])), contracts=(GRAD_FOR_NON_TENSOR,),
       references=("test_autograd.py::TestAutograd::test_custom_function_non_tensor_inputs_outputs",))
 def non_tensor_inputs_get_none(spec, scale):
     """backward must return None in the position of a non-tensor forward input: returning a tensor there raises a RuntimeError at backward."""
     GRAD_FOR_NON_TENSOR.check(lambda: GradForScale.apply(spec.make(), scale).sum(),
-                              repro=f"x = {spec.expression()}\nGradForScale.apply(x, {scale}).sum().backward()")
+                              repro=f"{_using(GradForScale)}x = {spec.expression()}\nGradForScale.apply(x, {scale}).sum().backward()")
 
 
-@rule("custom-function.wrong-gradient-count-raises", section=CUSTOM, docs="custom-function-checks",
+@rule("custom-function.wrong-gradient-count-raises", section=Section.CUSTOM, docs="custom-function-checks",
       given=dict(spec=tensors()), contracts=(WRONG_COUNT,))
 def wrong_gradient_count_raises(spec):
     """backward must return one gradient (or None) per forward input: returning fewer raises a RuntimeError at backward that gives both counts."""
     message = WRONG_COUNT.check(lambda: OneGradForTwo.apply(spec.make(), spec.make()).sum(),
-                                repro=f"x = {spec.expression()}\nOneGradForTwo.apply(x, x).sum().backward()")
-    expect("(expected 2, got 1)" in message, "the counts in the message", "(expected 2, got 1)", message)
+                                repro=f"{_using(OneGradForTwo)}x = {spec.expression()}\nOneGradForTwo.apply(x, x).sum().backward()")
+    expect("(expected 2, got 1)" in message, what="the counts in the message", expected="(expected 2, got 1)", observed=message)
 
 
-@rule("custom-function.wrong-gradient-shape-raises", section=CUSTOM, docs="custom-function-checks",
+@rule("custom-function.wrong-gradient-shape-raises", section=Section.CUSTOM, docs="custom-function-checks",
       given=dict(spec=tensors(min_ndim=1).filter(lambda s: s.shape[-1] >= 2)), contracts=(WRONG_SHAPE,),
       references=("test_autograd.py::TestAutograd::test_invalid_gradients",))
 def wrong_gradient_shape_raises(spec):
     """A gradient whose shape does not broadcast to its input's shape raises a RuntimeError at backward naming both shapes."""
     message = WRONG_SHAPE.check(lambda: GradOfWrongShape.apply(spec.make()).sum(),
-                                repro=f"x = {spec.expression()}\nGradOfWrongShape.apply(x).sum().backward()")
+                                repro=f"{_using(GradOfWrongShape)}x = {spec.expression()}\nGradOfWrongShape.apply(x).sum().backward()")
     expected = f"expected shape compatible with [{', '.join(map(str, spec.shape))}]"
-    expect(expected in message, "the input's shape in the message", expected, message)
+    expect(expected in message, what="the input's shape in the message", expected=expected, observed=message)
 
 
-@rule("custom-function.once-differentiable-refuses-double-backward", section=CUSTOM,
+@rule("custom-function.once-differentiable-refuses-double-backward", section=Section.CUSTOM,
       docs="custom-function-once-differentiable",
       given=dict(spec=tensors(dtypes=(torch.float64,))), contracts=(ONCE_DIFFERENTIABLE,),
       references=("test_autograd.py::TestAutograd::test_once_differentiable",))
@@ -378,7 +385,7 @@ def once_differentiable_refuses_double_backward(spec):
     """A backward decorated with @once_differentiable gives correct first derivatives, but differentiating through it again raises a RuntimeError."""
     x = spec.make()
     (first,) = torch.autograd.grad((OnceCube.apply(x) * x).sum(), x, create_graph=True)
-    expect_close(first.detach(), 4 * x.detach() ** 3, ANALYTIC[torch.float64], "d(x^3 * x)/dx = 4x^3")
+    expect_close(first.detach(), 4 * x.detach() ** 3, tolerance=ANALYTIC[torch.float64], what="d(x^3 * x)/dx = 4x^3")
     state = {}
 
     def backward(out):
@@ -386,12 +393,12 @@ def once_differentiable_refuses_double_backward(spec):
 
     ONCE_DIFFERENTIABLE.check(lambda: (OnceCube.apply(x) * x).sum(), backward=backward,
                               again=lambda out: state["grad"].sum().backward(),
-                              repro=f"x = {spec.expression()}\n"
+                              repro=f"{_using(OnceCube)}x = {spec.expression()}\n"
                               "(g,) = torch.autograd.grad((OnceCube.apply(x) * x).sum(), x, create_graph=True)\n"
                               "g.sum().backward()")
 
 
-@rule("custom-function.mark-dirty-for-in-place", section=CUSTOM, docs="custom-function-mark-dirty",
+@rule("custom-function.mark-dirty-for-in-place", section=Section.CUSTOM, docs="custom-function-mark-dirty",
       given=dict(spec=tensors(layouts=("contiguous",)), data=st.data()), contracts=(DIRTY_LEAF,),
       references=("docs: Extending torch.autograd (mark_dirty)",))
 def mark_dirty_for_in_place(spec, data):
@@ -400,40 +407,43 @@ def mark_dirty_for_in_place(spec, data):
     h = x * 1.0
     before = h._version
     out = DoubleInPlace.apply(h)
-    repro = f"x = {spec.expression()}\nh = x * 1.0\nout = DoubleInPlace.apply(h)"
-    expect(out is h and h._version > before, "the dirtied input is returned, with a new version",
-           "same object, bumped version", (out is h, h._version - before), repro)
-    expect(type(h.grad_fn).__name__.startswith("DoubleInPlace"), "h.grad_fn is the Function's node",
-           "DoubleInPlaceBackward", type(h.grad_fn).__name__, repro)
     v = _cotangent(data, spec.shape, spec.dtype)
+    repro = (f"{_using(DoubleInPlace)}x = {spec.expression()}\nh = x * 1.0\nbefore = h._version\n"
+             f"out = DoubleInPlace.apply(h)\nprint(out is h, h._version - before, h.grad_fn)\n"
+             f"out.backward({literal(v)})\nprint(x.grad)")
+    expect(out is h and h._version > before, what="the dirtied input is returned, with a new version",
+           expected="same object, bumped version", observed=(out is h, h._version - before), repro=repro)
+    expect(type(h.grad_fn).__name__.startswith("DoubleInPlace"), what="h.grad_fn is the Function's node",
+           expected="DoubleInPlaceBackward", observed=type(h.grad_fn).__name__, repro=repro)
     out.backward(v)
-    expect_close(x.grad, 2 * v, EXACT, "x.grad through the custom backward", repro)
+    expect_close(x.grad, 2 * v, tolerance=EXACT, what="x.grad through the custom backward", repro=repro)
     DIRTY_LEAF.check(lambda: DoubleInPlace.apply(spec.make()),
-                     repro=f"DoubleInPlace.apply({spec.expression()})")
+                     repro=f"{_using(DoubleInPlace)}DoubleInPlace.apply({spec.expression()})")
 
 
-@rule("custom-function.mark-non-differentiable", section=CUSTOM, docs="custom-function-non-differentiable",
+@rule("custom-function.mark-non-differentiable", section=Section.CUSTOM, docs="custom-function-non-differentiable",
       given=dict(spec=tensors(min_ndim=1, dtypes=(torch.float64,)), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_mark_non_differentiable",))
 def mark_non_differentiable(spec, data):
     """An output passed to ctx.mark_non_differentiable does not require grad; backward still receives a zero-filled gradient for it, and the other outputs' gradients are right."""
     x = spec.make()
     values, indices = SortWithIndices.apply(x)
-    expect((indices.requires_grad, indices.grad_fn) == (False, None), "the marked output is not tracked",
-           (False, None), (indices.requires_grad, indices.grad_fn))
-    expect(values.requires_grad, "the other output is tracked", True, values.requires_grad)
+    expect((indices.requires_grad, indices.grad_fn) == (False, None), what="the marked output is not tracked",
+           expected=(False, None), observed=(indices.requires_grad, indices.grad_fn))
+    expect(values.requires_grad, what="the other output is tracked", expected=True, observed=values.requires_grad)
     v = _cotangent(data, spec.shape, spec.dtype)
     values.backward(v)
     seen = values.grad_fn.grad_indices_seen
     expect(seen is not None and seen.shape == indices.shape and not seen.any(),
-           "backward's gradient for the marked output", "zeros of the indices' shape", seen)
+           what="backward's gradient for the marked output", expected="zeros of the indices' shape", observed=seen)
     reference = spec.make()
     torch.sort(reference, dim=-1).values.backward(v)
-    expect_close(x.grad, reference.grad, EXACT, "x.grad against torch.sort's gradient",
-                 f"x = {spec.expression()}\nSortWithIndices.apply(x)[0].backward(v)")
+    expect_close(x.grad, reference.grad, tolerance=EXACT, what="x.grad against torch.sort's gradient",
+                 repro=f"{_using(SortWithIndices)}x = {spec.expression()}\n"
+                 f"SortWithIndices.apply(x)[0].backward({literal(v)})\nprint(x.grad)")
 
 
-@rule("custom-function.set-materialize-grads", section=CUSTOM, docs="custom-function-non-differentiable",
+@rule("custom-function.set-materialize-grads", section=Section.CUSTOM, docs="custom-function-non-differentiable",
       given=dict(spec=tensors(), materialize=st.sampled_from([True, False])),
       references=("test_autograd.py::TestAutograd::test_materialize_grads",
                   "test_autograd.py::TestAutograd::test_dont_materialize_grads"))
@@ -443,35 +453,40 @@ def set_materialize_grads(spec, materialize):
     first, _second = TwoOutputs.apply(x, materialize)
     first.sum().backward()
     unused = first.grad_fn.grads_seen[1]
-    repro = f"x = {spec.expression()}\nfirst, second = TwoOutputs.apply(x, {materialize})\nfirst.sum().backward()"
+    repro = (f"{_using(TwoOutputs)}x = {spec.expression()}\nfirst, second = TwoOutputs.apply(x, {materialize})\n"
+             "first.sum().backward()\nprint(first.grad_fn.grads_seen[1], x.grad)")
     if materialize:
-        expect(unused is not None and unused.shape == x.shape and not unused.any(), "the unused output's gradient",
-               "zeros", unused, repro)
+        expect(unused is not None and unused.shape == x.shape and not unused.any(), what="the unused output's gradient",
+               expected="zeros", observed=unused, repro=repro)
     else:
-        expect(unused is None, "the unused output's gradient", None, unused, repro)
-    expect_close(x.grad, torch.full_like(x, 2.0), EXACT, "x.grad from the used output", repro)
+        expect(unused is None, what="the unused output's gradient", expected=None, observed=unused, repro=repro)
+    expect_close(x.grad, torch.full_like(x, 2.0), tolerance=EXACT, what="x.grad from the used output", repro=repro)
 
 
-@rule("custom-function.grad-mode-inside", section=CUSTOM, docs="custom-function-seed",
+@rule("custom-function.grad-mode-inside", section=Section.CUSTOM, docs="custom-function-seed",
       given=dict(spec=tensors(requires_grad=None)),
       references=("test_autograd.py::TestAutograd::test_no_grad_python_function",))
 def grad_mode_inside(spec):
     """forward runs with grad mode off; the output requires grad only when a tensor input does; backward runs with grad mode off unless create_graph=True."""
     x = spec.make()
     out = RecordsGradMode.apply(x)
-    expect(out.requires_grad == spec.requires_grad, "the output requires grad when an input does",
-           spec.requires_grad, out.requires_grad)
+    repro = f"{_using(RecordsGradMode)}x = {spec.expression()}\nout = RecordsGradMode.apply(x)\nprint(out.requires_grad)"
+    expect(out.requires_grad == spec.requires_grad, what="the output requires grad when an input does",
+           expected=spec.requires_grad, observed=out.requires_grad, repro=repro)
     if not spec.requires_grad:
         return
-    expect(out.grad_fn.forward_grad_enabled is False, "grad mode in forward", False, out.grad_fn.forward_grad_enabled)
+    expect(out.grad_fn.forward_grad_enabled is False, what="grad mode in forward", expected=False,
+           observed=out.grad_fn.forward_grad_enabled, repro=repro + "\nprint(out.grad_fn.forward_grad_enabled)")
     for create_graph in (False, True):
         out = RecordsGradMode.apply(x)
         torch.autograd.grad(out.sum(), x, create_graph=create_graph)
-        expect(out.grad_fn.backward_grad_enabled is create_graph, f"grad mode in backward, create_graph={create_graph}",
-               create_graph, out.grad_fn.backward_grad_enabled)
+        expect(out.grad_fn.backward_grad_enabled is create_graph, what=f"grad mode in backward, create_graph={create_graph}",
+               expected=create_graph, observed=out.grad_fn.backward_grad_enabled,
+               repro=f"{repro}\ntorch.autograd.grad(out.sum(), x, create_graph={create_graph})\n"
+               "print(out.grad_fn.backward_grad_enabled)")
 
 
-@rule("custom-function.setup-context-style", section=CUSTOM, docs="custom-function-torch-func", since="2.0",
+@rule("custom-function.setup-context-style", section=Section.CUSTOM, docs="custom-function-torch-func", since="2.0",
       given=dict(spec=tensors(dtypes=(torch.float64,)), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_custom_function_setup_context_simple",))
 def setup_context_style(spec, data):
@@ -480,10 +495,11 @@ def setup_context_style(spec, data):
     v = _cotangent(data, spec.shape, spec.dtype)
     SinSetupContext.apply(x).backward(v)
     expected = torch.cos(x.detach()) * v
-    repro = f"x = {spec.expression()}\nSinSetupContext.apply(x).backward(v)"
-    expect_close(x.grad, expected, ANALYTIC[torch.float64], "x.grad of the setup_context-style sin", repro)
+    repro = (f"{_using(SinSetupContext)}x = {spec.expression()}\nv = {literal(v)}\nSinSetupContext.apply(x).backward(v)\n"
+             "print(x.grad, torch.func.grad(lambda t: (SinSetupContext.apply(t) * v).sum())(x.detach()))")
+    expect_close(x.grad, expected, tolerance=ANALYTIC[torch.float64], what="x.grad of the setup_context-style sin", repro=repro)
     functional = torch.func.grad(lambda t: (SinSetupContext.apply(t) * v).sum())(x.detach())
-    expect_close(functional, expected, ANALYTIC[torch.float64], "torch.func.grad of the same Function", repro)
+    expect_close(functional, expected, tolerance=ANALYTIC[torch.float64], what="torch.func.grad of the same Function", repro=repro)
 
 
 @st.composite
@@ -493,7 +509,7 @@ def _batches(draw):
     return draw(tensors(shape=(batch, *feature), dtypes=(torch.float64,), requires_grad=False), label="x")
 
 
-@rule("custom-function.generated-vmap-rule", section=CUSTOM, docs="custom-function-torch-func", since="2.0",
+@rule("custom-function.generated-vmap-rule", section=Section.CUSTOM, docs="custom-function-torch-func", since="2.0",
       given=dict(spec=_batches()),
       references=("test_autograd.py::TestAutograd::test_custom_function_vmap_defaults",))
 def generated_vmap_rule(spec):
@@ -501,19 +517,19 @@ def generated_vmap_rule(spec):
     x = spec.make()
     batched = torch.func.vmap(SinSetupContext.apply)(x)
     looped = torch.stack([SinSetupContext.apply(row) for row in x]) if len(x) else torch.sin(x)
-    expect_close(batched, looped, EXACT, "vmap(f)(x) against a loop over samples",
-                 f"x = {spec.expression()}\ntorch.func.vmap(SinSetupContext.apply)(x)")
+    expect_close(batched, looped, tolerance=EXACT, what="vmap(f)(x) against a loop over samples",
+                 repro=f"{_using(SinSetupContext)}x = {spec.expression()}\nprint(torch.func.vmap(SinSetupContext.apply)(x))")
     per_sample = torch.func.vmap(torch.func.grad(lambda t: SinSetupContext.apply(t).sum()))(x)
-    expect_close(per_sample, torch.cos(x), ANALYTIC[torch.float64], "per-sample gradients from vmap(grad(f))")
+    expect_close(per_sample, torch.cos(x), tolerance=ANALYTIC[torch.float64], what="per-sample gradients from vmap(grad(f))")
 
 
-@rule("custom-function.vmap-needs-a-rule", section=CUSTOM, docs="custom-function-torch-func", since="2.0",
+@rule("custom-function.vmap-needs-a-rule", section=Section.CUSTOM, docs="custom-function-torch-func", since="2.0",
       given=dict(spec=_batches()), contracts=(NO_VMAP_RULE,),
       references=("test_autograd.py::TestAutograd::test_custom_function_vmap_defaults",))
 def vmap_needs_a_rule(spec):
     """torch.func.vmap over a Function that has neither a vmap staticmethod nor generate_vmap_rule = True raises a RuntimeError."""
     NO_VMAP_RULE.check(lambda: torch.func.vmap(SinWithoutVmap.apply)(spec.make()),
-                       repro=f"torch.func.vmap(SinWithoutVmap.apply)({spec.expression()})")
+                       repro=f"{_using(SinWithoutVmap)}torch.func.vmap(SinWithoutVmap.apply)({spec.expression()})")
 
 
 #: gradcheck's own defaults for float64 (eps=1e-6, atol=1e-5, rtol=1e-3), stated here as data.
@@ -522,29 +538,29 @@ GRADCHECK = dict(eps=1e-6, atol=1e-5, rtol=1e-3)
 small = tensors(dtypes=(torch.float64,), max_ndim=2, layouts=("contiguous",))
 
 
-@rule("custom-function.gradcheck-accepts-correct", section=CUSTOM, docs="custom-function-gradcheck",
+@rule("custom-function.gradcheck-accepts-correct", section=Section.CUSTOM, docs="custom-function-gradcheck",
       given=dict(spec=small),
       references=("test_autograd.py::TestAutograd::test_gradcheck_single_input",))
 def gradcheck_accepts_correct(spec):
     """A Function whose backward is right (x ** 3) passes torch.autograd.gradcheck and gradgradcheck in float64."""
     x = spec.make()
-    repro = f"x = {spec.expression()}\ntorch.autograd.gradcheck(Cube.apply, (x,))"
-    expect(torch.autograd.gradcheck(Cube.apply, (x,), **GRADCHECK), "gradcheck of Cube", True, False, repro)
-    expect(torch.autograd.gradgradcheck(Cube.apply, (x,), **GRADCHECK), "gradgradcheck of Cube", True, False, repro)
+    repro = f"{_using(Cube)}x = {spec.expression()}\nprint(torch.autograd.gradcheck(Cube.apply, (x,)), torch.autograd.gradgradcheck(Cube.apply, (x,)))"
+    expect(torch.autograd.gradcheck(Cube.apply, (x,), **GRADCHECK), what="gradcheck of Cube", expected=True, observed=False, repro=repro)
+    expect(torch.autograd.gradgradcheck(Cube.apply, (x,), **GRADCHECK), what="gradgradcheck of Cube", expected=True, observed=False, repro=repro)
 
 
-@rule("custom-function.gradcheck-catches-wrong-backward", section=CUSTOM, docs="custom-function-gradcheck",
+@rule("custom-function.gradcheck-catches-wrong-backward", section=Section.CUSTOM, docs="custom-function-gradcheck",
       given=dict(spec=small.filter(lambda s: any(abs(v) >= 0.1 for v in s.values))),
       references=("test_autograd.py::TestAutograd::test_gradcheck_jacobian_mismatch",))
 def gradcheck_catches_wrong_backward(spec):
     """gradcheck rejects a Function whose backward is wrong (2x^2 for x ** 3) wherever the error exceeds its tolerance: it raises GradcheckError, or returns False when raise_exception=False."""
     x = spec.make()
-    repro = f"x = {spec.expression()}\ntorch.autograd.gradcheck(WrongCube.apply, (x,))"
+    repro = f"{_using(WrongCube)}x = {spec.expression()}\nprint(torch.autograd.gradcheck(WrongCube.apply, (x,), raise_exception=False))"
     passed = torch.autograd.gradcheck(WrongCube.apply, (x,), raise_exception=False, **GRADCHECK)
-    expect(passed is False, "gradcheck(..., raise_exception=False) of WrongCube", False, passed, repro)
+    expect(passed is False, what="gradcheck(..., raise_exception=False) of WrongCube", expected=False, observed=passed, repro=repro)
     try:
         torch.autograd.gradcheck(WrongCube.apply, (x,), **GRADCHECK)
     except RuntimeError as error:
-        expect("Jacobian mismatch" in str(error), "the gradcheck error", "Jacobian mismatch ...", str(error), repro)
+        expect("Jacobian mismatch" in str(error), what="the gradcheck error", expected="Jacobian mismatch ...", observed=str(error), repro=repro)
     else:
         raise AssertionError("gradcheck accepted a wrong backward\n" + repro)

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, Violation, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, observe, record, rule
 from specs.generators.strategies import value_tuples
 
@@ -42,7 +43,6 @@ FAMILY = Family(
     gallery="plot_99_distributed.py",
 )
 
-SECTION = "Gradient Accumulation"
 WORLD = 2
 #: The pair is stopped after this long without a request (the next request starts a new one).
 IDLE_STOP_S = 2.0
@@ -402,7 +402,7 @@ def repro(case: Case, call: str = "train(case)") -> str:
 def _compare(got: dict[str, Any], want: dict[str, torch.Tensor], tolerance: Tolerance, what: str, case: Case,
              call: str = "train(case)"):
     for name, expected in want.items():
-        expect_close(got[name], expected, tolerance, f"{what}: {name}", repro(case, call))
+        expect_close(got[name], expected, tolerance=tolerance, what=f"{what}: {name}", repro=repro(case, call))
 
 
 def _record_grads(name: str, grads: dict[str, torch.Tensor | None]) -> None:
@@ -425,7 +425,7 @@ CANONICAL_ACCUMULATION = _canonical(steps=3)
 DDP_EXAMPLES = 10
 
 
-@rule("distributed.averaged-gradients-equal-full-batch", section=SECTION, docs="distributed-average",
+@rule("distributed.averaged-gradients-equal-full-batch", section=Section.ACCUMULATION, docs="distributed-average",
       given=dict(case=cases()), requires=(GLOO,), examples=(dict(case=CANONICAL),), max_examples=DDP_EXAMPLES,
       references=("docs: DistributedDataParallel (torch.nn.parallel) > gradients are averaged across processes",
                   "docs: Distributed Data Parallel design note > Backward pass"))
@@ -438,7 +438,7 @@ def averaged_gradients_equal_full_batch(case):
     _record_grads("gradient", ranks[0][-1])
 
 
-@rule("distributed.no-sync-accumulates-locally", section=SECTION, docs="distributed-no-sync",
+@rule("distributed.no-sync-accumulates-locally", section=Section.ACCUMULATION, docs="distributed-no-sync",
       given=dict(case=cases(steps=2, max_steps=3)), requires=(GLOO,), max_examples=DDP_EXAMPLES,
       examples=(dict(case=CANONICAL_ACCUMULATION),),
       references=("docs: DistributedDataParallel.no_sync",))
@@ -469,7 +469,7 @@ UNUSED_CONTRACT = ErrorContract(
     wording="raised by the forward of the iteration after the one that left parameters unused")
 
 
-@rule("distributed.unused-parameters", section=SECTION, docs="distributed-unused",
+@rule("distributed.unused-parameters", section=Section.ACCUMULATION, docs="distributed-unused",
       given=dict(case=cases(), use_extra=st.sampled_from([(False, False), (True, False), (False, True)])),
       requires=(GLOO,), contracts=(UNUSED_CONTRACT,), max_examples=DDP_EXAMPLES,
       examples=(dict(case=CANONICAL, use_extra=(True, False)),),
@@ -483,8 +483,8 @@ def unused_parameters(case, use_extra):
         got = steps[-1]
         if not any(use_extra):
             for name in ("extra.weight", "extra.bias"):
-                expect(got[name] is None, f"rank {rank}: .grad of {name}, unused on every rank", None, got[name],
-                       repro(case, f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})"))
+                expect(got[name] is None, what=f"rank {rank}: .grad of {name}, unused on every rank", expected=None, observed=got[name],
+                       repro=repro(case, f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})"))
             averaged = {n: g for n, g in averaged.items() if not n.startswith("extra.")}
         _compare(got, averaged, AVERAGED, f"rank {rank}'s gradient (extra head used on ranks {use_extra})", case,
                  f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})")
@@ -502,7 +502,7 @@ def unused_parameters(case, use_extra):
 HOOKS = (None, "allreduce_hook", "fp16_compress_hook")
 
 
-@rule("distributed.hooks-and-buckets-keep-values", section=SECTION, docs="distributed-hooks",
+@rule("distributed.hooks-and-buckets-keep-values", section=Section.ACCUMULATION, docs="distributed-hooks",
       given=dict(case=cases(), hook=st.sampled_from(HOOKS), bucket_cap_mb=st.sampled_from([1e-6, 25.0]),
                  bucket_view=st.booleans()),
       requires=(GLOO,), max_examples=DDP_EXAMPLES, examples=(dict(case=CANONICAL, hook="fp16_compress_hook", bucket_cap_mb=1e-6,
@@ -517,8 +517,8 @@ def hooks_and_buckets_keep_values(case, hook, bucket_cap_mb, bucket_view):
     want = full_batch_gradients(case)
     for rank, steps in enumerate(ranks):
         _compare(steps[-1], want, tolerance, f"rank {rank}'s gradient with {options}", case, f"train(case, {options})")
-    expect(all(torch.equal(ranks[0][-1][n], ranks[1][-1][n]) for n in want), "every rank holds the same gradient",
-           "equal", "different")
+    expect(all(torch.equal(ranks[0][-1][n], ranks[1][-1][n]) for n in want), what="every rank holds the same gradient",
+           expected="equal", observed="different")
     if hook == "fp16_compress_hook":
         error = max((ranks[0][-1][n] - want[n]).abs().max().item() for n in want)
         record("fp16 hook: largest absolute error", round(error, 6))

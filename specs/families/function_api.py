@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 from specs.generators.program import TensorSpec
 from specs.generators.strategies import tensors
@@ -19,7 +20,6 @@ FAMILY = Family(
     gallery="plot_71_function_api.py",
 )
 
-CUSTOM = "Custom Autograd Functions"
 
 SAME = Tolerance(0.0, 0.0, "the same formula on the same values")
 SCALES = st.sampled_from([2.0, 0.5, -4.0])
@@ -71,7 +71,7 @@ class _FirstOnly(torch.autograd.Function):
         return grad * 2, None
 
 
-@rule("function-api.none-gradient-stays-none", section=CUSTOM, docs="function-api-gradients",
+@rule("function-api.none-gradient-stays-none", section=Section.CUSTOM, docs="function-api-gradients",
       given=dict(spec=FLOAT64), examples=(dict(spec=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_function_returns_undefined_tensor",))
 def none_gradient_stays_none(spec):
@@ -80,10 +80,10 @@ def none_gradient_stays_none(spec):
     _FirstOnly.apply(x, y).sum().backward()
     repro = (f"x = {spec.expression()}\ny = {spec.expression()}\n"
              "FirstOnly.apply(x, y).sum().backward()  # backward returns (2 * g, None)\nprint(y.grad)")
-    expect(y.grad is None, "y.grad", None, y.grad, repro)
-    expect_close(x.grad, torch.full_like(x, 2.0), SAME, "x.grad", repro)
+    expect(y.grad is None, what="y.grad", expected=None, observed=y.grad, repro=repro)
+    expect_close(x.grad, torch.full_like(x, 2.0), tolerance=SAME, what="x.grad", repro=repro)
     grads = torch.autograd.grad(_FirstOnly.apply(x, y).sum(), [x, y], allow_unused=True)
-    expect(grads[1] is None, "torch.autograd.grad for y", None, grads[1], repro)
+    expect(grads[1] is None, what="torch.autograd.grad for y", expected=None, observed=grads[1], repro=repro)
     record("y_grad", None if y.grad is None else y.grad.tolist())
 
 
@@ -109,7 +109,7 @@ class _ViewOf(torch.autograd.Function):
         return grad * 3
 
 
-@rule("function-api.returned-input-is-a-new-tensor", section=CUSTOM, docs="function-api-views",
+@rule("function-api.returned-input-is-a-new-tensor", section=Section.CUSTOM, docs="function-api-views",
       given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])),
       examples=(dict(spec=CANONICAL, kind="as-is"),),
       references=("test_autograd.py::TestAutograd::test_function_returns_input",))
@@ -119,15 +119,15 @@ def returned_input_is_a_new_tensor(spec, kind):
     x = spec.make()
     out = function.apply(x)
     repro = f"x = {spec.expression()}\nout = {function.__name__.strip('_')}.apply(x)  # backward: 3 * g\nout.sum().backward()"
-    expect(out is not x, "the output is a new object", "not x", "x itself", repro)
-    expect(type(out.grad_fn).__name__.endswith("Backward"), "the output's grad_fn", "the Function's node",
-           type(out.grad_fn).__name__, repro)
+    expect(out is not x, what="the output is a new object", expected="not x", observed="x itself", repro=repro)
+    expect(type(out.grad_fn).__name__.endswith("Backward"), what="the output's grad_fn", expected="the Function's node",
+           observed=type(out.grad_fn).__name__, repro=repro)
     out.sum().backward()
-    expect_close(x.grad, torch.full_like(x, 3.0), SAME, "x.grad, from the Function's backward", repro)
+    expect_close(x.grad, torch.full_like(x, 3.0), tolerance=SAME, what="x.grad, from the Function's backward", repro=repro)
     record("grad_fn", type(out.grad_fn).__name__)
 
 
-@rule("function-api.view-outputs-are-not-writable", section=CUSTOM, docs="function-api-views",
+@rule("function-api.view-outputs-are-not-writable", section=Section.CUSTOM, docs="function-api-views",
       given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])), contracts=(VIEW_OUTPUT_WRITTEN,),
       examples=(dict(spec=CANONICAL, kind="view"),),
       references=("test_autograd.py::TestAutograd::test_inplace_not_requires_grad",
@@ -168,7 +168,7 @@ class _ScaledJvp(torch.autograd.Function):
         raise AssertionError("reverse mode is not used here")
 
 
-@rule("function-api.forward-mode-uses-jvp", section=CUSTOM, docs="function-api-forward-mode", since="2.0",
+@rule("function-api.forward-mode-uses-jvp", section=Section.CUSTOM, docs="function-api-forward-mode", since="2.0",
       requires=(SETUP_CONTEXT,), given=dict(spec=NO_OVERLAP, c=SCALES), examples=(dict(spec=CANONICAL, c=2.0),),
       references=("test_autograd.py::TestAutograd::test_custom_function_save_for_forward",
                   "docs: Extending torch.autograd > Forward mode AD"))
@@ -183,8 +183,8 @@ def forward_mode_uses_jvp(spec, c):
     repro = (f"x = {spec.expression(requires_grad=False)}\nwith fwAD.dual_level():\n"
              f"    y = ScaledJvp.apply(fwAD.make_dual(x, torch.ones_like(x)), {c})  # jvp returns {c} x the tangent\n"
              "    print(fwAD.unpack_dual(y).tangent)")
-    expect_close(got, c * true, Tolerance(1e-12, 1e-12, "the same float64 formula, written twice"),
-                 f"the tangent, against {c} x the true one", repro)
+    expect_close(got, c * true, tolerance=Tolerance(1e-12, 1e-12, "the same float64 formula, written twice"),
+                 what=f"the tangent, against {c} x the true one", repro=repro)
     if got is not None and got.numel():
         record("tangent_over_true", round((got / true).flatten()[0].item(), 6))
 
@@ -203,14 +203,14 @@ class _NoJvp(torch.autograd.Function):
         return grad * ctx.saved_tensors[0]
 
 
-@rule("function-api.forward-mode-needs-jvp", section=CUSTOM, docs="function-api-forward-mode", since="2.0",
+@rule("function-api.forward-mode-needs-jvp", section=Section.CUSTOM, docs="function-api-forward-mode", since="2.0",
       requires=(SETUP_CONTEXT,), given=dict(spec=NO_OVERLAP), contracts=(NEEDS_JVP,),
       examples=(dict(spec=CANONICAL),), references=("docs: Extending torch.autograd > Forward mode AD",))
 def forward_mode_needs_jvp(spec):
     """Applying a Function without a jvp staticmethod to a dual tensor raises a NotImplementedError, although the same Function works in reverse mode."""
     x = spec.make()
     _NoJvp.apply(x).sum().backward()
-    expect_close(x.grad, torch.exp(x.detach()), SAME, "x.grad in reverse mode", None)
+    expect_close(x.grad, torch.exp(x.detach()), tolerance=SAME, what="x.grad in reverse mode", repro=None)
 
     def recorded():
         with fwAD.dual_level():
@@ -232,7 +232,7 @@ class _OldStyle(torch.autograd.Function):
         return grad * torch.cos(x)
 
 
-@rule("function-api.func-transforms-need-setup-context", section=CUSTOM, docs="function-api-forward-mode",
+@rule("function-api.func-transforms-need-setup-context", section=Section.CUSTOM, docs="function-api-forward-mode",
       since="2.0", requires=(FUNC_TRANSFORMS, SETUP_CONTEXT), given=dict(spec=FLOAT64),
       contracts=(NEEDS_SETUP_CONTEXT,), examples=(dict(spec=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_old_style_autograd_function_with_grad_no_compile",
@@ -241,7 +241,7 @@ def func_transforms_need_setup_context(spec):
     """A Function whose forward takes ctx (no separate setup_context) works with backward but makes torch.func.grad raise a RuntimeError."""
     x = spec.make()
     _OldStyle.apply(x).sum().backward()
-    expect_close(x.grad, torch.cos(x.detach()), SAME, "x.grad with backward", None)
+    expect_close(x.grad, torch.cos(x.detach()), tolerance=SAME, what="x.grad with backward", repro=None)
     record("message", NEEDS_SETUP_CONTEXT.check(
         lambda: None, backward=lambda _: torch.func.grad(lambda t: _OldStyle.apply(t).sum())(spec.make(requires_grad=False)),
         repro=f"torch.func.grad(lambda t: OldStyle.apply(t).sum())({spec.expression(requires_grad=False)})"))
@@ -262,7 +262,7 @@ class _ReadsTwice(torch.autograd.Function):
         return grad * torch.cos(x)
 
 
-@rule("function-api.saved-tensors-cleared-on-access", section=CUSTOM, docs="function-api-gradients",
+@rule("function-api.saved-tensors-cleared-on-access", section=Section.CUSTOM, docs="function-api-gradients",
       requires=(CLEAR_ON_ACCESS,), given=dict(spec=FLOAT64), contracts=(READ_TWICE,),
       examples=(dict(spec=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_clear_saved_tensors_on_access",))
@@ -303,7 +303,7 @@ DEFINITIONS = {"no forward": (_NoForward, NO_FORWARD), "no backward": (_NoBackwa
                "backward and vjp": (_BothBackwards, BOTH_BACKWARDS)}
 
 
-@rule("function-api.definition-errors", section=CUSTOM, docs="function-api-definition",
+@rule("function-api.definition-errors", section=Section.CUSTOM, docs="function-api-definition",
       given=dict(spec=FLOAT64, mistake=st.sampled_from(sorted(DEFINITIONS))),
       contracts=(NO_FORWARD, NO_BACKWARD, BOTH_BACKWARDS), examples=(dict(spec=CANONICAL, mistake="no backward"),),
       references=("test_autograd.py::TestAutograd::test_custom_function_error",))
@@ -314,12 +314,12 @@ def definition_errors(spec, mistake):
                                    repro=f"# a Function with {mistake}; .apply(x).sum().backward()"))
 
 
-@rule("function-api.instantiating-warns", section=CUSTOM, docs="function-api-definition",
+@rule("function-api.instantiating-warns", section=Section.CUSTOM, docs="function-api-definition",
       given=dict(function=st.sampled_from([_FirstOnly, _AsIs, _OldStyle])), contracts=(INSTANTIATED,),
       examples=(dict(function=_AsIs),),
       references=("test_autograd.py::TestAutograd::test_naughty_autograd_function_attribute_access",))
 def instantiating_warns(function):
     """Instantiating a Function subclass, whose methods are all static, emits a DeprecationWarning."""
     instance = INSTANTIATED.check(function, repro=f"{function.__name__}()")
-    expect(isinstance(instance, function), "what instantiation returned", function.__name__, type(instance).__name__)
+    expect(isinstance(instance, function), what="what instantiation returned", expected=function.__name__, observed=type(instance).__name__)
     record("warned", True)

@@ -8,6 +8,7 @@ from torch.autograd import functional as AF
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import FD_STEP, FD_TOLERANCE
+from specs.engine.sections import Section
 from specs.engine.registry import Family, record, rule
 from specs.generators.examples import one_line_program, tensor
 from specs.generators.strategies import programs, tensors
@@ -20,7 +21,6 @@ FAMILY = Family(
     gallery="plot_94_functional.py",
 )
 
-BEYOND = "Beyond the Tutorial"
 
 #: Two autograd paths to the same derivatives in float64 (reverse, batched, forward mode).
 ROUNDOFF = Tolerance(1e-9, 1e-10, "float64: the same products summed in another order")
@@ -119,7 +119,7 @@ def _direction(data, shape, label: str) -> torch.Tensor:
                      label=label).make()
 
 
-@rule("functional.jacobian-matches-finite-differences", section=BEYOND, docs="functional-jacobian",
+@rule("functional.jacobian-matches-finite-differences", section=Section.BEYOND, docs="functional-jacobian",
       given=dict(program=functions), examples=(dict(program=SIN_X), dict(program=MIXED)),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
                   "docs: torch.autograd.functional.jacobian"))
@@ -129,10 +129,10 @@ def jacobian_matches_finite_differences(program):
     jacobian = AF.jacobian(program, x)
     out = program(x)
     repro = program.repro("J = torch.autograd.functional.jacobian(program, x0.detach())")
-    expect(tuple(jacobian.shape) == tuple(out.shape) + tuple(x.shape), "shape of the Jacobian",
-           tuple(out.shape) + tuple(x.shape), tuple(jacobian.shape), repro)
-    expect_close(jacobian, _finite_difference_jacobian(program, x), FD_TOLERANCE,
-                 "the Jacobian against finite differences", repro)
+    expect(tuple(jacobian.shape) == tuple(out.shape) + tuple(x.shape), what="shape of the Jacobian",
+           expected=tuple(out.shape) + tuple(x.shape), observed=tuple(jacobian.shape), repro=repro)
+    expect_close(jacobian, _finite_difference_jacobian(program, x), tolerance=FD_TOLERANCE,
+                 what="the Jacobian against finite differences", repro=repro)
     record(f"jacobian at a {tuple(x.shape)} input", _rounded(jacobian))
 
 
@@ -141,7 +141,7 @@ pairs = programs(min_leaves=2, max_leaves=2, max_ops=4, dtypes=(torch.float64,),
                  zero_size=False).filter(lambda p: all(leaf.numel <= SMALL for leaf in p.leaves))
 
 
-@rule("functional.tuple-jacobians-are-nested", section=BEYOND, docs="functional-jacobian",
+@rule("functional.tuple-jacobians-are-nested", section=Section.BEYOND, docs="functional-jacobian",
       given=dict(program=pairs),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
                   "docs: torch.autograd.functional.jacobian"))
@@ -156,8 +156,8 @@ def tuple_jacobians_are_nested(program):
     blocks = AF.jacobian(two_outputs, xs)
     repro = program.repro("f = lambda a, b: (program(a, b), torch.sin(b) * 2.0)",
                           "J = torch.autograd.functional.jacobian(f, (x0.detach(), x1.detach()))")
-    expect(len(blocks) == 2 and all(len(row) == 2 for row in blocks), "nesting of the Jacobian", "2 x 2 blocks",
-           [len(row) for row in blocks], repro)
+    expect(len(blocks) == 2 and all(len(row) == 2 for row in blocks), what="nesting of the Jacobian", expected="2 x 2 blocks",
+           observed=[len(row) for row in blocks], repro=repro)
     for i in range(2):
         for j in range(2):
             def output_i_of_input_j(t, i=i, j=j):
@@ -165,11 +165,11 @@ def tuple_jacobians_are_nested(program):
                 inputs[j] = t
                 return two_outputs(*inputs)[i]
 
-            expect_close(blocks[i][j], _finite_difference_jacobian(output_i_of_input_j, xs[j]), FD_TOLERANCE,
-                         f"block [{i}][{j}] against finite differences", repro)
+            expect_close(blocks[i][j], _finite_difference_jacobian(output_i_of_input_j, xs[j]), tolerance=FD_TOLERANCE,
+                         what=f"block [{i}][{j}] against finite differences", repro=repro)
 
 
-@rule("functional.vectorize-and-forward-mode-agree", section=BEYOND, docs="functional-strategies",
+@rule("functional.vectorize-and-forward-mode-agree", section=Section.BEYOND, docs="functional-strategies",
       given=dict(program=functions), examples=(dict(program=MIXED),),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_vectorize_correctness_simple",
                   "docs: torch.autograd.functional.jacobian (vectorize, strategy)"))
@@ -181,14 +181,14 @@ def vectorize_and_forward_mode_agree(program):
                           "Jv = torch.autograd.functional.jacobian(program, x, vectorize=True)",
                           'Jf = torch.autograd.functional.jacobian(program, x, vectorize=True, '
                           'strategy="forward-mode")')
-    expect_close(AF.jacobian(program, x, vectorize=True), rows, ROUNDOFF, "vectorize=True against the default",
-                 repro)
+    expect_close(AF.jacobian(program, x, vectorize=True), rows, tolerance=ROUNDOFF, what="vectorize=True against the default",
+                 repro=repro)
     forward = AF.jacobian(program, x, vectorize=True, strategy="forward-mode")
-    expect_close(forward, rows, ROUNDOFF, 'strategy="forward-mode" against the default', repro)
+    expect_close(forward, rows, tolerance=ROUNDOFF, what='strategy="forward-mode" against the default', repro=repro)
     record("forward-mode jacobian", _rounded(forward))
 
 
-@rule("functional.vjp-and-jvp-are-jacobian-products", section=BEYOND, docs="functional-products",
+@rule("functional.vjp-and-jvp-are-jacobian-products", section=Section.BEYOND, docs="functional-products",
       given=dict(program=functions, data=st.data()),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_match_vjp_jvp",
                   "docs: torch.autograd.functional.vjp, jvp"))
@@ -203,14 +203,14 @@ def vjp_and_jvp_are_jacobian_products(program, data):
                           "torch.autograd.functional.vjp(program, x, v)",
                           "torch.autograd.functional.jvp(program, x, u)")
     value, vjp = AF.vjp(program, x, v)
-    expect_close(value, out, ROUNDOFF, "the value vjp returns against f(x)", repro)
-    expect_close(vjp, (v.reshape(1, -1) @ flat).reshape(x.shape), ROUNDOFF, "vjp against vᵀJ", repro)
+    expect_close(value, out, tolerance=ROUNDOFF, what="the value vjp returns against f(x)", repro=repro)
+    expect_close(vjp, (v.reshape(1, -1) @ flat).reshape(x.shape), tolerance=ROUNDOFF, what="vjp against vᵀJ", repro=repro)
     value, jvp = AF.jvp(program, x, u)
-    expect_close(value, out, ROUNDOFF, "the value jvp returns against f(x)", repro)
-    expect_close(jvp, (flat @ u.reshape(-1, 1)).reshape(out.shape), ROUNDOFF, "jvp against J u", repro)
+    expect_close(value, out, tolerance=ROUNDOFF, what="the value jvp returns against f(x)", repro=repro)
+    expect_close(jvp, (flat @ u.reshape(-1, 1)).reshape(out.shape), tolerance=ROUNDOFF, what="jvp against J u", repro=repro)
 
 
-@rule("functional.hvp-and-vhp-are-hessian-products", section=BEYOND, docs="functional-products",
+@rule("functional.hvp-and-vhp-are-hessian-products", section=Section.BEYOND, docs="functional-products",
       given=dict(program=functions, data=st.data()),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_match_vhp_hvp",
                   "docs: torch.autograd.functional.hvp, vhp"))
@@ -223,13 +223,13 @@ def hvp_and_vhp_are_hessian_products(program, data):
     repro = program.repro("f = lambda x: program(x).sum()", "H = torch.autograd.functional.hessian(f, x0.detach())",
                           "torch.autograd.functional.hvp(f, x0.detach(), v)")
     value, hvp = AF.hvp(f, x, v)
-    expect_close(value, f(x), ROUNDOFF, "the value hvp returns against f(x)", repro)
-    expect_close(hvp, (hessian @ v.reshape(-1, 1)).reshape(x.shape), ROUNDOFF, "hvp against H v", repro)
+    expect_close(value, f(x), tolerance=ROUNDOFF, what="the value hvp returns against f(x)", repro=repro)
+    expect_close(hvp, (hessian @ v.reshape(-1, 1)).reshape(x.shape), tolerance=ROUNDOFF, what="hvp against H v", repro=repro)
     value, vhp = AF.vhp(f, x, v)
-    expect_close(vhp, (v.reshape(1, -1) @ hessian).reshape(x.shape), ROUNDOFF, "vhp against vᵀH", repro)
+    expect_close(vhp, (v.reshape(1, -1) @ hessian).reshape(x.shape), tolerance=ROUNDOFF, what="vhp against vᵀH", repro=repro)
 
 
-@rule("functional.hessian-strategies-agree", section=BEYOND, docs="functional-strategies",
+@rule("functional.hessian-strategies-agree", section=Section.BEYOND, docs="functional-strategies",
       given=dict(program=functions), examples=(dict(program=MIXED),),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_vectorize_correctness_simple",
                   "docs: torch.autograd.functional.hessian (outer_jacobian_strategy)"))
@@ -241,10 +241,10 @@ def hessian_strategies_agree(program):
     repro = program.repro("f = lambda x: program(x).sum()",
                           'torch.autograd.functional.hessian(f, x0.detach(), vectorize=True, '
                           'outer_jacobian_strategy="forward-mode")')
-    expect_close(AF.hessian(f, x, vectorize=True), reference, ROUNDOFF, "vectorize=True against the default",
-                 repro)
+    expect_close(AF.hessian(f, x, vectorize=True), reference, tolerance=ROUNDOFF, what="vectorize=True against the default",
+                 repro=repro)
     forward = AF.hessian(f, x, vectorize=True, outer_jacobian_strategy="forward-mode")
-    expect_close(forward, reference, ROUNDOFF, "forward-over-reverse against reverse-over-reverse", repro)
+    expect_close(forward, reference, tolerance=ROUNDOFF, what="forward-over-reverse against reverse-over-reverse", repro=repro)
     record("hessian", _rounded(forward))
 
 
@@ -258,7 +258,7 @@ def _call(api: str, function, x: torch.Tensor, **options):
     return getattr(AF, api)(function, x, v, **options)[1]
 
 
-@rule("functional.strict-refuses-independent-outputs", section=BEYOND, docs="functional-strict",
+@rule("functional.strict-refuses-independent-outputs", section=Section.BEYOND, docs="functional-strict",
       given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, zero_size=False, requires_grad=False),
                  api=st.sampled_from(APIS)),
       examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), api="jacobian"),),
@@ -275,13 +275,13 @@ def strict_refuses_independent_outputs(x, api):
 
     repro = f"x = {x.expression()}\ntorch.autograd.functional.{api}(lambda t: torch.ones(2, dtype=t.dtype), x, ...)"
     relaxed = _call(api, constant, point)
-    expect(bool((relaxed == 0).all()), f"{api} of a constant function without strict", "zeros", relaxed, repro)
+    expect(bool((relaxed == 0).all()), what=f"{api} of a constant function without strict", expected="zeros", observed=relaxed, repro=repro)
     message = STRICT_OUTPUT.check(lambda: constant, backward=lambda f: _call(api, f, point, strict=True),
                                   repro=repro + "  # strict=True")
     record(f"{api} strict message", message)
 
 
-@rule("functional.strict-hessian-refuses-linear-functions", section=BEYOND, docs="functional-strict",
+@rule("functional.strict-hessian-refuses-linear-functions", section=Section.BEYOND, docs="functional-strict",
       given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, zero_size=False, requires_grad=False),
                  scale=st.sampled_from((0.5, -2.0, 3.0))),
       examples=(dict(x=tensor((1.0, -2.0), (2,), requires_grad=False), scale=0.5),),
@@ -297,12 +297,12 @@ def strict_hessian_refuses_linear_functions(x, scale):
 
     repro = f"x = {x.expression()}\ntorch.autograd.functional.hessian(lambda t: ({scale} * t).sum(), x, strict=True)"
     relaxed = AF.hessian(linear, point)
-    expect(bool((relaxed == 0).all()), "hessian of a linear function without strict", "zeros", relaxed, repro)
+    expect(bool((relaxed == 0).all()), what="hessian of a linear function without strict", expected="zeros", observed=relaxed, repro=repro)
     message = STRICT_HESSIAN.check(lambda: linear, backward=lambda f: AF.hessian(f, point, strict=True), repro=repro)
     record("message", message)
 
 
-@rule("functional.options-that-exclude-each-other", section=BEYOND, docs="functional-strategies",
+@rule("functional.options-that-exclude-each-other", section=Section.BEYOND, docs="functional-strategies",
       given=dict(program=functions, combination=st.sampled_from(("strict+vectorize", "forward-mode alone",
                                                                  "forward-over-reverse alone", "unknown strategy"))),
       examples=(dict(program=SIN_X, combination="forward-mode alone"),),
@@ -346,7 +346,7 @@ def _result(api: str, function, x: torch.Tensor, create_graph: bool) -> torch.Te
     return getattr(AF, api)(function if api == "jvp" else scalar, x, torch.ones_like(x), create_graph=create_graph)[1]
 
 
-@rule("functional.create-graph-makes-results-differentiable", section=BEYOND, docs="functional-create-graph",
+@rule("functional.create-graph-makes-results-differentiable", section=Section.BEYOND, docs="functional-create-graph",
       given=dict(program=functions, api=st.sampled_from(RESULTS), create_graph=st.booleans(),
                  grad_enabled=st.booleans(), input_requires_grad=st.booleans()),
       examples=(dict(program=SIN_X, api="jacobian", create_graph=True, grad_enabled=False,
@@ -368,20 +368,20 @@ def create_graph_makes_results_differentiable(program, api, create_graph, grad_e
                           f"with torch.set_grad_enabled({grad_enabled}):",
                           f"    r = torch.autograd.functional.{api}(f, x, ..., create_graph={create_graph})",
                           "print(r.requires_grad)")
-    expect(result.requires_grad == create_graph, f"{api}(..., create_graph={create_graph}).requires_grad",
-           create_graph, result.requires_grad, repro)
+    expect(result.requires_grad == create_graph, what=f"{api}(..., create_graph={create_graph}).requires_grad",
+           expected=create_graph, observed=result.requires_grad, repro=repro)
     if create_graph:
         # The graph is real: the result's gradient with respect to the input exists.
         point = x.detach().requires_grad_()
         with torch.enable_grad():
             again = _result(api, curved, point, True)
             second = torch.autograd.grad(again.sum(), point, allow_unused=True)[0]
-        expect(second is not None, f"gradient of {api}(..., create_graph=True) with respect to x", "a tensor",
-               second, repro)
+        expect(second is not None, what=f"gradient of {api}(..., create_graph=True) with respect to x", expected="a tensor",
+               observed=second, repro=repro)
     record(f"{api} requires_grad", result.requires_grad)
 
 
-@rule("functional.hessian-needs-a-single-element", section=BEYOND, docs="functional-errors",
+@rule("functional.hessian-needs-a-single-element", section=Section.BEYOND, docs="functional-errors",
       given=dict(program=functions, api=st.sampled_from(("hessian", "hvp", "vhp", "vjp")),
                  extra=st.integers(2, 4)),
       examples=(dict(program=SIN_X, api="hessian", extra=2), dict(program=SIN_X, api="vjp", extra=2)),
@@ -408,7 +408,7 @@ def hessian_needs_a_single_element(program, api, extra):
     record(f"{api} message", message)
 
 
-@rule("functional.inputs-and-outputs-are-tensors", section=BEYOND, docs="functional-errors",
+@rule("functional.inputs-and-outputs-are-tensors", section=Section.BEYOND, docs="functional-errors",
       given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, requires_grad=False),
                  wrong=st.sampled_from(("list input", "float input", "float output"))),
       examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), wrong="list input"),),

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import EXACT, Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
+from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, Feature, record, rule
 from specs.generators.examples import tensor
 from specs.generators.strategies import tensors, value_tuples
@@ -25,8 +26,6 @@ FAMILY = Family(
     gallery="plot_97_grad_layout.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
-BEYOND = "Beyond the Tutorial"
 
 GRAD_DTYPE = Feature("Tensor.grad_dtype", lambda: hasattr(torch.Tensor, "grad_dtype"))
 
@@ -84,7 +83,7 @@ def _leaf(spec, channels_last: bool) -> torch.Tensor:
     return leaf.requires_grad_()
 
 
-@rule("grad-layout.new-grad-copies-dense-leaf-strides", section=PRACTICAL, docs="grad-layout-strides",
+@rule("grad-layout.new-grad-copies-dense-leaf-strides", section=Section.PRACTICAL, docs="grad-layout-strides",
       given=dict(spec=tensors(zero_size=False), channels_last=st.booleans()),
       examples=(dict(spec=tensor(tuple(v / 4 for v in range(6)), (3, 2), layout="transposed"), channels_last=False),
                 dict(spec=tensor(tuple(v / 4 for v in range(12)), (2, 3), layout="sliced"), channels_last=False)),
@@ -101,16 +100,16 @@ def new_grad_copies_dense_leaf_strides(spec, channels_last):
              + "\n(torch.sin(x) * 1.5).sum().backward()\nprint(x.stride(), x.grad.stride())")
     if _dense_non_overlapping(leaf):
         expect(_significant(leaf.grad.stride(), leaf.shape) == _significant(leaf.stride(), leaf.shape),
-               "strides of the .grad of a dense, non-overlapping leaf", leaf.stride(), leaf.grad.stride(), repro)
+               what="strides of the .grad of a dense, non-overlapping leaf", expected=leaf.stride(), observed=leaf.grad.stride(), repro=repro)
     else:
-        expect(leaf.grad.is_contiguous(), "the .grad of a leaf that is not dense and non-overlapping",
-               "row-major contiguous", leaf.grad.stride(), repro)
-    expect_close(leaf.grad, reference.grad, ELEMENTWISE, "the .grad against that of a contiguous copy", repro)
+        expect(leaf.grad.is_contiguous(), what="the .grad of a leaf that is not dense and non-overlapping",
+               expected="row-major contiguous", observed=leaf.grad.stride(), repro=repro)
+    expect_close(leaf.grad, reference.grad, tolerance=ELEMENTWISE, what="the .grad against that of a contiguous copy", repro=repro)
     record(f"{spec.layout} leaf {tuple(leaf.shape)}: leaf and .grad strides",
            [list(leaf.stride()), list(leaf.grad.stride())])
 
 
-@rule("grad-layout.existing-grad-keeps-its-strides", section=PRACTICAL, docs="grad-layout-strides",
+@rule("grad-layout.existing-grad-keeps-its-strides", section=Section.PRACTICAL, docs="grad-layout-strides",
       given=dict(spec=tensors(min_ndim=2, zero_size=False, layouts=("contiguous", "transposed"))),
       examples=(dict(spec=tensor(tuple(v / 4 for v in range(6)), (3, 2), layout="transposed")),),
       references=("docs: torch.autograd (Default gradient layouts)",
@@ -127,16 +126,16 @@ def existing_grad_keeps_its_strides(spec):
     strides = existing.stride()
     (leaf * 2.0).sum().backward()
     repro = f"x = {spec.expression()}\nx.grad = <ones with other strides>\n(x * 2.0).sum().backward()"
-    expect(leaf.grad is existing, "the .grad after backward", "the tensor assigned before", "a new tensor", repro)
-    expect(leaf.grad.stride() == strides, "strides of the existing .grad", strides, leaf.grad.stride(), repro)
-    expect(bool((leaf.grad == 3.0).all()), "the accumulated values", "1 + 2 everywhere", leaf.grad, repro)
+    expect(leaf.grad is existing, what="the .grad after backward", expected="the tensor assigned before", observed="a new tensor", repro=repro)
+    expect(leaf.grad.stride() == strides, what="strides of the existing .grad", expected=strides, observed=leaf.grad.stride(), repro=repro)
+    expect(bool((leaf.grad == 3.0).all()), what="the accumulated values", expected="1 + 2 everywhere", observed=leaf.grad, repro=repro)
     record("leaf and .grad strides", [list(leaf.stride()), list(leaf.grad.stride())])
 
 
 MISMATCHES = ("int", "shape", "dtype", "device", "itself")
 
 
-@rule("grad-layout.assigning-a-mismatched-grad-raises", section=PRACTICAL, docs="grad-layout-assignment",
+@rule("grad-layout.assigning-a-mismatched-grad-raises", section=Section.PRACTICAL, docs="grad-layout-assignment",
       given=dict(spec=tensors(min_ndim=1, zero_size=False, layouts=("contiguous",)),
                  mismatch=st.sampled_from(MISMATCHES)),
       examples=tuple(dict(spec=tensor((1.0, 2.0, 3.0), (3,), dtype=torch.float32), mismatch=m) for m in MISMATCHES),
@@ -160,11 +159,11 @@ def assigning_a_mismatched_grad_raises(spec, mismatch):
         leaf.grad = value()
 
     message = contract.check(assign, repro=f"x = {spec.expression()}\nx.grad = ...  # {mismatch} mismatch")
-    expect(leaf.grad is None, "the .grad after a refused assignment", None, leaf.grad)
+    expect(leaf.grad is None, what="the .grad after a refused assignment", expected=None, observed=leaf.grad)
     record(f"{mismatch} message", message)
 
 
-@rule("grad-layout.grad-dtype-casts-incoming-gradients", section=PRACTICAL, docs="grad-layout-grad-dtype",
+@rule("grad-layout.grad-dtype-casts-incoming-gradients", section=Section.PRACTICAL, docs="grad-layout-grad-dtype",
       since="2.10", requires=(GRAD_DTYPE,),
       given=dict(spec=tensors(zero_size=False, layouts=("contiguous",)), grad_dtype=st.sampled_from(DTYPES)),
       examples=(dict(spec=tensor((0.5, -1.0), (2,)), grad_dtype=torch.float32),),
@@ -172,17 +171,17 @@ def assigning_a_mismatched_grad_raises(spec, mismatch):
 def grad_dtype_casts_incoming_gradients(spec, grad_dtype):
     """A leaf's grad_dtype defaults to its dtype, and once set to another floating dtype the engine casts the gradient to it, so .grad has grad_dtype and the cast value."""
     leaf = spec.make()
-    expect(leaf.grad_dtype == leaf.dtype, "the default grad_dtype", leaf.dtype, leaf.grad_dtype)
+    expect(leaf.grad_dtype == leaf.dtype, what="the default grad_dtype", expected=leaf.dtype, observed=leaf.grad_dtype)
     leaf.grad_dtype = grad_dtype
     (torch.sin(leaf) * 1.5).sum().backward()
     expected = (1.5 * torch.cos(leaf.detach())).to(grad_dtype)
     repro = f"x = {spec.expression()}\nx.grad_dtype = {grad_dtype}\n(torch.sin(x) * 1.5).sum().backward()"
-    expect(leaf.grad.dtype == grad_dtype, "the dtype of .grad", grad_dtype, leaf.grad.dtype, repro)
-    expect_close(leaf.grad, expected, CAST, "the .grad against the cast gradient", repro)
+    expect(leaf.grad.dtype == grad_dtype, what="the dtype of .grad", expected=grad_dtype, observed=leaf.grad.dtype, repro=repro)
+    expect_close(leaf.grad, expected, tolerance=CAST, what="the .grad against the cast gradient", repro=repro)
     record(".grad dtype", str(leaf.grad.dtype))
 
 
-@rule("grad-layout.grad-dtype-is-for-leaves", section=PRACTICAL, docs="grad-layout-grad-dtype",
+@rule("grad-layout.grad-dtype-is-for-leaves", section=Section.PRACTICAL, docs="grad-layout-grad-dtype",
       since="2.10", requires=(GRAD_DTYPE,),
       given=dict(spec=tensors(zero_size=False), access=st.sampled_from(("set", "read"))), contracts=(LEAVES_ONLY,),
       examples=(dict(spec=tensor((1.0, 2.0), (2,)), access="set"), dict(spec=tensor((1.0, 2.0), (2,)), access="read")),
@@ -205,7 +204,7 @@ def grad_dtype_is_for_leaves(spec, access):
     record(f"{access} warnings", sorted({type(w.message).__name__ for w in seen}))
 
 
-@rule("grad-layout.grad-dtype-none-accepts-any-dtype", section=PRACTICAL, docs="grad-layout-grad-dtype",
+@rule("grad-layout.grad-dtype-none-accepts-any-dtype", section=Section.PRACTICAL, docs="grad-layout-grad-dtype",
       since="2.10", requires=(GRAD_DTYPE,),
       given=dict(spec=tensors(zero_size=False, layouts=("contiguous",)), grad_dtype=st.sampled_from(DTYPES)),
       examples=(dict(spec=tensor((0.5, -1.0), (2,)), grad_dtype=torch.float32),),
@@ -220,13 +219,13 @@ def grad_dtype_none_accepts_any_dtype(spec, grad_dtype):
     expected = (1.0 + 1.5 * torch.cos(leaf.detach()).double()).to(grad_dtype)
     repro = (f"x = {spec.expression()}\nx.grad_dtype = None\nx.grad = torch.ones(x.shape, dtype={grad_dtype})\n"
              "(torch.sin(x) * 1.5).sum().backward()")
-    expect(leaf.grad is existing and leaf.grad.dtype == grad_dtype, "the .grad after backward",
-           f"the assigned {grad_dtype} tensor", f"{leaf.grad.dtype}, same object: {leaf.grad is existing}", repro)
-    expect_close(leaf.grad, expected, CAST, "the accumulated .grad", repro)
+    expect(leaf.grad is existing and leaf.grad.dtype == grad_dtype, what="the .grad after backward",
+           expected=f"the assigned {grad_dtype} tensor", observed=f"{leaf.grad.dtype}, same object: {leaf.grad is existing}", repro=repro)
+    expect_close(leaf.grad, expected, tolerance=CAST, what="the accumulated .grad", repro=repro)
     record(".grad dtype", str(leaf.grad.dtype))
 
 
-@rule("grad-layout.grad-dtype-is-locked-while-grad-exists", section=PRACTICAL, docs="grad-layout-grad-dtype",
+@rule("grad-layout.grad-dtype-is-locked-while-grad-exists", section=Section.PRACTICAL, docs="grad-layout-grad-dtype",
       since="2.10", requires=(GRAD_DTYPE,),
       given=dict(spec=tensors(zero_size=False, layouts=("contiguous",))), contracts=(LOCKED,),
       examples=(dict(spec=tensor((0.5, -1.0), (2,))),),
@@ -244,7 +243,7 @@ def grad_dtype_is_locked_while_grad_exists(spec):
     record("message", message)
     leaf.grad = None
     leaf.grad_dtype = other
-    expect(leaf.grad_dtype == other, "grad_dtype after clearing .grad", other, leaf.grad_dtype)
+    expect(leaf.grad_dtype == other, what="grad_dtype after clearing .grad", expected=other, observed=leaf.grad_dtype)
 
 
 def _complex_specs():
@@ -273,7 +272,7 @@ def _pair_repro(z: torch.Tensor, w: torch.Tensor, line: str) -> str:
             f"w = torch.tensor({w.tolist()}, dtype=torch.float64)\n{line}")
 
 
-@rule("grad-layout.view-as-real-gradient-packs-the-pair", section=BEYOND, docs="grad-layout-complex-views",
+@rule("grad-layout.view-as-real-gradient-packs-the-pair", section=Section.BEYOND, docs="grad-layout-complex-views",
       given=dict(case=complex_cases()), examples=(dict(case=COMPLEX),),
       references=("autograd/test_complex.py::TestAutogradComplex::test_view_func_for_complex_views",
                   "docs: Autograd mechanics > Autograd for Complex Numbers"))
@@ -288,13 +287,13 @@ def view_as_real_gradient_packs_the_pair(case):
     loss(torch.view_as_real(z)).sum().backward()
     (oracle,) = finite_difference_gradients(loss, [torch.view_as_real(value)], [0])
     repro = _pair_repro(value, weights, "(torch.sin(torch.view_as_real(z)) * w).sum().backward()")
-    expect_close(torch.view_as_real(z.grad.resolve_conj()), oracle, FD_TOLERANCE,
-                 "z.grad as (real, imaginary) pairs against finite differences", repro)
+    expect_close(torch.view_as_real(z.grad.resolve_conj()), oracle, tolerance=FD_TOLERANCE,
+                 what="z.grad as (real, imaginary) pairs against finite differences", repro=repro)
     pairs = torch.view_as_real(z.grad.resolve_conj()).reshape(-1, 2)
     record("z.grad as pairs", [[round(v, 6) for v in pair] for pair in pairs.tolist()])
 
 
-@rule("grad-layout.view-as-complex-gradient-is-real-pairs", section=BEYOND, docs="grad-layout-complex-views",
+@rule("grad-layout.view-as-complex-gradient-is-real-pairs", section=Section.BEYOND, docs="grad-layout-complex-views",
       given=dict(case=complex_cases()), examples=(dict(case=COMPLEX),),
       references=("autograd/test_complex.py::TestAutogradComplex::test_view_func_for_complex_views",
                   "docs: Autograd mechanics > Autograd for Complex Numbers"))
@@ -313,11 +312,11 @@ def view_as_complex_gradient_is_real_pairs(case):
     (oracle,) = finite_difference_gradients(loss, [pairs], [0])
     repro = (f"x = torch.tensor({pairs.tolist()}, dtype=torch.float64, requires_grad=True)\n"
              "c = torch.view_as_complex(x)\n((torch.sin(c) * scale).real + c.imag ** 2).sum().backward()")
-    expect_close(x.grad, oracle, FD_TOLERANCE, "x.grad against finite differences", repro)
+    expect_close(x.grad, oracle, tolerance=FD_TOLERANCE, what="x.grad against finite differences", repro=repro)
     record("x.grad", [[round(v, 6) for v in pair] for pair in x.grad.reshape(-1, 2).tolist()])
 
 
-@rule("grad-layout.cross-dtype-in-place-transpose-is-transposed", section=BEYOND,
+@rule("grad-layout.cross-dtype-in-place-transpose-is-transposed", section=Section.BEYOND,
       docs="grad-layout-complex-views",
       given=dict(n=st.integers(2, 4), real=value_tuples(16), imag=value_tuples(16)),
       examples=(dict(n=2, real=(0.5, 1.0, -1.0, 2.0) + (0.0,) * 12, imag=(0.25, 0.0, 1.5, -0.5) + (0.0,) * 12),),
@@ -345,9 +344,9 @@ def cross_dtype_in_place_transpose_is_transposed(n, real, imag):
              f".reshape({n}, {n}).double().requires_grad_()\n"
              "b = torch.view_as_real(a.clone()); b.transpose_(0, 1); b += 1\n"
              f"b.backward(torch.arange({size * 2}, dtype=torch.float64).reshape({n}, {n}, 2))")
-    expect(torch.equal(in_place, out_of_place.T), "the in-place gradient against the out-of-place one",
-           "its transpose (the pinned bug)", in_place, repro)
-    expect(not torch.equal(in_place, out_of_place), "the in-place gradient against the out-of-place one",
-           "different (the bug is still there)", "equal: the bug was fixed", repro)
+    expect(torch.equal(in_place, out_of_place.T), what="the in-place gradient against the out-of-place one",
+           expected="its transpose (the pinned bug)", observed=in_place, repro=repro)
+    expect(not torch.equal(in_place, out_of_place), what="the in-place gradient against the out-of-place one",
+           expected="different (the bug is still there)", observed="equal: the bug was fixed", repro=repro)
     record("bug present", not torch.equal(in_place, out_of_place))
     record("in-place gradient as pairs", torch.view_as_real(in_place).tolist())

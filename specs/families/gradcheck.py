@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import expect
+from specs.engine.sections import Section
 from specs.engine.registry import Family, record, rule
 from specs.generators.examples import one_line_program, tensor
 from specs.generators.strategies import programs, tensors
@@ -30,7 +31,6 @@ FAMILY = Family(
     gallery="plot_95_gradcheck.py",
 )
 
-BEYOND = "Beyond the Tutorial"
 
 JACOBIAN_MISMATCH = ErrorContract(
     GradcheckError, r"^Jacobian mismatch for output 0 with respect to input 0", Phase.BACKWARD,
@@ -189,7 +189,7 @@ def _gradcheck(function, x, **options) -> bool:
     return torch.autograd.gradcheck(function, (x,), **options)
 
 
-@rule("gradcheck.accepts-what-autograd-computes", section=BEYOND, docs="gradcheck-verdicts",
+@rule("gradcheck.accepts-what-autograd-computes", section=Section.BEYOND, docs="gradcheck-verdicts",
       given=dict(program=functions), examples=(dict(program=MIXED),),
       references=("test_autograd.py::TestAutograd::test_gradcheck_single_input",
                   "docs: torch.autograd.gradcheck"))
@@ -200,12 +200,12 @@ def accepts_what_autograd_computes(program):
                           "torch.autograd.gradcheck(program, (x,), check_forward_ad=True)",
                           "torch.autograd.gradgradcheck(program, (x,))")
     verdict = _gradcheck(program, x, check_forward_ad=True)
-    expect(verdict is True, "gradcheck(program, check_forward_ad=True)", True, verdict, repro)
+    expect(verdict is True, what="gradcheck(program, check_forward_ad=True)", expected=True, observed=verdict, repro=repro)
     verdict = torch.autograd.gradgradcheck(program, (x,))
-    expect(verdict is True, "gradgradcheck(program)", True, verdict, repro)
+    expect(verdict is True, what="gradgradcheck(program)", expected=True, observed=verdict, repro=repro)
 
 
-@rule("gradcheck.catches-a-wrong-backward", section=BEYOND, docs="gradcheck-verdicts",
+@rule("gradcheck.catches-a-wrong-backward", section=Section.BEYOND, docs="gradcheck-verdicts",
       given=dict(x=small, error=errors), examples=(dict(x=X, error=0.01),), contracts=(JACOBIAN_MISMATCH,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_jacobian_mismatch",
                   "test_autograd.py::TestAutograd::test_gradcheck_custom_error"))
@@ -216,13 +216,13 @@ def catches_a_wrong_backward(x, error):
              f"torch.autograd.gradcheck(lambda t: Sine.apply(t, {error}), (x,))  # backward cos(x) + {error}")
     message = JACOBIAN_MISMATCH.check(
         lambda: None, backward=lambda _: _gradcheck(lambda t: Sine.apply(t, error), point), repro=repro)
-    expect(issubclass(GradcheckError, RuntimeError), "GradcheckError is a RuntimeError", True, False, repro)
+    expect(issubclass(GradcheckError, RuntimeError), what="GradcheckError is a RuntimeError", expected=True, observed=False, repro=repro)
     verdict = _gradcheck(lambda t: Sine.apply(t, error), point, raise_exception=False)
-    expect(verdict is False, "gradcheck(..., raise_exception=False) of a wrong backward", False, verdict, repro)
+    expect(verdict is False, what="gradcheck(..., raise_exception=False) of a wrong backward", expected=False, observed=verdict, repro=repro)
     record("message first line", message.splitlines()[0])
 
 
-@rule("gradcheck.keeps-the-function-own-errors", section=BEYOND, docs="gradcheck-verdicts",
+@rule("gradcheck.keeps-the-function-own-errors", section=Section.BEYOND, docs="gradcheck-verdicts",
       given=dict(x=small, raise_exception=st.booleans()), examples=(dict(x=X, raise_exception=False),),
       references=("test_autograd.py::TestAutograd::test_gradcheck_custom_error",))
 def keeps_the_function_own_errors(x, raise_exception):
@@ -245,7 +245,7 @@ def keeps_the_function_own_errors(x, raise_exception):
     raise AssertionError(f"gradcheck(raise_exception={raise_exception}) swallowed the function's exception")
 
 
-@rule("gradcheck.fast-mode-agrees-with-slow-mode", section=BEYOND, docs="gradcheck-fast-mode",
+@rule("gradcheck.fast-mode-agrees-with-slow-mode", section=Section.BEYOND, docs="gradcheck-fast-mode",
       given=dict(x=small, error=st.sampled_from((0.0, 0.01, -0.5, 1.0))),
       examples=(dict(x=X, error=0.0), dict(x=X, error=0.01)),
       references=("test_autograd.py::TestAutograd::test_gradcheck_single_input",
@@ -258,12 +258,12 @@ def fast_mode_agrees_with_slow_mode(x, error):
     repro = (f"x = {x.expression()}\n"
              f"f = lambda t: Sine.apply(t, {error})  # backward cos(x) + {error}\n"
              "torch.autograd.gradcheck(f, (x,), fast_mode=True)")
-    expect(slow is (error == 0.0), "the full check's verdict", error == 0.0, slow, repro)
-    expect(fast is slow, "fast mode's verdict against the full check's", slow, fast, repro)
+    expect(slow is (error == 0.0), what="the full check's verdict", expected=error == 0.0, observed=slow, repro=repro)
+    expect(fast is slow, what="fast mode's verdict against the full check's", expected=slow, observed=fast, repro=repro)
     record(f"fast verdict with error {error}", fast)
 
 
-@rule("gradcheck.check-forward-ad-catches-a-wrong-jvp", section=BEYOND, docs="gradcheck-forward-ad",
+@rule("gradcheck.check-forward-ad-catches-a-wrong-jvp", section=Section.BEYOND, docs="gradcheck-forward-ad",
       given=dict(x=small, error=errors, fast_mode=st.booleans()), contracts=(FORWARD_MISMATCH,),
       examples=(dict(x=X, error=0.01, fast_mode=False),),
       references=("test_autograd.py::TestAutograd::test_gradcheck_forward_ad",))
@@ -278,14 +278,14 @@ def check_forward_ad_catches_a_wrong_jvp(x, error, fast_mode):
              f"f = lambda t: Sine.apply(t, 0.0, {error})  # jvp cos(x) + {error}\n"
              f"torch.autograd.gradcheck(f, (x,), check_forward_ad=True, fast_mode={fast_mode})")
     verdict = _gradcheck(function, point, fast_mode=fast_mode)
-    expect(verdict is True, "gradcheck without check_forward_ad of a wrong jvp", True, verdict, repro)
+    expect(verdict is True, what="gradcheck without check_forward_ad of a wrong jvp", expected=True, observed=verdict, repro=repro)
     message = FORWARD_MISMATCH.check(
         lambda: None, backward=lambda _: _gradcheck(function, point, check_forward_ad=True, fast_mode=fast_mode),
         repro=repro)
     record("message first line", message.splitlines()[0])
 
 
-@rule("gradcheck.nondet-tol-allows-a-nondeterministic-backward", section=BEYOND, docs="gradcheck-options",
+@rule("gradcheck.nondet-tol-allows-a-nondeterministic-backward", section=Section.BEYOND, docs="gradcheck-options",
       given=dict(x=small), examples=(dict(x=X),), contracts=(NOT_REENTRANT,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_nondeterministic",))
 def nondet_tol_allows_a_nondeterministic_backward(x):
@@ -298,10 +298,10 @@ def nondet_tol_allows_a_nondeterministic_backward(x):
                                   repro=repro)
     record("message first line", message.splitlines()[0])
     verdict = _gradcheck(NondeterministicSine.apply, point, nondet_tol=1e-6)
-    expect(verdict is True, "gradcheck(..., nondet_tol=1e-6)", True, verdict, repro)
+    expect(verdict is True, what="gradcheck(..., nondet_tol=1e-6)", expected=True, observed=verdict, repro=repro)
 
 
-@rule("gradcheck.backward-must-be-linear-in-the-gradient", section=BEYOND, docs="gradcheck-options",
+@rule("gradcheck.backward-must-be-linear-in-the-gradient", section=Section.BEYOND, docs="gradcheck-options",
       given=dict(x=small, fast_mode=st.booleans()), examples=(dict(x=X, fast_mode=False),), contracts=(NOT_LINEAR,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_backward_mul_by_grad_output",))
 def backward_must_be_linear_in_the_gradient(x, fast_mode):
@@ -319,7 +319,7 @@ UNDEFINED = {"raises on None": (SineUndefinedRaises, UNDEFINED_RAISES),
              "treats None as ones": (SineUndefinedAsOnes, UNDEFINED_NONZERO)}
 
 
-@rule("gradcheck.check-undefined-grad", section=BEYOND, docs="gradcheck-options",
+@rule("gradcheck.check-undefined-grad", section=Section.BEYOND, docs="gradcheck-options",
       given=dict(x=small, bug=st.sampled_from(sorted(UNDEFINED))), contracts=(UNDEFINED_RAISES, UNDEFINED_NONZERO),
       examples=tuple(dict(x=X, bug=bug) for bug in sorted(UNDEFINED)),
       references=("test_autograd.py::TestAutograd::test_gradcheck_undefined_grad",))
@@ -335,10 +335,10 @@ def check_undefined_grad(x, bug):
         message = contract.check(lambda: None, backward=lambda _: _gradcheck(function.apply, point), repro=repro)
     record(f"{bug} message first line", message.splitlines()[0])
     verdict = _gradcheck(function.apply, point, check_undefined_grad=False)
-    expect(verdict is True, "gradcheck(..., check_undefined_grad=False)", True, verdict, repro)
+    expect(verdict is True, what="gradcheck(..., check_undefined_grad=False)", expected=True, observed=verdict, repro=repro)
 
 
-@rule("gradcheck.check-batched-grad", section=BEYOND, docs="gradcheck-options",
+@rule("gradcheck.check-batched-grad", section=Section.BEYOND, docs="gradcheck-options",
       given=dict(x=small), examples=(dict(x=X),), contracts=(BATCHED,),
       references=("test_autograd.py::TestAutograd::test_gradcheck_check_batched_grad",))
 def check_batched_grad(x):
@@ -347,15 +347,15 @@ def check_batched_grad(x):
     repro = (f"x = {x.expression()}\n"
              "torch.autograd.gradcheck(SineWithItem.apply, (x,), check_batched_grad=True)  # backward calls .item()")
     verdict = _gradcheck(torch.sin, point, check_batched_grad=True)
-    expect(verdict is True, "gradcheck(torch.sin, check_batched_grad=True)", True, verdict, repro)
+    expect(verdict is True, what="gradcheck(torch.sin, check_batched_grad=True)", expected=True, observed=verdict, repro=repro)
     verdict = _gradcheck(SineWithItem.apply, point)
-    expect(verdict is True, "gradcheck(SineWithItem) without batched grad", True, verdict, repro)
+    expect(verdict is True, what="gradcheck(SineWithItem) without batched grad", expected=True, observed=verdict, repro=repro)
     message = BATCHED.check(
         lambda: None, backward=lambda _: _gradcheck(SineWithItem.apply, point, check_batched_grad=True), repro=repro)
     record("message first line", message.splitlines()[0])
 
 
-@rule("gradcheck.gradgradcheck-catches-a-wrong-double-backward", section=BEYOND, docs="gradcheck-gradgradcheck",
+@rule("gradcheck.gradgradcheck-catches-a-wrong-double-backward", section=Section.BEYOND, docs="gradcheck-gradgradcheck",
       given=dict(x=small.filter(lambda s: any(v != 0 for v in s.values))), contracts=(JACOBIAN_MISMATCH,),
       examples=(dict(x=X),),
       references=("test_autograd.py::TestAutograd::test_gradcheck_jacobian_mismatch",
@@ -367,13 +367,13 @@ def gradgradcheck_catches_a_wrong_double_backward(x):
              "torch.autograd.gradcheck(DetachedCube.apply, (x,))  # passes\n"
              "torch.autograd.gradgradcheck(DetachedCube.apply, (x,))  # fails")
     verdict = _gradcheck(DetachedCube.apply, point)
-    expect(verdict is True, "gradcheck of DetachedCube", True, verdict, repro)
+    expect(verdict is True, what="gradcheck of DetachedCube", expected=True, observed=verdict, repro=repro)
     message = JACOBIAN_MISMATCH.check(
         lambda: None, backward=lambda _: torch.autograd.gradgradcheck(DetachedCube.apply, (point,)), repro=repro)
     record("message first line", message.splitlines()[0])
 
 
-@rule("gradcheck.float32-inputs-warn", section=BEYOND, docs="gradcheck-guards",
+@rule("gradcheck.float32-inputs-warn", section=Section.BEYOND, docs="gradcheck-guards",
       given=dict(x=tensors(dtypes=(torch.float32,), max_ndim=2, layouts=("contiguous",), zero_size=False).filter(
           lambda s: s.numel <= 4)),
       examples=(dict(x=tensor((0.5, -1.0, 1.5), (3,), dtype=torch.float32)),), contracts=(NOT_DOUBLE,),
@@ -391,7 +391,7 @@ def float32_inputs_warn(x):
 GUARDS = ("no input requires grad", "overlapping input", "neither mode")
 
 
-@rule("gradcheck.guards-its-inputs", section=BEYOND, docs="gradcheck-guards",
+@rule("gradcheck.guards-its-inputs", section=Section.BEYOND, docs="gradcheck-guards",
       given=dict(x=tensors(dtypes=(torch.float64,), min_ndim=1, max_ndim=2, layouts=("expanded",), zero_size=False)
                  .filter(lambda s: s.shape[0] >= 2),
                  guard=st.sampled_from(GUARDS), raise_exception=st.booleans()),

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 from specs.families._canonical import leaf, program
 from specs.generators.strategies import programs
@@ -20,9 +21,6 @@ FAMILY = Family(
     gallery="plot_84_graph.py",
 )
 
-BEYOND = "Beyond the Tutorial"
-GRAPH_SECTION = "The Computational Graph"
-INPLACE = "In-place Operations and Autograd"
 
 SAME = Tolerance(0.0, 0.0, "the same backward formulas on the same values")
 #: Scaling by a power of two is exact, so c * g is compared bit for bit.
@@ -81,7 +79,7 @@ def _value(program, data):
                      label="value")
 
 
-@rule("graph.gradient-edge-stands-for-its-tensor", section=BEYOND, docs="graph-gradient-edge", since="2.2",
+@rule("graph.gradient-edge-stands-for-its-tensor", section=Section.BEYOND, docs="graph-gradient-edge", since="2.2",
       requires=(GRADIENT_EDGE,), given=dict(program=programs(max_ops=5, all_require_grad=True), data=st.data()),
       examples=(dict(program=CANONICAL, data=None),),
       references=("test_autograd.py::TestAutograd::test_grad_to_node",
@@ -98,15 +96,15 @@ def gradient_edge_stands_for_its_tensor(program, data):
     repro = program.repro(f"# values = every named value; t = {name}",
                           "edge = torch.autograd.graph.get_gradient_edge(t)",
                           "print(torch.autograd.grad(out.sum(), [edge, t]))")
-    expect_close(by_edge, by_tensor, SAME, f"the gradient with respect to the edge of {name}", repro)
+    expect_close(by_edge, by_tensor, tolerance=SAME, what=f"the gradient with respect to the edge of {name}", repro=repro)
     expected_node = "AccumulateGrad" if t.grad_fn is None else type(t.grad_fn).__name__
-    expect(type(edge.node).__name__ == expected_node, "the node the edge points to", expected_node,
-           type(edge.node).__name__, repro)
+    expect(type(edge.node).__name__ == expected_node, what="the node the edge points to", expected=expected_node,
+           observed=type(edge.node).__name__, repro=repro)
     record("edge_node", type(edge.node).__name__)
     record("output_nr", edge.output_nr)
 
 
-@rule("graph.gradient-edge-keeps-the-old-value", section=INPLACE, docs="graph-gradient-edge", since="2.2",
+@rule("graph.gradient-edge-keeps-the-old-value", section=Section.INPLACE, docs="graph-gradient-edge", since="2.2",
       requires=(GRADIENT_EDGE,), given=dict(program=programs(max_ops=5), c=SCALES),
       examples=(dict(program=CANONICAL, c=2.0),),
       references=("test_autograd.py::TestAutograd::test_grad_to_node_inplace",))
@@ -118,13 +116,13 @@ def gradient_edge_keeps_the_old_value(program, c):
     old, new = torch.autograd.grad(torch.sin(a).sum(), [edge, a])
     repro = program.repro("a = out.clone()", "edge = torch.autograd.graph.get_gradient_edge(a)", f"a.mul_({c})",
                           "print(torch.autograd.grad(torch.sin(a).sum(), [edge, a]))")
-    expect_close(new, torch.cos(a.detach()), SAME, "the gradient with respect to the new a", repro)
-    expect_close(old, c * new, SAME, f"the gradient through the old edge, against {c} * the new one", repro)
+    expect_close(new, torch.cos(a.detach()), tolerance=SAME, what="the gradient with respect to the new a", repro=repro)
+    expect_close(old, c * new, tolerance=SAME, what=f"the gradient through the old edge, against {c} * the new one", repro=repro)
     if new.numel():
         record("old_over_new", round((old / new).flatten()[0].item(), 6))
 
 
-@rule("graph.unreached-edge-refuses-materialize-grads", section=BEYOND, docs="graph-gradient-edge", since="2.2",
+@rule("graph.unreached-edge-refuses-materialize-grads", section=Section.BEYOND, docs="graph-gradient-edge", since="2.2",
       requires=(GRADIENT_EDGE, MATERIALIZE_GRADS), given=dict(program=SMALL_PROGRAMS),
       contracts=(UNREACHED_EDGE,), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_grad_to_node",))
@@ -137,7 +135,7 @@ def unreached_edge_refuses_materialize_grads(program):
     repro = program.repro("stranger = torch.zeros(2, requires_grad=True) * 1.0",
                           "edge = torch.autograd.graph.get_gradient_edge(stranger)",
                           "torch.autograd.grad(out.sum(), [edge], materialize_grads=True)")
-    expect_close(zeros, torch.zeros_like(stranger), SAME, "materialized gradient of an unused tensor", repro)
+    expect_close(zeros, torch.zeros_like(stranger), tolerance=SAME, what="materialized gradient of an unused tensor", repro=repro)
     edge = torch.autograd.graph.get_gradient_edge(stranger)
     message = UNREACHED_EDGE.check(lambda: out,
                                    backward=lambda o: torch.autograd.grad(o, [edge], materialize_grads=True),
@@ -145,7 +143,7 @@ def unreached_edge_refuses_materialize_grads(program):
     record("message", message)
 
 
-@rule("graph.grad-fn-is-a-node", section=GRAPH_SECTION, docs="graph-nodes", since="2.0", requires=(NODE_CLASS,),
+@rule("graph.grad-fn-is-a-node", section=Section.GRAPH, docs="graph-nodes", since="2.0", requires=(NODE_CLASS,),
       given=dict(program=programs(max_ops=5)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_autograd_node_isinstance",
                   "docs: torch.autograd.graph.Node"))
@@ -161,20 +159,20 @@ def grad_fn_is_a_node(program):
             continue
         seen.add(id(node))
         names.append(node.name())
-        expect(isinstance(node, torch.autograd.graph.Node), f"{type(node).__name__} is a Node", True, False, repro)
+        expect(isinstance(node, torch.autograd.graph.Node), what=f"{type(node).__name__} is a Node", expected=True, observed=False, repro=repro)
         if hasattr(node, "variable"):
-            expect(node.name().endswith("AccumulateGrad"), "name() of a leaf's node", "...AccumulateGrad",
-                   node.name(), repro)
-            expect(any(node.variable is x for x in leaves), "AccumulateGrad.variable is one of the leaves",
-                   True, False, repro)
+            expect(node.name().endswith("AccumulateGrad"), what="name() of a leaf's node", expected="...AccumulateGrad",
+                   observed=node.name(), repro=repro)
+            expect(any(node.variable is x for x in leaves), what="AccumulateGrad.variable is one of the leaves",
+                   expected=True, observed=False, repro=repro)
         else:
-            expect(node.name() == type(node).__name__, "name() of a backward node", type(node).__name__,
-                   node.name(), repro)
+            expect(node.name() == type(node).__name__, what="name() of a backward node", expected=type(node).__name__,
+                   observed=node.name(), repro=repro)
         stack.extend(next_node for next_node, _ in node.next_functions)
     record("node_names", sorted(set(names)))
 
 
-@rule("graph.leaf-has-one-accumulate-grad-node", section=GRAPH_SECTION, docs="graph-nodes",
+@rule("graph.leaf-has-one-accumulate-grad-node", section=Section.GRAPH, docs="graph-nodes",
       given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_next_functions",))
 def leaf_has_one_accumulate_grad_node(program):
@@ -194,17 +192,17 @@ def leaf_has_one_accumulate_grad_node(program):
     repro = program.repro("# walk out.grad_fn.next_functions; compare the AccumulateGrad objects of each leaf")
     for i, x in enumerate(leaves):
         ids = found.get(id(x), set())
-        expect(len(ids) == (1 if x.requires_grad else 0), f"AccumulateGrad objects for x{i}",
-               1 if x.requires_grad else 0, len(ids), repro)
+        expect(len(ids) == (1 if x.requires_grad else 0), what=f"AccumulateGrad objects for x{i}",
+               expected=1 if x.requires_grad else 0, observed=len(ids), repro=repro)
     constant = torch.zeros_like(leaves[0]).detach()
     product = leaves[0] * constant
     nexts = [n is None for n, _ in product.grad_fn.next_functions]
-    expect(nexts == [False, True], "next_functions of x0 * constant: (AccumulateGrad, None)", [False, True],
-           nexts, repro)
+    expect(nexts == [False, True], what="next_functions of x0 * constant: (AccumulateGrad, None)", expected=[False, True],
+           observed=nexts, repro=repro)
     record("mul_next_functions", [None if n is None else n.name() for n, _ in product.grad_fn.next_functions])
 
 
-@rule("graph.node-metadata-is-a-dict-per-node", section=BEYOND, docs="graph-nodes", since="2.0",
+@rule("graph.node-metadata-is-a-dict-per-node", section=Section.BEYOND, docs="graph-nodes", since="2.0",
       requires=(NODE_METADATA,), given=dict(program=programs(min_ops=2, max_ops=5)), examples=(dict(program=CANONICAL),),
       references=("docs: torch.autograd.graph.Node.metadata",))
 def node_metadata_is_a_dict_per_node(program):
@@ -215,18 +213,18 @@ def node_metadata_is_a_dict_per_node(program):
     repro = program.repro("out.grad_fn.metadata['tag'] = 1", "out.sum().backward()",
                           "print(out.grad_fn.metadata)")
     for k, node in enumerate(nodes):
-        expect(node.metadata == {} and type(node.metadata) is dict, "metadata of a new node", {}, node.metadata,
-               repro)
-        expect(node.metadata is node.metadata, "metadata is the same dict on each access", True, False, repro)
+        expect(node.metadata == {} and type(node.metadata) is dict, what="metadata of a new node", expected={}, observed=node.metadata,
+               repro=repro)
+        expect(node.metadata is node.metadata, what="metadata is the same dict on each access", expected=True, observed=False, repro=repro)
         node.metadata["tag"] = k
     values[program.output].sum().backward()
     tags = [node.metadata.get("tag") for node in nodes]
-    expect(tags == list(range(len(nodes))), "tags stored per node, read after backward", list(range(len(nodes))),
-           tags, repro)
+    expect(tags == list(range(len(nodes))), what="tags stored per node, read after backward", expected=list(range(len(nodes))),
+           observed=tags, repro=repro)
     record("metadata_type", type(nodes[0].metadata).__name__)
 
 
-@rule("graph.node-hook-must-return-one-gradient-per-slot", section=BEYOND, docs="graph-nodes", since="2.0",
+@rule("graph.node-hook-must-return-one-gradient-per-slot", section=Section.BEYOND, docs="graph-nodes", since="2.0",
       requires=(NODE_PREHOOK,),
       given=dict(program=SMALL_PROGRAMS, extra=st.integers(1, 2)), contracts=(HOOK_ARITY,),
       examples=(dict(program=CANONICAL, extra=1),),
@@ -245,7 +243,7 @@ def node_hook_must_return_one_gradient_per_slot(program, extra):
     record("message", message)
 
 
-@rule("graph.increment-version-bumps-the-counter", section=INPLACE, docs="graph-versions", since="2.1",
+@rule("graph.increment-version-bumps-the-counter", section=Section.INPLACE, docs="graph-versions", since="2.1",
       requires=(INCREMENT_VERSION,), given=dict(program=SMALL_PROGRAMS, times=st.integers(1, 3)),
       contracts=(VERSION_MISMATCH,), examples=(dict(program=CANONICAL, times=1),),
       references=("test_autograd.py::TestAutograd::test_increment_version",))
@@ -264,12 +262,12 @@ def increment_version_bumps_the_counter(program, times):
     repro = program.repro("y = torch.exp(out)", f"for _ in range({times}): torch.autograd.graph.increment_version(y)",
                           "y.sum().backward()")
     VERSION_MISMATCH.check(recorded, backward=lambda out: out.sum().backward(), repro=repro)
-    expect(state["delta"] == times, f"_version after {times} calls", f"+{times}", f"+{state['delta']}", repro)
-    expect(state["same"], "values after increment_version", "unchanged", "changed", repro)
+    expect(state["delta"] == times, what=f"_version after {times} calls", expected=f"+{times}", observed=f"+{state['delta']}", repro=repro)
+    expect(state["same"], what="values after increment_version", expected="unchanged", observed="changed", repro=repro)
     record("version_delta", state["delta"])
 
 
-@rule("graph.allow-mutation-on-saved-gives-original-gradients", section=INPLACE, docs="graph-mutation",
+@rule("graph.allow-mutation-on-saved-gives-original-gradients", section=Section.INPLACE, docs="graph-mutation",
       since="2.0", requires=(ALLOW_MUTATION,), given=dict(program=programs(max_ops=5), c=SCALES),
       examples=(dict(program=CANONICAL, c=2.0),),
       references=("test_autograd.py::TestAllowMutationOnSaved::test_basic",
@@ -292,11 +290,11 @@ def allow_mutation_on_saved_gives_original_gradients(program, c):
                           "    a = program(x0, ...).clone(); loss = (torch.sin(a) * a).sum()",
                           f"    a.mul_({c}); loss.backward()")
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, plain[i].grad, SAME, f"x{i}.grad after mutating a saved tensor", repro)
+        expect_close(leaves[i].grad, plain[i].grad, tolerance=SAME, what=f"x{i}.grad after mutating a saved tensor", repro=repro)
     record("x0_grad", [round(v, 6) for v in leaves[0].grad.flatten().tolist()])
 
 
-@rule("graph.allow-mutation-on-saved-needs-its-context", section=INPLACE, docs="graph-mutation", since="2.0",
+@rule("graph.allow-mutation-on-saved-needs-its-context", section=Section.INPLACE, docs="graph-mutation", since="2.0",
       requires=(ALLOW_MUTATION,), given=dict(program=SMALL_PROGRAMS),
       contracts=(OUTSIDE_MUTATION_CONTEXT, NESTED_MUTATION_CONTEXT), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAllowMutationOnSaved::test_backward_out_of_context",
@@ -319,7 +317,7 @@ def allow_mutation_on_saved_needs_its_context(program):
     record("nested", NESTED_MUTATION_CONTEXT.check(nested, repro="# allow_mutation_on_saved_tensors() inside itself"))
 
 
-@rule("graph.disabled-saved-tensors-hooks-raise-the-message", section=BEYOND, docs="graph-disable-hooks",
+@rule("graph.disabled-saved-tensors-hooks-raise-the-message", section=Section.BEYOND, docs="graph-disable-hooks",
       since="2.0", requires=(DISABLE_HOOKS,),
       given=dict(message=st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=40),
                  hooks_first=st.booleans()),
@@ -341,13 +339,13 @@ def disabled_saved_tensors_hooks_raise_the_message(message, hooks_first):
     repro = (f"with torch.autograd.graph.disable_saved_tensors_hooks({message!r}):\n"
              "    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t): pass")
     seen = HOOKS_DISABLED.check(enter, repro=repro)
-    expect(seen == message, "the error's text", message, seen, repro)
+    expect(seen == message, what="the error's text", expected=message, observed=seen, repro=repro)
     with graph.saved_tensors_hooks(lambda t: t, lambda t: t):
         pass
     record("message", seen)
 
 
-@rule("graph.multi-grad-hook-waits-for-a-reached-tensor", section=BEYOND, docs="graph-multi-grad-hook",
+@rule("graph.multi-grad-hook-waits-for-a-reached-tensor", section=Section.BEYOND, docs="graph-multi-grad-hook",
       requires=(MULTI_GRAD_HOOK,), given=dict(program=SMALL_PROGRAMS, fail=st.booleans()),
       examples=(dict(program=CANONICAL, fail=False), dict(program=CANONICAL, fail=True)),
       references=("test_autograd.py::TestAutograd::test_multi_grad_all_hooks",))
@@ -370,17 +368,17 @@ def multi_grad_hook_waits_for_a_reached_tensor(program, fail):
             pass
         else:
             raise AssertionError("the raising hook did not raise")
-        expect(calls == [], "calls after a backward that raised", [], calls, repro)
+        expect(calls == [], what="calls after a backward that raised", expected=[], observed=calls, repro=repro)
     else:
         unrelated = torch.zeros(2, dtype=program.dtype, requires_grad=True)
         (unrelated * 3).sum().backward()
-        expect(calls == [], "calls after a backward reaching none of the tensors", [], calls, repro)
+        expect(calls == [], what="calls after a backward reaching none of the tensors", expected=[], observed=calls, repro=repro)
     program(*leaves).sum().backward()
-    expect(calls == [3], "calls after a backward that reaches x0", [3], calls, repro)
+    expect(calls == [3], what="calls after a backward that reaches x0", expected=[3], observed=calls, repro=repro)
     record("calls", calls)
 
 
-@rule("graph.multi-grad-hook-mode-is-all-or-any", section=BEYOND, docs="graph-multi-grad-hook", since="2.3",
+@rule("graph.multi-grad-hook-mode-is-all-or-any", section=Section.BEYOND, docs="graph-multi-grad-hook", since="2.3",
       requires=(MULTI_GRAD_MODE,),
       given=dict(mode=st.text(st.characters(min_codepoint=97, max_codepoint=122), max_size=6)
                  .filter(lambda m: m not in ("all", "any"))),
@@ -394,7 +392,7 @@ def multi_grad_hook_mode_is_all_or_any(mode):
     record("message", message)
 
 
-@rule("graph.any-hook-runs-before-tensor-hooks", section=BEYOND, docs="graph-multi-grad-hook", since="2.3",
+@rule("graph.any-hook-runs-before-tensor-hooks", section=Section.BEYOND, docs="graph-multi-grad-hook", since="2.3",
       requires=(MULTI_GRAD_MODE,), given=dict(program=programs(min_leaves=2, max_ops=5, all_require_grad=True)),
       examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_multi_grad_any_hooks",))
@@ -408,11 +406,11 @@ def any_hook_runs_before_tensor_hooks(program):
     program(*leaves).sum().backward()
     repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print, mode='any')",
                           "x0.register_hook(print)  # and so on", "out.sum().backward()")
-    expect(log.count("any") == 1 and log[0] == "any", "the any-hook runs once, first", "['any', ...]", log, repro)
+    expect(log.count("any") == 1 and log[0] == "any", what="the any-hook runs once, first", expected="['any', ...]", observed=log, repro=repro)
     record("order", log)
 
 
-@rule("graph.grad-to-a-tensor-skips-its-node-hooks", section=BEYOND, docs="graph-nodes", since="2.0",
+@rule("graph.grad-to-a-tensor-skips-its-node-hooks", section=Section.BEYOND, docs="graph-nodes", since="2.0",
       requires=(NODE_PREHOOK,), given=dict(program=programs(max_ops=5), data=st.data()),
       examples=(dict(program=CANONICAL, data=None),),
       references=("test_autograd.py::TestAutograd::test_hook_edge_case_when_called_with_grad",
@@ -436,14 +434,14 @@ def grad_to_a_tensor_skips_its_node_hooks(program, data):
     repro = program.repro(f"a = {name}  # with a tensor hook, and a pre-hook and a hook on a.grad_fn",
                           "torch.autograd.grad(torch.tanh(out).sum(), [a], retain_graph=True)",
                           "torch.tanh(out).sum().backward(inputs=[a])")
-    expect(by_grad == ["tensor hook"], "hooks run by autograd.grad", ["tensor hook"], by_grad, repro)
-    expect(sorted(log) == ["node hook", "node pre-hook", "tensor hook"], "hooks run by backward(inputs=[a])",
-           "all three", log, repro)
+    expect(by_grad == ["tensor hook"], what="hooks run by autograd.grad", expected=["tensor hook"], observed=by_grad, repro=repro)
+    expect(sorted(log) == ["node hook", "node pre-hook", "tensor hook"], what="hooks run by backward(inputs=[a])",
+           expected="all three", observed=log, repro=repro)
     record("by_grad", by_grad)
     record("by_backward", log)
 
 
-@rule("graph.retained-grad-skips-node-prehooks", section=BEYOND, docs="graph-nodes", since="2.0",
+@rule("graph.retained-grad-skips-node-prehooks", section=Section.BEYOND, docs="graph-nodes", since="2.0",
       requires=(NODE_PREHOOK,), given=dict(program=programs(max_ops=5), c=SCALES, d=SCALES),
       examples=(dict(program=CANONICAL, c=2.0, d=0.5),),
       references=("test_autograd.py::TestAutograd::test_prehook_ordering",
@@ -460,7 +458,7 @@ def retained_grad_skips_node_prehooks(program, c, d):
     torch.sin(program(*plain) * 1.0).sum().backward()
     repro = program.repro("a = out * 1.0", "a.retain_grad()", f"a.register_hook(lambda g: g * {c})",
                           f"a.grad_fn.register_prehook(lambda go: (go[0] * {d},))", "torch.sin(a).sum().backward()")
-    expect_close(a.grad, torch.cos(a.detach()) * c, SAME, f"a.grad: the tensor hook's {c} x, not the pre-hook's", repro)
+    expect_close(a.grad, torch.cos(a.detach()) * c, tolerance=SAME, what=f"a.grad: the tensor hook's {c} x, not the pre-hook's", repro=repro)
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, plain[i].grad * (c * d), SAME, f"x{i}.grad, scaled by both hooks", repro)
+        expect_close(leaves[i].grad, plain[i].grad * (c * d), tolerance=SAME, what=f"x{i}.grad, scaled by both hooks", repro=repro)
     record("a_grad_over_cos", c)

@@ -8,6 +8,7 @@ from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
 from specs.engine.registry import Change, Family, Feature, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
@@ -17,8 +18,6 @@ FAMILY = Family(
     gallery="plot_85_hooks.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
-BEYOND = "Beyond the Tutorial"
 
 #: Hooks here scale gradients by powers of two, which every backward formula passes through exactly.
 SCALES = st.sampled_from([2.0, 0.5, -4.0, 0.25])
@@ -60,7 +59,7 @@ def _intermediate(program, data):
     return data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
 
 
-@rule("hooks.tensor-hook-sees-the-gradient", section=PRACTICAL, docs="hooks-tensor",
+@rule("hooks.tensor-hook-sees-the-gradient", section=Section.PRACTICAL, docs="hooks-tensor",
       given=dict(program=programs(all_require_grad=True), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_hooks",))
 def tensor_hook_sees_the_gradient(program, data):
@@ -72,15 +71,16 @@ def tensor_hook_sees_the_gradient(program, data):
     values[name].register_hook(lambda g: seen.__setitem__(name, g.detach().clone()))
     leaves[0].register_hook(lambda g: seen.__setitem__("x0", g.detach().clone()))
     values[program.output].sum().backward()
-    repro = program.repro(f"# inside program(): {name}.register_hook(print); then out.sum().backward()")
-    expect(set(seen) == {name, "x0"}, "hooks that fired", sorted({name, "x0"}), sorted(seen), repro)
-    expect_close(seen[name], intermediate_gradient(program, name, leaves), _tolerance(program),
-                 f"the gradient {name}'s hook received, against finite differences", repro)
-    expect_close(seen["x0"], finite_difference_gradients(program, leaves, [0])[0], _tolerance(program),
-                 "the gradient x0's hook received, against finite differences", repro)
+    repro = program.repro(f"{name}.register_hook(lambda g: print('{name}', g))", "x0.register_hook(lambda g: print('x0', g))",
+                          "out.sum().backward()", inline=True)
+    expect(set(seen) == {name, "x0"}, what="hooks that fired", expected=sorted({name, "x0"}), observed=sorted(seen), repro=repro)
+    expect_close(seen[name], intermediate_gradient(program, name, leaves), tolerance=_tolerance(program),
+                 what=f"the gradient {name}'s hook received, against finite differences", repro=repro)
+    expect_close(seen["x0"], finite_difference_gradients(program, leaves, [0])[0], tolerance=_tolerance(program),
+                 what="the gradient x0's hook received, against finite differences", repro=repro)
 
 
-@rule("hooks.tensor-hook-return-replaces-the-gradient", section=PRACTICAL, docs="hooks-tensor",
+@rule("hooks.tensor-hook-return-replaces-the-gradient", section=Section.PRACTICAL, docs="hooks-tensor",
       given=dict(program=programs(), where=st.sampled_from(["leaf", "output"]), c=SCALES),
       references=("test_autograd.py::TestAutograd::test_hooks",))
 def tensor_hook_return_replaces_the_gradient(program, where, c):
@@ -95,11 +95,11 @@ def tensor_hook_return_replaces_the_gradient(program, where, c):
                           "out.sum().backward()", "print(x0.grad)")
     for i, grad in zip(program.grad_leaves, plain):
         factor = c if (where == "output" or i == 0) else 1.0
-        expect_close(leaves[i].grad, grad * factor, EXACT_SCALING,
-                     f"x{i}.grad with a hook on {'x0' if where == 'leaf' else 'out'} returning g * {c}", repro)
+        expect_close(leaves[i].grad, grad * factor, tolerance=EXACT_SCALING,
+                     what=f"x{i}.grad with a hook on {'x0' if where == 'leaf' else 'out'} returning g * {c}", repro=repro)
 
 
-@rule("hooks.returning-none-keeps-the-gradient", section=PRACTICAL, docs="hooks-tensor",
+@rule("hooks.returning-none-keeps-the-gradient", section=Section.PRACTICAL, docs="hooks-tensor",
       given=dict(program=programs(all_require_grad=True), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_hooks",))
 def returning_none_keeps_the_gradient(program, data):
@@ -112,13 +112,14 @@ def returning_none_keeps_the_gradient(program, data):
     for value in (values[name], leaves[0]):
         value.register_hook(lambda g: calls.append(1))
     values[program.output].sum().backward()
-    expect(len(calls) == 2, "hooks that fired", 2, len(calls))
+    expect(len(calls) == 2, what="hooks that fired", expected=2, observed=len(calls))
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, EXACT_SCALING, f"x{i}.grad with hooks returning None",
-                     program.repro(f"# {name}.register_hook(lambda g: None)"))
+        expect_close(leaves[i].grad, grad, tolerance=EXACT_SCALING, what=f"x{i}.grad with hooks returning None",
+                     repro=program.repro(f"{name}.register_hook(lambda g: None)", "x0.register_hook(lambda g: None)",
+                                         "out.sum().backward()", *program.print_grads, inline=True))
 
 
-@rule("hooks.hooks-chain-in-registration-order", section=PRACTICAL, docs="hooks-order",
+@rule("hooks.hooks-chain-in-registration-order", section=Section.PRACTICAL, docs="hooks-order",
       given=dict(program=programs(), factors=st.lists(SCALES, min_size=2, max_size=4),
                  where=st.sampled_from(["leaf", "output"])),
       references=("test_autograd.py::TestAutograd::test_hooks",))
@@ -135,18 +136,19 @@ def hooks_chain_in_registration_order(program, factors, where):
     for k, c in enumerate(factors):
         target.register_hook(hook(k, c))
     out.sum().backward()
-    expect([k for k, _ in received] == list(range(len(factors))), "the order hooks ran in",
-           list(range(len(factors))), [k for k, _ in received])
+    expect([k for k, _ in received] == list(range(len(factors))), what="the order hooks ran in",
+           expected=list(range(len(factors))), observed=[k for k, _ in received])
     first = received[0][1]
     scale = 1.0
     for (k, g), c in zip(received, factors):
-        expect_close(g, first * scale, EXACT_SCALING, f"hook {k} receives hook {k - 1}'s result",
-                     program.repro(*(f"{'x0' if where == 'leaf' else 'out'}.register_hook(lambda g: g * {c})"
-                                     for c in factors), "out.sum().backward()"))
+        expect_close(g, first * scale, tolerance=EXACT_SCALING, what=f"hook {k} receives hook {k - 1}'s result",
+                     repro=program.repro(*(f"{'x0' if where == 'leaf' else 'out'}.register_hook("
+                                           f"lambda g: print('hook {k} receives', g) or g * {c})"
+                                           for k, c in enumerate(factors)), "out.sum().backward()"))
         scale *= c
 
 
-@rule("hooks.removed-hook-does-not-run", section=PRACTICAL, docs="hooks-order",
+@rule("hooks.removed-hook-does-not-run", section=Section.PRACTICAL, docs="hooks-order",
       given=dict(program=programs(), c=SCALES),
       references=("test_autograd.py::TestAutograd::test_hooks",))
 def removed_hook_does_not_run(program, c):
@@ -158,13 +160,14 @@ def removed_hook_does_not_run(program, c):
     handle = out.register_hook(lambda g: (calls.append(1), g * c)[1])
     handle.remove()
     out.sum().backward()
-    expect(not calls, "calls of the removed hook", 0, len(calls),
-           program.repro(f"h = out.register_hook(lambda g: g * {c})", "h.remove()", "out.sum().backward()"))
+    expect(not calls, what="calls of the removed hook", expected=0, observed=len(calls),
+           repro=program.repro(f"h = out.register_hook(lambda g: print('called') or g * {c})", "h.remove()",
+                               "out.sum().backward()", *program.print_grads))
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, EXACT_SCALING, f"x{i}.grad after the hook was removed")
+        expect_close(leaves[i].grad, grad, tolerance=EXACT_SCALING, what=f"x{i}.grad after the hook was removed")
 
 
-@rule("hooks.hook-needs-requires-grad", section=PRACTICAL, docs="hooks-errors",
+@rule("hooks.hook-needs-requires-grad", section=Section.PRACTICAL, docs="hooks-errors",
       given=dict(spec=tensors(requires_grad=False)), contracts=(NO_REQUIRES_GRAD,))
 def hook_needs_requires_grad(spec):
     """register_hook on a tensor that does not require grad raises a RuntimeError."""
@@ -172,7 +175,7 @@ def hook_needs_requires_grad(spec):
                            repro=f"{spec.expression()}.register_hook(print)")
 
 
-@rule("hooks.hook-must-keep-size-and-dtype", section=PRACTICAL, docs="hooks-errors",
+@rule("hooks.hook-must-keep-size-and-dtype", section=Section.PRACTICAL, docs="hooks-errors",
       given=dict(program=programs(max_ops=4), change=st.sampled_from(["size", "dtype"])),
       contracts=(CHANGED_SIZE, CHANGED_TYPE))
 def hook_must_keep_size_and_dtype(program, change):
@@ -193,7 +196,7 @@ def hook_must_keep_size_and_dtype(program, change):
                    repro=program.repro(f"out.register_hook(lambda g: {code})", "out.sum().backward()"))
 
 
-@rule("hooks.post-accumulate-hook-sees-the-updated-grad", section=PRACTICAL, docs="hooks-post-accumulate",
+@rule("hooks.post-accumulate-hook-sees-the-updated-grad", section=Section.PRACTICAL, docs="hooks-post-accumulate",
       since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs(), k=st.integers(1, 3)),
       references=("docs: Autograd mechanics > Backward Hooks execution",))
 def post_accumulate_hook_sees_the_updated_grad(program, k):
@@ -209,17 +212,17 @@ def post_accumulate_hook_sees_the_updated_grad(program, k):
         after.append(leaves[0].grad.detach().clone())
     repro = program.repro("x0.register_post_accumulate_grad_hook(lambda p: print(p.grad))",
                           f"for _ in range({k}): program(x0).sum().backward()")
-    expect(len(seen) == k, f"calls in {k} backward passes", k, len(seen), repro)
-    expect_close(seen[0][1], plain[0], EXACT_SCALING, "x0.grad seen by the hook in the first pass", repro)
+    expect(len(seen) == k, what=f"calls in {k} backward passes", expected=k, observed=len(seen), repro=repro)
+    expect_close(seen[0][1], plain[0], tolerance=EXACT_SCALING, what="x0.grad seen by the hook in the first pass", repro=repro)
     for n, ((same, grad, grad_mode), final) in enumerate(zip(seen, after), start=1):
-        expect(same, "the hook receives the leaf itself", True, same, repro)
-        expect(not grad_mode, "grad mode inside the hook", False, grad_mode, repro)
+        expect(same, what="the hook receives the leaf itself", expected=True, observed=same, repro=repro)
+        expect(not grad_mode, what="grad mode inside the hook", expected=False, observed=grad_mode, repro=repro)
         # Against .grad once backward returned, not against n x one pass: how .grad sums is the
         # accumulation family's rule.
-        expect_close(grad, final, EXACT_SCALING, f"x0.grad seen by the hook in pass {n}, against .grad after it", repro)
+        expect_close(grad, final, tolerance=EXACT_SCALING, what=f"x0.grad seen by the hook in pass {n}, against .grad after it", repro=repro)
 
 
-@rule("hooks.post-accumulate-hook-is-for-leaves", section=PRACTICAL, docs="hooks-post-accumulate",
+@rule("hooks.post-accumulate-hook-is-for-leaves", section=Section.PRACTICAL, docs="hooks-post-accumulate",
       since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs(max_ops=4, all_require_grad=True)),
       contracts=(POST_ACCUMULATE_NON_LEAF, POST_ACCUMULATE_RETURNS),
       references=("test_autograd.py::TestAutograd::test_post_accumulate_grad_hook_on_non_leaf",))
@@ -235,10 +238,11 @@ def post_accumulate_hook_is_for_leaves(program):
         return program(*leaves)
 
     POST_ACCUMULATE_RETURNS.check(record, backward=lambda out: out.sum().backward(),
-                                  repro=program.repro("x0.register_post_accumulate_grad_hook(lambda p: p.grad)"))
+                                  repro=program.repro("x0.register_post_accumulate_grad_hook(lambda p: p.grad)",
+                                                      f"{program.call}.sum().backward()"))
 
 
-@rule("hooks.node-prehook-replaces-grad-outputs", section=PRACTICAL, docs="hooks-node",
+@rule("hooks.node-prehook-replaces-grad-outputs", section=Section.PRACTICAL, docs="hooks-node",
       since="2.0", given=dict(program=programs(), c=SCALES),
       references=("test_autograd.py::TestAutograd::test_grad_fn_prehooks",))
 def node_prehook_replaces_grad_outputs(program, c):
@@ -249,14 +253,15 @@ def node_prehook_replaces_grad_outputs(program, c):
     seen = []
     out.grad_fn.register_prehook(lambda go: (seen.append(go[0].detach().clone()), (go[0] * c,))[1])
     out.sum().backward()
-    repro = program.repro(f"out.grad_fn.register_prehook(lambda go: (go[0] * {c},))", "out.sum().backward()")
-    expect(len(seen) == 1, "pre-hook calls", 1, len(seen), repro)
-    expect_close(seen[0], torch.ones_like(out), EXACT_SCALING, "grad_outputs[0] of out.sum()'s cotangent", repro)
+    repro = program.repro(f"out.grad_fn.register_prehook(lambda go: (go[0] * {c},))", "out.sum().backward()",
+                          *program.print_grads)
+    expect(len(seen) == 1, what="pre-hook calls", expected=1, observed=len(seen), repro=repro)
+    expect_close(seen[0], torch.ones_like(out), tolerance=EXACT_SCALING, what="grad_outputs[0] of out.sum()'s cotangent", repro=repro)
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad * c, EXACT_SCALING, f"x{i}.grad with grad_outputs scaled by {c}", repro)
+        expect_close(leaves[i].grad, grad * c, tolerance=EXACT_SCALING, what=f"x{i}.grad with grad_outputs scaled by {c}", repro=repro)
 
 
-@rule("hooks.node-hook-replaces-grad-inputs", section=PRACTICAL, docs="hooks-node",
+@rule("hooks.node-hook-replaces-grad-inputs", section=Section.PRACTICAL, docs="hooks-node",
       given=dict(program=programs(), c=SCALES),
       references=("docs: Autograd mechanics > Backward Hooks execution",))
 def node_hook_replaces_grad_inputs(program, c):
@@ -272,15 +277,15 @@ def node_hook_replaces_grad_inputs(program, c):
 
     out.grad_fn.register_hook(hook)
     out.sum().backward()
-    repro = program.repro(f"out.grad_fn.register_hook(lambda gi, go: tuple(g * {c} for g in gi))",
-                          "out.sum().backward()")
-    expect(len(seen) == 1, "post-hook calls", 1, len(seen), repro)
-    expect_close(seen[0], torch.ones_like(out), EXACT_SCALING, "grad_outputs[0] seen by the post-hook", repro)
+    repro = program.repro(f"out.grad_fn.register_hook(lambda gi, go: tuple(None if g is None else g * {c} for g in gi))",
+                          "out.sum().backward()", *program.print_grads)
+    expect(len(seen) == 1, what="post-hook calls", expected=1, observed=len(seen), repro=repro)
+    expect_close(seen[0], torch.ones_like(out), tolerance=EXACT_SCALING, what="grad_outputs[0] seen by the post-hook", repro=repro)
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad * c, EXACT_SCALING, f"x{i}.grad with grad_inputs scaled by {c}", repro)
+        expect_close(leaves[i].grad, grad * c, tolerance=EXACT_SCALING, what=f"x{i}.grad with grad_inputs scaled by {c}", repro=repro)
 
 
-@rule("hooks.hooks-fire-in-a-fixed-order", section=PRACTICAL, docs="hooks-order",
+@rule("hooks.hooks-fire-in-a-fixed-order", section=Section.PRACTICAL, docs="hooks-order",
       since="2.1", requires=(POST_ACCUMULATE,), given=dict(program=programs()),
       history=(Change("2.0", "tensor hooks on a node's output could run after that node's pre-hooks"),),
       references=("docs: Autograd mechanics > Backward Hooks execution",
@@ -297,11 +302,16 @@ def hooks_fire_in_a_fixed_order(program):
     out.register_hook(lambda g: log.append("out tensor hook"))
     out.sum().backward()
     expected = ["out tensor hook", "node pre-hook", "node post-hook", "x0 tensor hook", "x0 post-accumulate"]
-    expect(log == expected, "the order hooks ran in", expected, log,
-           program.repro("# register the five hooks in reverse order, then out.sum().backward()"))
+    expect(log == expected, what="the order hooks ran in", expected=expected, observed=log,
+           repro=program.repro("log = []", "x0.register_post_accumulate_grad_hook(lambda p: log.append('x0 post-accumulate'))",
+                               "x0.register_hook(lambda g: log.append('x0 tensor hook'))",
+                               "out.grad_fn.register_hook(lambda gi, go: log.append('node post-hook'))",
+                               "out.grad_fn.register_prehook(lambda go: log.append('node pre-hook'))",
+                               "out.register_hook(lambda g: log.append('out tensor hook'))",
+                               "out.sum().backward()", "print(log)"))
 
 
-@rule("hooks.multi-grad-hook-sees-all-gradients", section=BEYOND, docs="hooks-multi",
+@rule("hooks.multi-grad-hook-sees-all-gradients", section=Section.BEYOND, docs="hooks-multi",
       requires=(MULTI_GRAD_HOOK,),
       given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_multi_grad_all_hooks",))
@@ -315,16 +325,16 @@ def multi_grad_hook_sees_all_gradients(program, data):
     if others:
         torch.autograd.graph.register_multi_grad_hook(others, lambda grads: unreached_calls.append(grads))
     program(*leaves).sum().backward(inputs=[leaves[i] for i in chosen])
-    repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print)",
+    repro = program.repro(f"torch.autograd.graph.register_multi_grad_hook([{', '.join(program.leaf_names)}], print)",
                           f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in chosen)}])")
-    expect(len(calls) == 1, "calls of the multi-grad hook", 1, len(calls), repro)
+    expect(len(calls) == 1, what="calls of the multi-grad hook", expected=1, observed=len(calls), repro=repro)
     for i, grad in enumerate(calls[0]):
         if i in chosen:
-            expect_close(grad, leaves[i].grad, Tolerance(0, 0, "the same gradient tensor"), f"entry {i}", repro)
+            expect_close(grad, leaves[i].grad, tolerance=Tolerance(0, 0, "the same gradient tensor"), what=f"entry {i}", repro=repro)
         else:
-            expect(grad is None, f"entry {i}, not reached", None, grad, repro)
-    expect(not unreached_calls, "calls of a multi-grad hook on only the tensors this backward does not reach", 0,
-           len(unreached_calls), repro)
+            expect(grad is None, what=f"entry {i}, not reached", expected=None, observed=grad, repro=repro)
+    expect(not unreached_calls, what="calls of a multi-grad hook on only the tensors this backward does not reach", expected=0,
+           observed=len(unreached_calls), repro=repro)
     raising = program.inputs()
     failed_calls = []
     torch.autograd.graph.register_multi_grad_hook(raising, lambda grads: failed_calls.append(grads))
@@ -334,8 +344,8 @@ def multi_grad_hook_sees_all_gradients(program, data):
         out.backward()
     except _BackwardFailed:
         pass
-    expect(not failed_calls, "calls of the multi-grad hook when the backward raises before reaching its tensors",
-           0, len(failed_calls), program.repro("out.sum().register_hook(a hook that raises)", "out.sum().backward()"))
+    expect(not failed_calls, what="calls of the multi-grad hook when the backward raises before reaching its tensors",
+           expected=0, observed=len(failed_calls), repro=program.repro("out.sum().register_hook(a hook that raises)", "out.sum().backward()"))
 
 
 class _BackwardFailed(Exception):
@@ -346,7 +356,7 @@ def _raise_in_backward(grad):
     raise _BackwardFailed("a tensor hook raised on purpose")
 
 
-@rule("hooks.multi-grad-hook-any-fires-once", section=BEYOND, docs="hooks-multi", since="2.3",
+@rule("hooks.multi-grad-hook-any-fires-once", section=Section.BEYOND, docs="hooks-multi", since="2.3",
       requires=(MULTI_GRAD_HOOK,), given=dict(program=programs(min_leaves=2, all_require_grad=True)),
       references=("test_autograd.py::TestAutograd::test_multi_grad_any_hooks",))
 def multi_grad_hook_any_fires_once(program):
@@ -355,14 +365,14 @@ def multi_grad_hook_any_fires_once(program):
     calls = []
     torch.autograd.graph.register_multi_grad_hook(leaves, lambda g: calls.append(g.detach().clone()), mode="any")
     program(*leaves).sum().backward()
-    repro = program.repro("torch.autograd.graph.register_multi_grad_hook([x0, ...], print, mode='any')",
+    repro = program.repro(f"torch.autograd.graph.register_multi_grad_hook([{', '.join(program.leaf_names)}], print, mode='any')",
                           "out.sum().backward()")
-    expect(len(calls) == 1, "calls of the mode='any' hook", 1, len(calls), repro)
+    expect(len(calls) == 1, what="calls of the mode='any' hook", expected=1, observed=len(calls), repro=repro)
     expect(any(calls[0].shape == x.shape and torch.equal(calls[0], x.grad) for x in leaves),
-           "the gradient passed is one of the tensors' gradients", "one of the .grad", calls[0], repro)
+           what="the gradient passed is one of the tensors' gradients", expected="one of the .grad", observed=calls[0], repro=repro)
 
 
-@rule("hooks.pack-runs-while-recording", section=PRACTICAL, docs="hooks-saved-tensors",
+@rule("hooks.pack-runs-while-recording", section=Section.PRACTICAL, docs="hooks-saved-tensors",
       given=dict(program=programs(all_require_grad=True)),
       references=("docs: Autograd mechanics > Hooks for saved tensors",
                   "test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward"))
@@ -388,17 +398,17 @@ def pack_runs_while_recording(program):
         torch.autograd.grad(out.sum(), [leaves[i] for i in program.grad_leaves], create_graph=True)
         double = log.count("pack") - packs - plain
     repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack) and count the calls")
-    expect(packs >= 1, "pack calls while recording (tanh saves its result)", ">= 1", packs, repro)
-    expect(plain == 0, "pack calls during a plain backward inside the hooks", 0, plain, repro)
-    expect(double >= 1, "pack calls during a create_graph=True backward inside the hooks (tanh's backward saves)",
-           ">= 1", double, repro)
+    expect(packs >= 1, what="pack calls while recording (tanh saves its result)", expected=">= 1", observed=packs, repro=repro)
+    expect(plain == 0, what="pack calls during a plain backward inside the hooks", expected=0, observed=plain, repro=repro)
+    expect(double >= 1, what="pack calls during a create_graph=True backward inside the hooks (tanh's backward saves)",
+           expected=">= 1", observed=double, repro=repro)
     tokens = {entry[1] for entry in log if entry != "pack"}
-    expect(tokens <= tokens_packed, "unpack receives what pack returned", "pack's results", tokens)
+    expect(tokens <= tokens_packed, what="unpack receives what pack returned", expected="pack's results", observed=tokens)
     leaves2 = program.inputs()
     torch.tanh(program(*leaves2)).sum().backward()
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, leaves2[i].grad, Tolerance(0, 0, "the same tensors reach backward"),
-                     f"x{i}.grad with identity saved-tensor hooks", repro)
+        expect_close(leaves[i].grad, leaves2[i].grad, tolerance=Tolerance(0, 0, "the same tensors reach backward"),
+                     what=f"x{i}.grad with identity saved-tensor hooks", repro=repro)
 
 
 @st.composite
@@ -410,7 +420,7 @@ def factor_pairs(draw):
     return a, b
 
 
-@rule("hooks.unpack-result-is-used", section=PRACTICAL, docs="hooks-saved-tensors",
+@rule("hooks.unpack-result-is-used", section=Section.PRACTICAL, docs="hooks-saved-tensors",
       given=dict(pair=factor_pairs(), c=SCALES),
       references=("docs: Autograd mechanics > Hooks for saved tensors",))
 def unpack_result_is_used(pair, c):
@@ -424,12 +434,12 @@ def unpack_result_is_used(pair, c):
     repro = (f"a = {a_spec.expression()}\nb = {b_spec.expression()}\n"
              f"with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t * {c}):\n"
              "    (a * b).sum().backward()\nprint(a.grad, b.grad)")
-    expect(len(packs) == 2, "pack calls for a * b", 2, len(packs), repro)
-    expect_close(a.grad, c * b.detach(), EXACT_SCALING, "a.grad with unpack returning c * t", repro)
-    expect_close(b.grad, c * a.detach(), EXACT_SCALING, "b.grad with unpack returning c * t", repro)
+    expect(len(packs) == 2, what="pack calls for a * b", expected=2, observed=len(packs), repro=repro)
+    expect_close(a.grad, c * b.detach(), tolerance=EXACT_SCALING, what="a.grad with unpack returning c * t", repro=repro)
+    expect_close(b.grad, c * a.detach(), tolerance=EXACT_SCALING, what="b.grad with unpack returning c * t", repro=repro)
 
 
-@rule("hooks.save-on-cpu-keeps-gradients", section=PRACTICAL, docs="hooks-saved-tensors",
+@rule("hooks.save-on-cpu-keeps-gradients", section=Section.PRACTICAL, docs="hooks-saved-tensors",
       given=dict(program=programs()),
       references=("test_autograd.py::TestAutograd::test_graph_save_on_cpu",))
 def save_on_cpu_keeps_gradients(program):
@@ -440,9 +450,10 @@ def save_on_cpu_keeps_gradients(program):
         out = program(*leaves)
     out.sum().backward()
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, Tolerance(0, 0, "the same values are saved and restored"),
-                     f"x{i}.grad under save_on_cpu",
-                     program.repro("# recorded under torch.autograd.graph.save_on_cpu(pin_memory=False)"))
+        expect_close(leaves[i].grad, grad, tolerance=Tolerance(0, 0, "the same values are saved and restored"),
+                     what=f"x{i}.grad under save_on_cpu",
+                     repro=program.repro("out.sum().backward()", *program.print_grads,
+                                         within="torch.autograd.graph.save_on_cpu(pin_memory=False)"))
 
 
 def _sin_loss_after_scaling(program, c, before=None, after=None, retain=False):
@@ -460,7 +471,7 @@ def _sin_loss_after_scaling(program, c, before=None, after=None, retain=False):
     return a
 
 
-@rule("hooks.hooks-bind-to-the-grad-fn", section=PRACTICAL, docs="hooks-in-place", since="2.0",
+@rule("hooks.hooks-bind-to-the-grad-fn", section=Section.PRACTICAL, docs="hooks-in-place", since="2.0",
       given=dict(program=programs(max_ops=6), c=SCALES),
       history=(Change("2.0", "a hook registered before an in-place op moved to the new grad_fn"),),
       references=("test_autograd.py::TestAutograd::test_tensor_hooks_inplace",))
@@ -472,13 +483,13 @@ def hooks_bind_to_the_grad_fn(program, c):
     new_grad = torch.cos(a.detach())
     repro = program.repro("a = out.clone()", "a.register_hook(lambda g: print('before', g))", f"a.mul_({c})",
                           "a.register_hook(lambda g: print('after', g))", "torch.sin(a).sum().backward()")
-    expect(log["after"][0] == 0 and log["before"][0] == 1, "the hook registered after the in-place op runs first",
-           "after, then before", sorted(log, key=lambda k: log[k][0]), repro)
-    expect_close(log["after"][1], new_grad, EXACT_SCALING, "gradient seen by the hook registered after", repro)
-    expect_close(log["before"][1], new_grad * c, EXACT_SCALING, "gradient seen by the hook registered before", repro)
+    expect(log["after"][0] == 0 and log["before"][0] == 1, what="the hook registered after the in-place op runs first",
+           expected="after, then before", observed=sorted(log, key=lambda k: log[k][0]), repro=repro)
+    expect_close(log["after"][1], new_grad, tolerance=EXACT_SCALING, what="gradient seen by the hook registered after", repro=repro)
+    expect_close(log["before"][1], new_grad * c, tolerance=EXACT_SCALING, what="gradient seen by the hook registered before", repro=repro)
 
 
-@rule("hooks.retain-grad-runs-after-hooks", section=PRACTICAL, docs="hooks-in-place", since="2.0",
+@rule("hooks.retain-grad-runs-after-hooks", section=Section.PRACTICAL, docs="hooks-in-place", since="2.0",
       given=dict(program=programs(), c=SCALES, retain_first=st.booleans()),
       history=(Change("2.0", "retain_grad stored the gradient at its own place in the hook order"),),
       references=("test_autograd.py::TestAutograd::test_retains_grad_can_always_observe_tensor_prehook",))
@@ -493,19 +504,19 @@ def retain_grad_runs_after_hooks(program, c, retain_first):
     if not retain_first:
         a.retain_grad()
     torch.sin(a).sum().backward()
-    expect_close(a.grad, torch.cos(a.detach()) * c, EXACT_SCALING,
-                 f"a.grad with retain_grad() {'before' if retain_first else 'after'} a hook returning g * {c}",
-                 program.repro("a = out * 1.0", "a.retain_grad()", f"a.register_hook(lambda g: g * {c})",
+    expect_close(a.grad, torch.cos(a.detach()) * c, tolerance=EXACT_SCALING,
+                 what=f"a.grad with retain_grad() {'before' if retain_first else 'after'} a hook returning g * {c}",
+                 repro=program.repro("a = out * 1.0", "a.retain_grad()", f"a.register_hook(lambda g: g * {c})",
                                "torch.sin(a).sum().backward()", "print(a.grad)"))
 
 
-@rule("hooks.retain-grad-follows-in-place", section=PRACTICAL, docs="hooks-in-place", since="2.0",
+@rule("hooks.retain-grad-follows-in-place", section=Section.PRACTICAL, docs="hooks-in-place", since="2.0",
       given=dict(program=programs(), c=SCALES),
       history=(Change("2.0", "retain_grad could stay with the old grad_fn and report the pre-in-place gradient"),),
       references=("test_autograd.py::TestAutograd::test_retain_grad_inplace",))
 def retain_grad_follows_in_place(program, c):
     """After an in-place op on a tensor that retains grad, its .grad is the gradient with respect to the new value."""
     a = _sin_loss_after_scaling(program, c, retain=True)
-    expect_close(a.grad, torch.cos(a.detach()), EXACT_SCALING, "a.grad after a.mul_(c)",
-                 program.repro("a = out.clone()", "a.retain_grad()", f"a.mul_({c})", "torch.sin(a).sum().backward()",
+    expect_close(a.grad, torch.cos(a.detach()), tolerance=EXACT_SCALING, what="a.grad after a.mul_(c)",
+                 repro=program.repro("a = out.clone()", "a.retain_grad()", f"a.mul_({c})", "torch.sin(a).sum().backward()",
                                "print(a.grad)"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from string import Template
 
 import torch
 from hypothesis import strategies as st
@@ -10,7 +11,9 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import EXACT, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients
+from specs.engine.script import Script
 from specs.engine.registry import Change, Family, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import OPS_BY_NAME, programs, tensors
 
 FAMILY = Family(
@@ -20,7 +23,6 @@ FAMILY = Family(
     gallery="plot_60_inplace.py",
 )
 
-INPLACE = "In-place Operations and Autograd"
 
 #: A modified saved tensor.  The clause naming the producing op is absent for leaves; it names the
 #: node (``ExpBackward0``) before 2.13 and the forward op (``Exp``) since; the hint after
@@ -55,72 +57,79 @@ OUT_WITH_GRAD = ErrorContract(
     Phase.RECORD,
 )
 
-#: In-place writes a tensor can take, as code on ``t``; each bumps ``t._version`` by one.
-WRITES = {
-    "t.add_(1.0)": lambda t: t.add_(1.0),
-    "t.mul_(0.5)": lambda t: t.mul_(0.5),
-    "t.zero_()": lambda t: t.zero_(),
-    "t.clamp_(min=0.0)": lambda t: t.clamp_(min=0.0),
-    "t[...] = 1.0": lambda t: t.__setitem__(Ellipsis, 1.0),
-    "torch.mul(t, 2.0, out=t)": lambda t: torch.mul(t, 2.0, out=t),
-}
+#: In-place writes a tensor can take, as code on the tensor ``$t``; each bumps its ``_version`` by one.
+WRITES = (
+    "$t.add_(1.0)",
+    "$t.mul_(0.5)",
+    "$t.zero_()",
+    "$t.clamp_(min=0.0)",
+    "$t[...] = 1.0",
+    "torch.mul($t, 2.0, out=$t)",
+)
 #: The writes a leaf that requires grad refuses as in-place ops (out= is refused by a rule of its own).
 METHOD_WRITES = tuple(sorted(w for w in WRITES if "out=" not in w))
-#: Out-of-place reads of ``t``: none of them changes ``t._version``.
-READS = {
-    "t + 1.0": lambda t: t + 1.0,
-    "t.clone()": lambda t: t.clone(),
-    "torch.sin(t)": torch.sin,
-    "t.sum()": lambda t: t.sum(),
-}
-#: Tensors that share their storage (and so their version counter) with ``t``.
-ALIASES = {
-    "t.detach()": lambda t: t.detach(),
-    "t[...]": lambda t: t[...],
-    "t.unsqueeze(0)": lambda t: t.unsqueeze(0),
-    "t.as_strided(t.shape, t.stride(), t.storage_offset())":
-        lambda t: t.as_strided(t.shape, t.stride(), t.storage_offset()),
-}
+#: Out-of-place reads of ``$t``: none of them changes its ``_version``.
+READS = ("$t + 1.0", "$t.clone()", "torch.sin($t)", "$t.sum()")
+#: Tensors that share their storage (and so their version counter) with ``$t``.
+ALIASES = (
+    "$t.detach()",
+    "$t[...]",
+    "$t.unsqueeze(0)",
+    "$t.as_strided($t.shape, $t.stride(), $t.storage_offset())",
+)
+
+
+def _on(code: str, name: str) -> str:
+    """``code`` (one of the templates above) applied to the tensor called ``name``."""
+    return Template(code).substitute(t=name)
+
 
 #: Expanded tensors refuse in-place writes (several elements share one memory location).
 WRITABLE = ("contiguous", "transposed", "sliced")
 
 
-@rule("inplace.version-counts-writes", section=INPLACE, docs="inplace-version",
+@rule("inplace.version-counts-writes", section=Section.INPLACE, docs="inplace-version",
       given=dict(spec=tensors(requires_grad=False, layouts=WRITABLE),
                  ops=st.lists(st.sampled_from(sorted(WRITES) + sorted(READS)), max_size=6)),
       references=("test_autograd.py::TestAutograd::test_version_counter",))
 def version_counts_writes(spec, ops):
     """Every in-place write to a tensor (an op ending in _, an indexed assignment, an out= result) increases its _version by one; out-of-place ops leave it unchanged."""
-    t = spec.make()
-    start, expected = t._version, t._version
-    for op in ops:
-        (WRITES.get(op) or READS[op])(t)
-        expected += op in WRITES
-        expect(t._version == expected, f"t._version after {op}", expected, t._version,
-               f"t = {spec.expression()}\n" + "\n".join(ops) + "\nprint(t._version)")
-    expect(t._version - start == sum(op in WRITES for op in ops), "total increase", "one per write",
-           t._version - start)
+    lines = "".join(f"{_on(op, 't')}\nversions.append(t._version)\n" for op in ops)
+    script = Script("t = $t\nversions = [t._version]\n$lines\nprint(versions)", t=spec.expression(), lines=lines)
+    versions = script.run().versions
+    for op, before, after in zip(ops, versions, versions[1:]):
+        expected = before + (op in WRITES)
+        expect(after == expected, what=f"t._version after {_on(op, 't')}", expected=expected, observed=after,
+               repro=script)
+    expect(versions[-1] - versions[0] == sum(op in WRITES for op in ops), what="total increase",
+           expected="one per write", observed=versions[-1] - versions[0], repro=script)
 
 
-@rule("inplace.aliases-share-the-version", section=INPLACE, docs="inplace-version",
+@rule("inplace.aliases-share-the-version", section=Section.INPLACE, docs="inplace-version",
       given=dict(spec=tensors(requires_grad=False, layouts=WRITABLE),
                  alias=st.sampled_from(sorted(ALIASES)), write=st.sampled_from(sorted(WRITES)),
                  through_alias=st.booleans()),
       references=("test_autograd.py::TestAutograd::test_version_counter",))
 def aliases_share_the_version(spec, alias, write, through_alias):
     """A view of a tensor and its detach() share one version counter with it: a write through any of them bumps the _version seen by all."""
-    t = spec.make()
-    other = ALIASES[alias](t)
-    before = t._version
-    expect(other._version == before, f"{alias} starts at the base's version", before, other._version)
-    target = other if through_alias else t
-    WRITES[write](target)
-    repro = (f"t = {spec.expression()}\nother = {alias}\n"
-             f"{write.replace('t', 'other') if through_alias else write}\nprint(t._version, other._version)")
-    expect((t._version, other._version) == (before + 1, before + 1),
-           f"versions of t and {alias} after a write through {'the alias' if through_alias else 't'}",
-           (before + 1, before + 1), (t._version, other._version), repro)
+    script = Script(
+        """
+        t = $t
+        other = $alias
+        before = (t._version, other._version)
+        $write
+        after = (t._version, other._version)
+        print(before, after)
+        """,
+        t=spec.expression(), alias=_on(alias, "t"), write=_on(write, "other" if through_alias else "t"),
+    )
+    seen = script.run()
+    start = seen.before[0]
+    expect(seen.before[1] == start, what=f"{_on(alias, 't')} starts at the base's version", expected=start,
+           observed=seen.before[1], repro=script)
+    expect(seen.after == (start + 1, start + 1),
+           what=f"versions of t and {_on(alias, 't')} after a write through {'the alias' if through_alias else 't'}",
+           expected=(start + 1, start + 1), observed=seen.after, repro=script)
 
 
 #: How the saved value is consumed: code on ``h``, and which tensor the node saves.
@@ -132,7 +141,7 @@ SAVERS = {
 }
 
 
-@rule("inplace.modified-saved-tensor-raises", section=INPLACE, docs="inplace-saved",
+@rule("inplace.modified-saved-tensor-raises", section=Section.INPLACE, docs="inplace-saved",
       given=dict(program=programs(max_ops=6), saver=st.sampled_from(sorted(SAVERS)), writes=st.integers(1, 3)),
       contracts=(SAVED_MODIFIED,),
       history=(Change("2.13", "the message named the backward node ('output 0 of ExpBackward0') "
@@ -160,44 +169,55 @@ def modified_saved_tensor_raises(program, saver, writes):
     message = SAVED_MODIFIED.check(record, repro=repro)
     seen = re.search(SAVED_MODIFIED.pattern, message)
     expect((int(seen.group(2)), int(seen.group(3))) == (state["now"], state["saved"]),
-           "the versions named in the message (current; saved)", (state["now"], state["saved"]),
-           (int(seen.group(2)), int(seen.group(3))), repro)
+           what="the versions named in the message (current; saved)", expected=(state["now"], state["saved"]),
+           observed=(int(seen.group(2)), int(seen.group(3))), repro=repro)
     if producer:
         expect(re.search(rf"output 0 of {producer},", message) is not None,
-               "the message names the op that produced the saved output", producer, message, repro)
+               what="the message names the op that produced the saved output", expected=producer, observed=message, repro=repro)
 
 
-@rule("inplace.leaf-requiring-grad-refuses", section=INPLACE, docs="inplace-leaves",
+@rule("inplace.leaf-requiring-grad-refuses", section=Section.INPLACE, docs="inplace-leaves",
       given=dict(spec=tensors(layouts=("contiguous",)), write=st.sampled_from(METHOD_WRITES)),
       contracts=(LEAF_IN_PLACE,))
 def leaf_requiring_grad_refuses(spec, write):
     """An in-place write to a leaf that requires grad raises a RuntimeError while recording, and leaves the tensor unchanged."""
-    t = spec.make()
-    before = t.detach().clone()
-    LEAF_IN_PLACE.check(lambda: WRITES[write](t), repro=f"t = {spec.expression()}\n{write}")
-    expect(torch.equal(t.detach(), before), "the leaf's values after the refused write", before, t.detach())
+    setup = Script("t = $t\nbefore = t.detach().clone()", t=spec.expression())
+    seen = setup.run()
+    write_it = Script(_on(write, "t"))
+    LEAF_IN_PLACE.check(lambda: write_it.run(t=seen.t), repro=setup.then(_on(write, "t")))
+    expect(torch.equal(seen.t.detach(), seen.before), what="the leaf's values after the refused write",
+           expected=seen.before, observed=seen.t.detach(), repro=setup.then("print(t)"))
 
 
-@rule("inplace.leaf-write-allowed-without-grad", section=INPLACE, docs="inplace-leaves",
-      given=dict(spec=tensors(requires_grad=None, layouts=("contiguous",)), write=st.sampled_from(sorted(WRITES))))
+@rule("inplace.leaf-write-allowed-without-grad", section=Section.INPLACE, docs="inplace-leaves",
+      given=dict(spec=tensors(requires_grad=None, layouts=("contiguous",)), write=st.sampled_from(WRITES)))
 def leaf_write_allowed_without_grad(spec, write):
     """Under torch.no_grad(), or on a leaf that does not require grad, an in-place write is allowed: it bumps _version, records nothing, and later gradients use the new values."""
-    t = spec.make()
-    before = t._version
-    with torch.no_grad():
-        WRITES[write](t)
-    repro = f"t = {spec.expression()}\nwith torch.no_grad():\n    {write}"
-    expect((t._version, t.is_leaf, t.grad_fn, t.requires_grad) == (before + 1, True, None, spec.requires_grad),
-           "version, is_leaf, grad_fn and requires_grad after the write", (before + 1, True, None, spec.requires_grad),
-           (t._version, t.is_leaf, t.grad_fn, t.requires_grad), repro)
+    script = Script(
+        """
+        t = $t
+        before = t._version
+        with torch.no_grad():
+            $write
+        after = (t._version, t.is_leaf, t.grad_fn, t.requires_grad)
+        print(after)
+        """,
+        t=spec.expression(), write=_on(write, "t"),
+    )
+    seen = script.run()
+    expected = (seen.before + 1, True, None, spec.requires_grad)
+    expect(seen.after == expected, what="version, is_leaf, grad_fn and requires_grad after the write",
+           expected=expected, observed=seen.after, repro=script)
     if spec.requires_grad:
-        torch.sin(t).sum().backward()
-        expect_close(t.grad, torch.cos(t.detach()), EXACT, "d sum(sin(t))/dt at the written values", repro)
+        backward = script.then("torch.sin(t).sum().backward()\nprint(t.grad)")
+        t = backward.run().t
+        expect_close(t.grad, torch.cos(t.detach()), tolerance=EXACT, what="d sum(sin(t))/dt at the written values",
+                     repro=backward)
     else:
-        u = spec.make()
-        WRITES[write](u)
-        expect(u._version == 1 and u.grad_fn is None, "a write in grad mode to a leaf without requires_grad",
-               "version 1, no grad_fn", (u._version, u.grad_fn))
+        in_grad_mode = Script("u = $u\n$write\nprint(u._version, u.grad_fn)", u=spec.expression(), write=_on(write, "u"))
+        u = in_grad_mode.run().u
+        expect(u._version == 1 and u.grad_fn is None, what="a write in grad mode to a leaf without requires_grad",
+               expected="version 1, no grad_fn", observed=(u._version, u.grad_fn), repro=in_grad_mode)
 
 
 @st.composite
@@ -209,7 +229,7 @@ def _leaf_views(draw):
     return spec, d, i, how
 
 
-@rule("inplace.view-of-leaf-refuses", section=INPLACE, docs="inplace-leaves",
+@rule("inplace.view-of-leaf-refuses", section=Section.INPLACE, docs="inplace-leaves",
       given=dict(case=_leaf_views()), contracts=(VIEW_OF_LEAF_IN_PLACE,),
       references=("test_autograd.py::TestAutograd::test_inplace_on_view_leaf_errors",))
 def view_of_leaf_refuses(case):
@@ -236,7 +256,7 @@ def _narrowed(draw):
     return spec, d, start, length, c
 
 
-@rule("inplace.view-of-intermediate-is-tracked", section=INPLACE, docs="inplace-views",
+@rule("inplace.view-of-intermediate-is-tracked", section=Section.INPLACE, docs="inplace-views",
       given=dict(case=_narrowed()),
       references=("test_autograd.py::TestAutogradDeviceType::test_inplace_on_view_backprop_base",))
 def view_of_intermediate_is_tracked(case):
@@ -253,8 +273,8 @@ def view_of_intermediate_is_tracked(case):
     (y2 * y2).sum().backward()
     repro = (f"x = {spec.expression()}\ny = torch.sin(x)\ny.narrow({d}, {start}, {length}).mul_({c})\n"
              "(y * y).sum().backward()\nprint(x.grad)")
-    expect_close(x.grad, x2.grad, DTYPE_TOLERANCE[torch.float32] if spec.dtype == torch.float32 else FD_TOLERANCE,
-                 "x.grad against the out-of-place version (multiply by a mask of factors)", repro)
+    expect_close(x.grad, x2.grad, tolerance=DTYPE_TOLERANCE[torch.float32] if spec.dtype == torch.float32 else FD_TOLERANCE,
+                 what="x.grad against the out-of-place version (multiply by a mask of factors)", repro=repro)
 
 
 #: Ops whose backward does not read their output, so scaling that output in place is safe.
@@ -270,7 +290,7 @@ def _scaled(program, ops, method: str):
     return replace(program, steps=steps)
 
 
-@rule("inplace.unsaved-writes-match-out-of-place", section=INPLACE, docs="inplace-safe",
+@rule("inplace.unsaved-writes-match-out-of-place", section=Section.INPLACE, docs="inplace-safe",
       given=dict(program=programs()))
 def unsaved_writes_match_out_of_place(program):
     """Rewriting a program so that each result no node saved is scaled in place (r.mul_(c) instead of r * c) records a valid graph with the same gradients as the out-of-place program."""
@@ -280,10 +300,10 @@ def unsaved_writes_match_out_of_place(program):
     out_of_place(*b).sum().backward()
     repro = in_place.repro("out.sum().backward()", *(f"print(x{i}.grad)" for i in program.grad_leaves))
     for i in program.grad_leaves:
-        expect_close(a[i].grad, b[i].grad, EXACT, f"x{i}.grad, in-place against out-of-place", repro)
+        expect_close(a[i].grad, b[i].grad, tolerance=EXACT, what=f"x{i}.grad, in-place against out-of-place", repro=repro)
 
 
-@rule("inplace.saved-output-writes-are-caught", section=INPLACE, docs="inplace-safe",
+@rule("inplace.saved-output-writes-are-caught", section=Section.INPLACE, docs="inplace-safe",
       given=dict(program=programs(all_require_grad=True, ops=tuple(OPS_BY_NAME.values()))
                  .filter(lambda p: any(s.op in SAVE_OUTPUT for s in p.steps))),
       contracts=(SAVED_MODIFIED,),
@@ -294,8 +314,8 @@ def saved_output_writes_are_caught(program):
     repro = rewritten.repro("out.sum().backward()")
     message = SAVED_MODIFIED.check(lambda: rewritten(*rewritten.inputs()).sum(), repro=repro)
     named = "|".join(SAVE_OUTPUT[s.op] for s in program.steps if s.op in SAVE_OUTPUT)
-    expect(re.search(rf"output 0 of ({named}),", message) is not None, "the message names an output-saving op",
-           named, message, repro)
+    expect(re.search(rf"output 0 of ({named}),", message) is not None, what="the message names an output-saving op",
+           expected=named, observed=message, repro=repro)
 
 
 IN_PLACE_ACTIVATIONS = {
@@ -306,7 +326,7 @@ IN_PLACE_ACTIVATIONS = {
 }
 
 
-@rule("inplace.output-saving-ops-in-place", section=INPLACE, docs="inplace-output-saving",
+@rule("inplace.output-saving-ops-in-place", section=Section.INPLACE, docs="inplace-output-saving",
       given=dict(spec=tensors(dtypes=(torch.float64,)), op=st.sampled_from(sorted(IN_PLACE_ACTIVATIONS))),
       contracts=(SAVED_MODIFIED,),
       references=("test_autograd.py::TestAutograd::test_inplace",))
@@ -316,13 +336,13 @@ def output_saving_ops_in_place(spec, op):
     x = spec.make()
     h = x * 1.5
     result = getattr(h, op)()
-    expect(result is h, f"h.{op}() returns h itself", "the same object", "another tensor")
+    expect(result is h, what=f"h.{op}() returns h itself", expected="the same object", observed="another tensor")
     h.sum().backward()
     repro = f"x = {spec.expression()}\nh = (x * 1.5).{op}()\nh.sum().backward()\nprint(x.grad)"
     expected = finite_difference_gradients(lambda t: function(t * 1.5), [x], [0])[0]
     if op == "relu_":  # the finite difference at a kink is 1/2; relu's chosen derivative at 0 is 0
         expected = torch.where(x.detach() == 0, torch.zeros_like(expected), expected)
-    expect_close(x.grad, expected, FD_TOLERANCE, f"x.grad through h.{op}() against finite differences", repro)
+    expect_close(x.grad, expected, tolerance=FD_TOLERANCE, what=f"x.grad through h.{op}() against finite differences", repro=repro)
 
     def record():
         h = getattr(spec.make() * 1.5, op)()
@@ -330,10 +350,10 @@ def output_saving_ops_in_place(spec, op):
         return h.sum()
 
     message = SAVED_MODIFIED.check(record, repro=repro.replace("h.sum()", "h.mul_(2.0)\nh.sum()"))
-    expect(re.search(rf"output 0 of {node},", message) is not None, "the message names the op", node, message)
+    expect(re.search(rf"output 0 of {node},", message) is not None, what="the message names the op", expected=node, observed=message)
 
 
-@rule("inplace.write-replaces-grad-fn", section=INPLACE, docs="inplace-output-saving",
+@rule("inplace.write-replaces-grad-fn", section=Section.INPLACE, docs="inplace-output-saving",
       given=dict(program=programs(), op=st.sampled_from(sorted(IN_PLACE_ACTIVATIONS))))
 def write_replaces_grad_fn(program, op):
     """An in-place op on a tracked intermediate returns the same Python tensor, whose grad_fn becomes the node of the in-place op."""
@@ -342,13 +362,13 @@ def write_replaces_grad_fn(program, op):
     result = getattr(h, op)()
     _, node = IN_PLACE_ACTIVATIONS[op]
     repro = program.repro("h = torch.sin(out)", f"h.{op}()", "print(h.grad_fn)")
-    expect(result is h and h.grad_fn is not before, f"h.{op}() returns h with a new grad_fn",
-           "same tensor, new node", (result is h, h.grad_fn), repro)
+    expect(result is h and h.grad_fn is not before, what=f"h.{op}() returns h with a new grad_fn",
+           expected="same tensor, new node", observed=(result is h, h.grad_fn), repro=repro)
     expect(re.fullmatch(node.replace("(Backward\\d+)?", "Backward\\d+"), h.grad_fn.name()) is not None,
-           "the node's name", node, h.grad_fn.name(), repro)
+           what="the node's name", expected=node, observed=h.grad_fn.name(), repro=repro)
 
 
-@rule("inplace.multi-output-views-refuse", section=INPLACE, docs="inplace-refused",
+@rule("inplace.multi-output-views-refuse", section=Section.INPLACE, docs="inplace-refused",
       given=dict(spec=tensors(min_ndim=1, zero_size=False, layouts=("contiguous",)),
                  how=st.sampled_from(["unbind", "split", "chunk"])),
       contracts=(MULTI_OUTPUT_VIEW,),
@@ -356,13 +376,12 @@ def write_replaces_grad_fn(program, op):
       references=("test_autograd.py::TestAutogradDeviceType::test_inplace_on_view_multiple_outputs",))
 def multi_output_views_refuse(spec, how):
     """An in-place write to one of the views returned by unbind, split or chunk of a tracked tensor raises a RuntimeError while recording."""
-    x = spec.make()
-    views = {"unbind": lambda y: y.unbind(0), "split": lambda y: y.split(1, 0), "chunk": lambda y: y.chunk(2, 0)}
-    MULTI_OUTPUT_VIEW.check(lambda: views[how](x * 2)[0].mul_(2.0),
-                            repro=f"x = {spec.expression()}\n(x * 2).{how}(...)[0].mul_(2.0)")
+    views = {"unbind": "unbind(0)", "split": "split(1, 0)", "chunk": "chunk(2, 0)"}
+    script = Script("x = $x\n(x * 2).$views[0].mul_(2.0)", x=spec.expression(), views=views[how])
+    MULTI_OUTPUT_VIEW.check(script.run, repro=script)
 
 
-@rule("inplace.out-argument-refuses-grad", section=INPLACE, docs="inplace-refused",
+@rule("inplace.out-argument-refuses-grad", section=Section.INPLACE, docs="inplace-refused",
       given=dict(spec=tensors(layouts=("contiguous",))), contracts=(OUT_WITH_GRAD,),
       references=("test_autograd.py::TestAutograd::test_out_variant_raises_when_inputs_require_grad",))
 def out_argument_refuses_grad(spec):
@@ -373,5 +392,5 @@ def out_argument_refuses_grad(spec):
                         repro=f"x = {spec.expression()}\ntorch.add(x, 1.0, out=torch.empty({spec.shape}))")
     with torch.no_grad():
         torch.add(x, 1.0, out=target)
-    expect_close(target, x.detach() + 1.0, EXACT, "the out= result under no_grad")
+    expect_close(target, x.detach() + 1.0, tolerance=EXACT, what="the out= result under no_grad")
 

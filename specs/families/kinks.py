@@ -12,6 +12,7 @@ import torch
 from hypothesis import strategies as st
 
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, record, rule
 from specs.generators.program import TensorSpec
 from specs.generators.strategies import FLOAT_DTYPES, shapes, tensors
@@ -24,7 +25,6 @@ FAMILY = Family(
     gallery="plot_92_kinks.py",
 )
 
-BEYOND = "Beyond the Tutorial"
 CHECKED_ON = "2.13.0"
 
 #: A formula evaluated with torch ops against autograd's answer: one rounding per op.
@@ -54,11 +54,11 @@ def _grad(spec, function, gradient=None):
 
 
 def _repro(spec, code: str) -> str:
-    return f"import torch\nx = {spec.expression()}\n{code}.sum().backward()\nprint(x.grad)"
+    return f"import torch\nx = {spec.expression()}\n({code}).sum().backward()\nprint(x.grad)"
 
 
 def _same(got, want, what, repro, dtype):
-    expect_close(got, want.to(got.dtype), FORMULA[dtype], f"{what} (checked on torch {CHECKED_ON})", repro)
+    expect_close(got, want.to(got.dtype), tolerance=FORMULA[dtype], what=f"{what} (checked on torch {CHECKED_ON})", repro=repro)
 
 
 # ------------------------------------------------------------------------------ kinks
@@ -71,7 +71,7 @@ RELU_LIKE = {
 }
 
 
-@rule("kinks.relu-family-at-zero", section=BEYOND, docs="kinks-relu",
+@rule("kinks.relu-family-at-zero", section=Section.BEYOND, docs="kinks-relu",
       given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))),
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def relu_family_at_zero(spec, op):
@@ -81,7 +81,7 @@ def relu_family_at_zero(spec, op):
     _same(grad, derivative(x), f"gradient of {op}", _repro(spec, op), spec.dtype)
 
 
-@rule("kinks.abs-and-norm-at-zero", section=BEYOND, docs="kinks-abs-sqrt",
+@rule("kinks.abs-and-norm-at-zero", section=Section.BEYOND, docs="kinks-abs-sqrt",
       given=dict(spec=kinked(), all_zero=st.booleans()),
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def abs_and_norm_at_zero(spec, all_zero):
@@ -97,7 +97,7 @@ def abs_and_norm_at_zero(spec, all_zero):
           spec.dtype)
 
 
-@rule("kinks.sqrt-at-zero-is-infinite", section=BEYOND, docs="kinks-abs-sqrt",
+@rule("kinks.sqrt-at-zero-is-infinite", section=Section.BEYOND, docs="kinks-abs-sqrt",
       given=dict(spec=kinked(nonnegative=True)),
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def sqrt_at_zero_is_infinite(spec):
@@ -106,17 +106,17 @@ def sqrt_at_zero_is_infinite(spec):
     with torch.no_grad():
         expected = 0.5 / torch.sqrt(x)
     _same(grad, expected, "gradient of sqrt", _repro(spec, "torch.sqrt(x)"), spec.dtype)
-    expect(bool(torch.isinf(grad[x == 0]).all()), "gradient of sqrt at 0", "inf", grad[x == 0])
+    expect(bool(torch.isinf(grad[x == 0]).all()), what="gradient of sqrt at 0", expected="inf", observed=grad[x == 0])
     zero_in, x = _grad(spec, torch.sqrt, gradient=torch.zeros(spec.shape, dtype=spec.dtype))
-    expect(bool(torch.isnan(zero_in[x == 0]).all()), "sqrt at 0 with a zero incoming gradient", "nan (0 * inf)",
-           zero_in[x == 0], _repro(spec, "torch.sqrt(x) * 0"))
+    expect(bool(torch.isnan(zero_in[x == 0]).all()), what="sqrt at 0 with a zero incoming gradient", expected="nan (0 * inf)",
+           observed=zero_in[x == 0], repro=_repro(spec, "torch.sqrt(x) * 0"))
 
 
 #: Inputs at both bounds of ``clamp(-0.5, 1.0)``, one inside and one outside.
 AT_THE_BOUNDS = TensorSpec((4,), torch.float64, "contiguous", (-0.5, 1.0, 0.25, 2.0))
 
 
-@rule("kinks.clamp-passes-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
+@rule("kinks.clamp-passes-gradient-at-its-bounds", section=Section.BEYOND, docs="kinks-clamp",
       given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])),
       examples=tuple(dict(spec=AT_THE_BOUNDS, form=form) for form in ("both", "tensor")),
       history=(Change("2.14.0", "an input equal to a scalar bound of clamp got gradient 1 (this rule); from 2.14 it "
@@ -150,28 +150,28 @@ def clamp_passes_gradient_at_its_bounds(spec, form):
     record(f"{form}: the note's minimum-norm convention there", [round(v, 6) for v in convention.flatten().tolist()])
 
 
-@rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=BEYOND, docs="kinks-clamp",
+@rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=Section.BEYOND, docs="kinks-clamp",
       given=dict(spec=kinked(points=(-0.5, 1.0))),
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def hardtanh_blocks_gradient_at_its_bounds(spec):
     """hardtanh(x, lo, hi) computes the same values as clamp but its gradient is 0 at inputs equal to a bound, 1 strictly inside, as checked on torch 2.13.0."""
     code = "torch.nn.functional.hardtanh(x, -0.5, 1.0)"
     grad, x = _grad(spec, lambda t: torch.nn.functional.hardtanh(t, -0.5, 1.0))
-    expect(torch.equal(torch.nn.functional.hardtanh(x, -0.5, 1.0), x.clamp(-0.5, 1.0)), "hardtanh values are clamp's",
-           "equal", "different")
+    expect(torch.equal(torch.nn.functional.hardtanh(x, -0.5, 1.0), x.clamp(-0.5, 1.0)), what="hardtanh values are clamp's",
+           expected="equal", observed="different")
     _same(grad, ((x > -0.5) & (x < 1.0)).double(), f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
 PIECEWISE_CONSTANT = ("floor", "ceil", "round", "trunc", "sign")
 
 
-@rule("kinks.piecewise-constant-ops-have-zero-gradient", section=BEYOND, docs="kinks-steps",
+@rule("kinks.piecewise-constant-ops-have-zero-gradient", section=Section.BEYOND, docs="kinks-steps",
       given=dict(spec=kinked(points=(-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)), op=st.sampled_from(PIECEWISE_CONSTANT)))
 def piecewise_constant_ops_have_zero_gradient(spec, op):
     """floor, ceil, round, trunc and sign produce results that require grad, and their gradient is 0 everywhere, at their jumps too, as checked on torch 2.13.0."""
     x = spec.make()
     out = getattr(torch, op)(x)
-    expect(out.requires_grad, f"torch.{op}(x) requires grad", True, out.requires_grad)
+    expect(out.requires_grad, what=f"torch.{op}(x) requires grad", expected=True, observed=out.requires_grad)
     out.sum().backward()
     _same(x.grad, torch.zeros_like(x), f"gradient of torch.{op}", _repro(spec, f"torch.{op}(x)"), spec.dtype)
 
@@ -201,7 +201,7 @@ REDUCTIONS = {
 }
 
 
-@rule("kinks.reductions-split-ties-evenly", section=BEYOND, docs="kinks-ties",
+@rule("kinks.reductions-split-ties-evenly", section=Section.BEYOND, docs="kinks-ties",
       given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))),
       references=("test_autograd.py::TestAutogradDeviceType::test_min_max_median_backprops_to_all_values",))
 def reductions_split_ties_evenly(case, op):
@@ -220,7 +220,7 @@ def reductions_split_ties_evenly(case, op):
 TIED_ROW = (TensorSpec((1, 4), torch.float64, "contiguous", (2.0, -1.0, 2.0, -1.0)), "max")
 
 
-@rule("kinks.max-along-dim-picks-one-index", section=BEYOND, docs="kinks-ties",
+@rule("kinks.max-along-dim-picks-one-index", section=Section.BEYOND, docs="kinks-ties",
       given=dict(case=tied()), examples=(dict(case=TIED_ROW),),
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def max_along_dim_picks_one_index(case):
@@ -234,7 +234,7 @@ def max_along_dim_picks_one_index(case):
     repro = _repro(spec, code)
     _same(x.grad, expected, f"gradient of {code} against a one-hot of its indices", repro, spec.dtype)
     tied_value = x.detach().gather(1, indices.unsqueeze(1)).squeeze(1)
-    expect(torch.equal(tied_value, values.detach()), "the returned index holds the extreme value", values, tied_value)
+    expect(torch.equal(tied_value, values.detach()), what="the returned index holds the extreme value", expected=values, observed=tied_value)
     hits = (x.detach() == values.detach().unsqueeze(1)).double()
     record("gradient of x.max(dim=1).values on [[2, -1, 2, -1]]", [round(v, 6) for v in x.grad.flatten().tolist()])
     record("the note's minimum-norm convention there", [round(v, 6) for v in (hits / hits.sum(1, keepdim=True)).flatten().tolist()])
@@ -249,7 +249,7 @@ def tied_pairs(draw):
     return a, replace(b, values=values)
 
 
-@rule("kinks.maximum-and-minimum-halve-ties", section=BEYOND, docs="kinks-ties",
+@rule("kinks.maximum-and-minimum-halve-ties", section=Section.BEYOND, docs="kinks-ties",
       given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])),
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
 def maximum_and_minimum_halve_ties(pair, op):
@@ -272,7 +272,7 @@ MASKS = {
 }
 
 
-@rule("kinks.masking-after-division-keeps-nan", section=BEYOND, docs="kinks-nan-masking",
+@rule("kinks.masking-after-division-keeps-nan", section=Section.BEYOND, docs="kinks-nan-masking",
       given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])),
       references=("docs: Autograd mechanics > Gradients for non-differentiable functions > Division by Zero in Autograd",))
 def masking_after_division_keeps_nan(spec, how):
@@ -283,7 +283,7 @@ def masking_after_division_keeps_nan(spec, how):
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.where-does-not-guard-its-unused-branch", section=BEYOND, docs="kinks-nan-where",
+@rule("kinks.where-does-not-guard-its-unused-branch", section=Section.BEYOND, docs="kinks-nan-where",
       given=dict(spec=kinked(points=(0.0, -1.0))))
 def where_does_not_guard_its_unused_branch(spec):
     """torch.where(x > 0, sqrt(x), 0) has a NaN gradient wherever x <= 0, although that branch's value was not selected, as checked on torch 2.13.0."""
@@ -294,7 +294,7 @@ def where_does_not_guard_its_unused_branch(spec):
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.double-where-is-safe", section=BEYOND, docs="kinks-nan-where",
+@rule("kinks.double-where-is-safe", section=Section.BEYOND, docs="kinks-nan-where",
       given=dict(spec=kinked(points=(0.0, -1.0))))
 def double_where_is_safe(spec):
     """Making the unused branch's input safe as well, torch.where(x > 0, sqrt(torch.where(x > 0, x, 1)), 0), gives gradient 0 where x <= 0 and the true derivative elsewhere, as checked on torch 2.13.0."""
@@ -302,6 +302,6 @@ def double_where_is_safe(spec):
     grad, x = _grad(spec, lambda t: torch.where(t > 0, torch.sqrt(torch.where(t > 0, t, 1.0)), 0.0))
     with torch.no_grad():
         expected = torch.where(x > 0, 0.5 / torch.sqrt(x.clamp(min=1e-300)), 0.0)
-    expect(not torch.isnan(grad).any(), "no NaN in the gradient of the double where", "no NaN", grad,
-           _repro(spec, code))
+    expect(not torch.isnan(grad).any(), what="no NaN in the gradient of the double where", expected="no NaN", observed=grad,
+           repro=_repro(spec, code))
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)

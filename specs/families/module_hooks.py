@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 from specs.families._canonical import leaf, program
 from specs.generators.strategies import programs
@@ -18,7 +19,6 @@ FAMILY = Family(
     gallery="plot_89_module_hooks.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
 
 SAME = Tolerance(0.0, 0.0, "the module hooks add identity nodes only: the same formulas on the same values")
 #: Scaling by a power of two is exact, so c * g is compared bit for bit.
@@ -91,7 +91,7 @@ REPRO_MODULE = ("class M(torch.nn.Module):",
                 "m = M()")
 
 
-@rule("module-hooks.full-hook-sees-input-and-output-gradients", section=PRACTICAL, docs="module-hooks-full",
+@rule("module-hooks.full-hook-sees-input-and-output-gradients", section=Section.PRACTICAL, docs="module-hooks-full",
       given=dict(program=MODULE_PROGRAMS), examples=(dict(program=CANONICAL),),
       references=("docs: torch.nn.Module.register_full_backward_hook",
                   "test_autograd.py::TestAutograd::test_backward_hook_relative_ordering"))
@@ -106,17 +106,17 @@ def full_hook_sees_input_and_output_gradients(program):
     plain = _plain(program)
     repro = program.repro(*REPRO_MODULE, "m.register_full_backward_hook(lambda m, gi, go: print(gi, go))",
                           "(m(x1, ...) * w).sum().backward()")
-    expect(len(seen) == 1, "calls of the full backward hook", 1, len(seen), repro)
+    expect(len(seen) == 1, what="calls of the full backward hook", expected=1, observed=len(seen), repro=repro)
     grad_input, grad_output = seen[0]
-    expect(len(grad_input) == len(inputs) and len(grad_output) == 1, "(len(grad_input), len(grad_output))",
-           (len(inputs), 1), (len(grad_input), len(grad_output)), repro)
-    expect_close(grad_output[0], cotangent, SAME, "grad_output[0]: d loss / d output", repro)
+    expect(len(grad_input) == len(inputs) and len(grad_output) == 1, what="(len(grad_input), len(grad_output))",
+           expected=(len(inputs), 1), observed=(len(grad_input), len(grad_output)), repro=repro)
+    expect_close(grad_output[0], cotangent, tolerance=SAME, what="grad_output[0]: d loss / d output", repro=repro)
     for i, g in enumerate(grad_input):
-        expect_close(g, plain[i + 1], SAME, f"grad_input[{i}], against the gradient for x{i + 1} without hooks", repro)
+        expect_close(g, plain[i + 1], tolerance=SAME, what=f"grad_input[{i}], against the gradient for x{i + 1} without hooks", repro=repro)
     record("grad_input", [[round(v, 6) for v in g.flatten().tolist()] for g in grad_input])
 
 
-@rule("module-hooks.full-hook-return-replaces-grad-input", section=PRACTICAL, docs="module-hooks-full",
+@rule("module-hooks.full-hook-return-replaces-grad-input", section=Section.PRACTICAL, docs="module-hooks-full",
       given=dict(program=MODULE_PROGRAMS, c=SCALES), examples=(dict(program=CANONICAL, c=2.0),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def full_hook_return_replaces_grad_input(program, c):
@@ -129,13 +129,13 @@ def full_hook_return_replaces_grad_input(program, c):
     repro = program.repro(*REPRO_MODULE,
                           f"m.register_full_backward_hook(lambda m, gi, go: tuple(g * {c} for g in gi))",
                           "(m(x1, ...) * w).sum().backward()")
-    expect_close(module.weight.grad, plain[0], SAME, "the weight's gradient", repro)
+    expect_close(module.weight.grad, plain[0], tolerance=SAME, what="the weight's gradient", repro=repro)
     for i, x in enumerate(inputs):
-        expect_close(x.grad, plain[i + 1] * c, SAME, f"x{i + 1}.grad with grad_input scaled by {c}", repro)
+        expect_close(x.grad, plain[i + 1] * c, tolerance=SAME, what=f"x{i + 1}.grad with grad_input scaled by {c}", repro=repro)
     record("weight_grad", [round(v, 6) for v in module.weight.grad.flatten().tolist()])
 
 
-@rule("module-hooks.pre-hook-replaces-grad-output", section=PRACTICAL, docs="module-hooks-pre", since="2.0",
+@rule("module-hooks.pre-hook-replaces-grad-output", section=Section.PRACTICAL, docs="module-hooks-pre", since="2.0",
       requires=(FULL_PRE_HOOK,), given=dict(program=MODULE_PROGRAMS, c=SCALES),
       examples=(dict(program=CANONICAL, c=2.0),),
       references=("docs: torch.nn.Module.register_full_backward_pre_hook",))
@@ -152,13 +152,13 @@ def pre_hook_replaces_grad_output(program, c):
     repro = program.repro(*REPRO_MODULE,
                           f"m.register_full_backward_pre_hook(lambda m, go: tuple(g * {c} for g in go))",
                           "(m(x1, ...) * w).sum().backward()")
-    expect_close(seen[0], cotangent * c, SAME, "grad_output seen by the full hook after the pre-hook", repro)
+    expect_close(seen[0], cotangent * c, tolerance=SAME, what="grad_output seen by the full hook after the pre-hook", repro=repro)
     for i, x in enumerate([module.weight, *inputs]):
-        expect_close(x.grad, plain[i] * c, SAME, f"x{i}.grad with grad_output scaled by {c}", repro)
+        expect_close(x.grad, plain[i] * c, tolerance=SAME, what=f"x{i}.grad with grad_output scaled by {c}", repro=repro)
     record("x0_grad", [round(v, 6) for v in module.weight.grad.flatten().tolist()])
 
 
-@rule("module-hooks.hooks-run-once-pre-hook-first", section=PRACTICAL, docs="module-hooks-pre", since="2.0",
+@rule("module-hooks.hooks-run-once-pre-hook-first", section=Section.PRACTICAL, docs="module-hooks-pre", since="2.0",
       requires=(FULL_PRE_HOOK,), given=dict(program=SMALL_MODULES, passes=st.integers(1, 3)),
       examples=(dict(program=CANONICAL, passes=2),),
       references=("test_autograd.py::TestAutograd::test_backward_hook_relative_ordering",
@@ -175,7 +175,7 @@ def hooks_run_once_pre_hook_first(program, passes):
     repro = program.repro(*REPRO_MODULE, "# register a full backward hook and pre-hook that log their calls",
                           f"# {passes} x torch.autograd.grad(sin(m(x1, ...)).sum(), [x1, ...], retain_graph=True)")
     expected = ["pre-hook", "hook"] * passes
-    expect(log == expected, f"calls after {passes} backward passes", expected, log, repro)
+    expect(log == expected, what=f"calls after {passes} backward passes", expected=expected, observed=log, repro=repro)
     # Whether a double backward calls them again depends on whether it differentiates through the
     # module's backward once more (test_full_backward_hook_double_backward pins one case): recorded only.
     torch.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True)
@@ -183,7 +183,7 @@ def hooks_run_once_pre_hook_first(program, passes):
     record("log", expected)
 
 
-@rule("module-hooks.unused-output-gets-none", section=PRACTICAL, docs="module-hooks-full",
+@rule("module-hooks.unused-output-gets-none", section=Section.PRACTICAL, docs="module-hooks-full",
       given=dict(program=SMALL_MODULES, used=st.sampled_from([0, 1])),
       examples=(dict(program=CANONICAL, used=0),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
@@ -194,13 +194,13 @@ def unused_output_gets_none(program, used):
     module.register_full_backward_hook(lambda m, gi, go: seen.append(tuple(g is None for g in go)))
     module(*inputs)[used].sum().backward()
     expected = (used != 0, used != 1)
-    expect(seen == [expected], "which grad_output entries are None", [expected], seen,
-           program.repro(*REPRO_MODULE, "# forward returns (out, torch.sin(out))",
+    expect(seen == [expected], what="which grad_output entries are None", expected=[expected], observed=seen,
+           repro=program.repro(*REPRO_MODULE, "# forward returns (out, torch.sin(out))",
                          f"m(x1, ...)[{used}].sum().backward()"))
     record("none_entries", list(seen[0]))
 
 
-@rule("module-hooks.no-input-gradient-warns", section=PRACTICAL, docs="module-hooks-full", since="2.0",
+@rule("module-hooks.no-input-gradient-warns", section=Section.PRACTICAL, docs="module-hooks-full", since="2.0",
       given=dict(program=programs(min_leaves=2, max_ops=5)), contracts=(NO_INPUT_GRAD,),
       examples=(dict(program=CANONICAL),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
@@ -215,15 +215,15 @@ def no_input_gradient_warns(program):
     repro = program.repro(*REPRO_MODULE, "m.register_full_backward_hook(print)",
                           "m(x1.detach(), ...).sum().backward()")
     NO_INPUT_GRAD.check(lambda: module(*inputs).sum().backward(), repro=repro)
-    expect(len(seen) == 1 and all(g is None for g in seen[0]), "grad_input", "all None", seen, repro)
+    expect(len(seen) == 1 and all(g is None for g in seen[0]), what="grad_input", expected="all None", observed=seen, repro=repro)
     plain = program.with_leaves(requires_grad=False).inputs()
     plain[0].requires_grad_()
     program(*plain).sum().backward()
-    expect_close(weight.grad, plain[0].grad, SAME, "the weight's gradient", repro)
+    expect_close(weight.grad, plain[0].grad, tolerance=SAME, what="the weight's gradient", repro=repro)
     record("grad_input_len", len(seen[0]))
 
 
-@rule("module-hooks.hooks-must-return-one-gradient-per-tensor", section=PRACTICAL, docs="module-hooks-errors",
+@rule("module-hooks.hooks-must-return-one-gradient-per-tensor", section=Section.PRACTICAL, docs="module-hooks-errors",
       since="2.0", requires=(FULL_PRE_HOOK,),
       given=dict(program=SMALL_MODULES, which=st.sampled_from(["hook", "pre-hook"]), extra=st.integers(1, 2)),
       contracts=(HOOK_COUNT, PRE_HOOK_COUNT), examples=(dict(program=CANONICAL, which="hook", extra=1),),
@@ -244,7 +244,7 @@ def hooks_must_return_one_gradient_per_tensor(program, which, extra):
         "m(x1, ...).sum().backward()")))
 
 
-@rule("module-hooks.wrapped-tensors-are-not-writable", section=PRACTICAL, docs="module-hooks-errors",
+@rule("module-hooks.wrapped-tensors-are-not-writable", section=Section.PRACTICAL, docs="module-hooks-errors",
       given=dict(program=SMALL_MODULES, where=st.sampled_from(["input", "output"])),
       contracts=(WRAPPED_IN_PLACE,), examples=(dict(program=CANONICAL, where="output"),),
       references=("docs: torch.nn.Module.register_full_backward_hook",))
@@ -262,7 +262,7 @@ def wrapped_tensors_are_not_writable(program, where):
         "# inside forward: xs[0].mul_(1.0)" if where == "input" else "m(x1 * 1.0, ...).add_(1.0)")))
 
 
-@rule("module-hooks.forward-hooks-run-inside-the-backward-hooks", section=PRACTICAL, docs="module-hooks-forward",
+@rule("module-hooks.forward-hooks-run-inside-the-backward-hooks", section=Section.PRACTICAL, docs="module-hooks-forward",
       given=dict(program=MODULE_PROGRAMS, a=SCALES, b=SCALES), examples=(dict(program=CANONICAL, a=2.0, b=0.5),),
       references=("docs: torch.nn.Module.register_full_backward_hook",
                   "docs: torch.nn.Module.register_forward_hook"))
@@ -286,14 +286,14 @@ def forward_hooks_run_inside_the_backward_hooks(program, a, b):
                           "m.register_full_backward_hook(lambda m, gi, go: print(gi, go))",
                           "(m(x1, ...) * w).sum().backward()")
     grad_input, grad_output = seen[0]
-    expect_close(grad_output[0], cotangent, SAME, "grad_output: d loss / d (the forward hook's output)", repro)
+    expect_close(grad_output[0], cotangent, tolerance=SAME, what="grad_output: d loss / d (the forward hook's output)", repro=repro)
     for i, (g, p) in enumerate(zip(grad_input, plain)):
-        expect_close(g, p, SAME, f"grad_input[{i}]: d loss / d (x{i + 1} * {a})", repro)
-        expect_close(inputs[i].grad, p * a, SAME, f"x{i + 1}.grad", repro)
+        expect_close(g, p, tolerance=SAME, what=f"grad_input[{i}]: d loss / d (x{i + 1} * {a})", repro=repro)
+        expect_close(inputs[i].grad, p * a, tolerance=SAME, what=f"x{i + 1}.grad", repro=repro)
     record("grad_output", [round(v, 6) for v in grad_output[0].flatten().tolist()])
 
 
-@rule("module-hooks.non-full-hook-is-deprecated", section=PRACTICAL, docs="module-hooks-legacy",
+@rule("module-hooks.non-full-hook-is-deprecated", section=Section.PRACTICAL, docs="module-hooks-legacy",
       given=dict(program=programs(min_leaves=2, max_leaves=2, min_ops=2, max_ops=3, all_require_grad=True)),
       contracts=(NON_FULL_DEPRECATED, MIXED_HOOKS), examples=(dict(program=CANONICAL),),
       references=("docs: torch.nn.Module.register_backward_hook",))

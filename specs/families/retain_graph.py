@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, Violation, expect, expect_close
 from specs.engine.registry import Family, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import OPS_BY_NAME, programs
 
 FAMILY = Family(
@@ -18,7 +19,6 @@ FAMILY = Family(
     gallery="plot_80_retain_graph.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
 
 SECOND_PASS = ErrorContract(
     RuntimeError,
@@ -63,7 +63,7 @@ def _grad_leaves(program, leaves):
     return [leaves[i] for i in program.grad_leaves]
 
 
-@rule("retain-graph.second-pass-raises", section=PRACTICAL, docs="retain-graph-second-pass",
+@rule("retain-graph.second-pass-raises", section=Section.PRACTICAL, docs="retain-graph-second-pass",
       given=dict(program=programs(), via=st.sampled_from(["backward", "grad"])), contracts=(SECOND_PASS,),
       references=("test_autograd.py::TestAutograd::test_backward_twice_with_saved_values",))
 def second_pass_raises(program, via):
@@ -75,7 +75,7 @@ def second_pass_raises(program, via):
                       repro=program.repro("out = torch.tanh(out).sum()", call, call))
 
 
-@rule("retain-graph.retained-graph-repeats", section=PRACTICAL, docs="retain-graph-retain",
+@rule("retain-graph.retained-graph-repeats", section=Section.PRACTICAL, docs="retain-graph-retain",
       given=dict(program=programs(), k=st.integers(2, 4), via=st.sampled_from(["backward", "grad"])))
 def retained_graph_repeats(program, k, via):
     """With retain_graph=True a graph can be walked again: k backward passes leave k times one pass's gradient, and autograd.grad returns the same gradient each time."""
@@ -90,11 +90,11 @@ def retained_graph_repeats(program, k, via):
         got = _differentiate(loss, wrt, via, True)
     factor = k if via == "backward" else 1
     for i, a, e in zip(program.grad_leaves, got, expected):
-        expect_close(a, e * factor, ROUNDOFF[program.dtype],
-                     f"x{i} gradient after {k} retained passes ({via}) against {factor} x one pass", repro)
+        expect_close(a, e * factor, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i} gradient after {k} retained passes ({via}) against {factor} x one pass", repro=repro)
 
 
-@rule("retain-graph.last-pass-frees", section=PRACTICAL, docs="retain-graph-retain",
+@rule("retain-graph.last-pass-frees", section=Section.PRACTICAL, docs="retain-graph-retain",
       given=dict(program=programs(), k=st.integers(1, 3)), contracts=(SECOND_PASS,))
 def last_pass_frees(program, k):
     """retain_graph applies to one call: after any number of retained passes, a pass without it frees the graph and the next one raises."""
@@ -132,29 +132,35 @@ def _recorded_with_handles(program, leaves):
     return loss, handles
 
 
-@rule("retain-graph.saved-tensors-released", section=PRACTICAL, docs="retain-graph-memory",
+@rule("retain-graph.saved-tensors-released", section=Section.PRACTICAL, docs="retain-graph-memory",
       given=dict(program=programs(), retain=st.booleans()))
 def saved_tensors_released(program, retain):
     """Everything the graph saved for backward is released by a backward without retain_graph, and kept alive by one with it until the graph itself is dropped."""
     leaves = program.inputs()
     loss, handles = _recorded_with_handles(program, leaves)
-    expect(handles and all(h() is not None for h in handles), "saved tensors are held before backward",
-           "all alive", [h() is not None for h in handles])
+    expect(handles and all(h() is not None for h in handles), what="saved tensors are held before backward",
+           expected="all alive", observed=[h() is not None for h in handles])
     if retain:
         loss.backward(retain_graph=True)
     else:
         loss.backward()
     alive = sum(h() is not None for h in handles)
-    repro = program.repro("# record out under saved_tensors_hooks, keep weak references to what pack returns",
-                          f"torch.tanh(out).sum().backward(retain_graph={retain})")
-    expect(alive == (len(handles) if retain else 0), f"saved tensors alive after backward(retain_graph={retain})",
-           len(handles) if retain else 0, alive, repro)
+    repro = program.repro(
+        "import weakref", "class Packed:", "    def __init__(self, tensor):", "        self.tensor = tensor",
+        "handles = []", "def pack(tensor):", "    packed = Packed(tensor.detach())",
+        "    handles.append(weakref.ref(packed))", "    return packed",
+        "with torch.autograd.graph.saved_tensors_hooks(pack, lambda packed: packed.tensor):",
+        f"    loss = torch.tanh({program.call}).sum()",
+        f"loss.backward(retain_graph={retain})",
+        "print(sum(h() is not None for h in handles), 'of', len(handles), 'saved tensors alive')")
+    expect(alive == (len(handles) if retain else 0), what=f"saved tensors alive after backward(retain_graph={retain})",
+           expected=len(handles) if retain else 0, observed=alive, repro=repro)
     del loss
-    expect(all(h() is None for h in handles), "saved tensors alive once the graph is dropped", 0,
-           sum(h() is not None for h in handles), repro)
+    expect(all(h() is None for h in handles), what="saved tensors alive once the graph is dropped", expected=0,
+           observed=sum(h() is not None for h in handles), repro=repro)
 
 
-@rule("retain-graph.freed-saved-tensor-unreadable", section=PRACTICAL, docs="retain-graph-memory",
+@rule("retain-graph.freed-saved-tensor-unreadable", section=Section.PRACTICAL, docs="retain-graph-memory",
       given=dict(program=programs()), contracts=(FREED_ACCESS,),
       references=("test_autograd.py::TestAutograd::test_grad_fn_attr_bindings",))
 def freed_saved_tensor_unreadable(program):
@@ -163,8 +169,8 @@ def freed_saved_tensor_unreadable(program):
 
     def record():
         out = torch.tanh(program(*leaves))
-        expect(out.grad_fn._saved_result is not None, "the saved result is readable before backward",
-               "a tensor", None)
+        expect(out.grad_fn._saved_result is not None, what="the saved result is readable before backward",
+               expected="a tensor", observed=None)
         return out
 
     FREED_ACCESS.check(record, backward=lambda out: out.sum().backward(),
@@ -173,7 +179,7 @@ def freed_saved_tensor_unreadable(program):
                                            "out.grad_fn._saved_result"))
 
 
-@rule("retain-graph.create-graph-retains", section=PRACTICAL, docs="retain-graph-create-graph",
+@rule("retain-graph.create-graph-retains", section=Section.PRACTICAL, docs="retain-graph-create-graph",
       given=dict(program=programs(max_ops=6)))
 def create_graph_retains(program):
     """create_graph=True implies retain_graph=True: the graph can be differentiated again and gives the same gradient."""
@@ -182,13 +188,14 @@ def create_graph_retains(program):
     loss = _loss(program, leaves)
     first = torch.autograd.grad(loss, wrt, create_graph=True)
     second = torch.autograd.grad(loss, wrt)
-    repro = program.repro("out = torch.tanh(out).sum()", "g1 = torch.autograd.grad(out, x0, create_graph=True)",
-                          "g2 = torch.autograd.grad(out, x0)")
+    xs = f"[{', '.join(program.leaf_names[i] for i in program.grad_leaves)}]"
+    repro = program.repro("out = torch.tanh(out).sum()", f"print(torch.autograd.grad(out, {xs}, create_graph=True))",
+                          f"print(torch.autograd.grad(out, {xs}))")
     for i, a, b in zip(program.grad_leaves, first, second):
-        expect_close(b, a, ROUNDOFF[program.dtype], f"x{i}: second pass after create_graph=True", repro)
+        expect_close(b, a, tolerance=ROUNDOFF[program.dtype], what=f"x{i}: second pass after create_graph=True", repro=repro)
 
 
-@rule("retain-graph.shared-subgraph-freed-by-first-root", section=PRACTICAL, docs="retain-graph-shared",
+@rule("retain-graph.shared-subgraph-freed-by-first-root", section=Section.PRACTICAL, docs="retain-graph-shared",
       given=dict(program=programs()), contracts=(SECOND_PASS,))
 def shared_subgraph_freed_by_first_root(program):
     """Two results that share a subgraph share its saved tensors: backward from the first frees them, so backward from the second raises unless the first retained the graph."""
@@ -208,11 +215,11 @@ def shared_subgraph_freed_by_first_root(program):
     once = program.inputs()
     (3.0 * torch.tanh(program(*once))).sum().backward()
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, once[i].grad, ROUNDOFF[program.dtype],
-                     f"x{i}.grad from both roots with the first retained, against one pass of 3 x tanh")
+        expect_close(leaves[i].grad, once[i].grad, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i}.grad from both roots with the first retained, against one pass of 3 x tanh")
 
 
-@rule("retain-graph.unsaved-graph-may-repeat", section=PRACTICAL, docs="retain-graph-implementation-detail",
+@rule("retain-graph.unsaved-graph-may-repeat", section=Section.PRACTICAL, docs="retain-graph-implementation-detail",
       given=dict(program=programs(ops=SAVE_NOTHING)),
       references=("test_autograd.py::TestAutograd::test_backward_twice_without_saved_values",))
 def unsaved_graph_may_repeat(program):
@@ -229,5 +236,5 @@ def unsaved_graph_may_repeat(program):
         raise Violation("a second backward through a graph that saves nothing raised", "no error",
                         f"RuntimeError: {error}", repro) from error
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, once[i].grad * 2, ROUNDOFF[program.dtype],
-                     f"x{i}.grad after two passes over a graph that saves nothing", repro)
+        expect_close(leaves[i].grad, once[i].grad * 2, tolerance=ROUNDOFF[program.dtype],
+                     what=f"x{i}.grad after two passes over a graph that saves nothing", repro=repro)

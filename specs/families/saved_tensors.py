@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 from specs.families._canonical import leaf, program
 from specs.generators.strategies import programs
@@ -20,8 +21,6 @@ FAMILY = Family(
     gallery="plot_88_saved_tensors.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
-BEYOND = "Beyond the Tutorial"
 
 SAME = Tolerance(0.0, 0.0, "the same backward formulas on the same values")
 #: Scaling by a power of two is exact, so c * g is compared bit for bit.
@@ -75,7 +74,7 @@ def _tokens():
     return pack, unpack, log
 
 
-@rule("saved-tensors.saved-input-is-the-tensor-itself", section=PRACTICAL, docs="saved-attributes",
+@rule("saved-tensors.saved-input-is-the-tensor-itself", section=Section.PRACTICAL, docs="saved-attributes",
       given=dict(program=programs(max_ops=5), data=st.data()), examples=(dict(program=CANONICAL, data=None),),
       references=("test_autograd.py::TestAutograd::test_no_unnecessary_unwrapping",
                   "test_autograd.py::TestAutograd::test_grad_fn_attr_bindings",
@@ -91,15 +90,15 @@ def saved_input_is_the_tensor_itself(program, data):
     product = v * other
     repro = program.repro(f"v = {name}", "print((v ** 2).grad_fn._saved_self is v)",
                           "other = v.detach() * 2", "print((v * other).grad_fn._saved_other is other)")
-    expect(square.grad_fn._saved_self is v, f"(v ** 2).grad_fn._saved_self is v for v = {name}", True, False, repro)
-    expect(product.grad_fn._saved_other is other, "(v * other).grad_fn._saved_other is other", True, False, repro)
-    expect(product.grad_fn._saved_self is None, "v saved by v * other, needed only for other's gradient",
-           "None (other does not require grad)", product.grad_fn._saved_self, repro)
+    expect(square.grad_fn._saved_self is v, what=f"(v ** 2).grad_fn._saved_self is v for v = {name}", expected=True, observed=False, repro=repro)
+    expect(product.grad_fn._saved_other is other, what="(v * other).grad_fn._saved_other is other", expected=True, observed=False, repro=repro)
+    expect(product.grad_fn._saved_self is None, what="v saved by v * other, needed only for other's gradient",
+           expected="None (other does not require grad)", observed=product.grad_fn._saved_self, repro=repro)
     record("saved_exponent", square.grad_fn._saved_exponent)
     record("raw_type", type(square.grad_fn._raw_saved_self).__name__)
 
 
-@rule("saved-tensors.saved-output-is-a-new-tensor", section=PRACTICAL, docs="saved-attributes",
+@rule("saved-tensors.saved-output-is-a-new-tensor", section=Section.PRACTICAL, docs="saved-attributes",
       given=dict(program=SMALL_PROGRAMS), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_no_unnecessary_unwrapping",
                   "test_autograd.py::TestAutograd::test_saved_variable_version_counter",
@@ -110,18 +109,18 @@ def saved_output_is_a_new_tensor(program):
     saved = y.grad_fn._saved_result
     repro = program.repro("y = torch.exp(out)", "r = y.grad_fn._saved_result",
                           "print(r is y, r.data_ptr() == y.data_ptr(), r._version, y._version)")
-    expect(saved is not y, "_saved_result is not the output object", "a new object", "the output itself", repro)
-    expect(torch.equal(saved, y.detach()), "_saved_result's values", "the output's", saved, repro)
+    expect(saved is not y, what="_saved_result is not the output object", expected="a new object", observed="the output itself", repro=repro)
+    expect(torch.equal(saved, y.detach()), what="_saved_result's values", expected="the output's", observed=saved, repro=repro)
     if y.numel():
-        expect(saved.data_ptr() == y.data_ptr(), "_saved_result shares the output's storage", True, False, repro)
+        expect(saved.data_ptr() == y.data_ptr(), what="_saved_result shares the output's storage", expected=True, observed=False, repro=repro)
     with torch.no_grad():
         y.mul_(1.0)
-    expect(saved._version == y._version, "version of _saved_result after y.mul_(1.0)", y._version,
-           saved._version, repro)
+    expect(saved._version == y._version, what="version of _saved_result after y.mul_(1.0)", expected=y._version,
+           observed=saved._version, repro=repro)
     record("same_object", saved is y)
 
 
-@rule("saved-tensors.per-tensor-hooks-pack-once-unpack-per-access", section=BEYOND, docs="saved-per-tensor-hooks",
+@rule("saved-tensors.per-tensor-hooks-pack-once-unpack-per-access", section=Section.BEYOND, docs="saved-per-tensor-hooks",
       requires=(RAW_SAVED,), given=dict(program=programs(max_ops=5), c=SCALES, reads=st.integers(0, 3)),
       examples=(dict(program=CANONICAL, c=2.0, reads=2),),
       references=("test_autograd.py::TestAutograd::test_saved_tensor_constructor_with_hooks",
@@ -137,17 +136,17 @@ def per_tensor_hooks_pack_once_unpack_per_access(program, c, reads):
     repro = program.repro("y = torch.exp(out)",
                           f"y.grad_fn._raw_saved_result.register_hooks(lambda t: t, lambda t: t * {c})",
                           "y.sum().backward()")
-    expect(log == ["pack"], "calls right after register_hooks", ["pack"], log, repro)
+    expect(log == ["pack"], what="calls right after register_hooks", expected=["pack"], observed=log, repro=repro)
     for _ in range(reads):
-        expect_close(y.grad_fn._saved_result, c * y.detach(), SAME, "_saved_result read through unpack", repro)
-    expect(log == ["pack"] + ["unpack"] * reads, f"calls after {reads} reads", 1 + reads, log, repro)
+        expect_close(y.grad_fn._saved_result, c * y.detach(), tolerance=SAME, what="_saved_result read through unpack", repro=repro)
+    expect(log == ["pack"] + ["unpack"] * reads, what=f"calls after {reads} reads", expected=1 + reads, observed=log, repro=repro)
     (grad,) = torch.autograd.grad(y.sum(), [u])
-    expect(log == ["pack"] + ["unpack"] * (reads + 1), "calls after backward", 2 + reads, log, repro)
-    expect_close(grad, c * y.detach(), SAME, f"d sum(exp(out)) / d out with unpack returning {c} * t", repro)
+    expect(log == ["pack"] + ["unpack"] * (reads + 1), what="calls after backward", expected=2 + reads, observed=log, repro=repro)
+    expect_close(grad, c * y.detach(), tolerance=SAME, what=f"d sum(exp(out)) / d out with unpack returning {c} * t", repro=repro)
     record("calls", log)
 
 
-@rule("saved-tensors.per-tensor-hooks-register-once-while-alive", section=BEYOND, docs="saved-per-tensor-hooks",
+@rule("saved-tensors.per-tensor-hooks-register-once-while-alive", section=Section.BEYOND, docs="saved-per-tensor-hooks",
       requires=(RAW_SAVED,), given=dict(program=SMALL_PROGRAMS),
       contracts=(HOOKS_ALREADY_SET, HOOKS_AFTER_FREE), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_custom_function_saved_tensors",
@@ -170,7 +169,7 @@ def per_tensor_hooks_register_once_while_alive(program):
                             "y.grad_fn._raw_saved_result.register_hooks(lambda t: t, lambda t: t)")))
 
 
-@rule("saved-tensors.pack-once-per-save-unpack-once-per-use", section=PRACTICAL, docs="saved-default-hooks",
+@rule("saved-tensors.pack-once-per-save-unpack-once-per-use", section=Section.PRACTICAL, docs="saved-default-hooks",
       given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_unpack_hooks_exec_count",
                   "docs: Autograd mechanics > Hooks for saved tensors"))
@@ -184,14 +183,14 @@ def pack_once_per_save_unpack_once_per_use(program):
     loss.backward()
     repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack); count the calls",
                           "torch.tanh(out).sum().backward()")
-    expect(len(packed) >= 1, "pack calls while recording (tanh saves its result)", ">= 1", len(packed), repro)
-    expect(log["packed"] == packed, "pack calls during backward", 0, len(log["packed"]) - len(packed), repro)
-    expect(sorted(log["unpacked"]) == packed, "tokens unpacked in backward, each once", packed,
-           sorted(log["unpacked"]), repro)
+    expect(len(packed) >= 1, what="pack calls while recording (tanh saves its result)", expected=">= 1", observed=len(packed), repro=repro)
+    expect(log["packed"] == packed, what="pack calls during backward", expected=0, observed=len(log["packed"]) - len(packed), repro=repro)
+    expect(sorted(log["unpacked"]) == packed, what="tokens unpacked in backward, each once", expected=packed,
+           observed=sorted(log["unpacked"]), repro=repro)
     record("packs", len(packed))
 
 
-@rule("saved-tensors.innermost-hooks-win", section=BEYOND, docs="saved-default-hooks",
+@rule("saved-tensors.innermost-hooks-win", section=Section.BEYOND, docs="saved-default-hooks",
       given=dict(program=SMALL_PROGRAMS), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_setting_default_saved_variable_hooks_twice_should_use_inner",))
 def innermost_hooks_win(program):
@@ -207,13 +206,13 @@ def innermost_hooks_win(program):
     repro = program.repro("with saved_tensors_hooks(outer_pack, unpack):",
                           "    with saved_tensors_hooks(inner_pack, unpack): a = torch.tanh(out)",
                           "    torch.tanh(a)")
-    expect(middle >= 1 and set(log[:middle]) == {"inner"}, "packs inside the inner context", "inner only",
-           log[:middle], repro)
-    expect(log[middle:] == ["outer"], "packs after the inner context exited", ["outer"], log[middle:], repro)
+    expect(middle >= 1 and set(log[:middle]) == {"inner"}, what="packs inside the inner context", expected="inner only",
+           observed=log[:middle], repro=repro)
+    expect(log[middle:] == ["outer"], what="packs after the inner context exited", expected=["outer"], observed=log[middle:], repro=repro)
     record("log", log)
 
 
-@rule("saved-tensors.hooks-are-thread-local", section=BEYOND, docs="saved-default-hooks",
+@rule("saved-tensors.hooks-are-thread-local", section=Section.BEYOND, docs="saved-default-hooks",
       given=dict(program=SMALL_PROGRAMS, where=st.sampled_from(["parent", "child"])),
       examples=(dict(program=CANONICAL, where="parent"),),
       references=("test_autograd.py::TestMultithreadAutograd::test_dataparallel_saved_tensors_hooks",
@@ -247,16 +246,16 @@ def hooks_are_thread_local(program, where):
             torch.tanh(program(*program.inputs()))
             here.extend(log)
     thread.join(10)
-    expect(not thread.is_alive(), "the other thread finished", True, False)
+    expect(not thread.is_alive(), what="the other thread finished", expected=True, observed=False)
     repro = program.repro(f"# hooks entered in the {where} thread; the other thread records torch.tanh(out)")
     if where == "parent":
-        expect(here and set(here) == {"parent"}, "packs in the thread with hooks", "parent only", here, repro)
-    expect(log == here, "packs from the thread without hooks", [], log[len(here):] if where == "parent" else log,
-           repro)
+        expect(here and set(here) == {"parent"}, what="packs in the thread with hooks", expected="parent only", observed=here, repro=repro)
+    expect(log == here, what="packs from the thread without hooks", expected=[], observed=log[len(here):] if where == "parent" else log,
+           repro=repro)
     record("packs_in_other_thread", len(log) - len(here))
 
 
-@rule("saved-tensors.pack-must-not-modify-its-input", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
+@rule("saved-tensors.pack-must-not-modify-its-input", section=Section.PRACTICAL, docs="saved-hook-rules", since="2.0",
       given=dict(program=SMALL_PROGRAMS), contracts=(PACK_MODIFIES_INPUT,),
       examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_pack_hook_with_inplace_modification_should_fail",
@@ -273,7 +272,7 @@ def pack_must_not_modify_its_input(program):
         "    torch.tanh(a)")))
 
 
-@rule("saved-tensors.unpack-must-return-a-tensor", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
+@rule("saved-tensors.unpack-must-return-a-tensor", section=Section.PRACTICAL, docs="saved-hook-rules", since="2.0",
       given=dict(program=SMALL_PROGRAMS, result=st.sampled_from(["text", 3, None])),
       contracts=(UNPACK_NOT_A_TENSOR,), examples=(dict(program=CANONICAL, result="text"),),
       references=("test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_saved_original_with_hooks",))
@@ -288,7 +287,7 @@ def unpack_must_return_a_tensor(program, result):
         "    loss = torch.tanh(out).sum()", "loss.backward()")))
 
 
-@rule("saved-tensors.hook-exceptions-propagate", section=PRACTICAL, docs="saved-hook-rules",
+@rule("saved-tensors.hook-exceptions-propagate", section=Section.PRACTICAL, docs="saved-hook-rules",
       given=dict(program=SMALL_PROGRAMS, which=st.sampled_from(["pack", "unpack"])),
       examples=(dict(program=CANONICAL, which="pack"), dict(program=CANONICAL, which="unpack")),
       references=("test_autograd.py::TestAutograd::test_saved_tensor_hooks_custom_error_propagation",))
@@ -308,14 +307,14 @@ def hook_exceptions_propagate(program, which):
         loss.backward()
     except HookError as error:
         expected = "forward" if which == "pack" else "backward"
-        expect(phase == expected and str(error) == f"from {which}", f"where the {which} hook's error came out",
-               f"HookError('from {which}') from {expected}", f"HookError({str(error)!r}) from {phase}", repro)
+        expect(phase == expected and str(error) == f"from {which}", what=f"where the {which} hook's error came out",
+               expected=f"HookError('from {which}') from {expected}", observed=f"HookError({str(error)!r}) from {phase}", repro=repro)
         record("phase", phase)
         return
     raise AssertionError(f"the HookError raised by the {which} hook did not come out\n{repro}")
 
 
-@rule("saved-tensors.hooks-pack-what-double-backward-saves", section=BEYOND, docs="saved-default-hooks", since="2.0",
+@rule("saved-tensors.hooks-pack-what-double-backward-saves", section=Section.BEYOND, docs="saved-default-hooks", since="2.0",
       given=dict(program=programs(max_ops=5, all_require_grad=True)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward",))
 def hooks_pack_what_double_backward_saves(program):
@@ -341,17 +340,17 @@ def hooks_pack_what_double_backward_saves(program):
                           "with torch.autograd.graph.saved_tensors_hooks(pack, unpack):",
                           "    g = torch.autograd.grad(loss, [x0, ...], create_graph=True)",
                           "torch.autograd.grad(sum(gi.sum() for gi in g), [x0, ...])")
-    expect(len(log["packed"]) >= 1, "packs during backward(create_graph=True) (sin's gradient saves its input)",
-           ">= 1", len(log["packed"]), repro)
+    expect(len(log["packed"]) >= 1, what="packs during backward(create_graph=True) (sin's gradient saves its input)",
+           expected=">= 1", observed=len(log["packed"]), repro=repro)
     expect(len(log["unpacked"]) >= 1 and set(log["unpacked"]) <= set(log["packed"]),
-           "the second backward unpacks what the first one packed", "some of the packed tokens",
-           log["unpacked"], repro)
+           what="the second backward unpacks what the first one packed", expected="some of the packed tokens",
+           observed=log["unpacked"], repro=repro)
     for i, (p, h) in enumerate(zip(plain, hooked)):
-        expect_close(h, p, SAME, f"second derivative for x{i} with identity hooks", repro)
+        expect_close(h, p, tolerance=SAME, what=f"second derivative for x{i} with identity hooks", repro=repro)
     record("packs", len(log["packed"]))
 
 
-@rule("saved-tensors.detached-saved-input-is-refused", section=PRACTICAL, docs="saved-hook-rules", since="2.0",
+@rule("saved-tensors.detached-saved-input-is-refused", section=Section.PRACTICAL, docs="saved-hook-rules", since="2.0",
       given=dict(program=SMALL_PROGRAMS), contracts=(DETACHED_SAVED,), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestAutograd::test_saved_variable_saved_original_inplace_detach",))
 def detached_saved_input_is_refused(program):
@@ -366,7 +365,7 @@ def detached_saved_input_is_refused(program):
         "a = out * 1.0", "loss = (a ** 2).sum()", "a.detach_()", "loss.backward()")))
 
 
-@rule("saved-tensors.pack-sees-the-live-tensor", section=PRACTICAL, docs="saved-default-hooks",
+@rule("saved-tensors.pack-sees-the-live-tensor", section=Section.PRACTICAL, docs="saved-default-hooks",
       given=dict(program=programs(max_ops=5), c=SCALES), examples=(dict(program=CANONICAL, c=2.0),),
       references=("test_autograd.py::TestAutograd::test_wrapped_number_saved_tensors_hooks",
                   "docs: Autograd mechanics > Hooks for saved tensors"))
@@ -385,10 +384,10 @@ def pack_sees_the_live_tensor(program, c):
         y = torch.exp(scaled)  # saves its result y
     repro = program.repro("with torch.autograd.graph.saved_tensors_hooks(pack, unpack):",
                           f"    scaled = out * {c}  # saves no tensor for the number", "    y = torch.exp(scaled)")
-    expect(packs_for_number == 0, f"packs for out * {c}", 0, packs_for_number, repro)
-    expect(len(seen) == 1, "packs for exp", 1, len(seen), repro)
+    expect(packs_for_number == 0, what=f"packs for out * {c}", expected=0, observed=packs_for_number, repro=repro)
+    expect(len(seen) == 1, what="packs for exp", expected=1, observed=len(seen), repro=repro)
     grad_mode, packed = seen[0]
-    expect(not grad_mode, "grad mode inside pack", False, grad_mode, repro)
-    expect(packed.grad_fn is y.grad_fn, "the tensor pack receives is exp's output, with its grad_fn",
-           type(y.grad_fn).__name__, type(packed.grad_fn).__name__ if packed.grad_fn else None, repro)
+    expect(not grad_mode, what="grad mode inside pack", expected=False, observed=grad_mode, repro=repro)
+    expect(packed.grad_fn is y.grad_fn, what="the tensor pack receives is exp's output, with its grad_fn",
+           expected=type(y.grad_fn).__name__, observed=type(packed.grad_fn).__name__ if packed.grad_fn else None, repro=repro)
     record("grad_mode_in_pack", grad_mode)

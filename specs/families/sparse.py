@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 
 FAMILY = Family(
@@ -19,7 +20,6 @@ FAMILY = Family(
     gallery="plot_96_sparse.py",
 )
 
-BEYOND = "Beyond the Tutorial"
 
 #: A sparse gradient and its dense counterpart hold the same sums, possibly added in another order.
 SAME_SUMS = Tolerance(1e-12, 1e-12, "float64: the same terms, summed in another order")
@@ -107,7 +107,7 @@ def _embedding_grad(kind: str, lookup: Lookup, sparse: bool) -> torch.Tensor:
     return weight.grad
 
 
-@rule("sparse.embedding-gradient-is-sparse", section=BEYOND, docs="sparse-embedding",
+@rule("sparse.embedding-gradient-is-sparse", section=Section.BEYOND, docs="sparse-embedding",
       given=dict(lookup=lookups(), kind=st.sampled_from(("nn.Embedding", "F.embedding"))),
       examples=(dict(lookup=REPEATED, kind="nn.Embedding"),),
       references=("test_autograd.py::TestAutograd::test_sparse_backward", "docs: torch.nn.Embedding (sparse)"))
@@ -116,17 +116,17 @@ def embedding_gradient_is_sparse(lookup, kind):
     sparse = _embedding_grad(kind, lookup, sparse=True)
     dense = _embedding_grad(kind, lookup, sparse=False)
     repro = f"{lookup!r}\n({kind}(..., sparse=True)(indices) * upstream).sum().backward()"
-    expect(sparse.layout == torch.sparse_coo, "layout of the sparse embedding's .grad", torch.sparse_coo,
-           sparse.layout, repro)
-    expect(dense.layout == torch.strided, "layout of the dense embedding's .grad", torch.strided, dense.layout, repro)
-    expect_close(sparse.to_dense(), lookup.one_hot_gradient(), SAME_SUMS, "the sparse .grad against one-hot sums",
-                 repro)
-    expect_close(dense, lookup.one_hot_gradient(), SAME_SUMS, "the dense .grad against one-hot sums", repro)
+    expect(sparse.layout == torch.sparse_coo, what="layout of the sparse embedding's .grad", expected=torch.sparse_coo,
+           observed=sparse.layout, repro=repro)
+    expect(dense.layout == torch.strided, what="layout of the dense embedding's .grad", expected=torch.strided, observed=dense.layout, repro=repro)
+    expect_close(sparse.to_dense(), lookup.one_hot_gradient(), tolerance=SAME_SUMS, what="the sparse .grad against one-hot sums",
+                 repro=repro)
+    expect_close(dense, lookup.one_hot_gradient(), tolerance=SAME_SUMS, what="the dense .grad against one-hot sums", repro=repro)
     record("sparse grad", [[round(v, 6) for v in row] for row in sparse.to_dense().tolist()])
     record("nnz (one entry per lookup, uncoalesced)", sparse._nnz())
 
 
-@rule("sparse.padding-row-gets-no-gradient", section=BEYOND, docs="sparse-embedding",
+@rule("sparse.padding-row-gets-no-gradient", section=Section.BEYOND, docs="sparse-embedding",
       given=dict(lookup=lookups(padding=True), sparse=st.booleans()), examples=(dict(lookup=PADDED, sparse=True),),
       references=("docs: torch.nn.Embedding (padding_idx)",))
 def padding_row_gets_no_gradient(lookup, sparse):
@@ -134,10 +134,10 @@ def padding_row_gets_no_gradient(lookup, sparse):
     grad = _embedding_grad("F.embedding", lookup, sparse=sparse)
     dense = grad.to_dense() if sparse else grad
     repro = f"{lookup!r}\n(F.embedding(indices, weight, padding_idx, sparse={sparse}) * upstream).sum().backward()"
-    expect(bool((dense[lookup.padding_idx] == 0).all()), "the padding row of .grad", "zeros",
-           dense[lookup.padding_idx], repro)
-    expect_close(dense, lookup.one_hot_gradient(), SAME_SUMS, ".grad against one-hot sums without the padding row",
-                 repro)
+    expect(bool((dense[lookup.padding_idx] == 0).all()), what="the padding row of .grad", expected="zeros",
+           observed=dense[lookup.padding_idx], repro=repro)
+    expect_close(dense, lookup.one_hot_gradient(), tolerance=SAME_SUMS, what=".grad against one-hot sums without the padding row",
+                 repro=repro)
     record(f"grad (sparse={sparse})", dense.tolist())
 
 
@@ -153,7 +153,7 @@ def gathers(draw):
     return source, index, upstream
 
 
-@rule("sparse.gather-sparse-grad-equals-dense", section=BEYOND, docs="sparse-gather",
+@rule("sparse.gather-sparse-grad-equals-dense", section=Section.BEYOND, docs="sparse-gather",
       given=dict(case=gathers()), examples=(dict(case=GATHER),),
       references=("test_autograd.py::TestAutograd::test_sparse_gather_dim0",
                   "test_autograd.py::TestAutograd::test_sparse_gather_both_scalar"))
@@ -169,17 +169,17 @@ def gather_sparse_grad_equals_dense(case):
     repro = (f"x = torch.tensor({source.tolist()}, dtype=torch.float64, requires_grad=True)\n"
              f"(torch.gather(x, 1, torch.tensor({index.tolist()}), sparse_grad=True) * "
              f"torch.tensor({upstream.tolist()}, dtype=torch.float64)).sum().backward()")
-    expect(grads[True].layout == torch.sparse_coo, "layout with sparse_grad=True", torch.sparse_coo,
-           grads[True].layout, repro)
-    expect_close(grads[True].to_dense(), oracle, SAME_SUMS, "sparse gather gradient against scatter_add", repro)
-    expect_close(grads[False], oracle, SAME_SUMS, "dense gather gradient against scatter_add", repro)
+    expect(grads[True].layout == torch.sparse_coo, what="layout with sparse_grad=True", expected=torch.sparse_coo,
+           observed=grads[True].layout, repro=repro)
+    expect_close(grads[True].to_dense(), oracle, tolerance=SAME_SUMS, what="sparse gather gradient against scatter_add", repro=repro)
+    expect_close(grads[False], oracle, tolerance=SAME_SUMS, what="dense gather gradient against scatter_add", repro=repro)
     record("sparse grad", grads[True].to_dense().tolist())
 
 
 ORDERS = ("sparse, sparse", "sparse, dense", "dense, sparse", "sparse, dense, sparse")
 
 
-@rule("sparse.mixed-accumulation-becomes-dense", section=BEYOND, docs="sparse-accumulation",
+@rule("sparse.mixed-accumulation-becomes-dense", section=Section.BEYOND, docs="sparse-accumulation",
       given=dict(lookup=lookups(), order=st.sampled_from(ORDERS)),
       examples=(dict(lookup=REPEATED, order="sparse, dense"), dict(lookup=REPEATED, order="sparse, sparse")),
       references=("test_autograd.py::TestAutograd::test_sparse_backward",
@@ -194,12 +194,12 @@ def mixed_accumulation_becomes_dense(lookup, order):
         expected += lookup.one_hot_gradient()
     layout = torch.sparse_coo if "dense" not in order else torch.strided
     repro = f"{lookup!r}\n# backward through F.embedding(..., sparse=...) in the order {order}"
-    expect(weight.grad.layout == layout, f"layout of .grad after {order}", layout, weight.grad.layout, repro)
-    expect_close(weight.grad.to_dense(), expected, SAME_SUMS, f".grad after {order} against the sum", repro)
+    expect(weight.grad.layout == layout, what=f"layout of .grad after {order}", expected=layout, observed=weight.grad.layout, repro=repro)
+    expect_close(weight.grad.to_dense(), expected, tolerance=SAME_SUMS, what=f".grad after {order} against the sum", repro=repro)
     record(f"layout after {order}", str(weight.grad.layout))
 
 
-@rule("sparse.dense-grad-is-updated-in-place", section=BEYOND, docs="sparse-accumulation",
+@rule("sparse.dense-grad-is-updated-in-place", section=Section.BEYOND, docs="sparse-accumulation",
       given=dict(lookup=lookups()), examples=(dict(lookup=REPEATED),),
       references=("test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference",))
 def dense_grad_is_updated_in_place(lookup):
@@ -209,15 +209,15 @@ def dense_grad_is_updated_in_place(lookup):
     dense = weight.grad
     (F.embedding(lookup.indices, weight, sparse=True) * lookup.upstream).sum().backward()
     repro = f"{lookup!r}\n# dense backward, then sparse backward: is .grad the same object?"
-    expect(weight.grad is dense, "the dense .grad after a sparse gradient arrives", "the same object",
-           "a new tensor", repro)
+    expect(weight.grad is dense, what="the dense .grad after a sparse gradient arrives", expected="the same object",
+           observed="a new tensor", repro=repro)
     weight = lookup.leaf()
     (F.embedding(lookup.indices, weight, sparse=True) * lookup.upstream).sum().backward()
     sparse = weight.grad
     (F.embedding(lookup.indices, weight) * lookup.upstream).sum().backward()
     expect(weight.grad is not sparse and weight.grad.layout == torch.strided,
-           "the sparse .grad after a dense gradient arrives", "a new dense tensor",
-           f"same object: {weight.grad is sparse}, layout {weight.grad.layout}", repro)
+           what="the sparse .grad after a dense gradient arrives", expected="a new dense tensor",
+           observed=f"same object: {weight.grad is sparse}, layout {weight.grad.layout}", repro=repro)
 
 
 @st.composite
@@ -235,7 +235,7 @@ def sparse_products(draw):
     return matrix, matrix != 0, dense, upstream
 
 
-@rule("sparse.sparse-mm-masks-the-gradient", section=BEYOND, docs="sparse-leaves",
+@rule("sparse.sparse-mm-masks-the-gradient", section=Section.BEYOND, docs="sparse-leaves",
       given=dict(case=sparse_products()), examples=(dict(case=PRODUCT),),
       references=("test_autograd.py::TestAutograd::test_sparse_mm_backward", "docs: torch.sparse.mm"))
 def sparse_mm_masks_the_gradient(case):
@@ -248,15 +248,15 @@ def sparse_mm_masks_the_gradient(case):
              f"# pattern {keep.int().tolist()}\n"
              f"d = torch.tensor({dense.tolist()}, dtype=torch.float64, requires_grad=True)\n"
              f"(torch.sparse.mm(s, d) * torch.tensor({upstream.tolist()}, dtype=torch.float64)).sum().backward()")
-    expect(s.grad.layout == torch.sparse_coo, "layout of the sparse leaf's .grad", torch.sparse_coo, s.grad.layout,
-           repro)
-    expect_close(s.grad.to_dense(), (upstream @ dense.T) * keep, SAME_SUMS,
-                 "the sparse leaf's gradient against the masked dense gradient", repro)
-    expect_close(d.grad, values.T @ upstream, SAME_SUMS, "the dense factor's gradient against Sᵀ @ upstream", repro)
+    expect(s.grad.layout == torch.sparse_coo, what="layout of the sparse leaf's .grad", expected=torch.sparse_coo, observed=s.grad.layout,
+           repro=repro)
+    expect_close(s.grad.to_dense(), (upstream @ dense.T) * keep, tolerance=SAME_SUMS,
+                 what="the sparse leaf's gradient against the masked dense gradient", repro=repro)
+    expect_close(d.grad, values.T @ upstream, tolerance=SAME_SUMS, what="the dense factor's gradient against Sᵀ @ upstream", repro=repro)
     record("S.grad", s.grad.to_dense().tolist())
 
 
-@rule("sparse.conversions-keep-the-leaf-layout", section=BEYOND, docs="sparse-leaves", since="2.1",
+@rule("sparse.conversions-keep-the-leaf-layout", section=Section.BEYOND, docs="sparse-leaves", since="2.1",
       given=dict(case=sparse_products(), leaf=st.sampled_from(("dense", "sparse"))),
       examples=(dict(case=PRODUCT, leaf="dense"), dict(case=PRODUCT, leaf="sparse")),
       references=("test_autograd.py::TestAutograd::test_to_sparse_backward",))
@@ -276,13 +276,13 @@ def conversions_keep_the_leaf_layout(case, leaf):
     repro = (f"x = torch.tensor({values.tolist()}, dtype=torch.float64)"
              f"{'.to_sparse()' if leaf == 'sparse' else ''}.requires_grad_()\n"
              f"(x{'.to_sparse()' if leaf == 'dense' else ''}.to_dense() * weights).sum().backward()")
-    expect(x.grad.layout == layout, f"layout of a {leaf} leaf's .grad", layout, x.grad.layout, repro)
-    expect_close(x.grad.to_dense(), expected, SAME_SUMS, f"the {leaf} leaf's gradient", repro)
+    expect(x.grad.layout == layout, what=f"layout of a {leaf} leaf's .grad", expected=layout, observed=x.grad.layout, repro=repro)
+    expect_close(x.grad.to_dense(), expected, tolerance=SAME_SUMS, what=f"the {leaf} leaf's gradient", repro=repro)
     record(f"{leaf} leaf: grad layout", str(x.grad.layout))
     record(f"{leaf} leaf: grad", x.grad.to_dense().tolist())
 
 
-@rule("sparse.private-values-are-not-differentiable", section=BEYOND, docs="sparse-leaves",
+@rule("sparse.private-values-are-not-differentiable", section=Section.BEYOND, docs="sparse-leaves",
       given=dict(case=sparse_products()), contracts=(NOT_DIFFERENTIABLE,), examples=(dict(case=PRODUCT),),
       references=("test_autograd.py::TestAutograd::test_sparse_ctor_getter_backward",))
 def private_values_are_not_differentiable(case):
@@ -292,13 +292,13 @@ def private_values_are_not_differentiable(case):
     repro = (f"x = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()\n"
              "x._values().sum().backward()")
     (grad,) = torch.autograd.grad(x.values().sum(), x)
-    expect(grad.layout == torch.sparse_coo, "layout of the gradient through values()", torch.sparse_coo,
-           grad.layout, repro)
-    expect_close(grad.to_dense(), keep.to(torch.float64), SAME_SUMS, "the gradient through values()", repro)
+    expect(grad.layout == torch.sparse_coo, what="layout of the gradient through values()", expected=torch.sparse_coo,
+           observed=grad.layout, repro=repro)
+    expect_close(grad.to_dense(), keep.to(torch.float64), tolerance=SAME_SUMS, what="the gradient through values()", repro=repro)
     record("_values() error", NOT_DIFFERENTIABLE.check(lambda: x._values().sum(), repro=repro))
 
 
-@rule("sparse.gradcheck-takes-sparse-inputs-not-outputs", section=BEYOND, docs="sparse-leaves",
+@rule("sparse.gradcheck-takes-sparse-inputs-not-outputs", section=Section.BEYOND, docs="sparse-leaves",
       requires=(MASKED_GRADCHECK,),
       given=dict(case=sparse_products().filter(lambda case: bool(case[1].any()))), contracts=(SPARSE_OUTPUT,),
       examples=(dict(case=PRODUCT),),
@@ -312,7 +312,7 @@ def gradcheck_takes_sparse_inputs_not_outputs(case):
              f"d = torch.tensor({dense.tolist()}, dtype=torch.float64)\n"
              "torch.autograd.gradcheck(lambda s: torch.sparse.mm(s, d), (s,), masked=True)")
     verdict = torch.autograd.gradcheck(lambda t: torch.sparse.mm(t, dense), (s,), masked=True)
-    expect(verdict is True, "masked gradcheck of torch.sparse.mm with a sparse input", True, verdict, repro)
+    expect(verdict is True, what="masked gradcheck of torch.sparse.mm with a sparse input", expected=True, observed=verdict, repro=repro)
     message = SPARSE_OUTPUT.check(
         lambda: None, backward=lambda _: torch.autograd.gradcheck(lambda t: t * 2.0, (s,), masked=True),
         repro=repro + "\ntorch.autograd.gradcheck(lambda s: s * 2.0, (s,), masked=True)  # sparse output")

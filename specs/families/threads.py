@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 from specs.families._canonical import leaf, program
 from specs.generators.strategies import programs
@@ -21,8 +22,6 @@ FAMILY = Family(
     gallery="plot_98_threads.py",
 )
 
-PRACTICAL = "Practical Considerations and Tips"
-CUSTOM = "Custom Autograd Functions"
 
 SAME = Tolerance(0.0, 0.0, "the same formulas on the same values, on the CPU")
 #: The same n gradients added in another order differ by roundoff.
@@ -68,7 +67,7 @@ def _run_threads(count, target):
     for thread in threads:
         thread.join(JOIN_SECONDS)
     alive = [k for k, thread in enumerate(threads) if thread.is_alive()]
-    expect(not alive, f"threads finished within {JOIN_SECONDS} s", "all", f"still running: {alive}")
+    expect(not alive, what=f"threads finished within {JOIN_SECONDS} s", expected="all", observed=f"still running: {alive}")
     return results
 
 
@@ -76,7 +75,7 @@ def _grads(program, leaves):
     return [leaves[i].grad for i in program.grad_leaves]
 
 
-@rule("threads.independent-graphs-match-sequential", section=PRACTICAL, docs="threads-independent",
+@rule("threads.independent-graphs-match-sequential", section=Section.PRACTICAL, docs="threads-independent",
       given=dict(program=programs(max_ops=5), count=THREAD_COUNTS), examples=(dict(program=CANONICAL, count=4),),
       references=("test_autograd.py::TestMultithreadAutograd::test_simple_backward",
                   "docs: Autograd mechanics > Multithreaded Autograd"))
@@ -93,13 +92,13 @@ def independent_graphs_match_sequential(program, count):
     results = _run_threads(count, work)
     repro = program.repro(f"# {count} threads, each: xs = fresh leaves; program(*xs).sum().backward()")
     for k, (status, value) in enumerate(results):
-        expect(status == "ok", f"thread {k} finished without error", "ok", value, repro)
+        expect(status == "ok", what=f"thread {k} finished without error", expected="ok", observed=value, repro=repro)
         for i, grad in zip(program.grad_leaves, value):
-            expect_close(grad, sequential[i].grad, SAME, f"x{i}.grad in thread {k}", repro)
+            expect_close(grad, sequential[i].grad, tolerance=SAME, what=f"x{i}.grad in thread {k}", repro=repro)
     record("threads_ok", sum(status == "ok" for status, _ in results))
 
 
-@rule("threads.shared-leaf-accumulates-every-thread", section=PRACTICAL, docs="threads-shared",
+@rule("threads.shared-leaf-accumulates-every-thread", section=Section.PRACTICAL, docs="threads-shared",
       given=dict(program=programs(max_ops=5), count=THREAD_COUNTS), examples=(dict(program=CANONICAL, count=3),),
       references=("test_autograd.py::TestMultithreadAutograd::test_simple_backward_same_input",
                   "docs: Autograd mechanics > Multithreaded Autograd"))
@@ -113,14 +112,14 @@ def shared_leaf_accumulates_every_thread(program, count):
     leaves = program.inputs()
     results = _run_threads(count, lambda k: program(*leaves).sum().backward())
     repro = program.repro(f"# {count} threads, each: program(x0, ...).sum().backward() on the same x0, ...")
-    expect(all(status == "ok" for status, _ in results), "every thread finished", "ok", results, repro)
+    expect(all(status == "ok" for status, _ in results), what="every thread finished", expected="ok", observed=results, repro=repro)
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, sequential[i].grad, SUMMED[program.dtype],
-                     f"x{i}.grad after {count} threads, against {count} passes in one thread", repro)
+        expect_close(leaves[i].grad, sequential[i].grad, tolerance=SUMMED[program.dtype],
+                     what=f"x{i}.grad after {count} threads, against {count} passes in one thread", repro=repro)
     record("x0_grad", [round(v, 6) for v in leaves[0].grad.flatten().tolist()])
 
 
-@rule("threads.concurrent-grad-leaves-dot-grad-alone", section=PRACTICAL, docs="threads-shared",
+@rule("threads.concurrent-grad-leaves-dot-grad-alone", section=Section.PRACTICAL, docs="threads-shared",
       given=dict(program=programs(max_ops=5), count=THREAD_COUNTS), examples=(dict(program=CANONICAL, count=3),),
       references=("test_autograd.py::TestMultithreadAutograd::test_simple_backward_same_input",
                   "docs: Autograd mechanics > Multithreaded Autograd"))
@@ -133,14 +132,14 @@ def concurrent_grad_leaves_dot_grad_alone(program, count):
     results = _run_threads(count, lambda k: torch.autograd.grad(out, wrt, retain_graph=True))
     repro = program.repro(f"# {count} threads, each: torch.autograd.grad(out.sum(), [x0, ...], retain_graph=True)")
     for k, (status, value) in enumerate(results):
-        expect(status == "ok", f"thread {k} finished without error", "ok", value, repro)
+        expect(status == "ok", what=f"thread {k} finished without error", expected="ok", observed=value, repro=repro)
         for i, grad, reference in zip(program.grad_leaves, value, expected):
-            expect_close(grad, reference, SAME, f"gradient for x{i} in thread {k}", repro)
-    expect(all(x.grad is None for x in leaves), ".grad of the leaves", "None", [x.grad for x in leaves], repro)
+            expect_close(grad, reference, tolerance=SAME, what=f"gradient for x{i} in thread {k}", repro=repro)
+    expect(all(x.grad is None for x in leaves), what=".grad of the leaves", expected="None", observed=[x.grad for x in leaves], repro=repro)
     record("grads_none", all(x.grad is None for x in leaves))
 
 
-@rule("threads.freed-shared-graph-refuses-later-threads", section=PRACTICAL, docs="threads-shared",
+@rule("threads.freed-shared-graph-refuses-later-threads", section=Section.PRACTICAL, docs="threads-shared",
       given=dict(program=SMALL_PROGRAMS, count=THREAD_COUNTS), contracts=(FREED_GRAPH,),
       examples=(dict(program=CANONICAL, count=2),),
       references=("test_autograd.py::TestMultithreadAutograd::test_python_thread_in_middle",
@@ -154,11 +153,11 @@ def freed_shared_graph_refuses_later_threads(program, count):
         outcomes += _run_threads(1, lambda k: loss.backward())
     repro = program.repro("loss = torch.tanh(out).sum()",
                           f"# {count} threads, one after another, each: loss.backward()")
-    expect(outcomes[0][0] == "ok", "the first thread's backward", "ok", outcomes[0][1], repro)
+    expect(outcomes[0][0] == "ok", what="the first thread's backward", expected="ok", observed=outcomes[0][1], repro=repro)
     for k, (status, value) in enumerate(outcomes[1:], start=1):
         expect(status == "error" and isinstance(value, FREED_GRAPH.exception)
                and re.search(FREED_GRAPH.pattern, str(value)) is not None,
-               f"thread {k}'s backward", FREED_GRAPH.describe(), value, repro)
+               what=f"thread {k}'s backward", expected=FREED_GRAPH.describe(), observed=value, repro=repro)
     record("refused", count - 1)
 
 
@@ -186,7 +185,7 @@ class _Reentrant(torch.autograd.Function):
         return gx, None, None
 
 
-@rule("threads.reentrant-backward-gives-the-gradient", section=CUSTOM, docs="threads-reentrant",
+@rule("threads.reentrant-backward-gives-the-gradient", section=Section.CUSTOM, docs="threads-reentrant",
       given=dict(program=programs(max_ops=5), via=st.sampled_from(["grad", "backward"])),
       examples=(dict(program=CANONICAL, via="grad"), dict(program=CANONICAL, via="backward")),
       references=("test_autograd.py::TestAutograd::test_simple_reentrant",
@@ -200,7 +199,7 @@ def reentrant_backward_gives_the_gradient(program, via):
     program(direct, *rest).sum().backward()
     repro = program.repro(f"# a Function whose backward calls torch.autograd.{via} on program(x0, ...) again",
                           "Reentrant.apply(x0).sum().backward()")
-    expect_close(x0.grad, direct.grad, SAME, f"x0.grad through a reentrant {via}", repro)
+    expect_close(x0.grad, direct.grad, tolerance=SAME, what=f"x0.grad through a reentrant {via}", repro=repro)
     record("x0_grad", [round(v, 6) for v in x0.grad.flatten().tolist()])
 
 
@@ -224,7 +223,7 @@ class _Nested(torch.autograd.Function):
         return grad, None, None, None
 
 
-@rule("threads.reentrant-backward-nests", section=CUSTOM, docs="threads-reentrant",
+@rule("threads.reentrant-backward-nests", section=Section.CUSTOM, docs="threads-reentrant",
       given=dict(depth=st.integers(1, 40)), examples=(dict(depth=300),),
       references=("test_autograd.py::TestAutograd::test_deep_reentrant",
                   "test_autograd.py::TestAutograd::test_simple_reentrant"))
@@ -233,14 +232,14 @@ def reentrant_backward_nests(depth):
     reached = []
     x = torch.zeros((), requires_grad=True)
     _Nested.apply(x, depth, reached, False).backward()
-    expect(reached == list(range(depth, -1, -1)), "levels run, outermost first", f"{depth} .. 0",
-           reached[:5] + ["..."] + reached[-3:] if len(reached) > 8 else reached,
-           f"# a Function whose backward calls backward on a fresh copy of itself, {depth} levels deep")
-    expect(x.grad is not None and x.grad.item() == 1.0, "x.grad of the identity", 1.0, x.grad)
+    expect(reached == list(range(depth, -1, -1)), what="levels run, outermost first", expected=f"{depth} .. 0",
+           observed=reached[:5] + ["..."] + reached[-3:] if len(reached) > 8 else reached,
+           repro=f"# a Function whose backward calls backward on a fresh copy of itself, {depth} levels deep")
+    expect(x.grad is not None and x.grad.item() == 1.0, what="x.grad of the identity", expected=1.0, observed=x.grad)
     record("levels", len(reached))
 
 
-@rule("threads.nested-backward-error-reaches-the-caller", section=CUSTOM, docs="threads-reentrant",
+@rule("threads.nested-backward-error-reaches-the-caller", section=Section.CUSTOM, docs="threads-reentrant",
       given=dict(depth=st.integers(1, 10)), examples=(dict(depth=3),),
       references=("test_autograd.py::TestAutograd::test_reentrant_child_error",))
 def nested_backward_error_reaches_the_caller(depth):
@@ -254,12 +253,12 @@ def nested_backward_error_reaches_the_caller(depth):
         pass
     else:
         raise AssertionError(f"the ChildFailure raised {depth} levels down did not come out\n{repro}")
-    expect(len(reached) == depth + 1, "levels run before the failure", depth + 1, len(reached), repro)
-    expect(x.grad is None, "x.grad after the failed backward", None, x.grad, repro)
+    expect(len(reached) == depth + 1, what="levels run before the failure", expected=depth + 1, observed=len(reached), repro=repro)
+    expect(x.grad is None, what="x.grad after the failed backward", expected=None, observed=x.grad, repro=repro)
     record("outer_grad", None if x.grad is None else x.grad.item())
 
 
-@rule("threads.backward-inside-a-hook", section=PRACTICAL, docs="threads-reentrant",
+@rule("threads.backward-inside-a-hook", section=Section.PRACTICAL, docs="threads-reentrant",
       given=dict(program=programs(max_ops=5), data=st.data()), examples=(dict(program=CANONICAL, data=None),),
       references=("test_autograd.py::TestAutograd::test_reentrant_with_leaf_variable_hook",))
 def backward_inside_a_hook(program, data):
@@ -281,8 +280,8 @@ def backward_inside_a_hook(program, data):
     repro = program.repro(f"# {name}.register_hook(h), h: with torch.enable_grad(): program(*fresh).sum().backward()",
                           "out.sum().backward()")
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, reference[i].grad, SAME, f"outer x{i}.grad", repro)
-        expect_close(other[i].grad, reference[i].grad, SAME, f"x{i}.grad of the graph the hook walked", repro)
+        expect_close(leaves[i].grad, reference[i].grad, tolerance=SAME, what=f"outer x{i}.grad", repro=repro)
+        expect_close(other[i].grad, reference[i].grad, tolerance=SAME, what=f"x{i}.grad of the graph the hook walked", repro=repro)
     record("x0_grad", [round(v, 6) for v in leaves[0].grad.flatten().tolist()])
 
 
@@ -299,7 +298,7 @@ class _GradModeProbe(torch.autograd.Function):
         return grad, None
 
 
-@rule("threads.backward-sets-grad-mode-for-its-nodes", section=CUSTOM, docs="threads-grad-mode",
+@rule("threads.backward-sets-grad-mode-for-its-nodes", section=Section.CUSTOM, docs="threads-grad-mode",
       given=dict(program=SMALL_PROGRAMS, create_graph=st.booleans(), caller=st.booleans()),
       examples=(dict(program=CANONICAL, create_graph=False, caller=True),),
       references=("test_autograd.py::TestAutograd::test_grad_mode_restored_reentrant",
@@ -315,12 +314,12 @@ def backward_sets_grad_mode_for_its_nodes(program, create_graph, caller):
     repro = program.repro("# a Function whose backward records torch.is_grad_enabled() and flips it",
                           f"with torch.set_grad_enabled({caller}):",
                           f"    torch.autograd.grad(Probe.apply(out).sum(), x0, create_graph={create_graph})")
-    expect(seen == [create_graph], "grad mode inside the backward function", [create_graph], seen, repro)
-    expect(after == caller, "the caller's grad mode after backward", caller, after, repro)
+    expect(seen == [create_graph], what="grad mode inside the backward function", expected=[create_graph], observed=seen, repro=repro)
+    expect(after == caller, what="the caller's grad mode after backward", expected=caller, observed=after, repro=repro)
     record("inside", seen)
 
 
-@rule("threads.multithreading-switch-is-thread-local", section=PRACTICAL, docs="threads-independent",
+@rule("threads.multithreading-switch-is-thread-local", section=Section.PRACTICAL, docs="threads-independent",
       requires=(MULTITHREADING_SWITCH,), given=dict(program=programs(max_ops=5)), examples=(dict(program=CANONICAL),),
       references=("test_autograd.py::TestMultithreadAutograd::test_set_multithreading_enabled_as_context_manager_and_function",
                   "docs: torch.autograd.set_multithreading_enabled"))
@@ -336,8 +335,8 @@ def multithreading_switch_is_thread_local(program):
     after = torch.autograd.is_multithreading_enabled()
     repro = program.repro("with torch.autograd.set_multithreading_enabled(False):", "    out.sum().backward()")
     expect((inside, elsewhere, after) == (False, ("ok", True), True),
-           "(setting inside, in another thread, after exit)", (False, ("ok", True), True),
-           (inside, elsewhere, after), repro)
+           what="(setting inside, in another thread, after exit)", expected=(False, ("ok", True), True),
+           observed=(inside, elsewhere, after), repro=repro)
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, reference[i].grad, SAME, f"x{i}.grad with multithreading off", repro)
+        expect_close(leaves[i].grad, reference[i].grad, tolerance=SAME, what=f"x{i}.grad with multithreading off", repro=repro)
     record("settings", [inside, elsewhere[1], after])

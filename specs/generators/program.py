@@ -8,10 +8,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
+
+from specs.engine.script import Script
 
 DTYPE_NAMES = {torch.float32: "torch.float32", torch.float64: "torch.float64"}
 LAYOUTS = ("contiguous", "transposed", "sliced", "expanded")
@@ -146,12 +148,40 @@ class Program:
         """Fresh leaf tensors (new objects on every call)."""
         return [leaf.make(dtype, requires_grad) for leaf in self.leaves]
 
-    def repro(self, *lines: str, dtype: torch.dtype | None = None) -> str:
-        """A standalone script: leaves, the program, one call, then ``lines``."""
+    @property
+    def call(self) -> str:
+        """The program called on its leaves by name: ``program(x0, x1)``."""
+        return f"program({', '.join(self.leaf_names)})"
+
+    @property
+    def print_grads(self) -> tuple[str, ...]:
+        """Repro lines printing the .grad of every leaf that requires grad."""
+        return tuple(f"print({self.leaf_names[i]}.grad)" for i in self.grad_leaves)
+
+    def repro(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False,
+              within: str | None = None) -> str:
+        """A standalone script: leaves, the program, one call (``out = ...``), then ``lines``.
+
+        With ``inline=True`` the steps run at the top level instead of inside ``program()``, so
+        ``lines`` can name the intermediates (``v0``, ``v1``, ...) too.  ``within`` is a context
+        manager (``"torch.no_grad()"``) that the call, or the inlined steps, run under.
+        """
         head = ["import torch", ""]
         head += [f"{n} = {leaf.expression(dtype)}" for n, leaf in zip(self.leaf_names, self.leaves)]
-        call = f"out = program({', '.join(self.leaf_names)})"
-        return "\n".join(head + ["", self.source().rstrip(), "", call, *lines]) + "\n"
+        if inline:
+            run = [f"{s.out} = {s.code}" for s in self.steps] + [f"out = {self.output}"]
+            body = []
+        else:
+            run = [f"out = {self.call}"]
+            body = [self.source().rstrip(), ""]
+        if within:
+            run = [f"with {within}:", *("    " + line for line in run)]
+        return "\n".join(head + ["", *body, *run, *lines]) + "\n"
+
+    def script(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False,
+               within: str | None = None) -> Script:
+        """:meth:`repro` as a :class:`Script`: run it, assert on what it defined, print it on failure."""
+        return Script.verbatim(self.repro(*lines, dtype=dtype, inline=inline, within=within))
 
     def __repr__(self) -> str:
         return "\n" + self.repro()

@@ -64,7 +64,7 @@ def tensors(
         shape = draw(shapes(min_ndim, max_ndim, zero_size=zero_size), label="shape")
     shape = tuple(shape)
     dtype = draw(st.sampled_from(dtypes), label="dtype")
-    layout = draw(st.sampled_from([l for l in _layouts_for(shape) if l in layouts] or ["contiguous"]), label="layout")
+    layout = draw(st.sampled_from([name for name in _layouts_for(shape) if name in layouts] or ["contiguous"]), label="layout")
     spec = TensorSpec(shape, dtype, layout, (), bool(requires_grad))
     count = math.prod(spec.base_shape)
     vals = draw(value_tuples(count), label="values")

@@ -25,7 +25,8 @@ def _rst_escape(text: str) -> str:
     return text.replace("_", r"\_")  # `relu_,` would otherwise be read as a link target
 
 
-def _anchor(rule: registry.Rule) -> str:
+def anchor(rule: registry.Rule) -> str:
+    """The catalogue entry's label (and HTML id) of ``rule``."""
     return "rule-" + rule.id.replace(".", "-")
 
 
@@ -37,7 +38,7 @@ def render(root: Path) -> str:
     out.append(".. list-table::\n   :header-rows: 1\n   :widths: 30 55 15\n\n")
     out.append("   * - Rule\n     - Statement\n     - Since\n")
     for rule in rules:
-        out.append(f"   * - :ref:`{rule.id} <{_anchor(rule)}>`\n     - {_rst_escape(rule.statement)}\n"
+        out.append(f"   * - :ref:`{rule.id} <{anchor(rule)}>`\n     - {_rst_escape(rule.statement)}\n"
                    f"     - {rule.since}\n")
     out.append("\n")
     for name in sorted({r.family for r in rules}):
@@ -55,7 +56,7 @@ def _render_rule(rule: registry.Rule, root: Path) -> str:
     lines, start = inspect.getsourcelines(rule.function)
     path = Path(inspect.getsourcefile(rule.function)).resolve()
     rel = os.path.relpath(path, root / "docs" / "generated")
-    block = [f".. _{_anchor(rule)}:\n\n", f"``{rule.id}``\n{'^' * (len(rule.id) + 4)}\n\n",
+    block = [f".. _{anchor(rule)}:\n\n", f"``{rule.id}``\n{'^' * (len(rule.id) + 4)}\n\n",
              f"{_rst_escape(rule.statement)}\n\n",
              f"- Since: torch {rule.since}\n",
              f"- Seed tutorial section: {rule.section}\n",

@@ -181,7 +181,7 @@ def _observation_differences(a: dict[str, Any], b: dict[str, Any], low: tuple, h
 def _benchmarks(before: dict[str, Any], after: dict[str, Any],
                 summaries: tuple[dict | None, dict | None] | None = None) -> list[Difference]:
     """Benchmarks that :func:`specs.bench.compare` flags between the two releases' summaries."""
-    from specs.bench import core as bench
+    import specs.bench as bench
 
     old, new = summaries or (None, None)
     if not old or not new:
@@ -210,7 +210,7 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
 def benchmark_summaries(before: dict[str, Any], after: dict[str, Any],
                         committed_only: bool = False) -> tuple[dict | None, dict | None]:
     """The benchmark summaries of the two reports' releases, None for a release without one."""
-    from specs.bench import core as bench
+    import specs.bench as bench
 
     return (bench.find(before["environment"]["torch"], committed_only),
             bench.find(after["environment"]["torch"], committed_only))

@@ -27,7 +27,7 @@ import pytest
 import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from specs.bench.core import CALLGRIND_VARIABLE, COUNT_VARIABLE, COUNTS_FORMAT, callgrind_totals
+from specs.bench.counting import CALLGRIND_VARIABLE, COUNT_VARIABLE, COUNTS_FORMAT, callgrind_totals
 
 SLOWDOWN_VARIABLE = "AUTOGRAD_SPEC_BENCH_SLOWDOWN"
 #: Counted calls per benchmark, after WARMUP uncounted ones (caches, lazy initialisation).
