@@ -33,6 +33,7 @@ html_title = "autograd-spec"
 html_static_path = ["_static"]
 html_favicon = "_static/favicon.svg"
 html_css_files = ["custom.css"]
+html_js_files = ["filter-tables.js"]
 html_theme_options = {"navigation_with_keys": True}
 # Copy buttons copy the code only, not prompts or printed output.
 copybutton_exclude = ".linenos, .gp, .go"

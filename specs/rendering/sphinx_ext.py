@@ -35,8 +35,26 @@ def _benchmarks(root: Path) -> object:
     return specs.bench.write(root)
 
 
+def _coverage(root: Path) -> object:
+    from specs.reporting import coverage
+
+    return coverage.write(root)
+
+
+def _mutants(root: Path) -> object:
+    from specs.reporting import mutants_page
+
+    return mutants_page.write(root)
+
+
+def _edges(root: Path) -> object:
+    from specs.atlas import edges
+
+    return edges.write(root)
+
+
 #: Functions that write a generated page (reStructuredText under ``docs/``) given the project root.
-GENERATED_PAGES: list[Callable[[Path], object]] = [_catalogue, _matrix, _benchmarks]
+GENERATED_PAGES: list[Callable[[Path], object]] = [_catalogue, _matrix, _benchmarks, _coverage, _mutants, _edges]
 
 
 def runtime() -> str:
