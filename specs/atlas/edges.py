@@ -8,6 +8,7 @@ row per op and point, one column per release, the convention and whether torch f
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from specs.atlas.table import TABLE
 
@@ -61,9 +62,8 @@ def from_reports(reports: list[dict]) -> str:
     return render(edges, departures)
 
 
-def write(root) -> "Path":
+def write(root: Path) -> Path:
     """Write ``docs/generated/edges.rst`` from the committed reports in ``reports/``."""
-    from pathlib import Path
 
     from specs.reporting import matrix
 

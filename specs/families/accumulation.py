@@ -9,6 +9,7 @@ from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
 from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, record, rule
+from specs.engine.script import Script
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs, shapes, tensors
 from specs.engine.versions import at_least
@@ -128,14 +129,10 @@ def _what_is_left(grad) -> str:
                              "before 2.0 they filled .grad with zeros"),))
 def zero_grad_sets_none(specs, via):
     """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
-    holder = _trained_holder(specs)
-    if via == "module":
-        holder.zero_grad()
-    else:
-        torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad()
-    left = sorted({_what_is_left(p.grad) for p in holder.params})
-    record(f"{via}.zero_grad() leaves .grad", " and ".join(left))
-    for p in holder.params:
+    script = _zero_grad(specs, via)
+    params = script.run().model.params
+    record(f"{via}.zero_grad() leaves .grad", " and ".join(sorted({_what_is_left(p.grad) for p in params})))
+    for p in params:
         if at_least("2.0"):
             expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad, repro=script)
         else:
