@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import hypothesis
 
-from specs.engine import versions
+from specs.engine import known_bugs, versions
 from specs.engine.state import Isolated
 
 #: The sections of the seed tutorial, in its order; every rule belongs to one.
@@ -81,6 +81,8 @@ class RunResult:
     sample: dict[str, Any] | None
     #: values recorded with :func:`record` on the rule's explicit (canonical) examples
     observed: dict[str, Any] = field(default_factory=dict)
+    #: examples that failed by reaching a known torch bug (:mod:`specs.engine.known_bugs`), per bug id
+    known_bugs: dict[str, int] = field(default_factory=dict)
 
 
 class RuleFailed(AssertionError):
@@ -141,9 +143,21 @@ class Rule:
             if observer.sample is None or _size(kwargs) > _size(observer.sample):
                 observer.sample = dict(kwargs)
             observer.canonical = self.is_explicit(kwargs)
-            with Isolated() as guard:
-                self.function(*args, **kwargs)
-            observer.canonical = False
+            try:
+                with Isolated() as guard:
+                    self.function(*args, **kwargs)
+            except Exception as exc:
+                if isinstance(exc, hypothesis.errors.HypothesisException):
+                    raise
+                with Isolated():
+                    bug = known_bugs.reached(kwargs)
+                if bug is None or bug.rule == self.id:
+                    raise
+                # A listed torch bug, not this rule's: count it and let hypothesis look for others.
+                observer.known_bugs[bug.id] = observer.known_bugs.get(bug.id, 0) + 1
+                hypothesis.reject()
+            finally:
+                observer.canonical = False
             if guard.leaks:
                 from specs.engine.expect import Violation
 
@@ -163,11 +177,16 @@ class Rule:
         try:
             test()
         except Exception as exc:
+            if observer.known_bugs:
+                exc.add_note(f"examples that reached known torch bugs and were set aside: {observer.known_bugs}")
             raise RuleFailed(self, explain(self, exc), exc) from exc
         finally:
             _ACTIVE.observer = None
+        for bug_id, count in sorted(observer.known_bugs.items()):
+            observer.seen.append(f"known bug {bug_id} reached by {count} example(s), not counted against "
+                                 f"this rule: {known_bugs.KNOWN_BUGS[bug_id].reason}")
         return RunResult(calls["n"], time.perf_counter() - started, observer.seen, observer.sample,
-                         observer.values)
+                         observer.values, dict(observer.known_bugs))
 
     def is_explicit(self, kwargs: dict[str, Any]) -> bool:
         """Whether ``kwargs`` is one of this rule's explicit examples (hypothesis passes them as given)."""
@@ -180,6 +199,7 @@ class _Observer:
         self.sample: dict[str, Any] | None = None
         self.values: dict[str, Any] = {}
         self.canonical = False
+        self.known_bugs: dict[str, int] = {}
 
 
 _ACTIVE = threading.local()

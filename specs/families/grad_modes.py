@@ -398,11 +398,12 @@ def no_grad_views_are_not_modified_with_grad(program):
     def record():
         base = torch.sin(program(*program.inputs()))
         with torch.no_grad():
-            view = base.view(-1)
+            # view_as(base) is a view on every layout; view(-1) is not (transposed, sliced, expanded)
+            view = base.view_as(base)
         view.mul_(2)
 
     NO_GRAD_VIEW.check(record, repro=program.repro("base = torch.sin(out)", "with torch.no_grad():",
-                                                   "    view = base.view(-1)", "view.mul_(2)"))
+                                                   "    view = base.view_as(base)", "view.mul_(2)"))
 
 
 @rule("grad-modes.no-grad-views-have-no-history", section=EXCLUDING, docs="grad-modes-views",
@@ -413,8 +414,9 @@ def no_grad_views_have_no_history(program, data):
     values = program.trace(*leaves)
     name = data.draw(st.sampled_from(sorted(values)), label="viewed value")
     with torch.no_grad():
-        view = values[name].view(-1) if values[name].is_contiguous() else values[name].reshape(-1)[:]
-    repro = program.repro(f"with torch.no_grad():\n    view = {name}.view(-1)", "print(view.requires_grad, view.grad_fn)")
+        view = values[name].view_as(values[name])
+    repro = program.repro(f"with torch.no_grad():\n    view = {name}.view_as({name})",
+                          "print(view.requires_grad, view.grad_fn)")
     expect(view.grad_fn is None, f"grad_fn of a view of {name} taken under no_grad", None, view.grad_fn, repro)
     observe(f"requires_grad of a no_grad view of a tracked tensor: {view.requires_grad}")
     if view.requires_grad and view._is_view():
