@@ -144,12 +144,12 @@ class Rule:
                 observer.sample = dict(kwargs)
             observer.canonical = self.is_explicit(kwargs)
             try:
-                with Isolated() as guard:
+                with Isolated(process_state=False) as guard:
                     self.function(*args, **kwargs)
             except Exception as exc:
                 if isinstance(exc, hypothesis.errors.HypothesisException):
                     raise
-                with Isolated():
+                with Isolated(process_state=False):
                     bug = known_bugs.reached(kwargs)
                 if bug is None or bug.rule == self.id:
                     raise
