@@ -131,7 +131,8 @@ def test_seeds_are_restored_silently():
 
     assert _leaks(reseed) == []
     assert torch.equal(torch.get_rng_state(), torch_state) and random.getstate() == python_state
-    assert numpy.array_equal(numpy.random.get_state()[1], numpy_state[1])
+    after = numpy.random.get_state()
+    assert numpy.array_equal(after[1], numpy_state[1]) and after[2] == numpy_state[2]
 
 
 def test_the_per_example_guard_checks_torch_state_only():

@@ -9,6 +9,7 @@ restores what can be restored, and always restores the torch, Python and numpy r
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import random
@@ -22,6 +23,34 @@ try:
     import numpy
 except ImportError:  # numpy is optional for torch; without it there is no numpy seed to leak
     numpy = None
+
+#: Bytes of numpy's MT19937 state (uint32 key[624]; int pos) behind its ctypes address.
+_MT19937_BYTES = 624 * 4 + 4
+
+
+def _numpy_state_address() -> int | None:
+    """Where numpy's global (legacy) generator keeps its state, when numpy exposes it."""
+    try:
+        return numpy.random.mtrand._rand._bit_generator.ctypes.state_address
+    except AttributeError:
+        return None
+
+
+class _NumpyRandomState:
+    """numpy's global random state, read and written as raw bytes: about 1 µs each way, where
+    numpy.random.get_state and set_state build and parse a 624-entry array (hundreds of µs)."""
+
+    def __init__(self) -> None:
+        self.address = _numpy_state_address() if numpy is not None else None
+        self.fallback = numpy.random.get_state() if numpy is not None and self.address is None else None
+        self.saved = ctypes.string_at(self.address, _MT19937_BYTES) if self.address else None
+
+    def restore(self) -> None:
+        # numpy.random.seed reseeds the same generator in place, so the address still holds.
+        if self.saved is not None and ctypes.string_at(self.address, _MT19937_BYTES) != self.saved:
+            ctypes.memmove(self.address, self.saved, _MT19937_BYTES)
+        elif self.fallback is not None:
+            numpy.random.set_state(self.fallback)
 
 
 def _read(getter: Callable[[], Any] | None) -> Any:
@@ -126,13 +155,17 @@ ALLOWED_FILES = frozenset({"build", ".hypothesis", ".pytest_cache", ".benchmarks
 
 
 def _children() -> frozenset[int]:
-    """This process's live (or unreaped) child processes."""
+    """This process's live (or unreaped) child processes.
+
+    /proc lists the children of each thread separately; only the main thread's are read (one file,
+    where every thread's would cost a read per torch worker thread), and multiprocessing's own
+    list covers the processes it started from any thread.
+    """
     pids = {child.pid for child in multiprocessing.active_children()}
     try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as listing:
-                pids.update(int(pid) for pid in listing.read().split())
-    except OSError:  # no /proc (macOS) or a thread that just ended: multiprocessing's list is all we have
+        with open(f"/proc/self/task/{os.getpid()}/children") as listing:
+            pids.update(int(pid) for pid in listing.read().split())
+    except OSError:  # no /proc (macOS): multiprocessing's list is all there is
         pass
     return frozenset(pids)
 
@@ -211,7 +244,7 @@ class Isolated:
         self.process_before = ProcessState.capture() if self.process_state else None
         self.torch_rng = torch.get_rng_state()
         self.python_rng = random.getstate()
-        self.numpy_rng = numpy.random.get_state() if numpy is not None and self.process_state else None
+        self.numpy_rng = _NumpyRandomState() if self.process_state else None
         self.leaks: list[str] = []
         return self
 
@@ -228,4 +261,4 @@ class Isolated:
         torch.set_rng_state(self.torch_rng)
         random.setstate(self.python_rng)
         if self.numpy_rng is not None:
-            numpy.random.set_state(self.numpy_rng)
+            self.numpy_rng.restore()
