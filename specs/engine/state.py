@@ -170,15 +170,19 @@ def _children() -> frozenset[int]:
     return frozenset(pids)
 
 
-#: Variables the test runner itself changes between a test's phases.
-RUNNER_VARIABLES = ("PYTEST_CURRENT_TEST",)
+#: Variables that are not a test's to leak: pytest changes the first between a test's phases, and
+#: torch sets the others itself, once per process, when a module is first imported or a compiler
+#: first runs (torch/_inductor: cache folders, a cuBLAS setting, an OpenMP workaround, the address
+#: its compiled modules read a function pointer from).
+IGNORED_VARIABLES = ("PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR",
+                     "CUBLAS_WORKSPACE_CONFIG", "KMP_DUPLICATE_LIB_OK", "_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR")
 
 
 def _environment() -> dict[bytes | str, bytes | str]:
     # os.environ decodes every variable on each read; its raw mapping is copied ~100x faster.
     raw = getattr(os.environ, "_data", None)
     environment = dict(raw) if raw is not None else dict(os.environ)
-    for name in RUNNER_VARIABLES:
+    for name in IGNORED_VARIABLES:
         environment.pop(os.fsencode(name) if raw is not None else name, None)
     return environment
 
