@@ -1,4 +1,5 @@
 """Meta-tests of the known-bug signatures and of how a rule's run sets their examples aside."""
+import hypothesis
 import pytest
 import torch
 from hypothesis import strategies as st
@@ -8,6 +9,9 @@ from specs.engine.expect import expect
 from specs.generators.program import Program, Step, TensorSpec
 
 SHARED = known_bugs.KNOWN_BUGS["shared-zero-dim-grad"]
+#: Few examples: the rules below draw from two programs.
+FEW = hypothesis.settings(max_examples=6, derandomize=True, database=None, deadline=None,
+                          phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate))
 
 
 def _program(code: str, shape=(), dtype=torch.float32, requires_grad=(True, True)) -> Program:
@@ -78,21 +82,21 @@ def _rule(rule_id, function, programs):
 
 
 def test_a_rule_counts_examples_that_reach_a_known_bug_and_holds_on_the_others():
-    result = _rule("meta.sums-twice", _sums_twice, [REACHING, _program("x0 + x1")]).run()
+    result = _rule("meta.sums-twice", _sums_twice, [REACHING, _program("x0 + x1")]).run(FEW)
     assert result.known_bugs.get("shared-zero-dim-grad", 0) >= 1
     assert any("known bug shared-zero-dim-grad reached by" in seen for seen in result.observations)
 
 
 def test_an_ordinary_failure_still_fails_the_rule():
     with pytest.raises(registry.RuleFailed, match="x0.grad after two passes"):
-        _rule("meta.sums-twice", _sums_twice, [REACHING, _program("x0.sum() * 3.0 + x1")]).run()
+        _rule("meta.sums-twice", _sums_twice, [REACHING, _program("x0.sum() * 3.0 + x1")]).run(FEW)
 
 
 def test_the_rule_that_states_the_bug_still_fails_on_it():
     with pytest.raises(registry.RuleFailed, match="x0.grad after two passes"):
-        _rule(SHARED.rule, _sums_twice, [REACHING]).run()
+        _rule(SHARED.rule, _sums_twice, [REACHING]).run(FEW)
 
 
 def test_a_rule_whose_every_example_reaches_a_known_bug_says_so():
     with pytest.raises(registry.RuleFailed, match="reached known torch bugs"):
-        _rule("meta.sums-twice", _sums_twice, [REACHING]).run()
+        _rule("meta.sums-twice", _sums_twice, [REACHING]).run(FEW)
