@@ -9,6 +9,7 @@ derandomized and would ignore the seed, so it is refused.  The ``dev`` profile r
 failures it saved in ``.hypothesis/`` first; a clean checkout (CI) has none, so there the seed alone
 reproduces the run.  A failing example found this way belongs in its rule's ``examples=``.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,18 @@ SEEDED_PROFILES = ("dev", "thorough")
 
 
 def command(seed: int, pytest_args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-p", "randomly", f"--randomly-seed={seed}",
-            f"--hypothesis-seed={seed}", "-p", "no:cacheprovider", *pytest_args]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "randomly",
+        f"--randomly-seed={seed}",
+        f"--hypothesis-seed={seed}",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -32,19 +43,30 @@ def main(argv: list[str]) -> int:
     seed = secrets.randbelow(2**32)
     if args[:1] == ["--seed"]:
         if len(args) < 2 or not args[1].isdigit():
-            print("random_seed_run: --seed needs a non-negative integer", file=sys.stderr)
+            print(
+                "random_seed_run: --seed needs a non-negative integer", file=sys.stderr
+            )
             return 2
         seed, args = int(args[1]), args[2:]
     profile = os.environ.get(PROFILE_VARIABLE, "dev")
     if profile not in SEEDED_PROFILES:
-        print(f"random_seed_run: {PROFILE_VARIABLE}={profile} ignores the seed; use one of {SEEDED_PROFILES}",
-              file=sys.stderr)
+        print(
+            f"random_seed_run: {PROFILE_VARIABLE}={profile} ignores the seed; use one of {SEEDED_PROFILES}",
+            file=sys.stderr,
+        )
         return 2
     again = f"{PROFILE_VARIABLE}={profile} python tests/random_seed_run.py --seed {seed} {shlex.join(args)}".rstrip()
-    print(f"random-seed run: seed {seed}, profile {profile}; reproduce with: {again}", flush=True)
-    status = subprocess.call(command(seed, args), env={**os.environ, PROFILE_VARIABLE: profile})
-    print(f"random-seed run: seed {seed} {'passed' if status == 0 else 'FAILED'}; reproduce with: {again}",
-          flush=True)
+    print(
+        f"random-seed run: seed {seed}, profile {profile}; reproduce with: {again}",
+        flush=True,
+    )
+    status = subprocess.call(
+        command(seed, args), env={**os.environ, PROFILE_VARIABLE: profile}
+    )
+    print(
+        f"random-seed run: seed {seed} {'passed' if status == 0 else 'FAILED'}; reproduce with: {again}",
+        flush=True,
+    )
     return status
 
 

@@ -9,10 +9,12 @@ as that known bug, never as an unexplained failure and never dropped.
 A signature decides from the example alone, by re-running the smallest thing that shows the bug
 on fresh tensors; it is called only after an example has failed, so it may cost a backward pass.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -75,7 +77,11 @@ def grads_share_storage(kwargs: dict[str, Any]) -> bool:
             if not out.requires_grad:
                 continue
             out.sum().backward()
-        storages = [_storage(leaves[i].grad) for i in program.grad_leaves if leaves[i].grad is not None]
+        storages = [
+            _storage(leaves[i].grad)
+            for i in program.grad_leaves
+            if leaves[i].grad is not None
+        ]
         storages = [s for s in storages if s is not None]
         if len(set(storages)) < len(storages):
             return True
@@ -86,8 +92,8 @@ SHARED_ZERO_DIM_GRAD = KnownBug(
     id="shared-zero-dim-grad",
     releases=">=1.13.1",
     reason="two 0-d leaves whose gradients reach them through one expand (x.sum() + y.sum(), "
-           "torch.stack([x, y]).sum()) are given .grad tensors that share storage, so a later backward "
-           "adds into both",
+    "torch.stack([x, y]).sum()) are given .grad tensors that share storage, so a later backward "
+    "adds into both",
     signature=grads_share_storage,
     rule="accumulation.leaves-own-their-grad",
 )

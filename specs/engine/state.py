@@ -7,21 +7,25 @@ variables, child processes, files in the working directory): captured around eve
 every example, because reading it costs tens of microseconds.  :class:`Isolated` checks both and
 restores what can be restored, and always restores the torch, Python and numpy random states.
 """
+
 from __future__ import annotations
 
 import ctypes
 import multiprocessing
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 
 import torch
 
 try:
     import numpy
-except ImportError:  # numpy is optional for torch; without it there is no numpy seed to leak
+except (
+    ImportError
+):  # numpy is optional for torch; without it there is no numpy seed to leak
     numpy = None
 
 #: Bytes of numpy's MT19937 state (uint32 key[624]; int pos) behind its ctypes address.
@@ -42,12 +46,21 @@ class _NumpyRandomState:
 
     def __init__(self) -> None:
         self.address = _numpy_state_address() if numpy is not None else None
-        self.fallback = numpy.random.get_state() if numpy is not None and self.address is None else None
-        self.saved = ctypes.string_at(self.address, _MT19937_BYTES) if self.address else None
+        self.fallback = (
+            numpy.random.get_state()
+            if numpy is not None and self.address is None
+            else None
+        )
+        self.saved = (
+            ctypes.string_at(self.address, _MT19937_BYTES) if self.address else None
+        )
 
     def restore(self) -> None:
         # numpy.random.seed reseeds the same generator in place, so the address still holds.
-        if self.saved is not None and ctypes.string_at(self.address, _MT19937_BYTES) != self.saved:
+        if (
+            self.saved is not None
+            and ctypes.string_at(self.address, _MT19937_BYTES) != self.saved
+        ):
             ctypes.memmove(self.address, self.saved, _MT19937_BYTES)
         elif self.fallback is not None:
             numpy.random.set_state(self.fallback)
@@ -90,7 +103,7 @@ class GlobalState:
     forward_ad_level: int | None
 
     @classmethod
-    def capture(cls) -> "GlobalState":
+    def capture(cls) -> GlobalState:
         check_nan = getattr(torch, "is_anomaly_check_nan_enabled", lambda: True)()
         return cls(
             grad_enabled=torch.is_grad_enabled(),
@@ -101,8 +114,12 @@ class GlobalState:
             num_threads=torch.get_num_threads(),
             num_interop_threads=torch.get_num_interop_threads(),
             deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
-            deterministic_warn_only=_read(getattr(torch, "is_deterministic_algorithms_warn_only_enabled", None)),
-            autograd_multithreading=_read(getattr(torch._C, "_is_multithreading_enabled", None)),
+            deterministic_warn_only=_read(
+                getattr(torch, "is_deterministic_algorithms_warn_only_enabled", None)
+            ),
+            autograd_multithreading=_read(
+                getattr(torch._C, "_is_multithreading_enabled", None)
+            ),
             saved_tensors_hooks=_saved_tensors_hooks(),
             forward_ad_level=_forward_ad_level(),
         )
@@ -113,7 +130,9 @@ class GlobalState:
         # reported but not undone.
         torch.set_grad_enabled(self.grad_enabled)
         try:
-            torch.autograd.set_detect_anomaly(self.anomaly_enabled, check_nan=self.anomaly_check_nan)
+            torch.autograd.set_detect_anomaly(
+                self.anomaly_enabled, check_nan=self.anomaly_check_nan
+            )
         except TypeError:  # releases before check_nan existed
             torch.autograd.set_detect_anomaly(self.anomaly_enabled)
         torch.set_default_dtype(self.default_dtype)
@@ -122,12 +141,16 @@ class GlobalState:
         now = GlobalState.capture()
         # The first use_deterministic_algorithms call of a process imports for seconds: only on a leak.
         if (now.deterministic_algorithms, now.deterministic_warn_only) != (
-                self.deterministic_algorithms, self.deterministic_warn_only):
+            self.deterministic_algorithms,
+            self.deterministic_warn_only,
+        ):
             if self.deterministic_warn_only is None:
                 torch.use_deterministic_algorithms(self.deterministic_algorithms)
             else:
-                torch.use_deterministic_algorithms(self.deterministic_algorithms,
-                                                   warn_only=self.deterministic_warn_only)
+                torch.use_deterministic_algorithms(
+                    self.deterministic_algorithms,
+                    warn_only=self.deterministic_warn_only,
+                )
         if self.autograd_multithreading is not None:
             torch._C._set_multithreading_enabled(self.autograd_multithreading)
         # Hooks pushed and never popped (a saved_tensors_hooks context entered by hand) are popped
@@ -142,7 +165,7 @@ class GlobalState:
             while _forward_ad_level() > self.forward_ad_level:
                 torch.autograd.forward_ad.exit_dual_level(level=_forward_ad_level())
 
-    def differences(self, other: "GlobalState") -> list[str]:
+    def differences(self, other: GlobalState) -> list[str]:
         return [
             f"{f.name}: {getattr(self, f.name)} -> {getattr(other, f.name)}"
             for f in fields(self)
@@ -151,7 +174,9 @@ class GlobalState:
 
 
 #: Entries of the working directory a run may create: its build folder and tools' caches.
-ALLOWED_FILES = frozenset({"build", ".hypothesis", ".pytest_cache", ".benchmarks", "__pycache__", ".nox"})
+ALLOWED_FILES = frozenset(
+    {"build", ".hypothesis", ".pytest_cache", ".benchmarks", "__pycache__", ".nox"}
+)
 
 
 def _children() -> frozenset[int]:
@@ -174,8 +199,14 @@ def _children() -> frozenset[int]:
 #: torch sets the others itself, once per process, when a module is first imported or a compiler
 #: first runs (torch/_inductor: cache folders, a cuBLAS setting, an OpenMP workaround, the address
 #: its compiled modules read a function pointer from).
-IGNORED_VARIABLES = ("PYTEST_CURRENT_TEST", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR",
-                     "CUBLAS_WORKSPACE_CONFIG", "KMP_DUPLICATE_LIB_OK", "_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR")
+IGNORED_VARIABLES = (
+    "PYTEST_CURRENT_TEST",
+    "TORCHINDUCTOR_CACHE_DIR",
+    "TRITON_CACHE_DIR",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "KMP_DUPLICATE_LIB_OK",
+    "_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR",
+)
 
 
 def _environment() -> dict[bytes | str, bytes | str]:
@@ -196,9 +227,11 @@ class ProcessState:
     files: frozenset[str]
 
     @classmethod
-    def capture(cls) -> "ProcessState":
+    def capture(cls) -> ProcessState:
         directory = os.getcwd()
-        return cls(_environment(), _children(), directory, frozenset(os.listdir(directory)))
+        return cls(
+            _environment(), _children(), directory, frozenset(os.listdir(directory))
+        )
 
     def restore(self) -> None:
         # Child processes and files are reported, never killed or deleted: they may be someone's.
@@ -211,12 +244,18 @@ class ProcessState:
         if os.getcwd() != self.directory:
             os.chdir(self.directory)
 
-    def differences(self, other: "ProcessState") -> list[str]:
+    def differences(self, other: ProcessState) -> list[str]:
         found = []
         before, after = self.environment, other.environment
-        changed = sorted(_text(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        changed = sorted(
+            _text(k)
+            for k in before.keys() | after.keys()
+            if before.get(k) != after.get(k)
+        )
         if changed:
-            found.append(f"environment variables set, changed or removed: {', '.join(changed)}")
+            found.append(
+                f"environment variables set, changed or removed: {', '.join(changed)}"
+            )
         started = sorted(other.children - self.children)
         if started:
             found.append(f"child processes still running: {started}")
@@ -225,7 +264,9 @@ class ProcessState:
         else:
             created = sorted(other.files - self.files - ALLOWED_FILES)
             if created:
-                found.append(f"files created in {Path(self.directory).name}/ outside build/: {created}")
+                found.append(
+                    f"files created in {Path(self.directory).name}/ outside build/: {created}"
+                )
         return found
 
 
@@ -243,7 +284,7 @@ class Isolated:
     def __init__(self, process_state: bool = True):
         self.process_state = process_state
 
-    def __enter__(self) -> "Isolated":
+    def __enter__(self) -> Self:
         self.before = GlobalState.capture()
         self.process_before = ProcessState.capture() if self.process_state else None
         self.torch_rng = torch.get_rng_state()
