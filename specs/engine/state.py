@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import torch
 
@@ -284,7 +284,7 @@ class Isolated:
     def __init__(self, process_state: bool = True):
         self.process_state = process_state
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Isolated:  # noqa: PYI034 - typing.Self needs Python 3.11; old torch releases run on older Pythons
         self.before = GlobalState.capture()
         self.process_before = ProcessState.capture() if self.process_state else None
         self.torch_rng = torch.get_rng_state()
