@@ -173,9 +173,19 @@ class GlobalState:
         ]
 
 
-#: Entries of the working directory a run may create: its build folder and tools' caches.
+#: Entries of the working directory a run may create: its build folder and tools' caches (also
+#: those of tools a developer runs beside the tests, such as ruff, which would read as a leak).
 ALLOWED_FILES = frozenset(
-    {"build", ".hypothesis", ".pytest_cache", ".benchmarks", "__pycache__", ".nox"}
+    {
+        "build",
+        ".hypothesis",
+        ".pytest_cache",
+        ".benchmarks",
+        "__pycache__",
+        ".nox",
+        ".ruff_cache",
+        ".mypy_cache",
+    }
 )
 
 
