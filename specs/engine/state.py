@@ -166,6 +166,8 @@ class GlobalState:
                 torch.autograd.forward_ad.exit_dual_level(level=_forward_ad_level())
 
     def differences(self, other: GlobalState) -> list[str]:
+        if self == other:  # the usual case, one tuple comparison
+            return []
         return [
             f"{f.name}: {getattr(self, f.name)} -> {getattr(other, f.name)}"
             for f in fields(self)
