@@ -148,3 +148,14 @@ def test_the_rule_that_states_the_bug_still_fails_on_it():
 def test_a_rule_whose_every_example_reaches_a_known_bug_says_so():
     with pytest.raises(registry.RuleFailed, match="reached known torch bugs"):
         _rule("meta.sums-twice", _sums_twice, [REACHING]).run(FEW)
+
+
+def test_an_explicit_example_that_reaches_a_known_bug_is_counted_on_every_run():
+    rule = _rule("meta.sums-twice", _sums_twice, [_program("x0 + x1")])
+    rule.examples = (dict(program=REACHING),)
+    assert rule.run(FEW).known_bugs == {"shared-zero-dim-grad": 1}
+
+
+def test_the_example_found_under_a_random_seed_is_counted_for_its_rule():
+    result = registry.get("retain-graph.unsaved-graph-may-repeat").run(FEW)
+    assert result.known_bugs.get("shared-zero-dim-grad", 0) >= 1
