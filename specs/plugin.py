@@ -221,7 +221,7 @@ def pytest_runtest_call(item):
         except (pytest.skip.Exception, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure of a rule is reported
-            message = registry.explain(rule, exc)
+            message = registry.explain(rule, exc, observer)
             if known:
                 _record(item, rule, "known-failure", observer.result(), failure=message[:4000], known=known,
                         examples=observer.examples)
@@ -246,6 +246,7 @@ def pytest_runtest_call(item):
         examples=result.examples,
         seconds=round(result.seconds, 4),
         observations=result.observations,
+        known_bugs=result.known_bugs,
     )
     return outcome
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import hypothesis
 
-from specs.engine import versions
+from specs.engine import known_bugs, versions
 from specs.engine.sections import SEED_SECTIONS, Section  # noqa: F401 - re-exported
 from specs.engine.state import Isolated
 
@@ -73,6 +73,8 @@ class RunResult:
     sample: dict[str, Any] | None
     #: values recorded with :func:`record` on the rule's explicit (canonical) examples
     observed: dict[str, Any] = field(default_factory=dict)
+    #: examples that failed by reaching a known torch bug (:mod:`specs.engine.known_bugs`), per bug id
+    known_bugs: dict[str, int] = field(default_factory=dict)
 
 
 class RuleFailed(AssertionError):
@@ -142,8 +144,18 @@ class Rule:
                 observer.sample = dict(kwargs)
             observer.canonical = rule.is_explicit(kwargs)
             try:
-                with Isolated() as guard:
+                with Isolated(process_state=False) as guard:
                     rule.function(*args, **kwargs)
+            except Exception as exc:
+                if isinstance(exc, hypothesis.errors.HypothesisException):
+                    raise
+                with Isolated(process_state=False):
+                    bug = known_bugs.reached(kwargs)
+                if bug is None or bug.rule == rule.id:
+                    raise
+                # A listed torch bug, not this rule's: count it and let hypothesis look for others.
+                observer.known_bugs[bug.id] = observer.known_bugs.get(bug.id, 0) + 1
+                hypothesis.reject()
             finally:
                 observer.canonical = False
             if guard.leaks:
@@ -178,7 +190,7 @@ class Rule:
             try:
                 test()
             except Exception as exc:
-                raise RuleFailed(self, explain(self, exc), exc) from exc
+                raise RuleFailed(self, explain(self, exc, observer), exc) from exc
         return observer.result()
 
     def is_explicit(self, kwargs: dict[str, Any]) -> bool:
@@ -196,9 +208,15 @@ class _Observer:
         self.sample: dict[str, Any] | None = None
         self.values: dict[str, Any] = {}
         self.canonical = False
+        self.known_bugs: dict[str, int] = {}
 
     def result(self) -> RunResult:
-        return RunResult(self.examples, time.perf_counter() - self.started, self.seen, self.sample, self.values)
+        seen = list(self.seen)
+        for bug_id, count in sorted(self.known_bugs.items()):
+            seen.append(f"known bug {bug_id} reached by {count} example(s), not counted against this rule: "
+                        f"{known_bugs.KNOWN_BUGS[bug_id].reason}")
+        return RunResult(self.examples, time.perf_counter() - self.started, seen, self.sample, self.values,
+                         dict(self.known_bugs))
 
 
 _ACTIVE = threading.local()
@@ -239,7 +257,7 @@ def _size(kwargs: dict[str, Any]) -> int:
     return sum(len(getattr(value, "steps", ())) for value in kwargs.values())
 
 
-def explain(rule: Rule, exc: BaseException) -> str:
+def explain(rule: Rule, exc: BaseException, observer: _Observer | None = None) -> str:
     notes = "\n".join(getattr(exc, "__notes__", []))
     lines = [
         f"Rule {rule.id} does not hold on torch {versions.installed_text()}.",
@@ -248,6 +266,8 @@ def explain(rule: Rule, exc: BaseException) -> str:
     ]
     if notes:
         lines.append("  hypothesis: " + notes.replace("\n", "\n    "))
+    if observer is not None and observer.known_bugs:
+        lines.append(f"  examples that reached known torch bugs and were set aside: {observer.known_bugs}")
     lines.append(f"  re-run: python -m pytest --pyargs specs -k {rule.test_name}")
     return "\n".join(lines)
 

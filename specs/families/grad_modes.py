@@ -460,10 +460,11 @@ def no_grad_views_have_no_history(program, data):
     values = program.trace(*leaves)
     name = data.draw(st.sampled_from(sorted(values)), label="viewed value")
     with torch.no_grad():
-        view = values[name].view(-1) if values[name].is_contiguous() else values[name].reshape(-1)[:]
-    repro = program.repro(f"with torch.no_grad():\n    view = {name}.view(-1)", "print(view.requires_grad, view.grad_fn)",
-                          inline=True)
-    expect(view.grad_fn is None, what=f"grad_fn of a view of {name} taken under no_grad", expected=None, observed=view.grad_fn, repro=repro)
+        view = values[name].view_as(values[name])
+    repro = program.repro(f"with torch.no_grad():\n    view = {name}.view_as({name})",
+                          "print(view.requires_grad, view.grad_fn)", inline=True)
+    expect(view.grad_fn is None, what=f"grad_fn of a view of {name} taken under no_grad", expected=None,
+           observed=view.grad_fn, repro=repro)
     observe(f"requires_grad of a no_grad view of a tracked tensor: {view.requires_grad}")
     if view.requires_grad and view._is_view():
         (view * 2).sum().backward()
