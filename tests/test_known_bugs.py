@@ -103,9 +103,9 @@ def _sums_twice(program):
         program(*leaves).sum().backward()
     expect(
         leaves[0].grad.item() == 2.0,
-        "x0.grad after two passes",
-        2.0,
-        leaves[0].grad.item(),
+        what="x0.grad after two passes",
+        expected=2.0,
+        observed=leaves[0].grad.item(),
     )
 
 

@@ -8,7 +8,7 @@ from specs.reporting import report
 
 def _records():
     return [
-        report.RuleRecord("a.one", "a", "One.", "1.13.1", "passed", examples=10),
+        report.RuleRecord("a.one", "a", "One.", "1.13.1", "passed", examples=10, known_bugs={"some-bug": 2}),
         report.RuleRecord("a.two", "a", "Two.", "2.1", "not-applicable", reason="needs torch >= 2.1"),
         report.RuleRecord("b.three", "b", "Three.", "1.13.1", "failed", failure="boom"),
     ]
@@ -21,7 +21,8 @@ def test_report_round_trip(tmp_path):
     assert loaded["complete"] is True
     assert loaded["environment"]["profile"] == "ci" and loaded["environment"]["torch"]
     assert loaded["summary"]["a"] == {"passed": 1, "failed": 0, "known-failure": 0, "not-applicable": 1,
-                                        "examples": 10}
+                                        "examples": 10, "known-bug examples": 2}
+    assert loaded["rules"][0]["known_bugs"] == {"some-bug": 2}
     assert [r["id"] for r in loaded["rules"]] == ["a.one", "a.two", "b.three"]
 
 
