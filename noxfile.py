@@ -81,6 +81,19 @@ def tests(session: nox.Session) -> None:
                 *profile_arguments(session.posargs), *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
+@nox.session(name="random")
+def random_seed(session: nox.Session) -> None:
+    """The suite with a fresh random seed (printed, for --hypothesis-seed) in random order, profile dev.
+
+    `nox -s random -- --seed N` reproduces a run; a failing example it finds belongs in its rule's
+    `examples=`, so that every later run checks it.
+    """
+    install(session, "tests")
+    session.run("python", "tests/random_seed_run.py", *session.posargs, "-n",
+                os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"), "-q",
+                env={"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "dev"})
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check the house style: `ruff check` and `ruff format --check` (`nox -s lint -- --fix` fixes)."""
