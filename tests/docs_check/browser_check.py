@@ -137,6 +137,33 @@ def _local_path(html: Path, url: str, base: str) -> Path | None:
     return target / "index.html" if target.is_dir() else target
 
 
+#: On a page with filterable tables: typing in the filter box hides the rows that do not match, and a
+#: click on the first header sorts the rows by it.  Returns what went wrong.
+FILTER_SCRIPT = """
+const problems = [];
+for (const table of document.querySelectorAll('table.autograd-spec-filterable')) {
+  const box = table.previousElementSibling;
+  const rows = Array.from(table.tBodies[0].rows);
+  if (!box || box.tagName !== 'INPUT') { problems.push('a filterable table has no filter box'); continue; }
+  if (rows.length < 2) continue;
+  const needle = rows[1].cells[0].textContent.trim().toLowerCase();
+  box.value = needle;
+  box.dispatchEvent(new Event('input'));
+  const shown = rows.filter(r => r.style.display !== 'none');
+  if (!shown.length || shown.some(r => r.textContent.toLowerCase().indexOf(needle) === -1)) {
+    problems.push('the filter box does not filter the rows');
+  }
+  box.value = '';
+  box.dispatchEvent(new Event('input'));
+  table.tHead.rows[0].cells[0].click();
+  const keys = Array.from(table.tBodies[0].rows).map(r => r.cells[0].textContent.trim());
+  const sorted = keys.slice().sort((a, b) => a.localeCompare(b, undefined, {numeric: true}));
+  if (keys.join('|') !== sorted.join('|')) problems.push('a click on the header does not sort the rows');
+}
+return problems;
+"""
+
+
 def check(html: Path, screenshots: Path | None, gallery_page: str = "auto_gallery/plot_10_leaves.html",
           focus: str = "leaves-next-functions") -> list[str]:
     html = html.resolve()
@@ -181,8 +208,14 @@ def check(html: Path, screenshots: Path | None, gallery_page: str = "auto_galler
                     images_checked += 1
                     if not complete or not width:
                         problems.append(f"{page}: image does not load: {src}")
+            for page in pages:
+                if "generated/" in page:
+                    driver.get(base + page)
+                    problems += [f"{page}: {p}" for p in driver.execute_script(FILTER_SCRIPT)]
             if screenshots is not None:
                 screenshots.mkdir(parents=True, exist_ok=True)
+                driver.get(base + "generated/edges.html")
+                driver.save_screenshot(str(screenshots / "edges.png"))
                 driver.get(base + "index.html")
                 driver.save_screenshot(str(screenshots / "index.png"))
                 driver.get(base + gallery_page)
