@@ -14,6 +14,7 @@ from specs.families.custom_function import (
     GradOfWrongShape,
     OnceCube,
     OneGradForTwo,
+    ReluWithMask,
     ScaledProduct,
     SeedReLU,
     SinSetupContext,
@@ -174,7 +175,8 @@ law("custom-function.mark-dirty-for-in-place")
 # Outputs without gradients
 # -------------------------
 #
-# ``ctx.mark_non_differentiable`` marks an output (such as sort indices) as untracked; backward
+# ``ctx.mark_non_differentiable`` marks an output (sort indices, or a floating-point mask that
+# autograd would otherwise track) as untracked; backward
 # still receives a zero gradient for it. When an output is unused, its gradient arrives as zeros,
 # or as ``None`` after ``ctx.set_materialize_grads(False)``, which saves allocating them.
 x = torch.tensor([3.0, 1.0, 2.0], requires_grad=True)
@@ -182,6 +184,9 @@ values, indices = SortWithIndices.apply(x)
 assert not indices.requires_grad and values.requires_grad
 values.sum().backward()
 assert x.grad.tolist() == [1.0, 1.0, 1.0]
+
+relu, mask = ReluWithMask.apply(torch.tensor([-1.0, 2.0], requires_grad=True))
+assert relu.requires_grad and not mask.requires_grad
 
 first, _ = TwoOutputs.apply(x, False)
 first.sum().backward()

@@ -314,14 +314,19 @@ def _():
     module.once_differentiable = lambda backward: backward
 
 
-@mutant("mark-non-differentiable-ignored", "ctx.mark_non_differentiable does nothing", ("custom-function",),
-        survives="custom-function.mark-non-differentiable marks an integer output (sort's indices), which autograd "
-                 "never tracks anyway; a rule marking a floating-point output would catch it (proposed)")
+@mutant("mark-non-differentiable-ignored", "ctx.mark_non_differentiable does nothing", ("custom-function",))
 def _():
     torch.autograd.function.FunctionCtx.mark_non_differentiable = lambda self, *tensors: None
 
 
-@mutant("gradcheck-always-passes", "gradcheck accepts a wrong backward", ("custom-function", "complex-grad"))
+@mutant("mark-dirty-ignored", "ctx.mark_dirty does nothing: a Function's in-place output is not rebased onto it",
+        ("custom-function", "function-api"))
+def _():
+    torch.autograd.function.FunctionCtx.mark_dirty = lambda self, *tensors: None
+
+
+@mutant("gradcheck-always-passes", "gradcheck accepts a wrong backward",
+        ("custom-function", "complex-grad", "gradcheck"))
 def _():
     torch.autograd.gradcheck = lambda *args, **kwargs: True
 
@@ -462,6 +467,226 @@ def _():
                                         else a for a in args))
 
     torch.compile = compile
+
+
+# --------------------------------------------------------------------------- the derivative atlas
+@mutant("tanh-gradient-sech-not-sech-squared", "tanh's gradient is sech(x) instead of sech(x)^2: right at 0 only",
+        ("atlas",))
+def _():
+    _unary("tanh", lambda x: 1 / torch.cosh(x))
+
+
+# --------------------------------------------------------------------------- the autograd.Function API
+@mutant("function-instantiation-warning-dropped", "instantiating an autograd.Function no longer warns",
+        ("function-api",))
+def _():
+    torch.autograd.Function.__init__ = lambda self, *args, **kwargs: None
+
+
+# --------------------------------------------------------------------------- torch.autograd.functional
+@mutant("functional-jacobian-strict-ignored", "functional.jacobian (and hessian, built on it) ignores strict=True",
+        ("functional",))
+def _():
+    import torch.autograd.functional as module
+
+    def make(original):
+        def jacobian(func, inputs, create_graph=False, strict=False, **kwargs):
+            return original(func, inputs, create_graph=create_graph, strict=False, **kwargs)
+
+        return jacobian
+
+    _patch(module, "jacobian", make)
+
+
+# --------------------------------------------------------------------------- gradient layout
+@mutant("new-grad-always-contiguous", "a new .grad is row-major contiguous whatever its leaf's strides",
+        ("grad-layout",))
+def _():
+    def make(original):
+        def backward(self, *args, **kwargs):
+            fresh = [leaf for leaf in _leaves_of(self) if leaf.grad is None]
+            result = original(self, *args, **kwargs)
+            for leaf in fresh:
+                if leaf.grad is not None and not leaf.grad.is_sparse:
+                    leaf.grad = leaf.grad.contiguous()
+            return result
+
+        return backward
+
+    _patch(torch.Tensor, "backward", make)
+
+
+@mutant("grad-assignment-checks-dropped", "assigning a .grad of the wrong type, shape, dtype or device is "
+        "silently ignored instead of raising", ("grad-layout",))
+def _():
+    descriptor = torch._C.TensorBase.grad
+
+    def assign(self, value):
+        try:
+            descriptor.__set__(self, value)
+        except (RuntimeError, TypeError):
+            pass
+
+    torch.Tensor.grad = property(descriptor.__get__, assign, descriptor.__delete__)
+
+
+# --------------------------------------------------------------------------- gradcheck
+@mutant("gradcheck-ignores-check-forward-ad", "gradcheck(check_forward_ad=True) checks only the backward",
+        ("gradcheck",))
+def _():
+    def make(original):
+        def gradcheck(*args, **kwargs):
+            kwargs["check_forward_ad"] = False
+            kwargs.setdefault("check_backward_ad", True)
+            return original(*args, **kwargs)
+
+        return gradcheck
+
+    _patch(torch.autograd, "gradcheck", make)
+
+
+# --------------------------------------------------------------------------- the graph API
+@mutant("increment-version-does-nothing", "torch.autograd.graph.increment_version leaves the version counter",
+        ("graph",))
+def _():
+    torch.autograd.graph.increment_version = lambda tensor: None
+
+
+@mutant("multi-grad-hook-any-acts-as-all", 'register_multi_grad_hook(mode="any") behaves as mode="all"',
+        ("graph",))
+def _():
+    def make(original):
+        def register_multi_grad_hook(tensors, fn, *, mode="all"):
+            return original(tensors, fn, mode="all" if mode == "any" else mode)
+
+        return register_multi_grad_hook
+
+    _patch(torch.autograd.graph, "register_multi_grad_hook", make)
+
+
+# --------------------------------------------------------------------------- module hooks
+@mutant("full-backward-hook-result-ignored", "what a module's full backward hook returns is ignored",
+        ("module-hooks",))
+def _():
+    def make(original):
+        def register_full_backward_hook(self, hook, prepend=False):
+            def ignoring(module, grad_input, grad_output):
+                hook(module, grad_input, grad_output)
+
+            return original(self, ignoring, prepend=prepend)
+
+        return register_full_backward_hook
+
+    _patch(torch.nn.Module, "register_full_backward_hook", make)
+
+
+# --------------------------------------------------------------------------- saved tensors
+@mutant("saved-tensors-unpack-result-ignored", "backward uses the tensor that was saved, not what unpack returns",
+        ("saved-tensors", "hooks"))
+def _():
+    def make(original):
+        def __init__(self, pack_hook, unpack_hook):
+            def pack(tensor):
+                return tensor, pack_hook(tensor)
+
+            def unpack(packed):
+                unpack_hook(packed[1])
+                return packed[0]
+
+            original(self, pack, unpack)
+
+        return __init__
+
+    _patch(torch.autograd.graph.saved_tensors_hooks, "__init__", make)
+
+
+# --------------------------------------------------------------------------- sparse gradients
+@mutant("sparse-embedding-gradient-dense", "an embedding with sparse=True gets a dense gradient", ("sparse",))
+def _():
+    def make(original):
+        def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+                      sparse=False):
+            return original(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, False)
+
+        return embedding
+
+    _patch(torch.nn.functional, "embedding", make)
+
+
+# --------------------------------------------------------------------------- threads
+@mutant("multithreading-switch-process-wide", "set_multithreading_enabled(False) applies to every thread, "
+        "not only the calling one", ("threads",))
+def _():
+    import torch.autograd.grad_mode as module
+
+    switch = module.set_multithreading_enabled
+    process_wide = {"enabled": True}
+
+    class ProcessWide(switch):
+        def __init__(self, mode: bool) -> None:
+            super().__init__(mode)
+            self.before, process_wide["enabled"] = process_wide["enabled"], mode
+
+        def __exit__(self, *exc) -> None:
+            super().__exit__(*exc)
+            process_wide["enabled"] = self.before
+
+    torch.autograd.set_multithreading_enabled = module.set_multithreading_enabled = ProcessWide
+    torch.autograd.is_multithreading_enabled = lambda: process_wide["enabled"]
+
+
+@mutant("autograd-grad-writes-dot-grad", "torch.autograd.grad also accumulates into its leaf inputs' .grad",
+        ("threads", "vjp"))
+def _():
+    def make(original):
+        def grad(outputs, inputs, *args, **kwargs):
+            results = original(outputs, inputs, *args, **kwargs)
+            if kwargs.get("is_grads_batched"):  # a batch of gradients has no .grad to go into
+                return results
+            many = isinstance(inputs, (tuple, list))
+            for tensor, result in zip(inputs if many else (inputs,), results):
+                if isinstance(tensor, torch.Tensor) and tensor.is_leaf and result is not None:
+                    with torch.no_grad():
+                        tensor.grad = result.detach().clone() if tensor.grad is None else tensor.grad + result
+            return results
+
+        return grad
+
+    _patch(torch.autograd, "grad", make)
+
+
+# --------------------------------------------------------------------------- DistributedDataParallel
+def _ddp_never_syncs() -> None:
+    # DDP all-reduces only when require_backward_grad_sync is true at forward (no_sync() clears it).
+    DDP = torch.nn.parallel.DistributedDataParallel
+    DDP.require_backward_grad_sync = property(lambda self: False, lambda self, value: None)
+
+
+#: patches that must run in the processes the distributed family spawns, by mutant name
+_WORKER_PATCHES: dict[str, Callable[[], None]] = {"ddp-never-all-reduces": _ddp_never_syncs}
+
+
+def _serve_mutated(name: str, *args) -> None:
+    """A DDP worker's entry point under mutant ``name``: patch torch in the worker, then serve."""
+    _WORKER_PATCHES[name]()
+    from specs.families import distributed
+
+    distributed._serve(*args)  # the original: this fresh process imported the family unpatched
+
+
+@mutant("ddp-never-all-reduces", "DistributedDataParallel never all-reduces: each rank keeps its own gradient",
+        ("distributed",))
+def _():
+    # The workers are spawned fresh processes: a patch here never reaches them, so the family's
+    # worker entry point is replaced by one (picklable by name from specs.mutants, never __main__)
+    # that applies the patch in the worker before serving.
+    import functools
+
+    from specs import mutants
+    from specs.families import distributed
+
+    _ddp_never_syncs()
+    distributed._serve = functools.partial(mutants._serve_mutated, "ddp-never-all-reduces")
 
 
 # =========================================================================== running them

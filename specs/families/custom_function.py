@@ -213,6 +213,23 @@ class SortWithIndices(torch.autograd.Function):
         return torch.zeros_like(grad_values).scatter(-1, indices, grad_values)
 
 
+class ReluWithMask(torch.autograd.Function):
+    """relu(x) (differentiable) and its floating-point mask x > 0 (marked non-differentiable)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        mask = (x > 0).to(x.dtype)
+        ctx.mark_non_differentiable(mask)
+        ctx.save_for_backward(mask)
+        return x * mask, mask
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_mask):
+        ctx.grad_mask_seen = grad_mask
+        (mask,) = ctx.saved_tensors
+        return grad_values * mask
+
+
 class TwoOutputs(torch.autograd.Function):
     """(2x, 3x); ``materialize`` is passed to ctx.set_materialize_grads."""
 
@@ -425,7 +442,7 @@ def mark_dirty_for_in_place(spec, data):
       given=dict(spec=tensors(min_ndim=1, dtypes=(torch.float64,)), data=st.data()),
       references=("test_autograd.py::TestAutograd::test_mark_non_differentiable",))
 def mark_non_differentiable(spec, data):
-    """An output passed to ctx.mark_non_differentiable does not require grad; backward still receives a zero-filled gradient for it, and the other outputs' gradients are right."""
+    """An output passed to ctx.mark_non_differentiable, an integer one (sort's indices) or a floating-point one (relu's mask), does not require grad; backward still receives a zero-filled gradient for it, and the other outputs' gradients are right."""
     x = spec.make()
     values, indices = SortWithIndices.apply(x)
     expect((indices.requires_grad, indices.grad_fn) == (False, None), what="the marked output is not tracked",
@@ -441,6 +458,20 @@ def mark_non_differentiable(spec, data):
     expect_close(x.grad, reference.grad, tolerance=EXACT, what="x.grad against torch.sort's gradient",
                  repro=f"{_using(SortWithIndices)}x = {spec.expression()}\n"
                  f"SortWithIndices.apply(x)[0].backward({literal(v)})\nprint(x.grad)")
+    # A floating-point output would be tracked if the mark were lost (integer ones never are).
+    x = spec.make()
+    relu, mask = ReluWithMask.apply(x)
+    repro = (f"{_using(ReluWithMask)}x = {spec.expression()}\nrelu, mask = ReluWithMask.apply(x)\n"
+             f"relu.backward({literal(v)})\nprint(mask.requires_grad, mask.grad_fn, x.grad)")
+    expect((mask.requires_grad, mask.grad_fn) == (False, None), what="the marked floating-point output is not tracked",
+           expected=(False, None), observed=(mask.requires_grad, mask.grad_fn), repro=repro)
+    relu.backward(v)
+    seen = relu.grad_fn.grad_mask_seen
+    expect(seen is not None and seen.shape == mask.shape and not seen.any(),
+           what="backward's gradient for the marked mask", expected="zeros of the mask's shape", observed=seen,
+           repro=repro)
+    expect_close(x.grad, v * (x.detach() > 0).to(v.dtype), tolerance=EXACT, what="x.grad of relu: v where x > 0, else 0",
+                 repro=repro)
 
 
 @rule("custom-function.set-materialize-grads", section=Section.CUSTOM, docs="custom-function-non-differentiable",
