@@ -126,11 +126,10 @@ def jacobian_matches_finite_differences(program):
     script = program.script(_INPUT, "J = torch.autograd.functional.jacobian(program, x)", "print(J)")
     seen = script.run()
     x, jacobian, out = seen.x, seen.J, seen.out
-    repro = script
     expect(tuple(jacobian.shape) == tuple(out.shape) + tuple(x.shape), what="shape of the Jacobian",
-           expected=tuple(out.shape) + tuple(x.shape), observed=tuple(jacobian.shape), repro=repro)
+           expected=tuple(out.shape) + tuple(x.shape), observed=tuple(jacobian.shape), repro=script)
     expect_close(jacobian, _finite_difference_jacobian(program, x), tolerance=FD_TOLERANCE,
-                 what="the Jacobian against finite differences", repro=repro)
+                 what="the Jacobian against finite differences", repro=script)
     record(f"jacobian at a {tuple(x.shape)} input", _rounded(jacobian))
 
 
