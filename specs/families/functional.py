@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import torch
 from hypothesis import strategies as st
-from torch.autograd import functional as AF
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import FD_STEP, FD_TOLERANCE
-from specs.engine.sections import Section
 from specs.engine.registry import Family, record, rule
+from specs.engine.script import Script, literal
+from specs.engine.sections import Section
 from specs.generators.examples import one_line_program, tensor
 from specs.generators.strategies import programs, tensors
 
@@ -79,12 +79,10 @@ SIN_X = one_line_program("torch.sin(x0) * x0", tensor((0.5, -1.0, 1.5), (3,)))
 MIXED = one_line_program("torch.tanh(x0) * x0.sum() + x0 ** 2", tensor((0.25, -0.5, 1.0, 2.0), (2, 2)))
 
 
-def _input(program) -> torch.Tensor:
-    return program.inputs(requires_grad=False)[0].contiguous()
-
-
-def _scalar(program):
-    return lambda x: program(x).sum()
+#: The script line that makes the input the checks differentiate at: the program's leaf, contiguous, not requiring grad.
+_INPUT = "x = x0.detach().contiguous()"
+#: The script line defining the scalar function whose Hessian is checked.
+_SCALAR = "f = lambda x: program(x).sum()"
 
 
 def _finite_difference_jacobian(function, x: torch.Tensor) -> torch.Tensor:
@@ -125,14 +123,13 @@ def _direction(data, shape, label: str) -> torch.Tensor:
                   "docs: torch.autograd.functional.jacobian"))
 def jacobian_matches_finite_differences(program):
     """torch.autograd.functional.jacobian(f, x) has shape f(x).shape + x.shape and agrees with central finite differences of f."""
-    x = _input(program)
-    jacobian = AF.jacobian(program, x)
-    out = program(x)
-    repro = program.repro("J = torch.autograd.functional.jacobian(program, x0.detach())")
+    script = program.script(_INPUT, "J = torch.autograd.functional.jacobian(program, x)", "print(J)")
+    seen = script.run()
+    x, jacobian, out = seen.x, seen.J, seen.out
     expect(tuple(jacobian.shape) == tuple(out.shape) + tuple(x.shape), what="shape of the Jacobian",
-           expected=tuple(out.shape) + tuple(x.shape), observed=tuple(jacobian.shape), repro=repro)
+           expected=tuple(out.shape) + tuple(x.shape), observed=tuple(jacobian.shape), repro=script)
     expect_close(jacobian, _finite_difference_jacobian(program, x), tolerance=FD_TOLERANCE,
-                 what="the Jacobian against finite differences", repro=repro)
+                 what="the Jacobian against finite differences", repro=script)
     record(f"jacobian at a {tuple(x.shape)} input", _rounded(jacobian))
 
 
@@ -147,26 +144,28 @@ pairs = programs(min_leaves=2, max_leaves=2, max_ops=4, dtypes=(torch.float64,),
                   "docs: torch.autograd.functional.jacobian"))
 def tuple_jacobians_are_nested(program):
     """For tuple inputs and outputs, jacobian returns a nested tuple whose block [i][j] is the Jacobian of output i with respect to input j, of shape out_i.shape + in_j.shape."""
-    xs = tuple(x.contiguous() for x in program.inputs(requires_grad=False))
-
-    def two_outputs(*inputs):
-        out = program(*inputs)
-        return out, torch.sin(inputs[1]) * 2.0
-
-    blocks = AF.jacobian(two_outputs, xs)
-    repro = program.repro("f = lambda a, b: (program(a, b), torch.sin(b) * 2.0)",
-                          "J = torch.autograd.functional.jacobian(f, (x0.detach(), x1.detach()))")
+    script = program.script(
+        "a, b = x0.detach().contiguous(), x1.detach().contiguous()",
+        "",
+        "def two_outputs(a, b):",
+        "    return program(a, b), torch.sin(b) * 2.0",
+        "",
+        "J = torch.autograd.functional.jacobian(two_outputs, (a, b))",
+        "print(J)",
+    )
+    seen = script.run()
+    blocks, xs = seen.J, (seen.a, seen.b)
     expect(len(blocks) == 2 and all(len(row) == 2 for row in blocks), what="nesting of the Jacobian", expected="2 x 2 blocks",
-           observed=[len(row) for row in blocks], repro=repro)
+           observed=[len(row) for row in blocks], repro=script)
     for i in range(2):
         for j in range(2):
             def output_i_of_input_j(t, i=i, j=j):
                 inputs = list(xs)
                 inputs[j] = t
-                return two_outputs(*inputs)[i]
+                return seen.two_outputs(*inputs)[i]
 
             expect_close(blocks[i][j], _finite_difference_jacobian(output_i_of_input_j, xs[j]), tolerance=FD_TOLERANCE,
-                         what=f"block [{i}][{j}] against finite differences", repro=repro)
+                         what=f"block [{i}][{j}] against finite differences", repro=script)
 
 
 @rule("functional.vectorize-and-forward-mode-agree", section=Section.BEYOND, docs="functional-strategies",
@@ -175,17 +174,17 @@ def tuple_jacobians_are_nested(program):
                   "docs: torch.autograd.functional.jacobian (vectorize, strategy)"))
 def vectorize_and_forward_mode_agree(program):
     """jacobian gives the same matrix row by row (the default), batched with vectorize=True, and column by column with strategy="forward-mode", vectorize=True."""
-    x = _input(program)
-    rows = AF.jacobian(program, x)
-    repro = program.repro("x = x0.detach()", "J = torch.autograd.functional.jacobian(program, x)",
-                          "Jv = torch.autograd.functional.jacobian(program, x, vectorize=True)",
-                          'Jf = torch.autograd.functional.jacobian(program, x, vectorize=True, '
-                          'strategy="forward-mode")')
-    expect_close(AF.jacobian(program, x, vectorize=True), rows, tolerance=ROUNDOFF, what="vectorize=True against the default",
-                 repro=repro)
-    forward = AF.jacobian(program, x, vectorize=True, strategy="forward-mode")
-    expect_close(forward, rows, tolerance=ROUNDOFF, what='strategy="forward-mode" against the default', repro=repro)
-    record("forward-mode jacobian", _rounded(forward))
+    script = program.script(
+        _INPUT,
+        "J = torch.autograd.functional.jacobian(program, x)",
+        "Jv = torch.autograd.functional.jacobian(program, x, vectorize=True)",
+        'Jf = torch.autograd.functional.jacobian(program, x, vectorize=True, strategy="forward-mode")',
+        "print(J, Jv, Jf, sep='\\n')",
+    )
+    seen = script.run()
+    expect_close(seen.Jv, seen.J, tolerance=ROUNDOFF, what="vectorize=True against the default", repro=script)
+    expect_close(seen.Jf, seen.J, tolerance=ROUNDOFF, what='strategy="forward-mode" against the default', repro=script)
+    record("forward-mode jacobian", _rounded(seen.Jf))
 
 
 @rule("functional.vjp-and-jvp-are-jacobian-products", section=Section.BEYOND, docs="functional-products",
@@ -194,20 +193,27 @@ def vectorize_and_forward_mode_agree(program):
                   "docs: torch.autograd.functional.vjp, jvp"))
 def vjp_and_jvp_are_jacobian_products(program, data):
     """vjp(f, x, v) returns (f(x), vᵀJ) and jvp(f, x, u) returns (f(x), J u), where J is jacobian(f, x)."""
-    x = _input(program)
+    x = program.inputs(requires_grad=False)[0]
     out = program(x)
-    flat = _flat(AF.jacobian(program, x), x)
     v = _direction(data, out.shape, "v")
     u = _direction(data, x.shape, "u")
-    repro = program.repro("x = x0.detach()", "J = torch.autograd.functional.jacobian(program, x)",
-                          "torch.autograd.functional.vjp(program, x, v)",
-                          "torch.autograd.functional.jvp(program, x, u)")
-    value, vjp = AF.vjp(program, x, v)
-    expect_close(value, out, tolerance=ROUNDOFF, what="the value vjp returns against f(x)", repro=repro)
-    expect_close(vjp, (v.reshape(1, -1) @ flat).reshape(x.shape), tolerance=ROUNDOFF, what="vjp against vᵀJ", repro=repro)
-    value, jvp = AF.jvp(program, x, u)
-    expect_close(value, out, tolerance=ROUNDOFF, what="the value jvp returns against f(x)", repro=repro)
-    expect_close(jvp, (flat @ u.reshape(-1, 1)).reshape(out.shape), tolerance=ROUNDOFF, what="jvp against J u", repro=repro)
+    script = program.script(
+        _INPUT,
+        f"v = {literal(v)}",
+        f"u = {literal(u)}",
+        "J = torch.autograd.functional.jacobian(program, x)",
+        "value_v, vjp = torch.autograd.functional.vjp(program, x, v)",
+        "value_u, jvp = torch.autograd.functional.jvp(program, x, u)",
+        "print(vjp, jvp, sep='\\n')",
+    )
+    seen = script.run()
+    flat = _flat(seen.J, x)
+    expect_close(seen.value_v, out, tolerance=ROUNDOFF, what="the value vjp returns against f(x)", repro=script)
+    expect_close(seen.vjp, (v.reshape(1, -1) @ flat).reshape(x.shape), tolerance=ROUNDOFF, what="vjp against vᵀJ",
+                 repro=script)
+    expect_close(seen.value_u, out, tolerance=ROUNDOFF, what="the value jvp returns against f(x)", repro=script)
+    expect_close(seen.jvp, (flat @ u.reshape(-1, 1)).reshape(out.shape), tolerance=ROUNDOFF, what="jvp against J u",
+                 repro=script)
 
 
 @rule("functional.hvp-and-vhp-are-hessian-products", section=Section.BEYOND, docs="functional-products",
@@ -216,17 +222,24 @@ def vjp_and_jvp_are_jacobian_products(program, data):
                   "docs: torch.autograd.functional.hvp, vhp"))
 def hvp_and_vhp_are_hessian_products(program, data):
     """For a scalar f, hvp(f, x, v) returns (f(x), H v) and vhp(f, x, v) returns (f(x), vᵀH), where H is hessian(f, x)."""
-    x = _input(program)
-    f = _scalar(program)
-    hessian = AF.hessian(f, x).reshape(x.numel(), x.numel())
+    x = program.inputs(requires_grad=False)[0]
     v = _direction(data, x.shape, "v")
-    repro = program.repro("f = lambda x: program(x).sum()", "H = torch.autograd.functional.hessian(f, x0.detach())",
-                          "torch.autograd.functional.hvp(f, x0.detach(), v)")
-    value, hvp = AF.hvp(f, x, v)
-    expect_close(value, f(x), tolerance=ROUNDOFF, what="the value hvp returns against f(x)", repro=repro)
-    expect_close(hvp, (hessian @ v.reshape(-1, 1)).reshape(x.shape), tolerance=ROUNDOFF, what="hvp against H v", repro=repro)
-    value, vhp = AF.vhp(f, x, v)
-    expect_close(vhp, (v.reshape(1, -1) @ hessian).reshape(x.shape), tolerance=ROUNDOFF, what="vhp against vᵀH", repro=repro)
+    script = program.script(
+        _INPUT,
+        _SCALAR,
+        f"v = {literal(v)}",
+        "H = torch.autograd.functional.hessian(f, x)",
+        "value, hvp = torch.autograd.functional.hvp(f, x, v)",
+        "_, vhp = torch.autograd.functional.vhp(f, x, v)",
+        "print(hvp, vhp, sep='\\n')",
+    )
+    seen = script.run()
+    hessian = seen.H.reshape(x.numel(), x.numel())
+    expect_close(seen.value, program(x).sum(), tolerance=ROUNDOFF, what="the value hvp returns against f(x)", repro=script)
+    expect_close(seen.hvp, (hessian @ v.reshape(-1, 1)).reshape(x.shape), tolerance=ROUNDOFF, what="hvp against H v",
+                 repro=script)
+    expect_close(seen.vhp, (v.reshape(1, -1) @ hessian).reshape(x.shape), tolerance=ROUNDOFF, what="vhp against vᵀH",
+                 repro=script)
 
 
 @rule("functional.hessian-strategies-agree", section=Section.BEYOND, docs="functional-strategies",
@@ -235,27 +248,53 @@ def hvp_and_vhp_are_hessian_products(program, data):
                   "docs: torch.autograd.functional.hessian (outer_jacobian_strategy)"))
 def hessian_strategies_agree(program):
     """hessian gives the same matrix by reverse-over-reverse, with vectorize=True, and forward-over-reverse (outer_jacobian_strategy="forward-mode", vectorize=True)."""
-    x = _input(program)
-    f = _scalar(program)
-    reference = AF.hessian(f, x)
-    repro = program.repro("f = lambda x: program(x).sum()",
-                          'torch.autograd.functional.hessian(f, x0.detach(), vectorize=True, '
-                          'outer_jacobian_strategy="forward-mode")')
-    expect_close(AF.hessian(f, x, vectorize=True), reference, tolerance=ROUNDOFF, what="vectorize=True against the default",
-                 repro=repro)
-    forward = AF.hessian(f, x, vectorize=True, outer_jacobian_strategy="forward-mode")
-    expect_close(forward, reference, tolerance=ROUNDOFF, what="forward-over-reverse against reverse-over-reverse", repro=repro)
-    record("hessian", _rounded(forward))
+    script = program.script(
+        _INPUT,
+        _SCALAR,
+        "H = torch.autograd.functional.hessian(f, x)",
+        "Hv = torch.autograd.functional.hessian(f, x, vectorize=True)",
+        'Hf = torch.autograd.functional.hessian(f, x, vectorize=True, outer_jacobian_strategy="forward-mode")',
+        "print(H, Hv, Hf, sep='\\n')",
+    )
+    seen = script.run()
+    expect_close(seen.Hv, seen.H, tolerance=ROUNDOFF, what="vectorize=True against the default", repro=script)
+    expect_close(seen.Hf, seen.H, tolerance=ROUNDOFF, what="forward-over-reverse against reverse-over-reverse",
+                 repro=script)
+    record("hessian", _rounded(seen.Hf))
 
 
 APIS = ("jacobian", "vjp", "jvp")
 
 
-def _call(api: str, function, x: torch.Tensor, **options):
+def _call(api: str, function: str, strict: bool = False) -> str:
+    """Code computing jacobian(function, x), or the product that vjp or jvp returns with a vector of ones."""
+    options = ", strict=True" if strict else ""
     if api == "jacobian":
-        return AF.jacobian(function, x, **options)
-    v = torch.ones_like(function(x)) if api == "vjp" else torch.ones_like(x)
-    return getattr(AF, api)(function, x, v, **options)[1]
+        return f"torch.autograd.functional.jacobian({function}, x{options})"
+    v = f"torch.ones_like({function}(x))" if api == "vjp" else "torch.ones_like(x)"
+    return f"torch.autograd.functional.{api}({function}, x, {v}{options})[1]"
+
+
+#: A function whose output does not depend on its input, differentiated by ``$call`` at ``x``.
+CONSTANT = """
+x = $x.contiguous()
+
+def constant(t):
+    return torch.ones(2, dtype=t.dtype)
+
+r = $call
+print(r)
+"""
+#: The Hessian of a linear function, with or without strict (``$options``).
+LINEAR = """
+x = $x.contiguous()
+
+def linear(t):
+    return ($scale * t).sum()
+
+H = torch.autograd.functional.hessian(linear, x$options)
+print(H)
+"""
 
 
 @rule("functional.strict-refuses-independent-outputs", section=Section.BEYOND, docs="functional-strict",
@@ -268,16 +307,12 @@ def _call(api: str, function, x: torch.Tensor, **options):
                   "autograd/test_functional.py::TestAutogradFunctional::test_jvp_err_check_strict"))
 def strict_refuses_independent_outputs(x, api):
     """For an output that does not depend on the input, jacobian, vjp and jvp return zeros by default and raise a RuntimeError with strict=True."""
-    point = x.make().contiguous()
-
-    def constant(t):
-        return torch.ones(2, dtype=t.dtype)
-
-    repro = f"x = {x.expression()}\ntorch.autograd.functional.{api}(lambda t: torch.ones(2, dtype=t.dtype), x, ...)"
-    relaxed = _call(api, constant, point)
-    expect(bool((relaxed == 0).all()), what=f"{api} of a constant function without strict", expected="zeros", observed=relaxed, repro=repro)
-    message = STRICT_OUTPUT.check(lambda: constant, backward=lambda f: _call(api, f, point, strict=True),
-                                  repro=repro + "  # strict=True")
+    relaxed = Script(CONSTANT, x=x.expression(), call=_call(api, "constant"))
+    seen = relaxed.run()
+    expect(bool((seen.r == 0).all()), what=f"{api} of a constant function without strict", expected="zeros",
+           observed=seen.r, repro=relaxed)
+    strict = Script(CONSTANT, x=x.expression(), call=_call(api, "constant", strict=True))
+    message = STRICT_OUTPUT.check(lambda: None, backward=lambda _: strict.run(), repro=strict)
     record(f"{api} strict message", message)
 
 
@@ -290,60 +325,54 @@ def strict_refuses_independent_outputs(x, api):
                   "autograd/test_functional.py::TestAutogradFunctional::test_hvp_err_check_strict"))
 def strict_hessian_refuses_linear_functions(x, scale):
     """The Hessian of a linear function is zero, and hessian(..., strict=True) refuses it with a RuntimeError, because the gradient does not depend on the input."""
-    point = x.make().contiguous()
-
-    def linear(t):
-        return (scale * t).sum()
-
-    repro = f"x = {x.expression()}\ntorch.autograd.functional.hessian(lambda t: ({scale} * t).sum(), x, strict=True)"
-    relaxed = AF.hessian(linear, point)
-    expect(bool((relaxed == 0).all()), what="hessian of a linear function without strict", expected="zeros", observed=relaxed, repro=repro)
-    message = STRICT_HESSIAN.check(lambda: linear, backward=lambda f: AF.hessian(f, point, strict=True), repro=repro)
+    relaxed = Script(LINEAR, x=x.expression(), scale=scale, options="")
+    seen = relaxed.run()
+    expect(bool((seen.H == 0).all()), what="hessian of a linear function without strict", expected="zeros",
+           observed=seen.H, repro=relaxed)
+    strict = Script(LINEAR, x=x.expression(), scale=scale, options=", strict=True")
+    message = STRICT_HESSIAN.check(lambda: None, backward=lambda _: strict.run(), repro=strict)
     record("message", message)
 
 
+#: Options that exclude each other: the contract each combination meets, and the call that makes it.
+EXCLUSIVE = {
+    "strict+vectorize": (STRICT_VECTORIZE, "jacobian(program, x, strict=True, vectorize=True)"),
+    "forward-mode alone": (FORWARD_NEEDS_VECTORIZE, 'jacobian(program, x, strategy="forward-mode")'),
+    "forward-over-reverse alone": (FORWARD_NEEDS_VECTORIZE, 'hessian(f, x, outer_jacobian_strategy="forward-mode")'),
+    "unknown strategy": (UNKNOWN_STRATEGY, 'jacobian(program, x, strategy="sideways")'),
+}
+
+
 @rule("functional.options-that-exclude-each-other", section=Section.BEYOND, docs="functional-strategies",
-      given=dict(program=functions, combination=st.sampled_from(("strict+vectorize", "forward-mode alone",
-                                                                 "forward-over-reverse alone", "unknown strategy"))),
+      given=dict(program=functions, combination=st.sampled_from(tuple(EXCLUSIVE))),
       examples=(dict(program=SIN_X, combination="forward-mode alone"),),
       contracts=(STRICT_VECTORIZE, FORWARD_NEEDS_VECTORIZE, UNKNOWN_STRATEGY),
       references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",
                   "docs: torch.autograd.functional.jacobian (strategy)"))
 def options_that_exclude_each_other(program, combination):
     """strict=True with vectorize=True raises a RuntimeError, forward-mode Jacobians and forward-over-reverse Hessians without vectorize=True raise NotImplementedError, and an unknown strategy raises an AssertionError."""
-    x = _input(program)
-    f = _scalar(program)
-    calls = {
-        "strict+vectorize": (STRICT_VECTORIZE, lambda: AF.jacobian(program, x, strict=True, vectorize=True),
-                             "jacobian(program, x, strict=True, vectorize=True)"),
-        "forward-mode alone": (FORWARD_NEEDS_VECTORIZE, lambda: AF.jacobian(program, x, strategy="forward-mode"),
-                               'jacobian(program, x, strategy="forward-mode")'),
-        "forward-over-reverse alone": (
-            FORWARD_NEEDS_VECTORIZE, lambda: AF.hessian(f, x, outer_jacobian_strategy="forward-mode"),
-            'hessian(lambda x: program(x).sum(), x, outer_jacobian_strategy="forward-mode")'),
-        "unknown strategy": (UNKNOWN_STRATEGY, lambda: AF.jacobian(program, x, strategy="sideways"),
-                             'jacobian(program, x, strategy="sideways")'),
-    }
-    contract, call, code = calls[combination]
-    message = contract.check(lambda: None, backward=lambda _: call(),
-                             repro=program.repro("x = x0.detach()", f"torch.autograd.functional.{code}"))
+    contract, call = EXCLUSIVE[combination]
+    script = program.script(_INPUT, *((_SCALAR,) if call.startswith("hessian(f") else ()),
+                            f"torch.autograd.functional.{call}")
+    message = contract.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record(f"{combination} message", message)
 
 
 RESULTS = ("jacobian", "hessian", "vjp", "jvp", "hvp", "vhp")
 
 
-def _result(api: str, function, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
-    def scalar(t):
-        return function(t).sum()
+#: The APIs that differentiate a scalar function (``scalar``, the sum of ``f``).
+SCALAR_APIS = ("hessian", "hvp", "vhp")
 
-    if api == "jacobian":
-        return AF.jacobian(function, x, create_graph=create_graph)
-    if api == "hessian":
-        return AF.hessian(scalar, x, create_graph=create_graph)
-    if api == "vjp":
-        return AF.vjp(function, x, torch.ones_like(function(x)), create_graph=create_graph)[1]
-    return getattr(AF, api)(function if api == "jvp" else scalar, x, torch.ones_like(x), create_graph=create_graph)[1]
+
+def _result(api: str, x: str, create_graph: bool) -> str:
+    """Code computing ``api``'s result for ``f`` (or its sum, ``scalar``) at ``x``, with vectors of ones."""
+    function = "scalar" if api in SCALAR_APIS else "f"
+    options = f"create_graph={create_graph}"
+    if api in ("jacobian", "hessian"):
+        return f"torch.autograd.functional.{api}({function}, {x}, {options})"
+    v = f"torch.ones_like(f({x}))" if api == "vjp" else f"torch.ones_like({x})"
+    return f"torch.autograd.functional.{api}({function}, {x}, {v}, {options})[1]"
 
 
 @rule("functional.create-graph-makes-results-differentiable", section=Section.BEYOND, docs="functional-create-graph",
@@ -356,28 +385,32 @@ def _result(api: str, function, x: torch.Tensor, create_graph: bool) -> torch.Te
                   "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_no_grad"))
 def create_graph_makes_results_differentiable(program, api, create_graph, grad_enabled, input_requires_grad):
     """With create_graph=False the results of jacobian, hessian, vjp, jvp, hvp and vhp never require grad, and with create_graph=True a result that depends on the input does, even under torch.no_grad and for an input that does not require grad."""
-    x = _input(program).requires_grad_(input_requires_grad)
-
-    def curved(t):  # sin(...) makes every derivative depend on the input
-        return torch.sin(program(t))
-
-    with torch.set_grad_enabled(grad_enabled):
-        result = _result(api, curved, x, create_graph)
-    repro = program.repro("f = lambda t: torch.sin(program(t))",
-                          f"x = x0.detach().requires_grad_({input_requires_grad})",
-                          f"with torch.set_grad_enabled({grad_enabled}):",
-                          f"    r = torch.autograd.functional.{api}(f, x, ..., create_graph={create_graph})",
-                          "print(r.requires_grad)")
+    script = program.script(
+        f"x = x0.detach().contiguous().requires_grad_({input_requires_grad})",
+        "f = lambda t: torch.sin(program(t))  # sin(...) makes every derivative depend on the input",
+        *(("scalar = lambda t: f(t).sum()",) if api in SCALAR_APIS else ()),
+        f"with torch.set_grad_enabled({grad_enabled}):",
+        f"    r = {_result(api, 'x', create_graph)}",
+        "print(r.requires_grad)",
+    )
+    result = script.run().r
     expect(result.requires_grad == create_graph, what=f"{api}(..., create_graph={create_graph}).requires_grad",
-           expected=create_graph, observed=result.requires_grad, repro=repro)
+           expected=create_graph, observed=result.requires_grad, repro=script)
     if create_graph:
         # The graph is real: the result's gradient with respect to the input exists.
-        point = x.detach().requires_grad_()
-        with torch.enable_grad():
-            again = _result(api, curved, point, True)
-            second = torch.autograd.grad(again.sum(), point, allow_unused=True)[0]
+        differentiated = script.then(
+            """
+            point = x.detach().requires_grad_()
+            with torch.enable_grad():
+                again = $call
+                second = torch.autograd.grad(again.sum(), point, allow_unused=True)[0]
+            print(second)
+            """,
+            call=_result(api, "point", True),
+        )
+        second = differentiated.run().second
         expect(second is not None, what=f"gradient of {api}(..., create_graph=True) with respect to x", expected="a tensor",
-               observed=second, repro=repro)
+               observed=second, repro=differentiated)
     record(f"{api} requires_grad", result.requires_grad)
 
 
@@ -390,21 +423,11 @@ def create_graph_makes_results_differentiable(program, api, create_graph, grad_e
                   "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check"))
 def hessian_needs_a_single_element(program, api, extra):
     """hessian, hvp and vhp of a function with more than one output element raise a RuntimeError, and so does vjp without v."""
-    x = _input(program)
-
-    def several(t):
-        return program(t).sum() * torch.ones(extra, dtype=t.dtype)
-
-    if api == "vjp":
-        contract, call = V_NEEDED, lambda: AF.vjp(several, x)
-    elif api == "hessian":
-        contract, call = NOT_SCALAR, lambda: AF.hessian(several, x)
-    else:
-        contract, call = NOT_SCALAR, lambda: getattr(AF, api)(several, x, torch.ones_like(x))
-    message = contract.check(
-        lambda: None, backward=lambda _: call(),
-        repro=program.repro(f"f = lambda t: program(t).sum() * torch.ones({extra}, dtype=t.dtype)",
-                            f"torch.autograd.functional.{api}(f, x0.detach(), ...)"))
+    contract = V_NEEDED if api == "vjp" else NOT_SCALAR
+    call = {"vjp": "vjp(f, x)", "hessian": "hessian(f, x)"}.get(api, f"{api}(f, x, torch.ones_like(x))")
+    script = program.script(_INPUT, f"f = lambda t: program(t).sum() * torch.ones({extra}, dtype=t.dtype)",
+                            f"torch.autograd.functional.{call}")
+    message = contract.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record(f"{api} message", message)
 
 
@@ -416,13 +439,8 @@ def hessian_needs_a_single_element(program, api, extra):
       references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",))
 def inputs_and_outputs_are_tensors(x, wrong):
     """jacobian accepts a Tensor or a tuple of Tensors as inputs and as outputs of the function; a list or a Python number raises a TypeError."""
-    point = x.make()
-    calls = {
-        "list input": (lambda: AF.jacobian(torch.sin, [point]), "jacobian(torch.sin, [x])"),
-        "float input": (lambda: AF.jacobian(torch.sin, 1.5), "jacobian(torch.sin, 1.5)"),
-        "float output": (lambda: AF.jacobian(lambda t: 1.5, point), "jacobian(lambda t: 1.5, x)"),
-    }
-    call, code = calls[wrong]
-    message = NOT_A_TENSOR.check(lambda: None, backward=lambda _: call(),
-                                 repro=f"x = {x.expression()}\ntorch.autograd.functional.{code}")
+    code = {"list input": "jacobian(torch.sin, [x])", "float input": "jacobian(torch.sin, 1.5)",
+            "float output": "jacobian(lambda t: 1.5, x)"}[wrong]
+    script = Script("x = $x\ntorch.autograd.functional.$code", x=x.expression(), code=code)
+    message = NOT_A_TENSOR.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record(f"{wrong} message", message)

@@ -6,6 +6,8 @@ knows the verdict gradcheck must reach.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 
 import torch
@@ -13,8 +15,9 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import expect
-from specs.engine.sections import Section
 from specs.engine.registry import Family, record, rule
+from specs.engine.script import Script
+from specs.engine.sections import Section
 from specs.generators.examples import one_line_program, tensor
 from specs.generators.strategies import programs, tensors
 
@@ -185,8 +188,32 @@ X = tensor((0.5, -1.0, 1.5), (3,))
 MIXED = one_line_program("torch.tanh(x0) * x0.sum() + x0 ** 2", tensor((0.25, -0.5, 1.0, 2.0), (2, 2)))
 
 
-def _gradcheck(function, x, **options) -> bool:
-    return torch.autograd.gradcheck(function, (x,), **options)
+#: The custom Functions that the gallery page shows: a repro imports them; it defines the others itself.
+ON_THE_PAGE = (Sine, NondeterministicSine, SineUndefinedAsOnes, DetachedCube)
+
+#: One call of gradcheck (or gradgradcheck) on ``$function`` at ``x``, and the verdict it returns.
+CHECK = """
+$using
+x = $x
+verdict = torch.autograd.$check($function, (x,)$options)$note
+print(verdict)
+"""
+
+
+@functools.cache
+def _using(*functions: type) -> str:
+    """Script lines making ``functions`` available: imported when the page shows them, else their own source."""
+    shown = [function.__name__ for function in functions if function in ON_THE_PAGE]
+    lines = [f"from {__name__} import {', '.join(shown)}\n"] if shown else []
+    lines += [inspect.getsource(function) for function in functions if function not in ON_THE_PAGE]
+    return "\n".join(lines)
+
+
+def _check(x: str, function: str, *, using: tuple[type, ...] = (), options: str = "", note: str = "",
+           check: str = "gradcheck") -> Script:
+    """The script running ``check`` on ``function`` at the input ``x`` (code), printing its verdict."""
+    return Script(CHECK, using=_using(*using), x=x, function=function, options=options,
+                  note=f"  # {note}" if note else "", check=check)
 
 
 @rule("gradcheck.accepts-what-autograd-computes", section=Section.BEYOND, docs="gradcheck-verdicts",
@@ -195,14 +222,15 @@ def _gradcheck(function, x, **options) -> bool:
                   "docs: torch.autograd.gradcheck"))
 def accepts_what_autograd_computes(program):
     """gradcheck (backward and forward mode) and gradgradcheck accept built-in operators on float64 inputs: autograd's derivatives agree with finite differences."""
-    x = program.inputs(requires_grad=False)[0].contiguous().requires_grad_()
-    repro = program.repro("x = x0.detach().contiguous().requires_grad_()",
-                          "torch.autograd.gradcheck(program, (x,), check_forward_ad=True)",
-                          "torch.autograd.gradgradcheck(program, (x,))")
-    verdict = _gradcheck(program, x, check_forward_ad=True)
-    expect(verdict is True, what="gradcheck(program, check_forward_ad=True)", expected=True, observed=verdict, repro=repro)
-    verdict = torch.autograd.gradgradcheck(program, (x,))
-    expect(verdict is True, what="gradgradcheck(program)", expected=True, observed=verdict, repro=repro)
+    script = program.script("x = x0.detach().contiguous().requires_grad_()",
+                            "verdict = torch.autograd.gradcheck(program, (x,), check_forward_ad=True)",
+                            "double_verdict = torch.autograd.gradgradcheck(program, (x,))",
+                            "print(verdict, double_verdict)")
+    seen = script.run()
+    expect(seen.verdict is True, what="gradcheck(program, check_forward_ad=True)", expected=True,
+           observed=seen.verdict, repro=script)
+    expect(seen.double_verdict is True, what="gradgradcheck(program)", expected=True, observed=seen.double_verdict,
+           repro=script)
 
 
 @rule("gradcheck.catches-a-wrong-backward", section=Section.BEYOND, docs="gradcheck-verdicts",
@@ -211,15 +239,37 @@ def accepts_what_autograd_computes(program):
                   "test_autograd.py::TestAutograd::test_gradcheck_custom_error"))
 def catches_a_wrong_backward(x, error):
     """A backward off by more than the tolerance makes gradcheck raise GradcheckError, a RuntimeError, naming the output and input, or return False with raise_exception=False."""
-    point = x.make()
-    repro = (f"x = {x.expression()}\n"
-             f"torch.autograd.gradcheck(lambda t: Sine.apply(t, {error}), (x,))  # backward cos(x) + {error}")
-    message = JACOBIAN_MISMATCH.check(
-        lambda: None, backward=lambda _: _gradcheck(lambda t: Sine.apply(t, error), point), repro=repro)
-    expect(issubclass(GradcheckError, RuntimeError), what="GradcheckError is a RuntimeError", expected=True, observed=False, repro=repro)
-    verdict = _gradcheck(lambda t: Sine.apply(t, error), point, raise_exception=False)
-    expect(verdict is False, what="gradcheck(..., raise_exception=False) of a wrong backward", expected=False, observed=verdict, repro=repro)
+    wrong = dict(using=(Sine,), note=f"backward cos(x) + {error}")
+    raising = _check(x.expression(), f"lambda t: Sine.apply(t, {error})", **wrong)
+    message = JACOBIAN_MISMATCH.check(lambda: None, backward=lambda _: raising.run(), repro=raising)
+    expect(issubclass(GradcheckError, RuntimeError), what="GradcheckError is a RuntimeError", expected=True,
+           observed=False, repro=raising)
+    returning = _check(x.expression(), f"lambda t: Sine.apply(t, {error})", options=", raise_exception=False", **wrong)
+    verdict = returning.run().verdict
+    expect(verdict is False, what="gradcheck(..., raise_exception=False) of a wrong backward", expected=False,
+           observed=verdict, repro=returning)
     record("message first line", message.splitlines()[0])
+
+
+#: A function that raises an exception of its own under gradcheck, and what became of that exception.
+REFUSED = """
+x = $x
+
+class Refused(Exception):
+    pass
+
+def refuses(t):
+    raise Refused("the function under test failed")
+
+try:
+    torch.autograd.gradcheck(refuses, (x,), raise_exception=$raise_exception)
+    outcome = "returned"
+except Refused:
+    outcome = "Refused propagated"
+except Exception as error:
+    outcome = f"replaced by {type(error).__name__}: {error}"
+print(outcome)
+"""
 
 
 @rule("gradcheck.keeps-the-function-own-errors", section=Section.BEYOND, docs="gradcheck-verdicts",
@@ -227,22 +277,11 @@ def catches_a_wrong_backward(x, error):
       references=("test_autograd.py::TestAutograd::test_gradcheck_custom_error",))
 def keeps_the_function_own_errors(x, raise_exception):
     """An exception raised by the checked function itself propagates out of gradcheck unchanged, even with raise_exception=False."""
-    point = x.make()
-
-    class Refused(Exception):
-        pass
-
-    def refuses(t):
-        raise Refused("the function under test failed")
-
-    try:
-        _gradcheck(refuses, point, raise_exception=raise_exception)
-    except Refused:
-        record("propagated", f"Refused with raise_exception={raise_exception}")
-        return
-    except Exception as error:  # noqa: BLE001 - any other exception breaks the rule
-        raise AssertionError(f"gradcheck replaced the function's exception with {type(error).__name__}: {error}")
-    raise AssertionError(f"gradcheck(raise_exception={raise_exception}) swallowed the function's exception")
+    script = Script(REFUSED, x=x.expression(), raise_exception=raise_exception)
+    outcome = script.run().outcome
+    expect(outcome == "Refused propagated", what=f"the function's exception under gradcheck(raise_exception={raise_exception})",
+           expected="Refused propagated", observed=outcome, repro=script)
+    record("propagated", f"Refused with raise_exception={raise_exception}")
 
 
 @rule("gradcheck.fast-mode-agrees-with-slow-mode", section=Section.BEYOND, docs="gradcheck-fast-mode",
@@ -252,15 +291,23 @@ def keeps_the_function_own_errors(x, raise_exception):
                   "docs: Gradcheck mechanics > Fast backward mode gradcheck"))
 def fast_mode_agrees_with_slow_mode(x, error):
     """gradcheck with fast_mode=True, which compares one random projection of the Jacobian, reaches the same verdict as the full check: it accepts a right backward and rejects one that is off."""
-    point = x.make()
-    slow = _gradcheck(lambda t: Sine.apply(t, error), point, raise_exception=False)
-    fast = _gradcheck(lambda t: Sine.apply(t, error), point, raise_exception=False, fast_mode=True)
-    repro = (f"x = {x.expression()}\n"
-             f"f = lambda t: Sine.apply(t, {error})  # backward cos(x) + {error}\n"
-             "torch.autograd.gradcheck(f, (x,), fast_mode=True)")
-    expect(slow is (error == 0.0), what="the full check's verdict", expected=error == 0.0, observed=slow, repro=repro)
-    expect(fast is slow, what="fast mode's verdict against the full check's", expected=slow, observed=fast, repro=repro)
-    record(f"fast verdict with error {error}", fast)
+    script = Script(
+        """
+        $using
+        x = $x
+        f = lambda t: Sine.apply(t, $error)  # backward cos(x) + $error
+        slow = torch.autograd.gradcheck(f, (x,), raise_exception=False)
+        fast = torch.autograd.gradcheck(f, (x,), raise_exception=False, fast_mode=True)
+        print(slow, fast)
+        """,
+        using=_using(Sine), x=x.expression(), error=error,
+    )
+    seen = script.run()
+    expect(seen.slow is (error == 0.0), what="the full check's verdict", expected=error == 0.0, observed=seen.slow,
+           repro=script)
+    expect(seen.fast is seen.slow, what="fast mode's verdict against the full check's", expected=seen.slow,
+           observed=seen.fast, repro=script)
+    record(f"fast verdict with error {error}", seen.fast)
 
 
 @rule("gradcheck.check-forward-ad-catches-a-wrong-jvp", section=Section.BEYOND, docs="gradcheck-forward-ad",
@@ -269,19 +316,14 @@ def fast_mode_agrees_with_slow_mode(x, error):
       references=("test_autograd.py::TestAutograd::test_gradcheck_forward_ad",))
 def check_forward_ad_catches_a_wrong_jvp(x, error, fast_mode):
     """A custom Function whose jvp is wrong but whose backward is right passes gradcheck by default, and fails it with check_forward_ad=True."""
-    point = x.make()
-
-    def function(t):
-        return Sine.apply(t, 0.0, error)
-
-    repro = (f"x = {x.expression()}\n"
-             f"f = lambda t: Sine.apply(t, 0.0, {error})  # jvp cos(x) + {error}\n"
-             f"torch.autograd.gradcheck(f, (x,), check_forward_ad=True, fast_mode={fast_mode})")
-    verdict = _gradcheck(function, point, fast_mode=fast_mode)
-    expect(verdict is True, what="gradcheck without check_forward_ad of a wrong jvp", expected=True, observed=verdict, repro=repro)
-    message = FORWARD_MISMATCH.check(
-        lambda: None, backward=lambda _: _gradcheck(function, point, check_forward_ad=True, fast_mode=fast_mode),
-        repro=repro)
+    wrong = dict(using=(Sine,), note=f"jvp cos(x) + {error}")
+    function = f"lambda t: Sine.apply(t, 0.0, {error})"
+    backward_only = _check(x.expression(), function, options=f", fast_mode={fast_mode}", **wrong)
+    verdict = backward_only.run().verdict
+    expect(verdict is True, what="gradcheck without check_forward_ad of a wrong jvp", expected=True, observed=verdict,
+           repro=backward_only)
+    forward = _check(x.expression(), function, options=f", check_forward_ad=True, fast_mode={fast_mode}", **wrong)
+    message = FORWARD_MISMATCH.check(lambda: None, backward=lambda _: forward.run(), repro=forward)
     record("message first line", message.splitlines()[0])
 
 
@@ -290,15 +332,13 @@ def check_forward_ad_catches_a_wrong_jvp(x, error, fast_mode):
       references=("test_autograd.py::TestAutograd::test_gradcheck_nondeterministic",))
 def nondet_tol_allows_a_nondeterministic_backward(x):
     """A backward that gives slightly different values on each call fails gradcheck as "not reentrant", and passes once nondet_tol exceeds the difference."""
-    point = x.make()
-    repro = (f"x = {x.expression()}\n"
-             "torch.autograd.gradcheck(NondeterministicSine.apply, (x,))  # backward: cos(x) + calls * 1e-9\n"
-             "torch.autograd.gradcheck(NondeterministicSine.apply, (x,), nondet_tol=1e-6)")
-    message = NOT_REENTRANT.check(lambda: None, backward=lambda _: _gradcheck(NondeterministicSine.apply, point),
-                                  repro=repro)
+    nondeterministic = dict(using=(NondeterministicSine,), note="backward: cos(x) + calls * 1e-9")
+    strict = _check(x.expression(), "NondeterministicSine.apply", **nondeterministic)
+    message = NOT_REENTRANT.check(lambda: None, backward=lambda _: strict.run(), repro=strict)
     record("message first line", message.splitlines()[0])
-    verdict = _gradcheck(NondeterministicSine.apply, point, nondet_tol=1e-6)
-    expect(verdict is True, what="gradcheck(..., nondet_tol=1e-6)", expected=True, observed=verdict, repro=repro)
+    tolerant = _check(x.expression(), "NondeterministicSine.apply", options=", nondet_tol=1e-6", **nondeterministic)
+    verdict = tolerant.run().verdict
+    expect(verdict is True, what="gradcheck(..., nondet_tol=1e-6)", expected=True, observed=verdict, repro=tolerant)
 
 
 @rule("gradcheck.backward-must-be-linear-in-the-gradient", section=Section.BEYOND, docs="gradcheck-options",
@@ -306,12 +346,9 @@ def nondet_tol_allows_a_nondeterministic_backward(x):
       references=("test_autograd.py::TestAutograd::test_gradcheck_backward_mul_by_grad_output",))
 def backward_must_be_linear_in_the_gradient(x, fast_mode):
     """A backward whose Jacobian is right but which returns a non-zero gradient for an all-zero incoming gradient fails gradcheck: a backward must be a product with grad_output."""
-    point = x.make()
-    repro = (f"x = {x.expression()}\n"
-             f"torch.autograd.gradcheck(SineIgnoringZeroGrad.apply, (x,), fast_mode={fast_mode})")
-    message = NOT_LINEAR.check(
-        lambda: None, backward=lambda _: _gradcheck(SineIgnoringZeroGrad.apply, point, fast_mode=fast_mode),
-        repro=repro)
+    script = _check(x.expression(), "SineIgnoringZeroGrad.apply", using=(SineIgnoringZeroGrad,),
+                    options=f", fast_mode={fast_mode}")
+    message = NOT_LINEAR.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record("message", message)
 
 
@@ -326,16 +363,17 @@ UNDEFINED = {"raises on None": (SineUndefinedRaises, UNDEFINED_RAISES),
 def check_undefined_grad(x, bug):
     """gradcheck also runs backward with undefined (None) output gradients and rejects a backward that then raises or returns non-zero gradients, unless check_undefined_grad=False."""
     function, contract = UNDEFINED[bug]
-    point = x.make()
-    repro = (f"x = {x.expression()}\n"
-             f"torch.autograd.gradcheck({function.__name__}.apply, (x,))  # backward {bug}")
+    buggy = dict(using=(function,), note=f"backward {bug}")
+    checked = _check(x.expression(), f"{function.__name__}.apply", **buggy)
     with warnings.catch_warnings():
         # gradcheck adds a note that this check is newer than its callers; not what the rule is about
         warnings.filterwarnings("ignore", message="Backwards compatibility", category=UserWarning)
-        message = contract.check(lambda: None, backward=lambda _: _gradcheck(function.apply, point), repro=repro)
+        message = contract.check(lambda: None, backward=lambda _: checked.run(), repro=checked)
     record(f"{bug} message first line", message.splitlines()[0])
-    verdict = _gradcheck(function.apply, point, check_undefined_grad=False)
-    expect(verdict is True, what="gradcheck(..., check_undefined_grad=False)", expected=True, observed=verdict, repro=repro)
+    unchecked = _check(x.expression(), f"{function.__name__}.apply", options=", check_undefined_grad=False", **buggy)
+    verdict = unchecked.run().verdict
+    expect(verdict is True, what="gradcheck(..., check_undefined_grad=False)", expected=True, observed=verdict,
+           repro=unchecked)
 
 
 @rule("gradcheck.check-batched-grad", section=Section.BEYOND, docs="gradcheck-options",
@@ -343,15 +381,17 @@ def check_undefined_grad(x, bug):
       references=("test_autograd.py::TestAutograd::test_gradcheck_check_batched_grad",))
 def check_batched_grad(x):
     """With check_batched_grad=True, gradcheck also computes the backward under vmap: built-in sin passes, and a right backward that reads a Python number from its gradient fails."""
-    point = x.make()
-    repro = (f"x = {x.expression()}\n"
-             "torch.autograd.gradcheck(SineWithItem.apply, (x,), check_batched_grad=True)  # backward calls .item()")
-    verdict = _gradcheck(torch.sin, point, check_batched_grad=True)
-    expect(verdict is True, what="gradcheck(torch.sin, check_batched_grad=True)", expected=True, observed=verdict, repro=repro)
-    verdict = _gradcheck(SineWithItem.apply, point)
-    expect(verdict is True, what="gradcheck(SineWithItem) without batched grad", expected=True, observed=verdict, repro=repro)
-    message = BATCHED.check(
-        lambda: None, backward=lambda _: _gradcheck(SineWithItem.apply, point, check_batched_grad=True), repro=repro)
+    builtin = _check(x.expression(), "torch.sin", options=", check_batched_grad=True")
+    verdict = builtin.run().verdict
+    expect(verdict is True, what="gradcheck(torch.sin, check_batched_grad=True)", expected=True, observed=verdict,
+           repro=builtin)
+    item = dict(using=(SineWithItem,), note="backward calls .item()")
+    unbatched = _check(x.expression(), "SineWithItem.apply", **item)
+    verdict = unbatched.run().verdict
+    expect(verdict is True, what="gradcheck(SineWithItem) without batched grad", expected=True, observed=verdict,
+           repro=unbatched)
+    batched = _check(x.expression(), "SineWithItem.apply", options=", check_batched_grad=True", **item)
+    message = BATCHED.check(lambda: None, backward=lambda _: batched.run(), repro=batched)
     record("message first line", message.splitlines()[0])
 
 
@@ -362,14 +402,11 @@ def check_batched_grad(x):
                   "docs: torch.autograd.gradgradcheck"))
 def gradgradcheck_catches_a_wrong_double_backward(x):
     """A backward whose values are right but which is computed from a detached input passes gradcheck and fails gradgradcheck, which differentiates the backward itself."""
-    point = x.make()
-    repro = (f"x = {x.expression()}\n"
-             "torch.autograd.gradcheck(DetachedCube.apply, (x,))  # passes\n"
-             "torch.autograd.gradgradcheck(DetachedCube.apply, (x,))  # fails")
-    verdict = _gradcheck(DetachedCube.apply, point)
-    expect(verdict is True, what="gradcheck of DetachedCube", expected=True, observed=verdict, repro=repro)
-    message = JACOBIAN_MISMATCH.check(
-        lambda: None, backward=lambda _: torch.autograd.gradgradcheck(DetachedCube.apply, (point,)), repro=repro)
+    once = _check(x.expression(), "DetachedCube.apply", using=(DetachedCube,), note="passes")
+    verdict = once.run().verdict
+    expect(verdict is True, what="gradcheck of DetachedCube", expected=True, observed=verdict, repro=once)
+    twice = _check(x.expression(), "DetachedCube.apply", using=(DetachedCube,), check="gradgradcheck", note="fails")
+    message = JACOBIAN_MISMATCH.check(lambda: None, backward=lambda _: twice.run(), repro=twice)
     record("message first line", message.splitlines()[0])
 
 
@@ -381,20 +418,24 @@ def gradgradcheck_catches_a_wrong_double_backward(x):
                   "docs: torch.autograd.gradcheck (double precision)"))
 def float32_inputs_warn(x):
     """gradcheck warns (UserWarning) when an input that requires grad is not float64 or complex128, because finite differences in single precision are too coarse for its tolerances."""
-    point = x.make()
-    verdict = NOT_DOUBLE.check(
-        lambda: _gradcheck(torch.sin, point, raise_exception=False),
-        repro=f"x = {x.expression()}\ntorch.autograd.gradcheck(torch.sin, (x,), raise_exception=False)")
+    script = _check(x.expression(), "torch.sin", options=", raise_exception=False")
+    verdict = NOT_DOUBLE.check(lambda: script.run().verdict, repro=script)
     record("verdict on float32 (after the warning)", verdict)
 
 
-GUARDS = ("no input requires grad", "overlapping input", "neither mode")
+#: Inputs gradcheck refuses: the contract, the calls making the input from the expanded (stride-0) tensor, the options.
+GUARDS = {
+    "no input requires grad": (NO_INPUT_REQUIRES_GRAD, ".detach().contiguous()", ""),
+    "overlapping input": (OVERLAPPING_INPUT, "", ""),
+    "neither mode": (NO_MODE, ".detach().contiguous().requires_grad_()",
+                     ", check_forward_ad=False, check_backward_ad=False"),
+}
 
 
 @rule("gradcheck.guards-its-inputs", section=Section.BEYOND, docs="gradcheck-guards",
       given=dict(x=tensors(dtypes=(torch.float64,), min_ndim=1, max_ndim=2, layouts=("expanded",), zero_size=False)
                  .filter(lambda s: s.shape[0] >= 2),
-                 guard=st.sampled_from(GUARDS), raise_exception=st.booleans()),
+                 guard=st.sampled_from(tuple(GUARDS)), raise_exception=st.booleans()),
       examples=tuple(dict(x=tensor((0.5, 1.0), (2, 2), layout="expanded"), guard=guard, raise_exception=False)
                      for guard in GUARDS),
       contracts=(NO_INPUT_REQUIRES_GRAD, OVERLAPPING_INPUT, NO_MODE),
@@ -402,18 +443,8 @@ GUARDS = ("no input requires grad", "overlapping input", "neither mode")
                   "test_autograd.py::TestAutograd::test_gradcheck_forward_ad"))
 def guards_its_inputs(x, guard, raise_exception):
     """gradcheck refuses, whatever raise_exception says, inputs none of which requires grad (ValueError), an input with a stride-0 dimension (RuntimeError), and turning off both the forward and the backward check (AssertionError)."""
-    expanded = x.make()
-    calls = {
-        "no input requires grad": (NO_INPUT_REQUIRES_GRAD, lambda: _gradcheck(
-            torch.sin, expanded.detach().contiguous(), raise_exception=raise_exception)),
-        "overlapping input": (OVERLAPPING_INPUT, lambda: _gradcheck(
-            torch.sin, expanded, raise_exception=raise_exception)),
-        "neither mode": (NO_MODE, lambda: _gradcheck(
-            torch.sin, expanded.detach().contiguous().requires_grad_(), raise_exception=raise_exception,
-            check_forward_ad=False, check_backward_ad=False)),
-    }
-    contract, call = calls[guard]
-    message = contract.check(lambda: None, backward=lambda _: call(),
-                             repro=f"x = {x.expression()}  # {guard}\n"
-                                   f"torch.autograd.gradcheck(torch.sin, (x,), raise_exception={raise_exception})")
+    contract, made, options = GUARDS[guard]
+    script = _check(x.expression() + made, "torch.sin",
+                    options=f", raise_exception={raise_exception}{options}", note=guard)
+    message = contract.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record(f"{guard} message", message)
