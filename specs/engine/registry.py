@@ -47,6 +47,9 @@ class Family:
     summary: str
     #: The gallery script (a file name under ``gallery/``) that documents this family.
     gallery: str
+    #: Called after each of the family's rule checks, to stop what its examples share (worker
+    #: processes), so that no check leaves anything running behind it.
+    teardown: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,9 @@ class Rule:
         for example in reversed(self.examples):
             test = hypothesis.example(**example)(test)
         test = hypothesis.given(**self.given)(test)
+        family = FAMILIES.get(self.family)
+        if family is not None and family.teardown is not None:
+            test = _followed_by(test, family.teardown)
         test.autograd_spec_rule = self.id
         return test
 
@@ -196,6 +202,19 @@ class Rule:
     def is_explicit(self, kwargs: dict[str, Any]) -> bool:
         """Whether ``kwargs`` is one of this rule's explicit examples (hypothesis passes them as given)."""
         return any(all(kwargs.get(k) is v for k, v in example.items()) for example in self.examples)
+
+
+def _followed_by(test: Callable[[], None], teardown: Callable[[], None]) -> Callable[[], None]:
+    """``test`` (a hypothesis test, still one for pytest's plugins), then ``teardown`` whatever happened."""
+
+    @functools.wraps(test)
+    def checked():
+        try:
+            test()
+        finally:
+            teardown()
+
+    return checked
 
 
 class _Observer:

@@ -204,7 +204,24 @@ def _children() -> frozenset[int]:
             pids.update(int(pid) for pid in listing.read().split())
     except OSError:  # no /proc (macOS): multiprocessing's list is all there is
         pass
-    return frozenset(pids)
+    return frozenset(pids) - _process_helpers()
+
+
+def _process_helpers() -> set[int]:
+    """multiprocessing's own helper processes (the resource tracker, the forkserver): started once per
+    process by the first spawned child and kept until exit by design, so not a test's leak."""
+    import sys
+
+    helpers: set[int] = set()
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    pid = getattr(getattr(tracker, "_resource_tracker", None), "_pid", None)
+    if pid:
+        helpers.add(pid)
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid:
+        helpers.add(pid)
+    return helpers
 
 
 #: Variables that are not a test's to leak: pytest changes the first between a test's phases, and

@@ -41,6 +41,8 @@ FAMILY = Family(
     summary="Two processes on the gloo backend: averaged gradients equal the full-batch gradient, "
     "no_sync() accumulates locally, unused parameters, communication hooks and buckets.",
     gallery="plot_99_distributed.py",
+    # The worker pair serves every example of one rule, and stops when that rule's check ends.
+    teardown=lambda: shutdown(),
 )
 
 WORLD = 2
@@ -422,7 +424,7 @@ CANONICAL_ACCUMULATION = _canonical(steps=3)
 
 # ------------------------------------------------------------------------------ rules
 #: Each example is a round trip to two worker processes: fewer of them under the everyday profiles.
-DDP_EXAMPLES = 10
+DDP_EXAMPLES = 8
 
 
 @rule("distributed.averaged-gradients-equal-full-batch", section=Section.ACCUMULATION, docs="distributed-average",
