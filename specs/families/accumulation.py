@@ -9,6 +9,7 @@ from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
 from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, record, rule
+from specs.engine.script import Script
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs, shapes, tensors
 from specs.engine.versions import at_least
@@ -128,14 +129,11 @@ def _what_is_left(grad) -> str:
                              "before 2.0 they filled .grad with zeros"),))
 def zero_grad_sets_none(specs, via):
     """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
-    holder = _trained_holder(specs)
-    if via == "module":
-        holder.zero_grad()
-    else:
-        torch.optim.SGD(holder.parameters(), lr=0.1).zero_grad()
-    left = sorted({_what_is_left(p.grad) for p in holder.params})
+    script = _zero_grad(specs, via)
+    params = script.run().model.params
+    left = sorted({_what_is_left(p.grad) for p in params})
     record(f"{via}.zero_grad() leaves .grad", " and ".join(left))
-    for p in holder.params:
+    for p in params:
         if at_least("2.0"):
             expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad, repro=script)
         else:
@@ -195,16 +193,7 @@ def micro_batches_add_up(batch):
 def mean_micro_batches_need_scaling(batch, chunks):
     """With a mean-reduced loss and k equal chunks, dividing each chunk's loss by k reproduces the full-batch gradient; not dividing gives k times it."""
     xs, ys, ws, _ = batch
-    x, y = xs.make().repeat(chunks, 1), ys.make().repeat(chunks)
-    size = xs.shape[0]
-    full = ws.make()
-    _loss(full, x, y, "mean").backward()
-    scaled, unscaled = ws.make(), ws.make()
-    for c in range(chunks):
-        part = slice(c * size, (c + 1) * size)
-        (_loss(scaled, x[part], y[part], "mean") / chunks).backward()
-        _loss(unscaled, x[part], y[part], "mean").backward()
-    repro = Script(
+    script = Script(
         """
         x = $x.repeat($chunks, 1)
         y = $y.repeat($chunks)
@@ -218,10 +207,11 @@ def mean_micro_batches_need_scaling(batch, chunks):
         """,
         x=xs.expression(), y=ys.expression(), w=ws.expression(), chunks=chunks,
     )
-    expect_close(scaled.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} chunks, each loss / {chunks}",
-                 repro=repro)
-    expect_close(unscaled.grad, full.grad * chunks, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} unscaled chunks",
-                 repro=repro)
+    seen = script.run()
+    expect_close(seen.scaled.grad, seen.full.grad, tolerance=ROUNDOFF[ws.dtype],
+                 what=f"{chunks} chunks, each loss / {chunks}", repro=script)
+    expect_close(seen.unscaled.grad, seen.full.grad * chunks, tolerance=ROUNDOFF[ws.dtype],
+                 what=f"{chunks} unscaled chunks", repro=script)
 
 
 @rule("accumulation.fan-out-sums-contributions", section=Section.ACCUMULATION, docs="accumulation-fan-out",
