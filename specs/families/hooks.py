@@ -202,16 +202,17 @@ def hook_must_keep_size_and_dtype(program, change):
 def post_accumulate_hook_sees_the_updated_grad(program, k):
     """A post-accumulate-grad hook is called once per backward with the leaf itself, after its .grad has been updated, with grad mode off."""
     plain = _plain_grads(program)
-    leaves = program.inputs()
-    seen = []
-    leaves[0].register_post_accumulate_grad_hook(
-        lambda p: seen.append((p is leaves[0], p.grad.detach().clone(), torch.is_grad_enabled())))
-    after = []
-    for _ in range(k):
-        program(*leaves).sum().backward()
-        after.append(leaves[0].grad.detach().clone())
-    repro = program.repro("x0.register_post_accumulate_grad_hook(lambda p: print(p.grad))",
-                          f"for _ in range({k}): program(x0).sum().backward()")
+    repro = program.script(
+        "seen, after = [], []",
+        "x0.register_post_accumulate_grad_hook(",
+        "    lambda p: seen.append((p is x0, p.grad.detach().clone(), torch.is_grad_enabled())))",
+        f"for _ in range({k}):",
+        f"    {program.call}.sum().backward()",
+        "    after.append(x0.grad.detach().clone())",
+        "print(seen)",
+    )
+    ran = repro.run()
+    seen, after = ran.seen, ran.after
     expect(len(seen) == k, what=f"calls in {k} backward passes", expected=k, observed=len(seen), repro=repro)
     expect_close(seen[0][1], plain[0], tolerance=EXACT_SCALING, what="x0.grad seen by the hook in the first pass", repro=repro)
     for n, ((same, grad, grad_mode), final) in enumerate(zip(seen, after), start=1):
