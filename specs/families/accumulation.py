@@ -131,7 +131,8 @@ def zero_grad_sets_none(specs, via):
     """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
     script = _zero_grad(specs, via)
     params = script.run().model.params
-    record(f"{via}.zero_grad() leaves .grad", " and ".join(sorted({_what_is_left(p.grad) for p in params})))
+    left = sorted({_what_is_left(p.grad) for p in params})
+    record(f"{via}.zero_grad() leaves .grad", " and ".join(left))
     for p in params:
         if at_least("2.0"):
             expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad, repro=script)
@@ -165,26 +166,27 @@ def batches(draw):
     return x, y, w, [0, *cuts, n]
 
 
-def _loss(w, x, y, reduction):
-    per_sample = (torch.tanh(x @ w) - y) ** 2
-    return per_sample.sum() if reduction == "sum" else per_sample.mean()
-
-
 @rule("accumulation.micro-batches-add-up", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
       given=dict(batch=batches()))
 def micro_batches_add_up(batch):
     """For a loss summed over samples, backward on each chunk of the batch in turn accumulates exactly the full-batch gradient."""
     xs, ys, ws, bounds = batch
-    x, y = xs.make(), ys.make()
-    full = ws.make()
-    _loss(full, x, y, "sum").backward()
-    chunked = ws.make()
-    for lo, hi in zip(bounds, bounds[1:]):
-        _loss(chunked, x[lo:hi], y[lo:hi], "sum").backward()
-    expect_close(chunked.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"accumulated gradient of chunks {bounds}",
-                 repro=f"x = {xs.expression()}\ny = {ys.expression()}\nw = {ws.expression()}\n"
-                 f"loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).sum()\n"
-                 f"for lo, hi in zip({bounds}, {bounds[1:]}): loss(w, x[lo:hi], y[lo:hi]).backward()\nprint(w.grad)")
+    script = Script(
+        """
+        x = $x
+        y = $y
+        loss = lambda w, x, y: ((torch.tanh(x @ w) - y) ** 2).sum()
+        full, chunked = $w, $w
+        loss(full, x, y).backward()
+        for lo, hi in zip($lows, $highs):
+            loss(chunked, x[lo:hi], y[lo:hi]).backward()
+        print(full.grad, chunked.grad)
+        """,
+        x=xs.expression(), y=ys.expression(), w=ws.expression(), lows=bounds[:-1], highs=bounds[1:],
+    )
+    seen = script.run()
+    expect_close(seen.chunked.grad, seen.full.grad, tolerance=ROUNDOFF[ws.dtype],
+                 what=f"accumulated gradient of chunks {bounds}", repro=script)
 
 
 @rule("accumulation.mean-micro-batches-need-scaling", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
@@ -192,16 +194,7 @@ def micro_batches_add_up(batch):
 def mean_micro_batches_need_scaling(batch, chunks):
     """With a mean-reduced loss and k equal chunks, dividing each chunk's loss by k reproduces the full-batch gradient; not dividing gives k times it."""
     xs, ys, ws, _ = batch
-    x, y = xs.make().repeat(chunks, 1), ys.make().repeat(chunks)
-    size = xs.shape[0]
-    full = ws.make()
-    _loss(full, x, y, "mean").backward()
-    scaled, unscaled = ws.make(), ws.make()
-    for c in range(chunks):
-        part = slice(c * size, (c + 1) * size)
-        (_loss(scaled, x[part], y[part], "mean") / chunks).backward()
-        _loss(unscaled, x[part], y[part], "mean").backward()
-    repro = Script(
+    script = Script(
         """
         x = $x.repeat($chunks, 1)
         y = $y.repeat($chunks)
@@ -215,10 +208,11 @@ def mean_micro_batches_need_scaling(batch, chunks):
         """,
         x=xs.expression(), y=ys.expression(), w=ws.expression(), chunks=chunks,
     )
-    expect_close(scaled.grad, full.grad, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} chunks, each loss / {chunks}",
-                 repro=repro)
-    expect_close(unscaled.grad, full.grad * chunks, tolerance=ROUNDOFF[ws.dtype], what=f"{chunks} unscaled chunks",
-                 repro=repro)
+    seen = script.run()
+    expect_close(seen.scaled.grad, seen.full.grad, tolerance=ROUNDOFF[ws.dtype],
+                 what=f"{chunks} chunks, each loss / {chunks}", repro=script)
+    expect_close(seen.unscaled.grad, seen.full.grad * chunks, tolerance=ROUNDOFF[ws.dtype],
+                 what=f"{chunks} unscaled chunks", repro=script)
 
 
 @rule("accumulation.fan-out-sums-contributions", section=Section.ACCUMULATION, docs="accumulation-fan-out",
@@ -247,8 +241,10 @@ def broadcast_gradients_are_reduced(full, data):
     small = small[data.draw(st.integers(0, len(small)), label="drop leading dims"):]
     a_spec = data.draw(tensors(shape=small, dtypes=(torch.float64,)), label="a")
     b_spec = data.draw(tensors(shape=full, dtypes=(torch.float64,), requires_grad=False), label="b")
-    a, b = a_spec.make(), b_spec.make()
-    torch.sin(a * b).sum().backward()
+    script = Script("a = $a\nb = $b\ntorch.sin(a * b).sum().backward()\nprint(a.grad)",
+                    a=a_spec.expression(), b=b_spec.expression())
+    seen = script.run()
+    a, b = seen.a, seen.b
     expanded = a.detach().expand(full).clone().requires_grad_()
     torch.sin(expanded * b).sum().backward()
     expected = expanded.grad
@@ -258,9 +254,10 @@ def broadcast_gradients_are_reduced(full, data):
     for d, n in enumerate(small):
         if n == 1 and full[lead + d] != 1:
             expected = expected.sum(dim=d, keepdim=True)
-    repro = f"a = {a_spec.expression()}\nb = {b_spec.expression()}\ntorch.sin(a * b).sum().backward()\nprint(a.grad)"
-    expect(a.grad.shape == a.shape, what="the gradient has the input's shape", expected=tuple(a.shape), observed=tuple(a.grad.shape), repro=repro)
-    expect_close(a.grad, expected, tolerance=ROUNDOFF[torch.float64], what="a.grad against the reduced broadcast gradient", repro=repro)
+    expect(a.grad.shape == a.shape, what="the gradient has the input's shape", expected=tuple(a.shape),
+           observed=tuple(a.grad.shape), repro=script)
+    expect_close(a.grad, expected, tolerance=ROUNDOFF[torch.float64], what="a.grad against the reduced broadcast gradient",
+                 repro=script)
 
 
 @rule("accumulation.backward-inputs-restricts-accumulation", section=Section.ACCUMULATION, docs="accumulation-inputs",
@@ -333,16 +330,15 @@ def scalar_leaf_programs(draw):
 def leaves_own_their_grad(program):
     """Every leaf gets a .grad tensor of its own, so accumulating a second backward pass adds to each leaf exactly once."""
     single = _one_pass(program)
-    leaves = program.inputs()
-    for _ in range(2):
-        program(*leaves).sum().backward()
-    repro = program.repro("for _ in range(2):", f"    program({', '.join(program.leaf_names)}).sum().backward()",
-                          *(f"print(x{i}.grad, x{i}.grad.data_ptr())" for i in program.grad_leaves))
-    grads = [leaves[i].grad for i in program.grad_leaves]
+    names = program.leaf_names
+    repro = program.script("for _ in range(2):", f"    {program.call}.sum().backward()",
+                           *(f"print({names[i]}.grad, {names[i]}.grad.data_ptr())" for i in program.grad_leaves))
+    seen = repro.run()
+    grads = [seen[names[i]].grad for i in program.grad_leaves]
     for i, j in ((i, j) for i in range(len(grads)) for j in range(i + 1, len(grads))):
         if grads[i].numel() and grads[j].numel():
             expect(grads[i].data_ptr() != grads[j].data_ptr(), what=f"x{i}.grad and x{j}.grad are distinct tensors",
                    expected="different storage", observed="the same storage", repro=repro)
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(leaves[i].grad, grad * 2, tolerance=ROUNDOFF[program.dtype],
+        expect_close(seen[names[i]].grad, grad * 2, tolerance=ROUNDOFF[program.dtype],
                      what=f"x{i}.grad after 2 backward passes against 2 x one pass", repro=repro)

@@ -20,6 +20,7 @@ from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import saved_bytes
 from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, Feature, record, rule
+from specs.engine.script import Script
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs
 from specs.engine.versions import at_least
@@ -257,18 +258,20 @@ def _sentences(message: str) -> list[str]:
                   "test_autograd.py::TestAutograd::test_checkpoint_warns_if_use_reentrant_not_passed_explcitly"))
 def warns_without_use_reentrant(program, sequential):
     """Calling checkpoint or checkpoint_sequential without use_reentrant emits a UserWarning asking for it to be passed explicitly and still computes the result, although that warning announces an exception for such calls, a scheduled change not yet made in torch 2.15.0 that this rule will report when it comes."""
-    leaves = program.inputs()
-    function = _tanh_program(program)
     if sequential:
         if not at_least("2.2"):
             return
-        model = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Tanh())
-        call = lambda: checkpoint_sequential(model, 2, function(*leaves))  # noqa: E731
-        out = NO_USE_REENTRANT.check(call, repro="checkpoint_sequential(torch.nn.Sequential(torch.nn.Tanh()), 1, x)")
+        script = program.script("from torch.utils.checkpoint import checkpoint_sequential",
+                                "model = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Tanh())",
+                                "result = checkpoint_sequential(model, 2, torch.tanh(out))",
+                                "print(result.requires_grad)")
     else:
-        call = lambda: checkpoint(function, *leaves)  # noqa: E731
-        out = NO_USE_REENTRANT.check(call, repro=program.repro("torch.utils.checkpoint.checkpoint(program, x0)"))
-    expect(out.requires_grad, what="the result is recorded", expected=True, observed=out.requires_grad)
+        script = program.script("from torch.utils.checkpoint import checkpoint",
+                                f"result = checkpoint(lambda *xs: torch.tanh(program(*xs)), {', '.join(program.leaf_names)})",
+                                "print(result.requires_grad)")
+    call = lambda: script.run().result  # noqa: E731
+    out = NO_USE_REENTRANT.check(call, repro=script)
+    expect(out.requires_grad, what="the result is recorded", expected=True, observed=out.requires_grad, repro=script)
     if program is DOUBLING:
         record("checkpoint_sequential: announced" if sequential else "checkpoint: announced", _announcement(call))
 
@@ -280,29 +283,27 @@ def warns_without_use_reentrant(program, sequential):
                   "test_autograd.py::TestAutograd::test_checkpoint_valid_reset_on_error"))
 def default_is_reentrant(program, explicit):
     """Reentrant checkpointing, which checkpoint still uses when use_reentrant is not passed (a default its warning announces will become an exception), refuses autograd.grad with a RuntimeError, while use_reentrant=False supports it."""
-    options = dict(use_reentrant=True) if explicit else {}
+    leaves = ", ".join(program.leaf_names)
+    option = ", use_reentrant=True" if explicit else ""
+    forward = program.script("from torch.utils.checkpoint import checkpoint",
+                             f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}{option})")
+    backward = "torch.autograd.grad(out.sum(), [x0])"
 
     def record_forward():
-        leaves = program.inputs()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return leaves, checkpoint(_tanh_program(program), *leaves, **options)
+            return forward.run()
 
-    message = REENTRANT_GRAD.check(
-        record_forward, backward=lambda pair: torch.autograd.grad(pair[1].sum(), [pair[0][0]]),
-        repro=program.repro(f"out = checkpoint(program, x0{', use_reentrant=True' if explicit else ''})",
-                            "torch.autograd.grad(out.sum(), [x0])"))
+    message = REENTRANT_GRAD.check(record_forward, backward=lambda seen: Script(backward).run(out=seen.out, x0=seen.x0),
+                                   repro=forward.then(backward))
     if not explicit:
         record("use_reentrant omitted, autograd.grad raises", _sentences(message)[0])
     plain = _plain(program)
-    leaves = program.inputs()
-    out = checkpoint(_tanh_program(program), *leaves, use_reentrant=False)
-    grad, = torch.autograd.grad(out.sum(), [leaves[0]])
-    expect_close(grad, plain[0], tolerance=RECOMPUTED[program.dtype], what="autograd.grad through use_reentrant=False",
-                 repro=program.repro("from torch.utils.checkpoint import checkpoint",
-                                     f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), "
-                                     f"{', '.join(program.leaf_names)}, use_reentrant=False)",
-                                     "print(torch.autograd.grad(out.sum(), [x0]))"))
+    script = program.script("from torch.utils.checkpoint import checkpoint",
+                            f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}, use_reentrant=False)",
+                            "grad, = torch.autograd.grad(out.sum(), [x0])", "print(grad)")
+    expect_close(script.run().grad, plain[0], tolerance=RECOMPUTED[program.dtype],
+                 what="autograd.grad through use_reentrant=False", repro=script)
 
 
 # ------------------------------------------------------------------ the memory autograd keeps

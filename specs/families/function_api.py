@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import torch
-import torch.autograd.forward_ad as fwAD
 from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
+from specs.engine.script import Script
 from specs.generators.program import TensorSpec
 from specs.generators.strategies import tensors
 
@@ -59,7 +59,17 @@ NO_OVERLAP = tensors(dtypes=(torch.float64,), max_ndim=2, layouts=("contiguous",
 CANONICAL = TensorSpec((3,), torch.float64, "contiguous", (0.5, -1.0, 2.0), True)
 
 
-class _FirstOnly(torch.autograd.Function):
+def _using(*functions: type) -> str:
+    """The repro line importing ``functions`` (defined in this module) by name."""
+    return f"from {__name__} import {', '.join(f.__name__ for f in functions)}"
+
+
+def _forward_then(forward: Script, backward: str) -> tuple:
+    """What an error contract runs: ``forward`` while recording, then ``backward`` on the names it defined."""
+    return forward.run, lambda seen: Script(backward).run(**seen), forward.then(backward)
+
+
+class FirstOnly(torch.autograd.Function):
     """2 x + y, whose backward returns None for y."""
 
     @staticmethod
@@ -76,18 +86,25 @@ class _FirstOnly(torch.autograd.Function):
       references=("test_autograd.py::TestAutograd::test_function_returns_undefined_tensor",))
 def none_gradient_stays_none(spec):
     """When a Function's backward returns None for an input that requires grad, that input's .grad stays None rather than becoming zeros, and torch.autograd.grad returns None for it."""
-    x, y = spec.make(), spec.make()
-    _FirstOnly.apply(x, y).sum().backward()
-    repro = (f"x = {spec.expression()}\ny = {spec.expression()}\n"
-             "FirstOnly.apply(x, y).sum().backward()  # backward returns (2 * g, None)\nprint(y.grad)")
-    expect(y.grad is None, what="y.grad", expected=None, observed=y.grad, repro=repro)
-    expect_close(x.grad, torch.full_like(x, 2.0), tolerance=SAME, what="x.grad", repro=repro)
-    grads = torch.autograd.grad(_FirstOnly.apply(x, y).sum(), [x, y], allow_unused=True)
-    expect(grads[1] is None, what="torch.autograd.grad for y", expected=None, observed=grads[1], repro=repro)
-    record("y_grad", None if y.grad is None else y.grad.tolist())
+    script = Script(
+        """
+        $using
+        x = $x
+        y = $y
+        FirstOnly.apply(x, y).sum().backward()
+        grads = torch.autograd.grad(FirstOnly.apply(x, y).sum(), [x, y], allow_unused=True)
+        print(x.grad, y.grad, grads)
+        """,
+        using=_using(FirstOnly), x=spec.expression(), y=spec.expression(),
+    )
+    seen = script.run()
+    expect(seen.y.grad is None, what="y.grad", expected=None, observed=seen.y.grad, repro=script)
+    expect_close(seen.x.grad, torch.full_like(seen.x, 2.0), tolerance=SAME, what="x.grad", repro=script)
+    expect(seen.grads[1] is None, what="torch.autograd.grad for y", expected=None, observed=seen.grads[1], repro=script)
+    record("y_grad", None if seen.y.grad is None else seen.y.grad.tolist())
 
 
-class _AsIs(torch.autograd.Function):
+class AsIs(torch.autograd.Function):
     """Returns its input unchanged; its backward scales by 3 so that its use is visible."""
 
     @staticmethod
@@ -99,7 +116,7 @@ class _AsIs(torch.autograd.Function):
         return grad * 3
 
 
-class _ViewOf(torch.autograd.Function):
+class ViewOf(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         return x.view_as(x)
@@ -115,16 +132,26 @@ class _ViewOf(torch.autograd.Function):
       references=("test_autograd.py::TestAutograd::test_function_returns_input",))
 def returned_input_is_a_new_tensor(spec, kind):
     """A Function that returns its input as-is, or a view of it, gives back a new tensor object recorded by the Function, so the gradient is what the Function's backward returns."""
-    function = _AsIs if kind == "as-is" else _ViewOf
-    x = spec.make()
-    out = function.apply(x)
-    repro = f"x = {spec.expression()}\nout = {function.__name__.strip('_')}.apply(x)  # backward: 3 * g\nout.sum().backward()"
-    expect(out is not x, what="the output is a new object", expected="not x", observed="x itself", repro=repro)
-    expect(type(out.grad_fn).__name__.endswith("Backward"), what="the output's grad_fn", expected="the Function's node",
-           observed=type(out.grad_fn).__name__, repro=repro)
-    out.sum().backward()
-    expect_close(x.grad, torch.full_like(x, 3.0), tolerance=SAME, what="x.grad, from the Function's backward", repro=repro)
-    record("grad_fn", type(out.grad_fn).__name__)
+    function = AsIs if kind == "as-is" else ViewOf
+    script = Script(
+        """
+        $using
+        x = $x
+        out = $function.apply(x)
+        print(out is not x, type(out.grad_fn).__name__)
+        out.sum().backward()
+        print(x.grad)
+        """,
+        using=_using(function), x=spec.expression(), function=function.__name__,
+    )
+    seen = script.run()
+    expect(seen.out is not seen.x, what="the output is a new object", expected="not x", observed="x itself", repro=script)
+    node = type(seen.out.grad_fn).__name__
+    expect(node.endswith("Backward"), what="the output's grad_fn", expected="the Function's node", observed=node,
+           repro=script)
+    expect_close(seen.x.grad, torch.full_like(seen.x, 3.0), tolerance=SAME, what="x.grad, from the Function's backward",
+                 repro=script)
+    record("grad_fn", node)
 
 
 @rule("function-api.view-outputs-are-not-writable", section=Section.CUSTOM, docs="function-api-views",
@@ -134,18 +161,20 @@ def returned_input_is_a_new_tensor(spec, kind):
                   "test_autograd.py::TestAutograd::test_function_returns_input"))
 def view_outputs_are_not_writable(spec, kind):
     """Writing in place to a Function's output that is a view of an input (an input returned as-is included) raises a RuntimeError."""
-    function = _AsIs if kind == "as-is" else _ViewOf
-
-    def recorded():
-        out = function.apply(spec.make() * 1.0)
+    function = AsIs if kind == "as-is" else ViewOf
+    script = Script(
+        """
+        $using
+        x = $x * 1.0
+        out = $function.apply(x)
         out.mul_(2.0)
-        return out
+        """,
+        using=_using(function), x=spec.expression(), function=function.__name__,
+    )
+    record("message", VIEW_OUTPUT_WRITTEN.check(lambda: script.run().out, repro=script))
 
-    record("message", VIEW_OUTPUT_WRITTEN.check(recorded, repro=(
-        f"x = {spec.expression()} * 1.0\nout = {function.__name__.strip('_')}.apply(x)\nout.mul_(2.0)")))
 
-
-class _ScaledJvp(torch.autograd.Function):
+class ScaledJvp(torch.autograd.Function):
     """y = x * exp(x), whose jvp returns ``scale`` times the true tangent."""
 
     @staticmethod
@@ -175,21 +204,27 @@ class _ScaledJvp(torch.autograd.Function):
 def forward_mode_uses_jvp(spec, c):
     """Forward-mode AD through a Function uses what its jvp staticmethod returns as the output's tangent, with the tensors save_for_forward kept."""
     x = spec.make(requires_grad=False)
-    tangent = torch.ones_like(x)
-    with fwAD.dual_level():
-        dual = fwAD.make_dual(x, tangent)
-        got = fwAD.unpack_dual(_ScaledJvp.apply(dual, c)).tangent
-    _, true = torch.func.jvp(lambda t: t * torch.exp(t), (x,), (tangent,))
-    repro = (f"x = {spec.expression(requires_grad=False)}\nwith fwAD.dual_level():\n"
-             f"    y = ScaledJvp.apply(fwAD.make_dual(x, torch.ones_like(x)), {c})  # jvp returns {c} x the tangent\n"
-             "    print(fwAD.unpack_dual(y).tangent)")
+    script = Script(
+        """
+        import torch.autograd.forward_ad as fwAD
+        $using
+        x = $x
+        with fwAD.dual_level():
+            y = ScaledJvp.apply(fwAD.make_dual(x, torch.ones_like(x)), $c)
+            tangent = fwAD.unpack_dual(y).tangent
+        print(tangent)
+        """,
+        using=_using(ScaledJvp), x=spec.expression(requires_grad=False), c=c,
+    )
+    got = script.run().tangent
+    _, true = torch.func.jvp(lambda t: t * torch.exp(t), (x,), (torch.ones_like(x),))
     expect_close(got, c * true, tolerance=Tolerance(1e-12, 1e-12, "the same float64 formula, written twice"),
-                 what=f"the tangent, against {c} x the true one", repro=repro)
+                 what=f"the tangent, against {c} x the true one", repro=script)
     if got is not None and got.numel():
         record("tangent_over_true", round((got / true).flatten()[0].item(), 6))
 
 
-class _NoJvp(torch.autograd.Function):
+class NoJvp(torch.autograd.Function):
     @staticmethod
     def forward(x):
         return torch.exp(x)
@@ -208,19 +243,24 @@ class _NoJvp(torch.autograd.Function):
       examples=(dict(spec=CANONICAL),), references=("docs: Extending torch.autograd > Forward mode AD",))
 def forward_mode_needs_jvp(spec):
     """Applying a Function without a jvp staticmethod to a dual tensor raises a NotImplementedError, although the same Function works in reverse mode."""
-    x = spec.make()
-    _NoJvp.apply(x).sum().backward()
-    expect_close(x.grad, torch.exp(x.detach()), tolerance=SAME, what="x.grad in reverse mode", repro=None)
-
-    def recorded():
+    reverse = Script("$using\nx = $x\nNoJvp.apply(x).sum().backward()\nprint(x.grad)",
+                     using=_using(NoJvp), x=spec.expression())
+    x = reverse.run().x
+    expect_close(x.grad, torch.exp(x.detach()), tolerance=SAME, what="x.grad in reverse mode", repro=reverse)
+    forward = Script(
+        """
+        import torch.autograd.forward_ad as fwAD
+        $using
+        x = $x
         with fwAD.dual_level():
-            return _NoJvp.apply(fwAD.make_dual(spec.make(requires_grad=False), torch.ones(spec.shape, dtype=spec.dtype)))
+            y = NoJvp.apply(fwAD.make_dual(x, torch.ones(x.shape, dtype=x.dtype)))
+        """,
+        using=_using(NoJvp), x=spec.expression(requires_grad=False),
+    )
+    record("message", NEEDS_JVP.check(lambda: forward.run().y, repro=forward))
 
-    record("message", NEEDS_JVP.check(recorded, repro=(
-        f"with fwAD.dual_level():\n    NoJvp.apply(fwAD.make_dual({spec.expression(requires_grad=False)}, torch.ones({spec.shape})))")))
 
-
-class _OldStyle(torch.autograd.Function):
+class OldStyle(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -239,15 +279,16 @@ class _OldStyle(torch.autograd.Function):
                   "docs: Extending torch.func with autograd.Function"))
 def func_transforms_need_setup_context(spec):
     """A Function whose forward takes ctx (no separate setup_context) works with backward but makes torch.func.grad raise a RuntimeError."""
-    x = spec.make()
-    _OldStyle.apply(x).sum().backward()
-    expect_close(x.grad, torch.cos(x.detach()), tolerance=SAME, what="x.grad with backward", repro=None)
-    record("message", NEEDS_SETUP_CONTEXT.check(
-        lambda: None, backward=lambda _: torch.func.grad(lambda t: _OldStyle.apply(t).sum())(spec.make(requires_grad=False)),
-        repro=f"torch.func.grad(lambda t: OldStyle.apply(t).sum())({spec.expression(requires_grad=False)})"))
+    reverse = Script("$using\nx = $x\nOldStyle.apply(x).sum().backward()\nprint(x.grad)",
+                     using=_using(OldStyle), x=spec.expression())
+    x = reverse.run().x
+    expect_close(x.grad, torch.cos(x.detach()), tolerance=SAME, what="x.grad with backward", repro=reverse)
+    script = Script("$using\nx = $x\nprint(torch.func.grad(lambda t: OldStyle.apply(t).sum())(x))",
+                    using=_using(OldStyle), x=spec.expression(requires_grad=False))
+    record("message", NEEDS_SETUP_CONTEXT.check(lambda: None, backward=lambda _: script.run(), repro=script))
 
 
-class _ReadsTwice(torch.autograd.Function):
+class ReadsTwice(torch.autograd.Function):
     clear_saved_tensors_on_access = True
 
     @staticmethod
@@ -268,24 +309,24 @@ class _ReadsTwice(torch.autograd.Function):
       references=("test_autograd.py::TestAutograd::test_clear_saved_tensors_on_access",))
 def saved_tensors_cleared_on_access(spec):
     """With clear_saved_tensors_on_access = True on a Function, a second read of ctx.saved_tensors in its backward raises a RuntimeError."""
-    record("message", READ_TWICE.check(lambda: _ReadsTwice.apply(spec.make()),
-                                       backward=lambda out: out.sum().backward(),
-                                       repro="# a Function with clear_saved_tensors_on_access = True reading ctx.saved_tensors twice"))
+    forward = Script("$using\nx = $x\nout = ReadsTwice.apply(x)", using=_using(ReadsTwice), x=spec.expression())
+    run, backward, repro = _forward_then(forward, "out.sum().backward()")
+    record("message", READ_TWICE.check(run, backward=backward, repro=repro))
 
 
-class _NoForward(torch.autograd.Function):
+class NoForward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad
 
 
-class _NoBackward(torch.autograd.Function):
+class NoBackward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         return x * 2
 
 
-class _BothBackwards(torch.autograd.Function):
+class BothBackwards(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         return x * 2
@@ -299,8 +340,8 @@ class _BothBackwards(torch.autograd.Function):
         return grad * 2
 
 
-DEFINITIONS = {"no forward": (_NoForward, NO_FORWARD), "no backward": (_NoBackward, NO_BACKWARD),
-               "backward and vjp": (_BothBackwards, BOTH_BACKWARDS)}
+DEFINITIONS = {"no forward": (NoForward, NO_FORWARD), "no backward": (NoBackward, NO_BACKWARD),
+               "backward and vjp": (BothBackwards, BOTH_BACKWARDS)}
 
 
 @rule("function-api.definition-errors", section=Section.CUSTOM, docs="function-api-definition",
@@ -310,16 +351,21 @@ DEFINITIONS = {"no forward": (_NoForward, NO_FORWARD), "no backward": (_NoBackwa
 def definition_errors(spec, mistake):
     """A Function without forward raises NotImplementedError when applied, one without backward (or vjp) raises NotImplementedError at backward, and one defining both backward and vjp raises RuntimeError at backward."""
     function, contract = DEFINITIONS[mistake]
-    record(mistake, contract.check(lambda: function.apply(spec.make()), backward=lambda out: out.sum().backward(),
-                                   repro=f"# a Function with {mistake}; .apply(x).sum().backward()"))
+    forward = Script("$using\nx = $x\nout = $function.apply(x)", using=_using(function), x=spec.expression(),
+                     function=function.__name__)
+    run, backward, repro = _forward_then(forward, "out.sum().backward()")
+    record(mistake, contract.check(run, backward=backward, repro=repro))
 
 
 @rule("function-api.instantiating-warns", section=Section.CUSTOM, docs="function-api-definition",
-      given=dict(function=st.sampled_from([_FirstOnly, _AsIs, _OldStyle])), contracts=(INSTANTIATED,),
-      examples=(dict(function=_AsIs),),
+      given=dict(function=st.sampled_from([FirstOnly, AsIs, OldStyle])), contracts=(INSTANTIATED,),
+      examples=(dict(function=AsIs),),
       references=("test_autograd.py::TestAutograd::test_naughty_autograd_function_attribute_access",))
 def instantiating_warns(function):
     """Instantiating a Function subclass, whose methods are all static, emits a DeprecationWarning."""
-    instance = INSTANTIATED.check(function, repro=f"{function.__name__}()")
-    expect(isinstance(instance, function), what="what instantiation returned", expected=function.__name__, observed=type(instance).__name__)
+    script = Script("$using\ninstance = $function()\nprint(type(instance).__name__)", using=_using(function),
+                    function=function.__name__)
+    instance = INSTANTIATED.check(lambda: script.run().instance, repro=script)
+    expect(isinstance(instance, function), what="what instantiation returned", expected=function.__name__,
+           observed=type(instance).__name__, repro=script)
     record("warned", True)

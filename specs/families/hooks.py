@@ -202,16 +202,17 @@ def hook_must_keep_size_and_dtype(program, change):
 def post_accumulate_hook_sees_the_updated_grad(program, k):
     """A post-accumulate-grad hook is called once per backward with the leaf itself, after its .grad has been updated, with grad mode off."""
     plain = _plain_grads(program)
-    leaves = program.inputs()
-    seen = []
-    leaves[0].register_post_accumulate_grad_hook(
-        lambda p: seen.append((p is leaves[0], p.grad.detach().clone(), torch.is_grad_enabled())))
-    after = []
-    for _ in range(k):
-        program(*leaves).sum().backward()
-        after.append(leaves[0].grad.detach().clone())
-    repro = program.repro("x0.register_post_accumulate_grad_hook(lambda p: print(p.grad))",
-                          f"for _ in range({k}): program(x0).sum().backward()")
+    repro = program.script(
+        "seen, after = [], []",
+        "x0.register_post_accumulate_grad_hook(",
+        "    lambda p: seen.append((p is x0, p.grad.detach().clone(), torch.is_grad_enabled())))",
+        f"for _ in range({k}):",
+        f"    {program.call}.sum().backward()",
+        "    after.append(x0.grad.detach().clone())",
+        "print(seen)",
+    )
+    ran = repro.run()
+    seen, after = ran.seen, ran.after
     expect(len(seen) == k, what=f"calls in {k} backward passes", expected=k, observed=len(seen), repro=repro)
     expect_close(seen[0][1], plain[0], tolerance=EXACT_SCALING, what="x0.grad seen by the hook in the first pass", repro=repro)
     for n, ((same, grad, grad_mode), final) in enumerate(zip(seen, after), start=1):
@@ -318,42 +319,44 @@ def hooks_fire_in_a_fixed_order(program):
 def multi_grad_hook_sees_all_gradients(program, data):
     """register_multi_grad_hook calls its hook once for a backward that reaches any of its tensors, with the gradients of all of them (None for a tensor the pass does not reach), and not at all for a backward that reaches none of them or that raises."""
     chosen = sorted(data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs"))
-    leaves = program.inputs()
-    calls, unreached_calls = [], []
-    torch.autograd.graph.register_multi_grad_hook(leaves, lambda grads: calls.append(list(grads)))
-    others = [leaves[i] for i in range(len(leaves)) if i not in chosen]
-    if others:
-        torch.autograd.graph.register_multi_grad_hook(others, lambda grads: unreached_calls.append(grads))
-    program(*leaves).sum().backward(inputs=[leaves[i] for i in chosen])
-    repro = program.repro(f"torch.autograd.graph.register_multi_grad_hook([{', '.join(program.leaf_names)}], print)",
-                          f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in chosen)}])")
-    expect(len(calls) == 1, what="calls of the multi-grad hook", expected=1, observed=len(calls), repro=repro)
-    for i, grad in enumerate(calls[0]):
+    names = program.leaf_names
+    others = [name for i, name in enumerate(names) if i not in chosen]
+    script = program.script(
+        "calls, unreached_calls = [], []",
+        f"torch.autograd.graph.register_multi_grad_hook([{', '.join(names)}], lambda grads: calls.append(list(grads)))",
+        *([f"torch.autograd.graph.register_multi_grad_hook([{', '.join(others)}], "
+           "lambda grads: unreached_calls.append(grads))"] if others else []),
+        f"{program.call}.sum().backward(inputs=[{', '.join(names[i] for i in chosen)}])",
+        "print(calls, unreached_calls)",
+    )
+    seen = script.run()
+    expect(len(seen.calls) == 1, what="calls of the multi-grad hook", expected=1, observed=len(seen.calls), repro=script)
+    for i, grad in enumerate(seen.calls[0]):
         if i in chosen:
-            expect_close(grad, leaves[i].grad, tolerance=Tolerance(0, 0, "the same gradient tensor"), what=f"entry {i}", repro=repro)
+            expect_close(grad, seen[names[i]].grad, tolerance=Tolerance(0, 0, "the same gradient tensor"),
+                         what=f"entry {i}", repro=script)
         else:
-            expect(grad is None, what=f"entry {i}, not reached", expected=None, observed=grad, repro=repro)
-    expect(not unreached_calls, what="calls of a multi-grad hook on only the tensors this backward does not reach", expected=0,
-           observed=len(unreached_calls), repro=repro)
-    raising = program.inputs()
-    failed_calls = []
-    torch.autograd.graph.register_multi_grad_hook(raising, lambda grads: failed_calls.append(grads))
-    out = program(*raising).sum()
-    out.register_hook(_raise_in_backward)
-    try:
-        out.backward()
-    except _BackwardFailed:
-        pass
+            expect(grad is None, what=f"entry {i}, not reached", expected=None, observed=grad, repro=script)
+    expect(not seen.unreached_calls, what="calls of a multi-grad hook on only the tensors this backward does not reach",
+           expected=0, observed=len(seen.unreached_calls), repro=script)
+    raising = program.script(
+        "class BackwardFailed(Exception):",
+        "    pass",
+        "def raise_in_backward(grad):",
+        "    raise BackwardFailed('a tensor hook raised on purpose')",
+        "failed_calls = []",
+        f"torch.autograd.graph.register_multi_grad_hook([{', '.join(names)}], lambda grads: failed_calls.append(grads))",
+        f"loss = {program.call}.sum()",
+        "loss.register_hook(raise_in_backward)",
+        "try:",
+        "    loss.backward()",
+        "except BackwardFailed as error:",
+        "    print('backward raised:', error)",
+        "print(failed_calls)",
+    )
+    failed_calls = raising.run().failed_calls
     expect(not failed_calls, what="calls of the multi-grad hook when the backward raises before reaching its tensors",
-           expected=0, observed=len(failed_calls), repro=program.repro("out.sum().register_hook(a hook that raises)", "out.sum().backward()"))
-
-
-class _BackwardFailed(Exception):
-    pass
-
-
-def _raise_in_backward(grad):
-    raise _BackwardFailed("a tensor hook raised on purpose")
+           expected=0, observed=len(failed_calls), repro=raising)
 
 
 @rule("hooks.multi-grad-hook-any-fires-once", section=Section.BEYOND, docs="hooks-multi", since="2.3",
@@ -378,37 +381,42 @@ def multi_grad_hook_any_fires_once(program):
                   "test_autograd.py::TestAutograd::test_default_saved_tensors_hooks_double_backward"))
 def pack_runs_while_recording(program):
     """Under saved_tensors_hooks, pack is called while the forward is recorded and not during a plain backward, but a backward with create_graph=True run inside the hooks packs what it saves, and backward receives the unpacked tensors unchanged when unpack returns what was packed."""
+    grad_leaves = ", ".join(program.leaf_names[i] for i in program.grad_leaves)
+    script = program.script(
+        "log, tokens_packed = [], set()",
+        "def pack(t):",
+        "    log.append('pack')",
+        "    tokens_packed.add(len(log))",
+        "    return len(log), t",
+        "def unpack(packed):",
+        "    log.append(('unpack', packed[0]))",
+        "    return packed[1]",
+        "with torch.autograd.graph.saved_tensors_hooks(pack, unpack):",
+        f"    out = torch.tanh({program.call})",
+        "    packs = log.count('pack')",
+        "    out.sum().backward(retain_graph=True)",
+        "    plain = log.count('pack') - packs",
+        f"    torch.autograd.grad(out.sum(), [{grad_leaves}], create_graph=True)",
+        "    double = log.count('pack') - packs - plain",
+        "print('pack calls while recording:', packs, 'in a plain backward:', plain, 'in a create_graph backward:', double)",
+        *program.print_grads,
+    )
+    seen = script.run()
+    expect(seen.packs >= 1, what="pack calls while recording (tanh saves its result)", expected=">= 1",
+           observed=seen.packs, repro=script)
+    expect(seen.plain == 0, what="pack calls during a plain backward inside the hooks", expected=0, observed=seen.plain,
+           repro=script)
+    expect(seen.double >= 1, what="pack calls during a create_graph=True backward inside the hooks (tanh's backward saves)",
+           expected=">= 1", observed=seen.double, repro=script)
+    tokens = {entry[1] for entry in seen.log if entry != "pack"}
+    expect(tokens <= seen.tokens_packed, what="unpack receives what pack returned", expected="pack's results",
+           observed=tokens, repro=script)
     leaves = program.inputs()
-    log, tokens_packed = [], set()
-
-    def pack(t):
-        log.append("pack")
-        tokens_packed.add(len(log))
-        return len(log), t
-
-    def unpack(packed):
-        log.append(("unpack", packed[0]))
-        return packed[1]
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        out = torch.tanh(program(*leaves))
-        packs = log.count("pack")
-        out.sum().backward(retain_graph=True)
-        plain = log.count("pack") - packs
-        torch.autograd.grad(out.sum(), [leaves[i] for i in program.grad_leaves], create_graph=True)
-        double = log.count("pack") - packs - plain
-    repro = program.repro("# record program() under saved_tensors_hooks(pack, unpack) and count the calls")
-    expect(packs >= 1, what="pack calls while recording (tanh saves its result)", expected=">= 1", observed=packs, repro=repro)
-    expect(plain == 0, what="pack calls during a plain backward inside the hooks", expected=0, observed=plain, repro=repro)
-    expect(double >= 1, what="pack calls during a create_graph=True backward inside the hooks (tanh's backward saves)",
-           expected=">= 1", observed=double, repro=repro)
-    tokens = {entry[1] for entry in log if entry != "pack"}
-    expect(tokens <= tokens_packed, what="unpack receives what pack returned", expected="pack's results", observed=tokens)
-    leaves2 = program.inputs()
-    torch.tanh(program(*leaves2)).sum().backward()
+    torch.tanh(program(*leaves)).sum().backward()
     for i in program.grad_leaves:
-        expect_close(leaves[i].grad, leaves2[i].grad, tolerance=Tolerance(0, 0, "the same tensors reach backward"),
-                     what=f"x{i}.grad with identity saved-tensor hooks", repro=repro)
+        name = program.leaf_names[i]
+        expect_close(seen[name].grad, leaves[i].grad, tolerance=Tolerance(0, 0, "the same tensors reach backward"),
+                     what=f"{name}.grad with identity saved-tensor hooks", repro=script)
 
 
 @st.composite

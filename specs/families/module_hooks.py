@@ -8,6 +8,7 @@ from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
+from specs.engine.script import Script
 from specs.families._canonical import leaf, program
 from specs.generators.strategies import programs
 
@@ -51,23 +52,34 @@ MODULE_PROGRAMS = programs(min_leaves=2, max_ops=5, all_require_grad=True)
 SMALL_MODULES = programs(min_leaves=2, max_leaves=2, max_ops=3, all_require_grad=True)
 
 
-class ProgramModule(torch.nn.Module):
-    """``forward(*inputs) = program(weight, *inputs)``: leaf x0 is the module's weight, the others its inputs."""
+def _module_script(program, *lines: str, two_outputs: bool = False, in_place: bool = False) -> Script:
+    """The program as a module ``m`` whose weight is leaf x0 and whose inputs are the other leaves, then ``lines``."""
+    return program.script(
+        "class M(torch.nn.Module):",
+        "    def __init__(self, weight):",
+        "        super().__init__()",
+        "        self.weight = weight",
+        "    def forward(self, *xs):",
+        *(["        xs[0].mul_(1.0)"] if in_place else []),
+        "        out = program(self.weight, *xs)",
+        "        return out, torch.sin(out)" if two_outputs else "        return out",
+        "m = M(x0)",
+        *lines,
+    )
 
-    def __init__(self, program, weight, two_outputs=False, in_place=False):
-        super().__init__()
-        self.program, self.weight, self.two_outputs, self.in_place = program, weight, two_outputs, in_place
 
-    def forward(self, *inputs):
-        if self.in_place:
-            inputs[0].mul_(1.0)
-        out = self.program(self.weight, *inputs)
-        return (out, torch.sin(out)) if self.two_outputs else out
+def _inputs(program, suffix: str = "") -> str:
+    """The module's inputs (every leaf but the weight x0) as call arguments, each followed by ``suffix``."""
+    return ", ".join(name + suffix for name in program.leaf_names[1:])
 
 
-def _module(program, **options):
-    leaves = program.inputs()
-    return ProgramModule(program, leaves[0], **options), leaves[1:]
+def _forward_then(forward: Script, backward: str) -> tuple:
+    """What an error contract runs: ``forward`` while recording, then ``backward`` on the names it defined."""
+    return forward.run, lambda seen: Script(backward).run(**seen), forward.then(backward)
+
+
+#: The loss weights of :func:`_cotangent`, as a script line.
+COTANGENT = "w = torch.arange(out.numel(), dtype=out.dtype).remainder(5).sub(2).div(2).reshape(out.shape)"
 
 
 def _cotangent(out):
@@ -82,37 +94,27 @@ def _plain(program):
     return list(torch.autograd.grad((out * _cotangent(out)).sum(), leaves, allow_unused=True))
 
 
-def _clone(grads):
-    return [None if g is None else g.detach().clone() for g in grads]
-
-
-REPRO_MODULE = ("class M(torch.nn.Module):",
-                "    def forward(self, *xs): return program(x0, *xs)  # x0 is the weight",
-                "m = M()")
-
-
 @rule("module-hooks.full-hook-sees-input-and-output-gradients", section=Section.PRACTICAL, docs="module-hooks-full",
       given=dict(program=MODULE_PROGRAMS), examples=(dict(program=CANONICAL),),
       references=("docs: torch.nn.Module.register_full_backward_hook",
                   "test_autograd.py::TestAutograd::test_backward_hook_relative_ordering"))
 def full_hook_sees_input_and_output_gradients(program):
     """A full backward hook is called once per backward with grad_input, the gradients with respect to the module's inputs, and grad_output, the gradients with respect to its outputs."""
-    module, inputs = _module(program)
-    seen = []
-    module.register_full_backward_hook(lambda m, gi, go: seen.append((_clone(gi), _clone(go))))
-    out = module(*inputs)
-    cotangent = _cotangent(out)
-    (out * cotangent).sum().backward()
+    script = _module_script(
+        program, "seen = []",
+        "m.register_full_backward_hook(lambda m, gi, go: seen.append((gi, go)))",
+        f"out = m({_inputs(program)})", COTANGENT, "(out * w).sum().backward()", "print(seen)")
+    ran = script.run()
+    cotangent = _cotangent(ran.out)
     plain = _plain(program)
-    repro = program.repro(*REPRO_MODULE, "m.register_full_backward_hook(lambda m, gi, go: print(gi, go))",
-                          "(m(x1, ...) * w).sum().backward()")
-    expect(len(seen) == 1, what="calls of the full backward hook", expected=1, observed=len(seen), repro=repro)
-    grad_input, grad_output = seen[0]
-    expect(len(grad_input) == len(inputs) and len(grad_output) == 1, what="(len(grad_input), len(grad_output))",
-           expected=(len(inputs), 1), observed=(len(grad_input), len(grad_output)), repro=repro)
-    expect_close(grad_output[0], cotangent, tolerance=SAME, what="grad_output[0]: d loss / d output", repro=repro)
+    expect(len(ran.seen) == 1, what="calls of the full backward hook", expected=1, observed=len(ran.seen), repro=script)
+    grad_input, grad_output = ran.seen[0]
+    inputs = len(program.leaves) - 1
+    expect(len(grad_input) == inputs and len(grad_output) == 1, what="(len(grad_input), len(grad_output))",
+           expected=(inputs, 1), observed=(len(grad_input), len(grad_output)), repro=script)
+    expect_close(grad_output[0], cotangent, tolerance=SAME, what="grad_output[0]: d loss / d output", repro=script)
     for i, g in enumerate(grad_input):
-        expect_close(g, plain[i + 1], tolerance=SAME, what=f"grad_input[{i}], against the gradient for x{i + 1} without hooks", repro=repro)
+        expect_close(g, plain[i + 1], tolerance=SAME, what=f"grad_input[{i}], against the gradient for x{i + 1} without hooks", repro=script)
     record("grad_input", [[round(v, 6) for v in g.flatten().tolist()] for g in grad_input])
 
 
@@ -121,18 +123,16 @@ def full_hook_sees_input_and_output_gradients(program):
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def full_hook_return_replaces_grad_input(program, c):
     """A tuple returned by a full backward hook replaces grad_input: the module's inputs receive it, while the gradients of its weights, computed inside the module, are unchanged."""
-    module, inputs = _module(program)
-    module.register_full_backward_hook(lambda m, gi, go: tuple(None if g is None else g * c for g in gi))
-    out = module(*inputs)
-    (out * _cotangent(out)).sum().backward()
+    script = _module_script(
+        program, f"m.register_full_backward_hook(lambda m, gi, go: tuple(None if g is None else g * {c} for g in gi))",
+        f"out = m({_inputs(program)})", COTANGENT, "(out * w).sum().backward()", *program.print_grads)
+    ran = script.run()
     plain = _plain(program)
-    repro = program.repro(*REPRO_MODULE,
-                          f"m.register_full_backward_hook(lambda m, gi, go: tuple(g * {c} for g in gi))",
-                          "(m(x1, ...) * w).sum().backward()")
-    expect_close(module.weight.grad, plain[0], tolerance=SAME, what="the weight's gradient", repro=repro)
-    for i, x in enumerate(inputs):
-        expect_close(x.grad, plain[i + 1] * c, tolerance=SAME, what=f"x{i + 1}.grad with grad_input scaled by {c}", repro=repro)
-    record("weight_grad", [round(v, 6) for v in module.weight.grad.flatten().tolist()])
+    expect_close(ran.m.weight.grad, plain[0], tolerance=SAME, what="the weight's gradient", repro=script)
+    for i, name in enumerate(program.leaf_names[1:]):
+        expect_close(ran[name].grad, plain[i + 1] * c, tolerance=SAME, what=f"{name}.grad with grad_input scaled by {c}",
+                     repro=script)
+    record("weight_grad", [round(v, 6) for v in ran.m.weight.grad.flatten().tolist()])
 
 
 @rule("module-hooks.pre-hook-replaces-grad-output", section=Section.PRACTICAL, docs="module-hooks-pre", since="2.0",
@@ -141,21 +141,19 @@ def full_hook_return_replaces_grad_input(program, c):
       references=("docs: torch.nn.Module.register_full_backward_pre_hook",))
 def pre_hook_replaces_grad_output(program, c):
     """A tuple returned by a full backward pre-hook replaces grad_output before the module's backward runs: the full backward hook sees it, and the weights and inputs all get gradients scaled by it."""
-    module, inputs = _module(program)
-    seen = []
-    module.register_full_backward_pre_hook(lambda m, go: tuple(g * c for g in go))
-    module.register_full_backward_hook(lambda m, gi, go: seen.append(go[0].detach().clone()))
-    out = module(*inputs)
-    cotangent = _cotangent(out)
-    (out * cotangent).sum().backward()
+    script = _module_script(
+        program, "seen = []",
+        f"m.register_full_backward_pre_hook(lambda m, go: tuple(g * {c} for g in go))",
+        "m.register_full_backward_hook(lambda m, gi, go: seen.append(go[0].detach().clone()))",
+        f"out = m({_inputs(program)})", COTANGENT, "(out * w).sum().backward()", "print(seen)", *program.print_grads)
+    ran = script.run()
     plain = _plain(program)
-    repro = program.repro(*REPRO_MODULE,
-                          f"m.register_full_backward_pre_hook(lambda m, go: tuple(g * {c} for g in go))",
-                          "(m(x1, ...) * w).sum().backward()")
-    expect_close(seen[0], cotangent * c, tolerance=SAME, what="grad_output seen by the full hook after the pre-hook", repro=repro)
-    for i, x in enumerate([module.weight, *inputs]):
-        expect_close(x.grad, plain[i] * c, tolerance=SAME, what=f"x{i}.grad with grad_output scaled by {c}", repro=repro)
-    record("x0_grad", [round(v, 6) for v in module.weight.grad.flatten().tolist()])
+    expect_close(ran.seen[0], _cotangent(ran.out) * c, tolerance=SAME,
+                 what="grad_output seen by the full hook after the pre-hook", repro=script)
+    for i, name in enumerate(program.leaf_names):
+        expect_close(ran[name].grad, plain[i] * c, tolerance=SAME, what=f"{name}.grad with grad_output scaled by {c}",
+                     repro=script)
+    record("x0_grad", [round(v, 6) for v in ran.m.weight.grad.flatten().tolist()])
 
 
 @rule("module-hooks.hooks-run-once-pre-hook-first", section=Section.PRACTICAL, docs="module-hooks-pre", since="2.0",
@@ -165,21 +163,25 @@ def pre_hook_replaces_grad_output(program, c):
                   "docs: torch.nn.Module.register_full_backward_pre_hook"))
 def hooks_run_once_pre_hook_first(program, passes):
     """In each backward through a module, including every pass over a retained graph, its full backward pre-hook runs once and then its full backward hook once."""
-    module, inputs = _module(program)
-    log = []
-    module.register_full_backward_hook(lambda m, gi, go: log.append("hook"))
-    module.register_full_backward_pre_hook(lambda m, go: log.append("pre-hook"))
-    loss = torch.sin(module(*inputs)).sum()
-    for _ in range(passes):
-        grads = torch.autograd.grad(loss, inputs, create_graph=True, retain_graph=True)
-    repro = program.repro(*REPRO_MODULE, "# register a full backward hook and pre-hook that log their calls",
-                          f"# {passes} x torch.autograd.grad(sin(m(x1, ...)).sum(), [x1, ...], retain_graph=True)")
+    script = _module_script(
+        program, "log = []",
+        "m.register_full_backward_hook(lambda m, gi, go: log.append('hook'))",
+        "m.register_full_backward_pre_hook(lambda m, go: log.append('pre-hook'))",
+        f"inputs = [{_inputs(program)}]",
+        "loss = torch.sin(m(*inputs)).sum()",
+        f"for _ in range({passes}):",
+        "    grads = torch.autograd.grad(loss, inputs, create_graph=True, retain_graph=True)",
+        "single = list(log)",
+        "print(single)",
+        "torch.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True)",
+        "print(log)")
+    ran = script.run()
     expected = ["pre-hook", "hook"] * passes
-    expect(log == expected, what=f"calls after {passes} backward passes", expected=expected, observed=log, repro=repro)
+    expect(ran.single == expected, what=f"calls after {passes} backward passes", expected=expected, observed=ran.single,
+           repro=script)
     # Whether a double backward calls them again depends on whether it differentiates through the
     # module's backward once more (test_full_backward_hook_double_backward pins one case): recorded only.
-    torch.autograd.grad(sum(g.sum() for g in grads), inputs, allow_unused=True)
-    record("calls_in_double_backward", (len(log) - len(expected)) // 2)
+    record("calls_in_double_backward", (len(ran.log) - len(expected)) // 2)
     record("log", expected)
 
 
@@ -189,14 +191,14 @@ def hooks_run_once_pre_hook_first(program, passes):
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def unused_output_gets_none(program, used):
     """When a module returns two tensors and the loss uses only one, the full backward hook's grad_output holds None for the other."""
-    module, inputs = _module(program, two_outputs=True)
-    seen = []
-    module.register_full_backward_hook(lambda m, gi, go: seen.append(tuple(g is None for g in go)))
-    module(*inputs)[used].sum().backward()
+    script = _module_script(
+        program, "seen = []",
+        "m.register_full_backward_hook(lambda m, gi, go: seen.append(tuple(g is None for g in go)))",
+        f"m({_inputs(program)})[{used}].sum().backward()", "print(seen)", two_outputs=True)
+    seen = script.run().seen
     expected = (used != 0, used != 1)
     expect(seen == [expected], what="which grad_output entries are None", expected=[expected], observed=seen,
-           repro=program.repro(*REPRO_MODULE, "# forward returns (out, torch.sin(out))",
-                         f"m(x1, ...)[{used}].sum().backward()"))
+           repro=script)
     record("none_entries", list(seen[0]))
 
 
@@ -206,21 +208,17 @@ def unused_output_gets_none(program, used):
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def no_input_gradient_warns(program):
     """When none of a module's inputs requires grad, its full backward hook still runs, with None for every grad_input, and a UserWarning says so, while its weights get their usual gradients."""
-    leaves = program.inputs()
-    weight = leaves[0]
-    inputs = [x.detach() for x in leaves[1:]]
-    module = ProgramModule(program, weight)
-    seen = []
-    module.register_full_backward_hook(lambda m, gi, go: seen.append(gi))
-    repro = program.repro(*REPRO_MODULE, "m.register_full_backward_hook(print)",
-                          "m(x1.detach(), ...).sum().backward()")
-    NO_INPUT_GRAD.check(lambda: module(*inputs).sum().backward(), repro=repro)
-    expect(len(seen) == 1 and all(g is None for g in seen[0]), what="grad_input", expected="all None", observed=seen, repro=repro)
+    script = _module_script(
+        program, "seen = []", "m.register_full_backward_hook(lambda m, gi, go: seen.append(gi))",
+        f"m({_inputs(program, '.detach()')}).sum().backward()", "print(seen, x0.grad)")
+    ran = NO_INPUT_GRAD.check(script.run, repro=script)
+    expect(len(ran.seen) == 1 and all(g is None for g in ran.seen[0]), what="grad_input", expected="all None",
+           observed=ran.seen, repro=script)
     plain = program.with_leaves(requires_grad=False).inputs()
     plain[0].requires_grad_()
     program(*plain).sum().backward()
-    expect_close(weight.grad, plain[0].grad, tolerance=SAME, what="the weight's gradient", repro=repro)
-    record("grad_input_len", len(seen[0]))
+    expect_close(ran.m.weight.grad, plain[0].grad, tolerance=SAME, what="the weight's gradient", repro=script)
+    record("grad_input_len", len(ran.seen[0]))
 
 
 @rule("module-hooks.hooks-must-return-one-gradient-per-tensor", section=Section.PRACTICAL, docs="module-hooks-errors",
@@ -230,18 +228,12 @@ def no_input_gradient_warns(program):
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def hooks_must_return_one_gradient_per_tensor(program, which, extra):
     """A full backward hook or pre-hook returning more gradients than the module has inputs or outputs makes backward raise a RuntimeError."""
-    def recorded():
-        module, inputs = _module(program)
-        if which == "hook":
-            module.register_full_backward_hook(lambda m, gi, go: tuple(gi) + (None,) * extra)
-        else:
-            module.register_full_backward_pre_hook(lambda m, go: tuple(go) + (None,) * extra)
-        return module(*inputs)
-
+    register = (f"m.register_full_backward_hook(lambda m, gi, go: tuple(gi) + (None,) * {extra})" if which == "hook"
+                else f"m.register_full_backward_pre_hook(lambda m, go: tuple(go) + (None,) * {extra})")
+    forward = _module_script(program, register, f"out = m({_inputs(program)})")
+    run, backward, repro = _forward_then(forward, "out.sum().backward()")
     contract = HOOK_COUNT if which == "hook" else PRE_HOOK_COUNT
-    record("message", contract.check(recorded, backward=lambda out: out.sum().backward(), repro=program.repro(
-        *REPRO_MODULE, f"# a full backward {which} returning {extra} gradient(s) too many",
-        "m(x1, ...).sum().backward()")))
+    record("message", contract.check(run, backward=backward, repro=repro))
 
 
 @rule("module-hooks.wrapped-tensors-are-not-writable", section=Section.PRACTICAL, docs="module-hooks-errors",
@@ -250,16 +242,10 @@ def hooks_must_return_one_gradient_per_tensor(program, which, extra):
       references=("docs: torch.nn.Module.register_full_backward_hook",))
 def wrapped_tensors_are_not_writable(program, where):
     """With a full backward hook, the module's forward receives and returns tensors wrapped for the hook, and writing in place to either raises a RuntimeError."""
-    def recorded():
-        module, inputs = _module(program, in_place=(where == "input"))
-        module.register_full_backward_hook(lambda m, gi, go: None)
-        out = module(*[x * 1.0 for x in inputs])
-        out.add_(1.0)
-        return out
-
-    record("message", WRAPPED_IN_PLACE.check(recorded, repro=program.repro(
-        *REPRO_MODULE, "m.register_full_backward_hook(lambda m, gi, go: None)",
-        "# inside forward: xs[0].mul_(1.0)" if where == "input" else "m(x1 * 1.0, ...).add_(1.0)")))
+    script = _module_script(
+        program, "m.register_full_backward_hook(lambda m, gi, go: None)", f"out = m({_inputs(program, ' * 1.0')})",
+        "out.add_(1.0)", in_place=(where == "input"))
+    record("message", WRAPPED_IN_PLACE.check(lambda: script.run().out, repro=script))
 
 
 @rule("module-hooks.forward-hooks-run-inside-the-backward-hooks", section=Section.PRACTICAL, docs="module-hooks-forward",
@@ -268,28 +254,26 @@ def wrapped_tensors_are_not_writable(program, where):
                   "docs: torch.nn.Module.register_forward_hook"))
 def forward_hooks_run_inside_the_backward_hooks(program, a, b):
     """With a forward pre-hook scaling the inputs by a and a forward hook scaling the output by b, grad_output is taken at the output the forward hook returned and grad_input at the inputs the pre-hook returned."""
-    module, inputs = _module(program)
-    seen = []
-    module.register_forward_pre_hook(lambda m, args: tuple(x * a for x in args))
-    module.register_forward_hook(lambda m, args, out: out * b)
-    module.register_full_backward_hook(lambda m, gi, go: seen.append((_clone(gi), _clone(go))))
-    out = module(*inputs)
-    cotangent = _cotangent(out)
-    (out * cotangent).sum().backward()
-    scaled = [x.detach() * a for x in inputs]
+    script = _module_script(
+        program, "seen = []",
+        f"m.register_forward_pre_hook(lambda m, xs: tuple(x * {a} for x in xs))",
+        f"m.register_forward_hook(lambda m, xs, out: out * {b})",
+        "m.register_full_backward_hook(lambda m, gi, go: seen.append((gi, go)))",
+        f"out = m({_inputs(program)})", COTANGENT, "(out * w).sum().backward()", "print(seen)", *program.print_grads)
+    ran = script.run()
+    cotangent = _cotangent(ran.out)
+    scaled = [x.detach() * a for x in program.inputs()[1:]]
     for x in scaled:
         x.requires_grad_()
-    w = program.inputs()[0]
-    plain = torch.autograd.grad((program(w, *scaled) * b * cotangent).sum(), scaled, allow_unused=True)
-    repro = program.repro(*REPRO_MODULE, f"m.register_forward_pre_hook(lambda m, xs: tuple(x * {a} for x in xs))",
-                          f"m.register_forward_hook(lambda m, xs, out: out * {b})",
-                          "m.register_full_backward_hook(lambda m, gi, go: print(gi, go))",
-                          "(m(x1, ...) * w).sum().backward()")
-    grad_input, grad_output = seen[0]
-    expect_close(grad_output[0], cotangent, tolerance=SAME, what="grad_output: d loss / d (the forward hook's output)", repro=repro)
+    weight = program.inputs()[0]
+    plain = torch.autograd.grad((program(weight, *scaled) * b * cotangent).sum(), scaled, allow_unused=True)
+    grad_input, grad_output = ran.seen[0]
+    expect_close(grad_output[0], cotangent, tolerance=SAME, what="grad_output: d loss / d (the forward hook's output)",
+                 repro=script)
     for i, (g, p) in enumerate(zip(grad_input, plain)):
-        expect_close(g, p, tolerance=SAME, what=f"grad_input[{i}]: d loss / d (x{i + 1} * {a})", repro=repro)
-        expect_close(inputs[i].grad, p * a, tolerance=SAME, what=f"x{i + 1}.grad", repro=repro)
+        name = program.leaf_names[i + 1]
+        expect_close(g, p, tolerance=SAME, what=f"grad_input[{i}]: d loss / d ({name} * {a})", repro=script)
+        expect_close(ran[name].grad, p * a, tolerance=SAME, what=f"{name}.grad", repro=script)
     record("grad_output", [round(v, 6) for v in grad_output[0].flatten().tolist()])
 
 
@@ -299,9 +283,9 @@ def forward_hooks_run_inside_the_backward_hooks(program, a, b):
       references=("docs: torch.nn.Module.register_backward_hook",))
 def non_full_hook_is_deprecated(program):
     """A module with a non-full register_backward_hook whose forward records several nodes emits a FutureWarning when called, and a module cannot have both a non-full and a full backward hook."""
-    module, inputs = _module(program)
-    module.register_backward_hook(lambda m, gi, go: None)
-    repro = program.repro(*REPRO_MODULE, "m.register_backward_hook(lambda m, gi, go: None)", "m(x1, ...)")
-    NON_FULL_DEPRECATED.check(lambda: module(*[x * 1.0 for x in inputs]), repro=repro)
-    record("mixed", MIXED_HOOKS.check(lambda: module.register_full_backward_hook(lambda m, gi, go: None),
-                                      repro=repro + "m.register_full_backward_hook(lambda m, gi, go: None)\n"))
+    setup = _module_script(program, "m.register_backward_hook(lambda m, gi, go: None)")
+    call = f"out = m({_inputs(program, ' * 1.0')})"
+    mixed = "m.register_full_backward_hook(lambda m, gi, go: None)"
+    seen = setup.run()
+    NON_FULL_DEPRECATED.check(lambda: Script(call).run(**seen), repro=setup.then(call))
+    record("mixed", MIXED_HOOKS.check(lambda: Script(mixed).run(**seen), repro=setup.then(call).then(mixed)))
