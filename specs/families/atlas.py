@@ -291,11 +291,13 @@ def derivatives_keep_dtype_and_shape(entry: Entry, seed: int) -> None:
 
 GRADIENT_LAYOUTS = """\
 grads = ev.vjp(case, inputs, outputs, w)
-print("inputs:", [(x.dtype, tuple(x.shape)) for x in inputs], "  gradients:", [(g.dtype, tuple(g.shape)) for g in grads])
+print("inputs:", [(x.dtype, tuple(x.shape)) for x in inputs])
+print("gradients:", [(g.dtype, tuple(g.shape)) for g in grads])
 """
 TANGENT_LAYOUTS = """\
 tangents = ev.jvp_forward(case, inputs, v)
-print("outputs:", [(o.dtype, tuple(o.shape)) for o in outputs], "  tangents:", [(t.dtype, tuple(t.shape)) for t in tangents])
+print("outputs:", [(o.dtype, tuple(o.shape)) for o in outputs])
+print("tangents:", [(t.dtype, tuple(t.shape)) for t in tangents])
 """
 
 @rule("atlas.derivatives-keep-dtype-and-shape", section=Section.BEYOND, docs="atlas-laws",
@@ -493,13 +495,15 @@ def kinks_take_the_minimum_norm_subgradient(point, scale):
     targets = CONVENTION_POINTS if point == EVERY_POINT else [point]
     departures, seen = {}, []
     for name, index in targets:
-        if ev.unavailable(TABLE[name].code):
+        entry = TABLE[name]
+        if ev.unavailable(entry.code):
             continue
-        label = f"{name} @ {TABLE[name].points[index].name}"
+        special = entry.points[index]
+        label = f"{name} @ {special.name}"
         found = min_norm_departure(name, index, scale)
         if found is not None:
             departures[label] = {"torch": found[0], "minimum-norm": found[1]}
-        seen.append((label, found, TABLE[name].points[index].departs, ev.special(TABLE[name], TABLE[name].points[index])))
+        seen.append((label, found, special.departs, ev.special(entry, special)))
     record("departures", departures)
     unexpected = [label for label, found, departs, _case in seen if found is not None and not departs]
     for label, found, departs, case in seen:
@@ -508,6 +512,7 @@ def kinks_take_the_minimum_norm_subgradient(point, scale):
                what=f"{label}: the gradient is the minimum-norm subgradient ({len(unexpected)} undeclared "
                f"departures: {', '.join(unexpected)})", expected=want, observed=got,
                repro=LawScript(case, 0, KINK_GRADIENT, scale=scale))
+
 
 def nan_in_the_incoming_gradient_propagates(entry: Entry, seed: int) -> None:
     case = ev.generic(entry, seed)
