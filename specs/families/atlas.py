@@ -398,7 +398,8 @@ def observe_point(entry: Entry, index: int) -> dict:
 #: The gradient recorded at a special point: of the sum of the outputs (``w`` and ``v`` are unused).
 EDGE_GRADIENTS = """\
 grads = ev.vjp(case, inputs, outputs, tuple(torch.ones_like(o) for o in outputs))
-print("inputs:", [tuple(x.shape) for x in inputs], "  gradients:", [g.tolist() for g in grads])
+print("inputs:", [tuple(x.shape) for x in inputs])
+print("gradients:", grads)
 """
 
 
@@ -482,7 +483,7 @@ def min_norm_departure(name: str, index: int, scale: float) -> tuple[list, list,
 KINK_GRADIENT = """\
 weights = tuple(torch.full_like(o, $scale) for o in outputs)
 grads = ev.vjp(case, inputs, outputs, weights)
-print("torch's gradient:", torch.cat([g.reshape(-1) for g in grads]).tolist())
+print("torch's gradient:", torch.cat([g.reshape(-1) for g in grads]))
 """
 
 
@@ -536,12 +537,13 @@ def nan_in_the_incoming_gradient_propagates(entry: Entry, seed: int) -> None:
                observed=ev.rounded(got, 12) if lost else "nan there", repro=repro)
 
 
-#: The gradient of one output element (flat ``position``), then the same with a NaN incoming gradient.
+#: The gradient of one output element (flat ``position``), then the same with a NaN incoming gradient
+#: (printed as tensors: an efficient zero tensor, as torch.sgn's gradient may be, has no .tolist()).
 NAN_ROW = """\
 row = ev.vjp(case, inputs, outputs, ev.poked(outputs, $position, 1.0))
 poisoned = ev.vjp(case, inputs, case.call(inputs), ev.poked(outputs, $position, float("nan")))
-print("gradient of element $position:", [g.tolist() for g in row])
-print("with a NaN incoming gradient:", [g.tolist() for g in poisoned])
+print("gradient of element $position:", row)
+print("with a NaN incoming gradient:", poisoned)
 """
 
 @rule("atlas.nan-in-the-incoming-gradient-propagates", section=Section.BEYOND, docs="atlas-conventions",
