@@ -62,6 +62,11 @@ class Case:
             warnings.simplefilter("ignore", FutureWarning)
             return floating(eval(_compiled(self.entry.code), {**NAMESPACE, **bound}))
 
+    def code(self) -> str:
+        """This case as code that rebuilds it (``ev.Case(TABLE[...], ...)``: the inputs as literals)."""
+        values = ", ".join(f"{name!r}: {_floats(flat)}" for name, flat in self.values.items())
+        return (f"ev.Case(TABLE[{self.entry.name!r}], {{{values}}}, {self.shapes!r}, {self.label!r})")
+
     def repro(self, *after: str) -> str:
         lines = ["import torch", "import torch.nn.functional as F"]
         for a in self.entry.args:
@@ -71,6 +76,17 @@ class Case:
         lines.append(f"out = {self.entry.code}")
         lines.extend(after)
         return "\n".join(lines)
+
+
+def _float(value: float) -> str:
+    """A float as code (``float('nan')`` and ``float('inf')`` where ``repr`` is not code)."""
+    return repr(float(value)) if math.isfinite(value) else f"float({str(float(value))!r})"
+
+
+def _floats(values) -> str:
+    """A tuple of floats as code."""
+    items = [_float(v) for v in values]
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
 _DOTTED = re.compile(r"\b(?:torch|F)(?:\.[A-Za-z_]\w*)+")
@@ -208,6 +224,41 @@ def second_directional_forward(case: Case, inputs, direction):
         return tuple(torch.func.jvp(lambda *ys: tuple(case.call(ys)), xs, tuple(direction))[1])
 
     return list(torch.func.jvp(first, tuple(x.detach() for x in inputs), tuple(direction))[1])
+
+
+def first_derivative_along(case: Case, cotangents, direction):
+    """x -> [<Jᵀw, u>] at x: the first derivative as a function, for finite differences of it."""
+
+    def first(xs):
+        xs = tuple(x.detach().requires_grad_() for x in xs)
+        with torch.enable_grad():
+            return [dot(vjp(case, xs, case.call(xs), cotangents), direction)]
+
+    return first
+
+
+def poked(outputs, position: int, fill: float) -> list[torch.Tensor]:
+    """Cotangents that are zero except ``fill`` at flat ``position`` of the outputs that require grad."""
+    result, offset = [], 0
+    for out in outputs:
+        size = out.numel() if out.requires_grad else 0
+        one = torch.zeros(out.shape, dtype=out.dtype)
+        if offset <= position < offset + size:
+            one.view(-1)[position - offset] = fill
+        result.append(one)
+        offset += size
+    return result
+
+
+def modes(case: Case, inputs, outputs, cotangents, direction) -> dict:
+    """Every mode and order of derivative, by name: (a key for caching it, the call that takes it)."""
+    return {
+        "reverse": ("vjp", lambda: vjp(case, inputs, outputs, cotangents)),
+        "forward": ("jvp", lambda: jvp_forward(case, inputs, direction)),
+        "reverse order 2": ("rev2", lambda: reverse_second(case, inputs, cotangents, direction, order=2)),
+        "reverse order 3": ("rev3", lambda: reverse_second(case, inputs, cotangents, direction, order=3)),
+        "forward over forward": ("fwdfwd", lambda: second_directional_forward(case, inputs, direction)),
+    }
 
 
 def reverse_second(case: Case, inputs, cotangents, direction, order: int = 2):

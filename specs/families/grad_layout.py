@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import EXACT, Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
+from specs.engine.script import Script, literal
 from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, Feature, record, rule
 from specs.generators.examples import tensor
@@ -76,11 +77,8 @@ def _significant(strides, shape) -> tuple:
     return tuple(s for s, n in zip(strides, shape) if n > 1)
 
 
-def _leaf(spec, channels_last: bool) -> torch.Tensor:
-    leaf = spec.make(requires_grad=False)
-    if channels_last and leaf.dim() == 4:
-        leaf = leaf.contiguous(memory_format=torch.channels_last)
-    return leaf.requires_grad_()
+#: How the leaf ``x`` is laid out before it requires grad (channels_last applies to 4-d leaves only).
+MEMORY_FORMATS = {False: "", True: ".contiguous(memory_format=torch.channels_last)"}
 
 
 @rule("grad-layout.new-grad-copies-dense-leaf-strides", section=Section.PRACTICAL, docs="grad-layout-strides",
@@ -91,13 +89,19 @@ def _leaf(spec, channels_last: bool) -> torch.Tensor:
                   "docs: torch.autograd (Default gradient layouts)"))
 def new_grad_copies_dense_leaf_strides(spec, channels_last):
     """A .grad created by backward copies its leaf's strides when the leaf is dense and non-overlapping (transposed and channels_last ones included), and is row-major contiguous otherwise (sliced or expanded leaves)."""
-    leaf = _leaf(spec, channels_last)
-    (torch.sin(leaf) * 1.5).sum().backward()
-    reference = leaf.detach().contiguous().requires_grad_()
-    (torch.sin(reference) * 1.5).sum().backward()
-    repro = (f"x = {spec.expression()}" + ("  # then .contiguous(memory_format=torch.channels_last)"
-                                           if channels_last and leaf.dim() == 4 else "")
-             + "\n(torch.sin(x) * 1.5).sum().backward()\nprint(x.stride(), x.grad.stride())")
+    script = Script(
+        """
+        x = $x$memory_format
+        x.requires_grad_()
+        (torch.sin(x) * 1.5).sum().backward()
+        reference = x.detach().contiguous().requires_grad_()
+        (torch.sin(reference) * 1.5).sum().backward()
+        print(x.stride(), x.grad.stride(), x.grad)
+        """,
+        x=spec.expression(requires_grad=False), memory_format=MEMORY_FORMATS[channels_last and len(spec.shape) == 4],
+    )
+    seen = script.run()
+    leaf, reference, repro = seen.x, seen.reference, script
     if _dense_non_overlapping(leaf):
         expect(_significant(leaf.grad.stride(), leaf.shape) == _significant(leaf.stride(), leaf.shape),
                what="strides of the .grad of a dense, non-overlapping leaf", expected=leaf.stride(), observed=leaf.grad.stride(), repro=repro)
@@ -116,16 +120,22 @@ def new_grad_copies_dense_leaf_strides(spec, channels_last):
                   "test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference"))
 def existing_grad_keeps_its_strides(spec):
     """When .grad already exists, backward adds into it in place, keeping that tensor and its strides even where they differ from the leaf's."""
-    leaf = spec.make()
-    other = torch.ones(leaf.shape[:-2] + leaf.shape[-2:][::-1], dtype=leaf.dtype).transpose(-2, -1)
-    if leaf.is_contiguous():
-        existing = other  # a transposed .grad for a row-major leaf
-    else:
-        existing = torch.ones(leaf.shape, dtype=leaf.dtype)  # a row-major .grad for a transposed leaf
-    leaf.grad = existing
-    strides = existing.stride()
-    (leaf * 2.0).sum().backward()
-    repro = f"x = {spec.expression()}\nx.grad = <ones with other strides>\n(x * 2.0).sum().backward()"
+    script = Script(
+        """
+        x = $x
+        if x.is_contiguous():  # a transposed .grad for a row-major leaf
+            existing = torch.ones(x.shape[:-2] + x.shape[-2:][::-1], dtype=x.dtype).transpose(-2, -1)
+        else:  # a row-major .grad for a transposed leaf
+            existing = torch.ones(x.shape, dtype=x.dtype)
+        x.grad = existing
+        strides = existing.stride()
+        (x * 2.0).sum().backward()
+        print(x.grad is existing, strides, x.grad.stride(), x.grad)
+        """,
+        x=spec.expression(),
+    )
+    seen = script.run()
+    leaf, existing, strides, repro = seen.x, seen.existing, seen.strides, script
     expect(leaf.grad is existing, what="the .grad after backward", expected="the tensor assigned before", observed="a new tensor", repro=repro)
     expect(leaf.grad.stride() == strides, what="strides of the existing .grad", expected=strides, observed=leaf.grad.stride(), repro=repro)
     expect(bool((leaf.grad == 3.0).all()), what="the accumulated values", expected="1 + 2 everywhere", observed=leaf.grad, repro=repro)
@@ -144,22 +154,28 @@ MISMATCHES = ("int", "shape", "dtype", "device", "itself")
       references=("test_autograd.py::TestAutograd::test_grad_assignment",))
 def assigning_a_mismatched_grad_raises(spec, mismatch):
     """Assigning to .grad something that is not a tensor raises TypeError, and a tensor of another shape, dtype or device, or the tensor itself, raises RuntimeError, leaving .grad unchanged."""
-    leaf = spec.make()
-    other_dtype = torch.float64 if leaf.dtype == torch.float32 else torch.float32
+    other_dtype = torch.float64 if spec.dtype == torch.float32 else torch.float32
     values = {
-        "int": (WRONG_TYPE, lambda: 0),
-        "shape": (WRONG_SIZE, lambda: torch.zeros(leaf.numel() + 1, dtype=leaf.dtype)),
-        "dtype": (WRONG_DTYPE, lambda: torch.zeros_like(leaf, dtype=other_dtype)),
-        "device": (WRONG_DEVICE, lambda: torch.zeros_like(leaf, device="meta")),
-        "itself": (OWN_GRAD, lambda: leaf),
+        "int": (WRONG_TYPE, "0"),
+        "shape": (WRONG_SIZE, "torch.zeros(x.numel() + 1, dtype=x.dtype)"),
+        "dtype": (WRONG_DTYPE, f"torch.zeros_like(x, dtype={other_dtype})"),
+        "device": (WRONG_DEVICE, "torch.zeros_like(x, device='meta')"),
+        "itself": (OWN_GRAD, "x"),
     }
     contract, value = values[mismatch]
-
-    def assign():
-        leaf.grad = value()
-
-    message = contract.check(assign, repro=f"x = {spec.expression()}\nx.grad = ...  # {mismatch} mismatch")
-    expect(leaf.grad is None, what="the .grad after a refused assignment", expected=None, observed=leaf.grad)
+    leaf = Script("x = $x", x=spec.expression())
+    assign = f"x.grad = {value}"
+    seen = leaf.run()
+    message = contract.check(lambda: Script(assign).run(x=seen.x), repro=leaf.then(assign))
+    after = leaf.then("""
+        try:
+            $assign
+        except (TypeError, RuntimeError) as error:
+            print(type(error).__name__, error)
+        print(x.grad)
+        """, assign=assign)
+    grad = after.run().x.grad
+    expect(grad is None, what="the .grad after a refused assignment", expected=None, observed=grad, repro=after)
     record(f"{mismatch} message", message)
 
 
@@ -170,15 +186,30 @@ def assigning_a_mismatched_grad_raises(spec, mismatch):
       references=("test_autograd.py::TestAutograd::test_grad_dtype",))
 def grad_dtype_casts_incoming_gradients(spec, grad_dtype):
     """A leaf's grad_dtype defaults to its dtype, and once set to another floating dtype the engine casts the gradient to it, so .grad has grad_dtype and the cast value."""
-    leaf = spec.make()
-    expect(leaf.grad_dtype == leaf.dtype, what="the default grad_dtype", expected=leaf.dtype, observed=leaf.grad_dtype)
-    leaf.grad_dtype = grad_dtype
-    (torch.sin(leaf) * 1.5).sum().backward()
+    script = Script(
+        """
+        x = $x
+        default = x.grad_dtype
+        x.grad_dtype = $grad_dtype
+        (torch.sin(x) * 1.5).sum().backward()
+        print(default, x.grad.dtype, x.grad)
+        """,
+        x=spec.expression(), grad_dtype=grad_dtype,
+    )
+    seen = script.run()
+    leaf, repro = seen.x, script
+    expect(seen.default == leaf.dtype, what="the default grad_dtype", expected=leaf.dtype, observed=seen.default,
+           repro=repro)
     expected = (1.5 * torch.cos(leaf.detach())).to(grad_dtype)
-    repro = f"x = {spec.expression()}\nx.grad_dtype = {grad_dtype}\n(torch.sin(x) * 1.5).sum().backward()"
     expect(leaf.grad.dtype == grad_dtype, what="the dtype of .grad", expected=grad_dtype, observed=leaf.grad.dtype, repro=repro)
     expect_close(leaf.grad, expected, tolerance=CAST, what="the .grad against the cast gradient", repro=repro)
     record(".grad dtype", str(leaf.grad.dtype))
+
+
+#: Clearing .grad, then the change of grad_dtype it had refused.
+CLEARED = "x.grad = None\n$change\nprint(x.grad_dtype)"
+#: Setting and reading the grad_dtype of the non-leaf ``y``.
+ACCESSES = {"set": "y.grad_dtype = torch.float64", "read": "print(y.grad_dtype)"}
 
 
 @rule("grad-layout.grad-dtype-is-for-leaves", section=Section.PRACTICAL, docs="grad-layout-grad-dtype",
@@ -189,17 +220,11 @@ def grad_dtype_casts_incoming_gradients(spec, grad_dtype):
 def grad_dtype_is_for_leaves(spec, access):
     """grad_dtype belongs to leaves: reading or setting it on a non-leaf raises a RuntimeError."""
 
-    def record_then_access():
-        non_leaf = spec.make() * 2
-        if access == "set":
-            non_leaf.grad_dtype = torch.float64
-        else:
-            return non_leaf.grad_dtype
-
+    script = Script("y = $x * 2\n$access", x=spec.expression(), access=ACCESSES[access])
     with warnings.catch_warnings(record=True) as seen:
         # 2.13 also warns that a non-leaf's .grad is being accessed: recorded, not asserted
         warnings.simplefilter("always")
-        message = LEAVES_ONLY.check(record_then_access, repro=f"y = {spec.expression()} * 2\ny.grad_dtype  # {access}")
+        message = LEAVES_ONLY.check(script.run, repro=script)
     record(f"{access} message", message)
     record(f"{access} warnings", sorted({type(w.message).__name__ for w in seen}))
 
@@ -211,14 +236,20 @@ def grad_dtype_is_for_leaves(spec, access):
       references=("test_autograd.py::TestAutograd::test_grad_dtype",))
 def grad_dtype_none_accepts_any_dtype(spec, grad_dtype):
     """With grad_dtype = None a .grad of any floating dtype may be assigned, and backward accumulates into it in that dtype."""
-    leaf = spec.make()
-    leaf.grad_dtype = None
-    existing = torch.ones(leaf.shape, dtype=grad_dtype)
-    leaf.grad = existing
-    (torch.sin(leaf) * 1.5).sum().backward()
+    script = Script(
+        """
+        x = $x
+        x.grad_dtype = None
+        existing = torch.ones(x.shape, dtype=$grad_dtype)
+        x.grad = existing
+        (torch.sin(x) * 1.5).sum().backward()
+        print(x.grad is existing, x.grad.dtype, x.grad)
+        """,
+        x=spec.expression(), grad_dtype=grad_dtype,
+    )
+    seen = script.run()
+    leaf, existing, repro = seen.x, seen.existing, script
     expected = (1.0 + 1.5 * torch.cos(leaf.detach()).double()).to(grad_dtype)
-    repro = (f"x = {spec.expression()}\nx.grad_dtype = None\nx.grad = torch.ones(x.shape, dtype={grad_dtype})\n"
-             "(torch.sin(x) * 1.5).sum().backward()")
     expect(leaf.grad is existing and leaf.grad.dtype == grad_dtype, what="the .grad after backward",
            expected=f"the assigned {grad_dtype} tensor", observed=f"{leaf.grad.dtype}, same object: {leaf.grad is existing}", repro=repro)
     expect_close(leaf.grad, expected, tolerance=CAST, what="the accumulated .grad", repro=repro)
@@ -232,18 +263,16 @@ def grad_dtype_none_accepts_any_dtype(spec, grad_dtype):
       references=("test_autograd.py::TestAutograd::test_grad_dtype",))
 def grad_dtype_is_locked_while_grad_exists(spec):
     """Changing grad_dtype to a dtype other than that of an existing .grad raises a RuntimeError, and works once .grad is None."""
-    leaf = spec.make()
-    other = torch.float64 if leaf.dtype == torch.float32 else torch.float32
-
-    def change():
-        leaf.sum().backward()
-        leaf.grad_dtype = other
-
-    message = LOCKED.check(change, repro=f"x = {spec.expression()}\nx.sum().backward()\nx.grad_dtype = {other}")
+    other = torch.float64 if spec.dtype == torch.float32 else torch.float32
+    leaf = Script("x = $x\nx.sum().backward()", x=spec.expression())
+    change = f"x.grad_dtype = {other}"
+    seen = leaf.run()
+    message = LOCKED.check(lambda: Script(change).run(x=seen.x), repro=leaf.then(change))
     record("message", message)
-    leaf.grad = None
-    leaf.grad_dtype = other
-    expect(leaf.grad_dtype == other, what="grad_dtype after clearing .grad", expected=other, observed=leaf.grad_dtype)
+    Script(CLEARED, change=change).run(x=seen.x)
+    expect(seen.x.grad_dtype == other, what="grad_dtype after clearing .grad", expected=other,
+           observed=seen.x.grad_dtype, repro=leaf.then(CLEARED, change=change))
+
 
 
 def _complex_specs():
@@ -267,11 +296,6 @@ COMPLEX = (torch.tensor([1.0 + 2.0j, -0.5 + 0.25j], dtype=torch.complex128),
            torch.tensor([[1.0, 2.0], [-1.0, 0.5]], dtype=torch.float64))
 
 
-def _pair_repro(z: torch.Tensor, w: torch.Tensor, line: str) -> str:
-    return (f"z = torch.tensor({z.tolist()}, dtype=torch.complex128, requires_grad=True)\n"
-            f"w = torch.tensor({w.tolist()}, dtype=torch.float64)\n{line}")
-
-
 @rule("grad-layout.view-as-real-gradient-packs-the-pair", section=Section.BEYOND, docs="grad-layout-complex-views",
       given=dict(case=complex_cases()), examples=(dict(case=COMPLEX),),
       references=("autograd/test_complex.py::TestAutogradComplex::test_view_func_for_complex_views",
@@ -279,14 +303,21 @@ def _pair_repro(z: torch.Tensor, w: torch.Tensor, line: str) -> str:
 def view_as_real_gradient_packs_the_pair(case):
     """For a real loss of view_as_real(z), z.grad is dL/d(real part) + i dL/d(imaginary part), the finite differences of the loss in the (real, imaginary) pairs."""
     value, weights = case
-    z = value.clone().requires_grad_()
+    script = Script(
+        """
+        z = $z.requires_grad_()
+        w = $w
+        (torch.sin(torch.view_as_real(z)) * w).sum().backward()
+        print(torch.view_as_real(z.grad.resolve_conj()))
+        """,
+        z=literal(value), w=literal(weights),
+    )
+    z, repro = script.run().z, script
 
     def loss(pairs):
         return torch.sin(pairs) * weights
 
-    loss(torch.view_as_real(z)).sum().backward()
     (oracle,) = finite_difference_gradients(loss, [torch.view_as_real(value)], [0])
-    repro = _pair_repro(value, weights, "(torch.sin(torch.view_as_real(z)) * w).sum().backward()")
     expect_close(torch.view_as_real(z.grad.resolve_conj()), oracle, tolerance=FD_TOLERANCE,
                  what="z.grad as (real, imaginary) pairs against finite differences", repro=repro)
     pairs = torch.view_as_real(z.grad.resolve_conj()).reshape(-1, 2)
@@ -301,17 +332,24 @@ def view_as_complex_gradient_is_real_pairs(case):
     """For a real tensor x of (real, imaginary) pairs and a real loss of view_as_complex(x), x.grad is the real gradient of the loss in x, by finite differences."""
     value, weights = case
     pairs = torch.view_as_real(value).clone()
-    x = pairs.clone().requires_grad_()
     scale = torch.view_as_complex(weights.contiguous())
+    script = Script(
+        """
+        x = $pairs.requires_grad_()
+        scale = $scale
+        c = torch.view_as_complex(x)
+        ((torch.sin(c) * scale).real + c.imag ** 2).sum().backward()
+        print(x.grad)
+        """,
+        pairs=literal(pairs), scale=literal(scale),
+    )
+    x, repro = script.run().x, script
 
     def loss(t):
         c = torch.view_as_complex(t)
         return (torch.sin(c) * scale).real + c.imag ** 2
 
-    loss(x).sum().backward()
     (oracle,) = finite_difference_gradients(loss, [pairs], [0])
-    repro = (f"x = torch.tensor({pairs.tolist()}, dtype=torch.float64, requires_grad=True)\n"
-             "c = torch.view_as_complex(x)\n((torch.sin(c) * scale).real + c.imag ** 2).sum().backward()")
     expect_close(x.grad, oracle, tolerance=FD_TOLERANCE, what="x.grad against finite differences", repro=repro)
     record("x.grad", [[round(v, 6) for v in pair] for pair in x.grad.reshape(-1, 2).tolist()])
 
@@ -324,26 +362,31 @@ def view_as_complex_gradient_is_real_pairs(case):
 def cross_dtype_in_place_transpose_is_transposed(n, real, imag):
     """A known bug that PyTorch's own tests pin: transposing a view_as_real view of a complex square matrix in place (transpose_) and then writing to it gives the base a gradient that is the transpose of the gradient of the same computation done out of place."""
     size = n * n
-    real = torch.tensor(real[:size], dtype=torch.float64)
-    imag = torch.tensor(imag[:size], dtype=torch.float64)
-    upstream = torch.arange(size * 2, dtype=torch.float64).reshape(n, n, 2)
-    source = torch.complex(real, imag).reshape(n, n)
-    grads = []
-    for in_place in (False, True):
-        a = source.clone().requires_grad_()
-        b = torch.view_as_real(a.clone())
-        if in_place:
-            b.transpose_(0, 1)
-        else:
-            b = b.transpose(0, 1)
-        b += 1
-        b.backward(upstream)
-        grads.append(a.grad)
-    out_of_place, in_place = grads
-    repro = (f"a = torch.complex(torch.tensor({real.tolist()}), torch.tensor({imag.tolist()}))"
-             f".reshape({n}, {n}).double().requires_grad_()\n"
-             "b = torch.view_as_real(a.clone()); b.transpose_(0, 1); b += 1\n"
-             f"b.backward(torch.arange({size * 2}, dtype=torch.float64).reshape({n}, {n}, 2))")
+    script = Script(
+        """
+        real = torch.tensor($real, dtype=torch.float64)
+        imag = torch.tensor($imag, dtype=torch.float64)
+        source = torch.complex(real, imag).reshape($n, $n)
+        upstream = torch.arange($size2, dtype=torch.float64).reshape($n, $n, 2)
+        grads = []
+        for in_place in (False, True):
+            a = source.clone().requires_grad_()
+            b = torch.view_as_real(a.clone())
+            if in_place:
+                b.transpose_(0, 1)
+            else:
+                b = b.transpose(0, 1)
+            b += 1
+            b.backward(upstream)
+            grads.append(a.grad)
+        out_of_place, in_place = grads
+        print(out_of_place)
+        print(in_place)
+        """,
+        real=list(real[:size]), imag=list(imag[:size]), n=n, size2=size * 2,
+    )
+    seen = script.run()
+    out_of_place, in_place, repro = seen.out_of_place, seen.in_place, script
     expect(torch.equal(in_place, out_of_place.T), what="the in-place gradient against the out-of-place one",
            expected="its transpose (the pinned bug)", observed=in_place, repro=repro)
     expect(not torch.equal(in_place, out_of_place), what="the in-place gradient against the out-of-place one",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import textwrap
 
 import torch
 import torch.nn.functional as F
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.script import Script, literal
 from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 
@@ -34,9 +36,20 @@ NOT_DIFFERENTIABLE = ErrorContract(
 )
 
 
+#: The raw accessor of a sparse leaf ``x`` (recorded), and the backward that refuses it.
+PRIVATE_VALUES = "out = x._values().sum()"
+BACKWARD = "out.backward()"
+#: gradcheck of a function of the sparse leaf ``s`` whose output is sparse too.
+GRADCHECK_SPARSE_OUTPUT = "torch.autograd.gradcheck(lambda s: s * 2.0, (s,), masked=True)  # a sparse output"
+
+
 def _values(draw, count: int, label: str) -> torch.Tensor:
     values = draw(st.lists(st.integers(-128, 127).map(lambda k: k / 64), min_size=count, max_size=count), label=label)
     return torch.tensor(values, dtype=torch.float64)
+
+
+#: The imports of every script below (the functional API is used as ``F``, as on the page).
+IMPORTS = "import torch\nimport torch.nn.functional as F"
 
 
 class Lookup:
@@ -47,9 +60,6 @@ class Lookup:
         self.rows, self.width, self.padding_idx = rows, width, padding_idx
         self.weight, self.indices, self.upstream = weight, indices, upstream
 
-    def leaf(self) -> torch.Tensor:
-        return self.weight.clone().requires_grad_()
-
     def one_hot_gradient(self) -> torch.Tensor:
         """The oracle: row r of the gradient is the sum of the upstream rows of the lookups of r."""
         one_hot = F.one_hot(self.indices.reshape(-1), self.rows).to(torch.float64)
@@ -58,11 +68,40 @@ class Lookup:
             grad[self.padding_idx] = 0
         return grad
 
+    def code(self) -> str:
+        """The lookup as code: the table ``weight`` (no grad), ``indices``, ``upstream`` and ``padding_idx``."""
+        return (f"weight = {literal(self.weight)}\nindices = {literal(self.indices)}\n"
+                f"upstream = {literal(self.upstream)}\npadding_idx = {self.padding_idx}")
+
     def __repr__(self) -> str:
-        return (f"weight = torch.tensor({self.weight.tolist()}, dtype=torch.float64, requires_grad=True)\n"
-                f"indices = torch.tensor({self.indices.tolist()})\n"
-                f"upstream = torch.tensor({self.upstream.tolist()}, dtype=torch.float64)"
-                + (f"\npadding_idx = {self.padding_idx}" if self.padding_idx is not None else ""))
+        return self.code()
+
+
+#: The gradient an embedding gives its table, as a function ``grad_of(sparse)`` of the table's
+#: ``weight``, ``indices``, ``upstream`` and ``padding_idx`` (defined before it by :meth:`Lookup.code`).
+EMBEDDINGS = {
+    "nn.Embedding": """
+        def grad_of(sparse):
+            module = torch.nn.Embedding($rows, $width, sparse=sparse, padding_idx=padding_idx, dtype=torch.float64)
+            with torch.no_grad():
+                module.weight.copy_(weight)
+            (module(indices) * upstream).sum().backward()
+            return module.weight.grad
+        """,
+    "F.embedding": """
+        def grad_of(sparse):
+            leaf = weight.clone().requires_grad_()
+            (F.embedding(indices, leaf, padding_idx=padding_idx, sparse=sparse) * upstream).sum().backward()
+            return leaf.grad
+        """,
+}
+
+
+def _embedding_script(kind: str, lookup: Lookup, then: str) -> Script:
+    """The lookup, ``grad_of`` for ``kind``, then the lines ``then`` (which call it and print)."""
+    template = f"$imports\n$lookup\n{textwrap.dedent(EMBEDDINGS[kind]).strip()}\n{then}"
+    return Script(template, imports=IMPORTS, lookup=lookup.code(),
+                  rows=lookup.rows, width=lookup.width)
 
 
 @st.composite
@@ -93,29 +132,16 @@ GATHER = (torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64), torch.tensor([[2
           torch.tensor([[1.0, 0.5, 2.0]], dtype=torch.float64))
 
 
-def _embedding_grad(kind: str, lookup: Lookup, sparse: bool) -> torch.Tensor:
-    if kind == "nn.Embedding":
-        module = torch.nn.Embedding(lookup.rows, lookup.width, sparse=sparse, padding_idx=lookup.padding_idx,
-                                    dtype=torch.float64)
-        with torch.no_grad():
-            module.weight.copy_(lookup.weight)
-        (module(lookup.indices) * lookup.upstream).sum().backward()
-        return module.weight.grad
-    weight = lookup.leaf()
-    out = F.embedding(lookup.indices, weight, padding_idx=lookup.padding_idx, sparse=sparse)
-    (out * lookup.upstream).sum().backward()
-    return weight.grad
-
-
 @rule("sparse.embedding-gradient-is-sparse", section=Section.BEYOND, docs="sparse-embedding",
       given=dict(lookup=lookups(), kind=st.sampled_from(("nn.Embedding", "F.embedding"))),
       examples=(dict(lookup=REPEATED, kind="nn.Embedding"),),
       references=("test_autograd.py::TestAutograd::test_sparse_backward", "docs: torch.nn.Embedding (sparse)"))
 def embedding_gradient_is_sparse(lookup, kind):
     """An embedding with sparse=True leaves a sparse COO .grad on its weight whose dense value is the dense embedding's gradient: each row gets the sum of the gradients of all lookups of that row."""
-    sparse = _embedding_grad(kind, lookup, sparse=True)
-    dense = _embedding_grad(kind, lookup, sparse=False)
-    repro = f"{lookup!r}\n({kind}(..., sparse=True)(indices) * upstream).sum().backward()"
+    script = _embedding_script(kind, lookup, "sparse = grad_of(True)\ndense = grad_of(False)\n"
+                               "print(sparse.layout, sparse._nnz(), sparse.to_dense())\nprint(dense.layout, dense)")
+    seen = script.run()
+    sparse, dense, repro = seen.sparse, seen.dense, script
     expect(sparse.layout == torch.sparse_coo, what="layout of the sparse embedding's .grad", expected=torch.sparse_coo,
            observed=sparse.layout, repro=repro)
     expect(dense.layout == torch.strided, what="layout of the dense embedding's .grad", expected=torch.strided, observed=dense.layout, repro=repro)
@@ -131,9 +157,10 @@ def embedding_gradient_is_sparse(lookup, kind):
       references=("docs: torch.nn.Embedding (padding_idx)",))
 def padding_row_gets_no_gradient(lookup, sparse):
     """The padding_idx row of an embedding gets a zero gradient, sparse or dense, however often it is looked up."""
-    grad = _embedding_grad("F.embedding", lookup, sparse=sparse)
-    dense = grad.to_dense() if sparse else grad
-    repro = f"{lookup!r}\n(F.embedding(indices, weight, padding_idx, sparse={sparse}) * upstream).sum().backward()"
+    script = _embedding_script("F.embedding", lookup, f"grad = grad_of({sparse})\n"
+                               f"dense = grad{'.to_dense()' if sparse else ''}\nprint(dense)")
+    dense = script.run().dense
+    repro = script
     expect(bool((dense[lookup.padding_idx] == 0).all()), what="the padding row of .grad", expected="zeros",
            observed=dense[lookup.padding_idx], repro=repro)
     expect_close(dense, lookup.one_hot_gradient(), tolerance=SAME_SUMS, what=".grad against one-hot sums without the padding row",
@@ -160,15 +187,24 @@ def gathers(draw):
 def gather_sparse_grad_equals_dense(case):
     """torch.gather(..., sparse_grad=True) gives the source a sparse COO gradient equal to the dense one, in which repeated indices add up."""
     source, index, upstream = case
-    grads = {}
-    for sparse_grad in (True, False):
-        x = source.clone().requires_grad_()
-        (torch.gather(x, 1, index, sparse_grad=sparse_grad) * upstream).sum().backward()
-        grads[sparse_grad] = x.grad
+    script = Script(
+        """
+        source = $source
+        index = $index
+        upstream = $upstream
+        grads = {}
+        for sparse_grad in (True, False):
+            x = source.clone().requires_grad_()
+            (torch.gather(x, 1, index, sparse_grad=sparse_grad) * upstream).sum().backward()
+            grads[sparse_grad] = x.grad
+        print(grads[True].layout, grads[True].to_dense())
+        print(grads[False])
+        """,
+        source=literal(source), index=literal(index), upstream=literal(upstream),
+    )
+    grads = script.run().grads
     oracle = torch.zeros_like(source).scatter_add_(1, index, upstream)
-    repro = (f"x = torch.tensor({source.tolist()}, dtype=torch.float64, requires_grad=True)\n"
-             f"(torch.gather(x, 1, torch.tensor({index.tolist()}), sparse_grad=True) * "
-             f"torch.tensor({upstream.tolist()}, dtype=torch.float64)).sum().backward()")
+    repro = script
     expect(grads[True].layout == torch.sparse_coo, what="layout with sparse_grad=True", expected=torch.sparse_coo,
            observed=grads[True].layout, repro=repro)
     expect_close(grads[True].to_dense(), oracle, tolerance=SAME_SUMS, what="sparse gather gradient against scatter_add", repro=repro)
@@ -186,14 +222,21 @@ ORDERS = ("sparse, sparse", "sparse, dense", "dense, sparse", "sparse, dense, sp
                   "test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference"))
 def mixed_accumulation_becomes_dense(lookup, order):
     """Sparse gradients accumulate into a sparse .grad, and once a dense gradient joins, in any order, .grad is dense; either way its value is the sum of all the gradients."""
-    weight = lookup.leaf()
-    expected = torch.zeros_like(lookup.weight)
-    for step in order.split(", "):
-        sparse = step == "sparse"
-        (F.embedding(lookup.indices, weight, sparse=sparse) * lookup.upstream).sum().backward()
-        expected += lookup.one_hot_gradient()
+    script = Script(
+        """
+        $imports
+        $lookup
+        leaf = weight.clone().requires_grad_()
+        for sparse in $steps:
+            (F.embedding(indices, leaf, sparse=sparse) * upstream).sum().backward()
+        print(leaf.grad.layout, leaf.grad.to_dense())
+        """,
+        imports=IMPORTS, lookup=lookup.code(), steps=tuple(step == "sparse" for step in order.split(", ")),
+    )
+    weight = script.run().leaf
+    expected = lookup.one_hot_gradient() * len(order.split(", "))
     layout = torch.sparse_coo if "dense" not in order else torch.strided
-    repro = f"{lookup!r}\n# backward through F.embedding(..., sparse=...) in the order {order}"
+    repro = script
     expect(weight.grad.layout == layout, what=f"layout of .grad after {order}", expected=layout, observed=weight.grad.layout, repro=repro)
     expect_close(weight.grad.to_dense(), expected, tolerance=SAME_SUMS, what=f".grad after {order} against the sum", repro=repro)
     record(f"layout after {order}", str(weight.grad.layout))
@@ -204,20 +247,31 @@ def mixed_accumulation_becomes_dense(lookup, order):
       references=("test_autograd.py::TestAutograd::test_accumulate_grad_tensor_reference",))
 def dense_grad_is_updated_in_place(lookup):
     """A sparse gradient arriving at a dense .grad is added into that same tensor, while a dense gradient arriving at a sparse .grad replaces it with a new dense tensor."""
-    weight = lookup.leaf()
-    (F.embedding(lookup.indices, weight) * lookup.upstream).sum().backward()
-    dense = weight.grad
-    (F.embedding(lookup.indices, weight, sparse=True) * lookup.upstream).sum().backward()
-    repro = f"{lookup!r}\n# dense backward, then sparse backward: is .grad the same object?"
-    expect(weight.grad is dense, what="the dense .grad after a sparse gradient arrives", expected="the same object",
-           observed="a new tensor", repro=repro)
-    weight = lookup.leaf()
-    (F.embedding(lookup.indices, weight, sparse=True) * lookup.upstream).sum().backward()
-    sparse = weight.grad
-    (F.embedding(lookup.indices, weight) * lookup.upstream).sum().backward()
-    expect(weight.grad is not sparse and weight.grad.layout == torch.strided,
+    script = Script(
+        """
+        $imports
+        $lookup
+        def grads(first_sparse):
+            leaf = weight.clone().requires_grad_()
+            (F.embedding(indices, leaf, sparse=first_sparse) * upstream).sum().backward()
+            first = leaf.grad
+            (F.embedding(indices, leaf, sparse=not first_sparse) * upstream).sum().backward()
+            return first, leaf.grad
+        dense_first, dense_after = grads(False)
+        sparse_first, sparse_after = grads(True)
+        print("dense .grad kept:", dense_after is dense_first)
+        print("sparse .grad kept:", sparse_after is sparse_first, sparse_after.layout)
+        """,
+        imports=IMPORTS, lookup=lookup.code(),
+    )
+    seen = script.run()
+    repro = script
+    expect(seen.dense_after is seen.dense_first, what="the dense .grad after a sparse gradient arrives",
+           expected="the same object", observed="a new tensor", repro=repro)
+    sparse, after = seen.sparse_first, seen.sparse_after
+    expect(after is not sparse and after.layout == torch.strided,
            what="the sparse .grad after a dense gradient arrives", expected="a new dense tensor",
-           observed=f"same object: {weight.grad is sparse}, layout {weight.grad.layout}", repro=repro)
+           observed=f"same object: {after is sparse}, layout {after.layout}", repro=repro)
 
 
 @st.composite
@@ -241,13 +295,18 @@ def sparse_products(draw):
 def sparse_mm_masks_the_gradient(case):
     """For a sparse COO leaf S, torch.sparse.mm(S, D) gives S a sparse gradient: the dense gradient (upstream @ Dᵀ) restricted to S's stored entries, while D gets the dense gradient Sᵀ @ upstream."""
     values, keep, dense, upstream = case
-    s = values.to_sparse().requires_grad_()
-    d = dense.clone().requires_grad_()
-    (torch.sparse.mm(s, d) * upstream).sum().backward()
-    repro = (f"s = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()  "
-             f"# pattern {keep.int().tolist()}\n"
-             f"d = torch.tensor({dense.tolist()}, dtype=torch.float64, requires_grad=True)\n"
-             f"(torch.sparse.mm(s, d) * torch.tensor({upstream.tolist()}, dtype=torch.float64)).sum().backward()")
+    script = Script(
+        """
+        s = $values.to_sparse().requires_grad_()
+        d = $dense.requires_grad_()
+        (torch.sparse.mm(s, d) * $upstream).sum().backward()
+        print(s.grad.layout, s.grad.to_dense())
+        print(d.grad)
+        """,
+        values=literal(values), dense=literal(dense), upstream=literal(upstream),
+    )
+    seen = script.run()
+    s, d, repro = seen.s, seen.d, script
     expect(s.grad.layout == torch.sparse_coo, what="layout of the sparse leaf's .grad", expected=torch.sparse_coo, observed=s.grad.layout,
            repro=repro)
     expect_close(s.grad.to_dense(), (upstream @ dense.T) * keep, tolerance=SAME_SUMS,
@@ -265,17 +324,21 @@ def conversions_keep_the_leaf_layout(case, leaf):
     """A gradient flowing back through to_sparse() or to_dense() takes the layout of the leaf it reaches (dense for a dense leaf, sparse for a sparse one) and is masked to the entries the sparse tensor stores."""
     values, keep, _dense, _upstream = case
     weights = torch.arange(1, values.numel() + 1, dtype=torch.float64).reshape(values.shape)
-    if leaf == "dense":
-        x = values.clone().requires_grad_()
-        (x.to_sparse().to_dense() * weights).sum().backward()
-        expected, layout = weights * keep, torch.strided
-    else:
-        x = values.to_sparse().requires_grad_()
-        (x.to_dense() * weights).sum().backward()
-        expected, layout = weights * keep, torch.sparse_coo
-    repro = (f"x = torch.tensor({values.tolist()}, dtype=torch.float64)"
-             f"{'.to_sparse()' if leaf == 'sparse' else ''}.requires_grad_()\n"
-             f"(x{'.to_sparse()' if leaf == 'dense' else ''}.to_dense() * weights).sum().backward()")
+    conversions = {"dense": ("", ".to_sparse().to_dense()"), "sparse": (".to_sparse()", ".to_dense()")}
+    make, through = conversions[leaf]
+    script = Script(
+        """
+        weights = $weights
+        x = $values$make.requires_grad_()
+        (x$through * weights).sum().backward()
+        print(x.grad.layout, x.grad.to_dense())
+        """,
+        weights=literal(weights), values=literal(values), make=make, through=through,
+    )
+    x = script.run().x
+    expected = weights * keep
+    layout = torch.strided if leaf == "dense" else torch.sparse_coo
+    repro = script
     expect(x.grad.layout == layout, what=f"layout of a {leaf} leaf's .grad", expected=layout, observed=x.grad.layout, repro=repro)
     expect_close(x.grad.to_dense(), expected, tolerance=SAME_SUMS, what=f"the {leaf} leaf's gradient", repro=repro)
     record(f"{leaf} leaf: grad layout", str(x.grad.layout))
@@ -288,14 +351,19 @@ def conversions_keep_the_leaf_layout(case, leaf):
 def private_values_are_not_differentiable(case):
     """Of a sparse leaf, values() is differentiable (its gradient is sparse, one at each stored entry) while the raw accessor _values() is not: backward through it raises a RuntimeError."""
     values, keep, _dense, _upstream = case
-    x = values.to_sparse().requires_grad_()
-    repro = (f"x = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()\n"
-             "x._values().sum().backward()")
-    (grad,) = torch.autograd.grad(x.values().sum(), x)
+    leaf = Script("x = $values.to_sparse().requires_grad_()", values=literal(values))
+    through_values = leaf.then("""
+        (grad,) = torch.autograd.grad(x.values().sum(), x)
+        print(grad.layout, grad.to_dense())
+        """)
+    grad, repro = through_values.run().grad, through_values
     expect(grad.layout == torch.sparse_coo, what="layout of the gradient through values()", expected=torch.sparse_coo,
            observed=grad.layout, repro=repro)
     expect_close(grad.to_dense(), keep.to(torch.float64), tolerance=SAME_SUMS, what="the gradient through values()", repro=repro)
-    record("_values() error", NOT_DIFFERENTIABLE.check(lambda: x._values().sum(), repro=repro))
+    message = NOT_DIFFERENTIABLE.check(
+        lambda: leaf.then(PRIVATE_VALUES).run().out, backward=lambda out: Script(BACKWARD).run(out=out),
+        repro=leaf.then(PRIVATE_VALUES).then(BACKWARD))
+    record("_values() error", message)
 
 
 @rule("sparse.gradcheck-takes-sparse-inputs-not-outputs", section=Section.BEYOND, docs="sparse-leaves",
@@ -307,13 +375,15 @@ def private_values_are_not_differentiable(case):
 def gradcheck_takes_sparse_inputs_not_outputs(case):
     """gradcheck(..., masked=True) checks a function of a sparse input on its stored entries (torch.sparse.mm passes), and refuses a function whose output is sparse with a ValueError."""
     values, _keep, dense, _upstream = case
-    s = values.to_sparse().requires_grad_()
-    repro = (f"s = torch.tensor({values.tolist()}, dtype=torch.float64).to_sparse().requires_grad_()\n"
-             f"d = torch.tensor({dense.tolist()}, dtype=torch.float64)\n"
-             "torch.autograd.gradcheck(lambda s: torch.sparse.mm(s, d), (s,), masked=True)")
-    verdict = torch.autograd.gradcheck(lambda t: torch.sparse.mm(t, dense), (s,), masked=True)
-    expect(verdict is True, what="masked gradcheck of torch.sparse.mm with a sparse input", expected=True, observed=verdict, repro=repro)
+    leaf = Script("s = $values.to_sparse().requires_grad_()\nd = $dense", values=literal(values), dense=literal(dense))
+    sparse_input = leaf.then("""
+        verdict = torch.autograd.gradcheck(lambda s: torch.sparse.mm(s, d), (s,), masked=True)
+        print(verdict)
+        """)
+    verdict = sparse_input.run().verdict
+    expect(verdict is True, what="masked gradcheck of torch.sparse.mm with a sparse input", expected=True,
+           observed=verdict, repro=sparse_input)
     message = SPARSE_OUTPUT.check(
-        lambda: None, backward=lambda _: torch.autograd.gradcheck(lambda t: t * 2.0, (s,), masked=True),
-        repro=repro + "\ntorch.autograd.gradcheck(lambda s: s * 2.0, (s,), masked=True)  # sparse output")
+        leaf.run, backward=lambda seen: Script(GRADCHECK_SPARSE_OUTPUT).run(s=seen.s),
+        repro=leaf.then(GRADCHECK_SPARSE_OUTPUT))
     record("sparse output message", message)
