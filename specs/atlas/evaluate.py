@@ -287,5 +287,6 @@ def is_not_implemented(exc: BaseException) -> bool:
 
 def rounded(tensor: torch.Tensor, limit: int = 8) -> list:
     """At most ``limit`` values, rounded to 6 significant digits; NaN and inf as strings."""
-    flat = tensor.detach().double().reshape(-1)[:limit].tolist()
+    # clone(): an efficient zero tensor (torch returns them for some zero gradients) has no storage
+    flat = tensor.detach().double().clone().reshape(-1)[:limit].tolist()
     return [v if math.isfinite(v) else str(v) for v in (float(f"{v:.6g}") if math.isfinite(v) else v for v in flat)]
