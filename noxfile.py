@@ -3,6 +3,7 @@
 The torch release is chosen with ``AUTOGRAD_SPEC_TORCH`` (default 2.13.0).  Environments are
 reused between runs and re-installed only when what they need changes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,16 @@ def tests(session: nox.Session) -> None:
     """Run every rule, every gallery script and the meta-tests; write the JSON report."""
     install(session, "tests")
     # One pytest worker per core (pytest-xdist); the JSON report is gathered in the main process.
-    session.run("python", "-m", "pytest", "-n", os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"),
-                *profile_arguments(session.posargs), *session.posargs, env={"OMP_NUM_THREADS": "1"})
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-n",
+        os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"),
+        *profile_arguments(session.posargs),
+        *session.posargs,
+        env={"OMP_NUM_THREADS": "1"},
+    )
 
 
 @nox.session(name="random")
@@ -89,9 +98,15 @@ def random_seed(session: nox.Session) -> None:
     `examples=`, so that every later run checks it.
     """
     install(session, "tests")
-    session.run("python", "tests/random_seed_run.py", *session.posargs, "-n",
-                os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"), "-q",
-                env={"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "dev"})
+    session.run(
+        "python",
+        "tests/random_seed_run.py",
+        *session.posargs,
+        "-n",
+        os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"),
+        "-q",
+        env={"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "dev"},
+    )
 
 
 @nox.session
@@ -119,14 +134,25 @@ def docs(session: nox.Session) -> None:
     if clean:
         for generated in ("build/html", "build/doctrees", "docs/auto_gallery", "docs/generated"):
             shutil.rmtree(ROOT / generated, ignore_errors=True)
-    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-                "-d", "build/doctrees", "docs", "build/html", *args,
-                env={"OMP_NUM_THREADS": "1"})
+    session.run(
+        "python",
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "-d",
+        "build/doctrees",
+        "docs",
+        "build/html",
+        *args,
+        env={"OMP_NUM_THREADS": "1"},
+    )
     session.log(f"HTML written to {ROOT / 'build' / 'html' / 'index.html'}")
     if browser_check:
         _ensure_chromium(session)
-        session.run("python", "tests/docs_check/browser_check.py", "build/html",
-                    "--screenshots", "build/screenshots")
+        session.run("python", "tests/docs_check/browser_check.py", "build/html", "--screenshots", "build/screenshots")
 
 
 def _ensure_chromium(session: nox.Session) -> None:
@@ -136,11 +162,22 @@ def _ensure_chromium(session: nox.Session) -> None:
     if shutil.which("apt-get") and os.geteuid() == 0:
         session.log("installing chromium and chromium-driver with apt-get")
         session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
-                    "chromium-driver", external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+            external=True,
+            env={"DEBIAN_FRONTEND": "noninteractive"},
+        )
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        session.error("the browser check needs chromium and chromedriver: as root, "
-                      "`apt-get install -y chromium chromium-driver`, or run `nox -s docs -- --no-browser`")
+        session.error(
+            "the browser check needs chromium and chromedriver: as root, "
+            "`apt-get install -y chromium chromium-driver`, or run `nox -s docs -- --no-browser`"
+        )
 
 
 @nox.session
@@ -163,20 +200,53 @@ def bench(session: nox.Session) -> None:
     env = {"OMP_NUM_THREADS": "1", "AUTOGRAD_SPEC_PROFILE": "ci"}
     for run in range(1, runs + 1):
         session.log(f"benchmark run {run} of {runs}")
-        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/benchmarks",
-                    "--benchmark-enable", "--benchmark-only", "--benchmark-max-time=0.5",
-                    "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
-                    "--benchmark-columns=min,median,iqr,rounds", *session.posargs, env=env)
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/benchmarks",
+            "--benchmark-enable",
+            "--benchmark-only",
+            "--benchmark-max-time=0.5",
+            "--benchmark-autosave",
+            f"--benchmark-storage=file://{storage}",
+            "--benchmark-columns=min,median,iqr,rounds",
+            *session.posargs,
+            env=env,
+        )
     if counts and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
-        session.warn("valgrind is not installed: no instruction counts this time (Debian: apt-get install "
-                     "valgrind); the summary has timings only")
+        session.warn(
+            "valgrind is not installed: no instruction counts this time (Debian: apt-get install "
+            "valgrind); the summary has timings only"
+        )
         counts = 0
     if counts:
         session.log(f"counting instructions under callgrind: {counts} runs, one per core at a time")
-        session.run("python", "-m", "specs.bench", "count", str(storage), f"--runs={counts}",
-                    *(["--", *session.posargs] if session.posargs else []), env=env)
-    session.run("python", "-m", "specs.bench", "summarize", str(storage), f"--last={runs}",
-                f"--last-counts={counts}", f"--torch={release}", f"--output={storage}.json", env=env)
+        session.run(
+            "python",
+            "-m",
+            "specs.bench",
+            "count",
+            str(storage),
+            f"--runs={counts}",
+            *(["--", *session.posargs] if session.posargs else []),
+            env=env,
+        )
+    session.run(
+        "python",
+        "-m",
+        "specs.bench",
+        "summarize",
+        str(storage),
+        f"--last={runs}",
+        f"--last-counts={counts}",
+        f"--torch={release}",
+        f"--output={storage}.json",
+        env=env,
+    )
 
 
 def _count_setting(session: nox.Session, variable: str, default: int) -> int:
@@ -206,21 +276,34 @@ def _check(session: nox.Session, target: releases.Target, keep: bool = True) -> 
         session.log(f"building an environment for torch {target.version} in {env_dir}")
         try:
             session.run("python3", "-m", "venv", "--clear", str(env_dir), external=True)
-            session.run(str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip", external=True,
-                        env=PIP_ENV)
-            session.run(str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements,
-                        external=True, env=PIP_ENV)
+            session.run(str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip", external=True, env=PIP_ENV)
+            session.run(
+                str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements, external=True, env=PIP_ENV
+            )
         except nox.command.CommandFailed:
             shutil.rmtree(env_dir, ignore_errors=True)
-            session.error(f"installing torch {target.version} failed (pip's message above); "
-                          f"its environment {env_dir} was removed")
+            session.error(
+                f"installing torch {target.version} failed (pip's message above); its environment {env_dir} was removed"
+            )
         stamp.write_text(digest)
     report_path = ROOT / "build" / "reports" / f"torch-{target.label}.json"
     try:
         # Exit status 1 means rules failed: that is the finding, written to the report, not an error.
-        session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "auto", "specs/test_rules.py",
-                    f"--spec-report={report_path}", f"--hypothesis-profile={_profile()}", external=True,
-                    success_codes=[0, 1], env={"OMP_NUM_THREADS": "1"})
+        session.run(
+            str(python),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "auto",
+            "specs/test_rules.py",
+            f"--spec-report={report_path}",
+            f"--hypothesis-profile={_profile()}",
+            external=True,
+            success_codes=[0, 1],
+            env={"OMP_NUM_THREADS": "1"},
+        )
     finally:
         if not keep:
             shutil.rmtree(env_dir, ignore_errors=True)
@@ -255,8 +338,17 @@ def release(session: nox.Session) -> None:
         session.log(f"baseline: {baseline.source}")
         old = baseline.path or _check(session, request.baseline)
         stem = ROOT / "build" / "diffs" / f"{request.baseline.label}-to-{request.target.label}"
-        session.run("python3", "-m", "specs.reporting.diff", str(old), str(new), f"--markdown={stem}.md",
-                    f"--html={stem}.html", f"--baseline-source={baseline.source}", external=True)
+        session.run(
+            "python3",
+            "-m",
+            "specs.reporting.diff",
+            str(old),
+            str(new),
+            f"--markdown={stem}.md",
+            f"--html={stem}.html",
+            f"--baseline-source={baseline.source}",
+            external=True,
+        )
 
 
 @nox.session(venv_backend="none")
@@ -294,8 +386,16 @@ def mutants(session: nox.Session) -> None:
     """
     install(session, "tests")
     output = ROOT / "build" / "mutants.json"
-    session.run("python", "-m", "specs.mutants", "all", "--jobs=2", f"--output={output}", *session.posargs,
-                env={"OMP_NUM_THREADS": "1"})
+    session.run(
+        "python",
+        "-m",
+        "specs.mutants",
+        "all",
+        "--jobs=2",
+        f"--output={output}",
+        *session.posargs,
+        env={"OMP_NUM_THREADS": "1"},
+    )
     if not session.posargs:
         shutil.copyfile(output, ROOT / "reports" / "mutants.json")
         session.log("copied to reports/mutants.json")

@@ -1,4 +1,5 @@
 """Sphinx configuration: the gallery (executed, asserted) and the pages generated from the registry."""
+
 import os
 import sys
 from pathlib import Path
@@ -21,13 +22,24 @@ release = f"rules checked against torch {torch.__version__}"
 # specs.rendering.sphinx_ext writes the generated pages (catalogue, conformance matrix, benchmarks)
 # and clears gallery output made with another torch, when the build starts.
 # sphinx-mathjax-offline serves MathJax from _static, so pages render math without a network.
-extensions = ["specs.rendering.sphinx_ext", "sphinx.ext.mathjax", "sphinx-mathjax-offline", "sphinx_gallery.gen_gallery",
-              "sphinx_copybutton"]
+extensions = [
+    "specs.rendering.sphinx_ext",
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
+    "sphinx_gallery.gen_gallery",
+    "sphinx_copybutton",
+]
 # The gallery's .py/.ipynb/.zip files are downloads (linked from each page), not source pages.
 # sphinx-gallery's computation-time tables need jQuery and DataTables from a CDN: not written
 # (see "write_computation_times" below), and a stale copy from an older build is not a page.
-exclude_patterns = ["_build", "auto_gallery/*.ipynb", "auto_gallery/*.py", "auto_gallery/*.zip",
-                    "sg_execution_times.rst", "auto_gallery/sg_execution_times.rst"]
+exclude_patterns = [
+    "_build",
+    "auto_gallery/*.ipynb",
+    "auto_gallery/*.py",
+    "auto_gallery/*.zip",
+    "sg_execution_times.rst",
+    "auto_gallery/sg_execution_times.rst",
+]
 html_theme = "furo"
 html_title = "autograd-spec"
 html_static_path = ["_static"]

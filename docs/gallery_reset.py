@@ -1,4 +1,5 @@
 """Run before each gallery script: every page starts from torch's defaults and a fixed seed."""
+
 import torch
 
 

@@ -6,6 +6,7 @@ Autograd tracks tensors that *require grad*, records every operation on them as 
 and after ``backward()`` leaves gradients in the ``.grad`` of the *leaves*: the tensors you created
 yourself. This page covers the seed tutorial's "basics" and "computational graph" sections.
 """
+
 import warnings
 
 import torch
@@ -187,6 +188,7 @@ assert [node.kind for node in picture.graph.nodes] == ["op", "leaf", "none"]
 assert [line for node in picture.graph.nodes for line in node.saved] == ["other = q"]
 
 law("leaves.graph-reaches-exactly-the-grad-leaves")
+
 
 # %%
 # .. _leaves-dynamic:

@@ -6,6 +6,7 @@ Gradient accumulation
 micro-batching and shared weights work) and a classic bug (forgetting to reset it between
 optimizer steps).
 """
+
 import torch
 
 from specs.rendering.demo import law

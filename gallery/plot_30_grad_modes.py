@@ -7,6 +7,7 @@ must not be recorded at all. PyTorch offers switches for a whole block of code (
 way to take one tensor out of the graph (``detach()``). This page covers the seed tutorial's
 "excluding tensors from autograd" section.
 """
+
 import threading
 
 import torch
@@ -30,6 +31,7 @@ assert b.requires_grad and not c.requires_grad and c.grad_fn is None
 assert torch.equal(c, (a * 3).detach())
 
 law("grad-modes.no-grad-records-nothing")
+
 
 # %%
 # .. _grad-modes-decorators:

@@ -7,6 +7,7 @@ Non-scalar outputs and vector-Jacobian products
 :math:`v^\\top J`: the gradient of the weighted sum :math:`\\sum_k v_k y_k`. This page covers the
 seed tutorial's "gradients of non-scalar outputs" section.
 """
+
 import warnings
 
 import torch
@@ -74,6 +75,7 @@ law("vjp.linear-in-v")
 
 # %%
 law("vjp.roots-add-up")
+
 
 # %%
 # .. _vjp-jacobian:

@@ -6,12 +6,13 @@ A gradient computed with ``create_graph=True`` is itself a recorded result, so i
 differentiated again: second derivatives, Hessian-vector products, Hessians. This page covers the
 seed tutorial's "higher-order derivatives" section and the options of ``torch.autograd.grad``.
 """
+
 import warnings
 
 import torch
 
-from specs.rendering.demo import law
 from specs.engine.versions import at_least
+from specs.rendering.demo import law
 
 # %%
 # .. _higher-order-create-graph:
@@ -111,6 +112,7 @@ again = torch.autograd.grad(out, z)[0]  # no retain_graph needed
 assert torch.equal(first.detach(), again)
 
 law("higher-order.retain-graph-defaults-to-create-graph")
+
 
 # %%
 # .. _higher-order-hessian:

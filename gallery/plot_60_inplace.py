@@ -6,6 +6,7 @@ An in-place op (a method ending in ``_``, an indexed assignment, an ``out=`` arg
 a tensor's memory. Autograd may still need the old values, so every tensor carries a version
 counter, and backward refuses to use a saved tensor whose version moved on.
 """
+
 import re
 
 import torch

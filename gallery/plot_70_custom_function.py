@@ -6,6 +6,7 @@ Subclass ``torch.autograd.Function`` to give an operation your own backward: for
 cannot see through, or a surrogate gradient. Autograd checks what your backward returns, but not
 whether it is the right derivative: that is what ``gradcheck`` is for.
 """
+
 import torch
 
 from specs.families.custom_function import (

@@ -6,6 +6,7 @@ The custom Function API, at its edges
 collects what happens at the edges: a backward that returns ``None``, a forward that returns its
 input, forward-mode AD and ``torch.func`` through a Function, and the mistakes autograd refuses.
 """
+
 import warnings
 
 import torch

@@ -6,6 +6,7 @@ To compute gradients, autograd keeps some forward values alive ("saved tensors")
 frees them as it goes, which is why a graph can normally be walked only once; ``retain_graph=True``
 keeps them, at the cost of the memory they hold.
 """
+
 import weakref
 
 import torch
@@ -53,6 +54,7 @@ law("retain-graph.retained-graph-repeats")
 
 # %%
 law("retain-graph.last-pass-frees")
+
 
 # %%
 # .. _retain-graph-memory:

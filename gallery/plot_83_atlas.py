@@ -9,6 +9,7 @@ op against float64 finite differences and against its other modes; at the specia
 torch returns is recorded, so that a release that changes one op's gradient at one kink shows up
 in the release diff.
 """
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -55,18 +56,25 @@ law("atlas.missing-derivatives-raise")
 # dimension gives a tie to one element.
 points = torch.linspace(-1.5, 1.5, 301, dtype=torch.float64)
 figure, axes = plt.subplots(1, 3, figsize=(10, 3))
-for axis, (title, function, kink) in zip(axes, [
-    ("relu at 0", torch.relu, 0.0),
-    ("clamp(x, -0.5, 1) at its bounds", lambda t: t.clamp(-0.5, 1.0), 1.0),
-    ("maximum(x, 0.5) at the tie", lambda t: torch.maximum(t, torch.full_like(t, 0.5)), 0.5),
-]):
+for axis, (title, function, kink) in zip(
+    axes,
+    [
+        ("relu at 0", torch.relu, 0.0),
+        ("clamp(x, -0.5, 1) at its bounds", lambda t: t.clamp(-0.5, 1.0), 1.0),
+        ("maximum(x, 0.5) at the tie", lambda t: torch.maximum(t, torch.full_like(t, 0.5)), 0.5),
+    ],
+):
     axis.plot(points, function(points), label="value")
     x = torch.tensor([kink], dtype=torch.float64, requires_grad=True)
     function(x).sum().backward()
     slope = x.grad.item()
     span = torch.tensor([kink - 0.6, kink + 0.6], dtype=torch.float64)
-    axis.plot(span, function(torch.tensor([kink], dtype=torch.float64)) + slope * (span - kink), "--",
-              label=f"torch's gradient: {slope:g}")
+    axis.plot(
+        span,
+        function(torch.tensor([kink], dtype=torch.float64)) + slope * (span - kink),
+        "--",
+        label=f"torch's gradient: {slope:g}",
+    )
     axis.set_title(title)
     axis.legend(loc="upper left", fontsize=8)
 figure.tight_layout()

@@ -6,6 +6,7 @@ The graph API: edges, nodes and version counters
 ``grad_fn``, gradient edges that name "the gradient flowing into this node", the version counters
 autograd checks, and a few graph-wide switches. This page shows what each of them promises.
 """
+
 import torch
 
 from specs.rendering.demo import law

@@ -6,6 +6,7 @@ A hook is a function autograd calls for you during ``backward``. Tensor hooks se
 replace) the gradient with respect to one tensor; Node hooks see a backward node's inputs and
 outputs; saved-tensor hooks decide how the tensors kept for backward are stored.
 """
+
 import torch
 
 from specs.rendering.demo import law

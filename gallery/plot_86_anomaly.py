@@ -6,6 +6,7 @@ An error or a NaN raised during ``backward`` points at a backward node, far from
 forward code that recorded it. Anomaly mode remembers, for every node, where in the forward it
 was created, and checks every gradient for NaN.
 """
+
 import threading
 import warnings
 

@@ -8,6 +8,7 @@ checkpointing keeps only a segment's inputs and recomputes the rest during backw
 gradients for less memory and more time. The seed tutorial names the technique among its
 practical tips; this page measures it.
 """
+
 import warnings
 
 import matplotlib.pyplot as plt
@@ -50,7 +51,12 @@ assert checkpointed[-1] < plain[-1] / 4  # 64 layers: well under a quarter
 fig, ax = plt.subplots(figsize=(6, 4))
 kib = [1024.0] * len(depths)
 ax.plot(depths, [b / k for b, k in zip(plain, kib)], "o-", label="plain forward")
-ax.plot(depths, [b / k for b, k in zip(checkpointed, kib)], "s-", label=r"checkpoint_sequential, $\lceil\sqrt{N}\rceil$ segments")
+ax.plot(
+    depths,
+    [b / k for b, k in zip(checkpointed, kib)],
+    "s-",
+    label=r"checkpoint_sequential, $\lceil\sqrt{N}\rceil$ segments",
+)
 ax.plot(depths, [b / k for b, k in zip(no_grad, kib)], "^-", label="under no_grad")
 ax.set_xlabel("depth N (Linear + Tanh layers, width 32, batch 16)")
 ax.set_ylabel("KiB kept for backward")
@@ -105,6 +111,7 @@ law("checkpointing.same-gradients")
 
 # %%
 law("checkpointing.recomputes-the-forward")
+
 
 # %%
 # .. _checkpointing-rng:

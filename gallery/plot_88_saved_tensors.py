@@ -6,6 +6,7 @@ To compute gradients, many backward formulas need values from the forward pass: 
 ``x``, ``exp(x)`` needs its own result. The node keeps them as *saved tensors*. This page shows how
 to look at them, and how saved-tensor hooks decide where and how they are stored.
 """
+
 import threading
 
 import torch

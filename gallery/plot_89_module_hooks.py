@@ -7,6 +7,7 @@ operations its ``forward`` records: a *full backward pre-hook* sees the gradient
 the module's outputs before its backward runs, a *full backward hook* sees those and the gradients
 with respect to its inputs afterwards. Either may replace what it sees.
 """
+
 import warnings
 
 import torch

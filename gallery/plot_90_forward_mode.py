@@ -7,6 +7,7 @@ Jacobian-vector products :math:`J u` by carrying a *tangent* alongside every val
 PyTorch's dual tensors, the ``torch.func`` transforms built on both modes, and the identities that
 tie all of them to the reverse mode of the rest of this tutorial.
 """
+
 import warnings
 
 import torch
@@ -132,6 +133,7 @@ law("forward-mode.no-grad-keeps-tangents")
 # %%
 law("forward-mode.inference-mode-and-detach-drop-tangents")
 
+
 # %%
 # .. _forward-mode-func-jvp:
 #
@@ -182,7 +184,7 @@ law("forward-mode.jacobians-agree")
 # same numbers as ``torch.autograd.grad``, and, unlike ``backward()``, nothing is written to
 # ``.grad``. A non-scalar output is an error, as with ``backward()`` without an argument.
 w = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
-g = torch.func.grad(lambda t: (t ** 3).sum())(w)
+g = torch.func.grad(lambda t: (t**3).sum())(w)
 assert torch.allclose(g, 3 * w.detach() ** 2)
 assert w.grad is None
 try:
@@ -194,6 +196,7 @@ else:
     raise AssertionError("torch.func.grad accepted a non-scalar output")
 
 law("forward-mode.func-grad-equals-autograd-grad")
+
 
 # %%
 # .. _forward-mode-hessian:

@@ -6,6 +6,7 @@ A complex tensor can require grad, and ``backward()`` fills its ``.grad`` with a
 Which complex number that is, is a convention; PyTorch's is chosen so that a real loss still goes
 down when you step against ``.grad``, exactly as for real parameters.
 """
+
 import torch
 
 from specs.rendering.demo import law
@@ -28,7 +29,7 @@ assert torch.allclose(z.grad, 2 * z.detach())
 # The same numbers from the real and imaginary parts as two real leaves:
 x = torch.tensor([1.0, -0.5], requires_grad=True)
 y = torch.tensor([2.0, 0.0], requires_grad=True)
-(x ** 2 + y ** 2).sum().backward()
+(x**2 + y**2).sum().backward()
 assert torch.allclose(z.grad, torch.complex(x.grad, y.grad))
 
 # %%
@@ -80,6 +81,7 @@ assert x.grad.dtype == torch.float64
 assert torch.allclose(x.grad, -2 * torch.sin(x.detach()))
 
 law("complex-grad.real-function-through-complex-is-real")
+
 
 # %%
 # .. _complex-gradcheck:

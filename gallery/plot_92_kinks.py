@@ -7,6 +7,7 @@ value. These picks are conventions that a release can change, so every value on 
 asserted, and was checked on torch 2.13.0. The second half shows how a NaN reaches a gradient
 through a value that was masked away, and the standard fix.
 """
+
 import torch
 import torch.nn.functional as F
 

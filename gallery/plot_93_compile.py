@@ -7,9 +7,11 @@ compiles its backward. None of the rules of this tutorial change: gradients, cus
 tensor hooks behave as in eager mode. The examples use the ``aot_eager`` backend, which runs the
 traced graphs without generating kernels, so they build quickly.
 """
+
 import torch
 
 from specs.rendering.demo import law
+
 
 # %%
 # .. _compiled-programs:
@@ -34,6 +36,7 @@ law("compiled.aot-eager-matches-eager")
 
 # %%
 law("compiled.inductor-matches-eager")
+
 
 # %%
 # .. _compiled-custom:
@@ -61,6 +64,7 @@ torch.compile(lambda t: DoubledSquare.apply(t).sum(), backend="aot_eager", fullg
 assert t.grad.tolist() == [4.0, -8.0]
 
 law("compiled.custom-function-matches-eager")
+
 
 # %%
 # .. _compiled-hooks:

@@ -8,6 +8,7 @@ with each other and with finite differences; its options choose *how* they are c
 (``vectorize``, ``strategy``), how strict it is about inputs that do not matter (``strict``), and
 whether the result can itself be differentiated (``create_graph``).
 """
+
 import torch
 from torch.autograd.functional import hessian, hvp, jacobian, jvp, vhp, vjp
 
@@ -62,7 +63,7 @@ assert torch.allclose(right, J @ v)
 
 
 def energy(t):
-    return (t ** 3).sum()
+    return (t**3).sum()
 
 
 H = hessian(energy, x)  # diag(6 x)

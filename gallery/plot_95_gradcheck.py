@@ -7,6 +7,7 @@ It is how PyTorch tests its own formulas and how you test a custom ``Function``.
 what it accepts, what it catches (a wrong backward, a wrong jvp, a wrong double backward, a
 backward that cannot take undefined gradients or vmap), and the guards around its inputs.
 """
+
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 

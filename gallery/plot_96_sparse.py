@@ -7,6 +7,7 @@ An embedding table may have millions of rows while a batch looks up a few dozen.
 the same gradient as the dense one, stored differently; this page shows where sparse gradients
 come from, how they accumulate with dense ones, and what layout ``.grad`` ends up with.
 """
+
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F

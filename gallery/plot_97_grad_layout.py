@@ -9,6 +9,7 @@ complex numbers seen as real pairs, which numbers it holds. This page states the
 ``view_as_complex`` pass gradients through unchanged, except in one corner that PyTorch's own
 tests pin as a bug.
 """
+
 import torch
 
 from specs.rendering.demo import law

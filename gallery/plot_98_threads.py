@@ -6,6 +6,7 @@ Threads and reentrant backward
 ``backward`` (a custom Function's backward, or a hook, that differentiates something itself).
 This page states what you get in each case.
 """
+
 import threading
 
 import torch

@@ -9,6 +9,7 @@ average. The rules on this page run DDP for real: two processes on this machine,
 backend over the loopback interface, started and stopped by the check itself. The oracle is plain
 single-process autograd on the same weights and data.
 """
+
 import torch
 
 from specs.families.distributed import (

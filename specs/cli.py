@@ -1,10 +1,10 @@
 """``autograd-spec`` (also ``python -m specs``): check the installed torch, diff reports, show the matrix.
 
-    autograd-spec check                       # every rule against the torch of this environment
-    autograd-spec check -k accumulation --hypothesis-profile=thorough
-    autograd-spec diff OLD.json NEW.json --markdown diff.md
-    autograd-spec matrix reports/             # which rules changed across the reports' releases
-    autograd-spec bench compare 2.13.0 2.15.0 # benchmark summaries (run from a checkout)
+autograd-spec check                       # every rule against the torch of this environment
+autograd-spec check -k accumulation --hypothesis-profile=thorough
+autograd-spec diff OLD.json NEW.json --markdown diff.md
+autograd-spec matrix reports/             # which rules changed across the reports' releases
+autograd-spec bench compare 2.13.0 2.15.0 # benchmark summaries (run from a checkout)
 """
 
 from __future__ import annotations
@@ -41,30 +41,50 @@ def _parser() -> argparse.ArgumentParser:
         "environment. Arguments after the options go to pytest (e.g. -k, -x, --hypothesis-seed=N).",
     )
     check.add_argument("--report", metavar="PATH", help="JSON report path (default: build/reports/torch-<v>.json)")
-    check.add_argument("--known-failures", metavar="FILE", action="append", default=[],
-                       help="your own known-failures file, added to the built-in list (repeatable)")
-    check.add_argument("--profile", choices=("ci", "dev", "thorough"),
-                       help="hypothesis profile (default: ci under CI, else dev)")
+    check.add_argument(
+        "--known-failures",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="your own known-failures file, added to the built-in list (repeatable)",
+    )
+    check.add_argument(
+        "--profile", choices=("ci", "dev", "thorough"), help="hypothesis profile (default: ci under CI, else dev)"
+    )
     check.add_argument("--device", help="create the rules' tensors on this device, e.g. cuda (default: cpu)")
-    check.add_argument("-n", "--workers", default=None,
-                       help="pytest-xdist workers ('auto': one per core; default: auto when xdist is installed)")
+    check.add_argument(
+        "-n",
+        "--workers",
+        default=None,
+        help="pytest-xdist workers ('auto': one per core; default: auto when xdist is installed)",
+    )
 
-    diff = commands.add_parser("diff", help="compare two JSON reports: which rules and observations changed",
-                               description="Compare two reports of `autograd-spec check`.")
+    diff = commands.add_parser(
+        "diff",
+        help="compare two JSON reports: which rules and observations changed",
+        description="Compare two reports of `autograd-spec check`.",
+    )
     diff.add_argument("before", help="the baseline report (JSON)")
     diff.add_argument("after", help="the report to compare with it (JSON)")
     diff.add_argument("--markdown", type=Path, help="also write the diff as Markdown here")
     diff.add_argument("--html", type=Path, help="also write the diff as HTML here")
 
-    matrix = commands.add_parser("matrix", help="rules x releases from a folder of reports: what changed where",
-                                 description="Read every torch-*.json report in FOLDER and print, per rule, "
-                                 "the outcome on each release; rules that change are listed first.")
+    matrix = commands.add_parser(
+        "matrix",
+        help="rules x releases from a folder of reports: what changed where",
+        description="Read every torch-*.json report in FOLDER and print, per rule, "
+        "the outcome on each release; rules that change are listed first.",
+    )
     matrix.add_argument("folder", nargs="?", default="reports", type=Path, help="folder of reports (default: reports)")
     matrix.add_argument("--all", action="store_true", help="also list the rules that never change")
 
-    bench = commands.add_parser("bench", help="benchmark summaries: summarize, spread, compare, count (checkout only)",
-                                description="The benchmark tool (python -m specs.bench); give its arguments after "
-                                "'bench', e.g. `autograd-spec bench compare 2.13.0 2.15.0`.", add_help=False)
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark summaries: summarize, spread, compare, count (checkout only)",
+        description="The benchmark tool (python -m specs.bench); give its arguments after "
+        "'bench', e.g. `autograd-spec bench compare 2.13.0 2.15.0`.",
+        add_help=False,
+    )
     bench.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 

@@ -9,6 +9,7 @@ Python surface, in a fresh process, before the families are imported; then the r
 families it concerns run on a small example budget.  A rule that fails under the mutant (and holds
 without it, in the control run) *caught* it.  A mutant no rule catches is listed with why.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -125,8 +126,7 @@ def _():
     torch.Tensor.clamp = lambda self, *a, **k: clamp(self, *a, **k)
 
 
-@mutant("maximum-ties-go-to-the-first", "torch.maximum gives a tie's whole gradient to its first argument",
-        ("kinks",))
+@mutant("maximum-ties-go-to-the-first", "torch.maximum gives a tie's whole gradient to its first argument", ("kinks",))
 def _():
     original = torch.maximum
 
@@ -150,8 +150,9 @@ def _():
     torch.Tensor.retain_grad = lambda self: None
 
 
-@mutant("requires-grad-flag-ignored-for-integers", "requires_grad_() on an integer tensor is silently ignored",
-        ("leaves",))
+@mutant(
+    "requires-grad-flag-ignored-for-integers", "requires_grad_() on an integer tensor is silently ignored", ("leaves",)
+)
 def _():
     def make(original):
         def requires_grad_(self, requires_grad=True):
@@ -196,8 +197,7 @@ def _():
     torch.nn.Module.zero_grad = lambda self, set_to_none=True: None
 
 
-@mutant("zero-grad-default-back-to-zeros", "zero_grad() fills zeros by default, as before torch 2.0",
-        ("accumulation",))
+@mutant("zero-grad-default-back-to-zeros", "zero_grad() fills zeros by default, as before torch 2.0", ("accumulation",))
 def _():
     def make(original):
         return lambda self, set_to_none=False: original(self, set_to_none=set_to_none)
@@ -233,8 +233,7 @@ def _force(name: str, value) -> None:
     _patch(torch.autograd, "grad", make)
 
 
-@mutant("retain-graph-always-true", "the graph is never freed: retain_graph=True whatever is passed",
-        ("retain-graph",))
+@mutant("retain-graph-always-true", "the graph is never freed: retain_graph=True whatever is passed", ("retain-graph",))
 def _():
     _force("retain_graph", True)
 
@@ -251,15 +250,13 @@ def _():
     torch.no_grad.__exit__ = lambda self, *exc: None
 
 
-@mutant("enable-grad-stops-switching", "torch.enable_grad() inside no_grad leaves grad mode off",
-        ("grad-modes",))
+@mutant("enable-grad-stops-switching", "torch.enable_grad() inside no_grad leaves grad mode off", ("grad-modes",))
 def _():
     torch.enable_grad.__enter__ = lambda self: None
     torch.enable_grad.__exit__ = lambda self, *exc: None
 
 
-@mutant("inference-mode-is-no-grad", "inference_mode() behaves as no_grad(): no inference tensors",
-        ("grad-modes",))
+@mutant("inference-mode-is-no-grad", "inference_mode() behaves as no_grad(): no inference tensors", ("grad-modes",))
 def _():
     def make(original):
         return lambda self, mode=True: original(self, False)
@@ -283,8 +280,11 @@ def _():
 
 
 # --------------------------------------------------------------------------- checkpointing
-@mutant("checkpoint-keeps-activations", "checkpoint() runs the function plainly, saving every activation",
-        ("checkpointing",))
+@mutant(
+    "checkpoint-keeps-activations",
+    "checkpoint() runs the function plainly, saving every activation",
+    ("checkpointing",),
+)
 def _():
     import torch.utils.checkpoint as module
 
@@ -306,8 +306,11 @@ def _():
 
 
 # --------------------------------------------------------------------------- custom Function
-@mutant("once-differentiable-allows-double-backward", "@once_differentiable no longer refuses double backward",
-        ("custom-function",))
+@mutant(
+    "once-differentiable-allows-double-backward",
+    "@once_differentiable no longer refuses double backward",
+    ("custom-function",),
+)
 def _():
     import torch.autograd.function as module
 
@@ -319,14 +322,18 @@ def _():
     torch.autograd.function.FunctionCtx.mark_non_differentiable = lambda self, *tensors: None
 
 
-@mutant("mark-dirty-ignored", "ctx.mark_dirty does nothing: a Function's in-place output is not rebased onto it",
-        ("custom-function", "function-api"))
+@mutant(
+    "mark-dirty-ignored",
+    "ctx.mark_dirty does nothing: a Function's in-place output is not rebased onto it",
+    ("custom-function", "function-api"),
+)
 def _():
     torch.autograd.function.FunctionCtx.mark_dirty = lambda self, *tensors: None
 
 
-@mutant("gradcheck-always-passes", "gradcheck accepts a wrong backward",
-        ("custom-function", "complex-grad", "gradcheck"))
+@mutant(
+    "gradcheck-always-passes", "gradcheck accepts a wrong backward", ("custom-function", "complex-grad", "gradcheck")
+)
 def _():
     torch.autograd.gradcheck = lambda *args, **kwargs: True
 
@@ -358,8 +365,11 @@ def _():
 
 
 # --------------------------------------------------------------------------- errors and their types
-@mutant("backward-errors-change-type", "errors raised by backward become ValueError instead of RuntimeError",
-        ("vjp", "retain-graph", "inplace"))
+@mutant(
+    "backward-errors-change-type",
+    "errors raised by backward become ValueError instead of RuntimeError",
+    ("vjp", "retain-graph", "inplace"),
+)
 def _():
     def make(original):
         def backward(self, *args, **kwargs):
@@ -373,8 +383,7 @@ def _():
     _patch(torch.Tensor, "backward", make)
 
 
-@mutant("in-place-check-swallowed", "backward through a modified saved tensor returns silently",
-        ("inplace",))
+@mutant("in-place-check-swallowed", "backward through a modified saved tensor returns silently", ("inplace",))
 def _():
     def make(original):
         def backward(self, *args, **kwargs):
@@ -391,8 +400,7 @@ def _():
 
 
 # --------------------------------------------------------------------------- vjp, higher order, complex
-@mutant("grad-outputs-doubled", "torch.autograd.grad uses twice the grad_outputs it is given",
-        ("vjp", "higher-order"))
+@mutant("grad-outputs-doubled", "torch.autograd.grad uses twice the grad_outputs it is given", ("vjp", "higher-order"))
 def _():
     def make(original):
         def grad(outputs, inputs, grad_outputs=None, *args, **kwargs):
@@ -463,29 +471,37 @@ def _():
 
     def compile(function=None, **kwargs):
         compiled = original(function, **kwargs)
-        return lambda *args: compiled(*(Scale.apply(a) if isinstance(a, torch.Tensor) and a.requires_grad
-                                        else a for a in args))
+        return lambda *args: compiled(
+            *(Scale.apply(a) if isinstance(a, torch.Tensor) and a.requires_grad else a for a in args)
+        )
 
     torch.compile = compile
 
 
 # --------------------------------------------------------------------------- the derivative atlas
-@mutant("tanh-gradient-sech-not-sech-squared", "tanh's gradient is sech(x) instead of sech(x)^2: right at 0 only",
-        ("atlas",))
+@mutant(
+    "tanh-gradient-sech-not-sech-squared",
+    "tanh's gradient is sech(x) instead of sech(x)^2: right at 0 only",
+    ("atlas",),
+)
 def _():
     _unary("tanh", lambda x: 1 / torch.cosh(x))
 
 
 # --------------------------------------------------------------------------- the autograd.Function API
-@mutant("function-instantiation-warning-dropped", "instantiating an autograd.Function no longer warns",
-        ("function-api",))
+@mutant(
+    "function-instantiation-warning-dropped", "instantiating an autograd.Function no longer warns", ("function-api",)
+)
 def _():
     torch.autograd.Function.__init__ = lambda self, *args, **kwargs: None
 
 
 # --------------------------------------------------------------------------- torch.autograd.functional
-@mutant("functional-jacobian-strict-ignored", "functional.jacobian (and hessian, built on it) ignores strict=True",
-        ("functional",))
+@mutant(
+    "functional-jacobian-strict-ignored",
+    "functional.jacobian (and hessian, built on it) ignores strict=True",
+    ("functional",),
+)
 def _():
     import torch.autograd.functional as module
 
@@ -499,8 +515,9 @@ def _():
 
 
 # --------------------------------------------------------------------------- gradient layout
-@mutant("new-grad-always-contiguous", "a new .grad is row-major contiguous whatever its leaf's strides",
-        ("grad-layout",))
+@mutant(
+    "new-grad-always-contiguous", "a new .grad is row-major contiguous whatever its leaf's strides", ("grad-layout",)
+)
 def _():
     def make(original):
         def backward(self, *args, **kwargs):
@@ -516,8 +533,11 @@ def _():
     _patch(torch.Tensor, "backward", make)
 
 
-@mutant("grad-assignment-checks-dropped", "assigning a .grad of the wrong type, shape, dtype or device is "
-        "silently ignored instead of raising", ("grad-layout",))
+@mutant(
+    "grad-assignment-checks-dropped",
+    "assigning a .grad of the wrong type, shape, dtype or device is silently ignored instead of raising",
+    ("grad-layout",),
+)
 def _():
     descriptor = torch._C.TensorBase.grad
 
@@ -531,8 +551,9 @@ def _():
 
 
 # --------------------------------------------------------------------------- gradcheck
-@mutant("gradcheck-ignores-check-forward-ad", "gradcheck(check_forward_ad=True) checks only the backward",
-        ("gradcheck",))
+@mutant(
+    "gradcheck-ignores-check-forward-ad", "gradcheck(check_forward_ad=True) checks only the backward", ("gradcheck",)
+)
 def _():
     def make(original):
         def gradcheck(*args, **kwargs):
@@ -546,14 +567,14 @@ def _():
 
 
 # --------------------------------------------------------------------------- the graph API
-@mutant("increment-version-does-nothing", "torch.autograd.graph.increment_version leaves the version counter",
-        ("graph",))
+@mutant(
+    "increment-version-does-nothing", "torch.autograd.graph.increment_version leaves the version counter", ("graph",)
+)
 def _():
     torch.autograd.graph.increment_version = lambda tensor: None
 
 
-@mutant("multi-grad-hook-any-acts-as-all", 'register_multi_grad_hook(mode="any") behaves as mode="all"',
-        ("graph",))
+@mutant("multi-grad-hook-any-acts-as-all", 'register_multi_grad_hook(mode="any") behaves as mode="all"', ("graph",))
 def _():
     def make(original):
         def register_multi_grad_hook(tensors, fn, *, mode="all"):
@@ -565,8 +586,7 @@ def _():
 
 
 # --------------------------------------------------------------------------- module hooks
-@mutant("full-backward-hook-result-ignored", "what a module's full backward hook returns is ignored",
-        ("module-hooks",))
+@mutant("full-backward-hook-result-ignored", "what a module's full backward hook returns is ignored", ("module-hooks",))
 def _():
     def make(original):
         def register_full_backward_hook(self, hook, prepend=False):
@@ -581,8 +601,11 @@ def _():
 
 
 # --------------------------------------------------------------------------- saved tensors
-@mutant("saved-tensors-unpack-result-ignored", "backward uses the tensor that was saved, not what unpack returns",
-        ("saved-tensors", "hooks"))
+@mutant(
+    "saved-tensors-unpack-result-ignored",
+    "backward uses the tensor that was saved, not what unpack returns",
+    ("saved-tensors", "hooks"),
+)
 def _():
     def make(original):
         def __init__(self, pack_hook, unpack_hook):
@@ -604,8 +627,9 @@ def _():
 @mutant("sparse-embedding-gradient-dense", "an embedding with sparse=True gets a dense gradient", ("sparse",))
 def _():
     def make(original):
-        def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
-                      sparse=False):
+        def embedding(
+            input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False
+        ):
             return original(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, False)
 
         return embedding
@@ -614,8 +638,11 @@ def _():
 
 
 # --------------------------------------------------------------------------- threads
-@mutant("multithreading-switch-process-wide", "set_multithreading_enabled(False) applies to every thread, "
-        "not only the calling one", ("threads",))
+@mutant(
+    "multithreading-switch-process-wide",
+    "set_multithreading_enabled(False) applies to every thread, not only the calling one",
+    ("threads",),
+)
 def _():
     import torch.autograd.grad_mode as module
 
@@ -635,8 +662,11 @@ def _():
     torch.autograd.is_multithreading_enabled = lambda: process_wide["enabled"]
 
 
-@mutant("autograd-grad-writes-dot-grad", "torch.autograd.grad also accumulates into its leaf inputs' .grad",
-        ("threads", "vjp"))
+@mutant(
+    "autograd-grad-writes-dot-grad",
+    "torch.autograd.grad also accumulates into its leaf inputs' .grad",
+    ("threads", "vjp"),
+)
 def _():
     def make(original):
         def grad(outputs, inputs, *args, **kwargs):
@@ -674,8 +704,11 @@ def _serve_mutated(name: str, *args) -> None:
     distributed._serve(*args)  # the original: this fresh process imported the family unpatched
 
 
-@mutant("ddp-never-all-reduces", "DistributedDataParallel never all-reduces: each rank keeps its own gradient",
-        ("distributed",))
+@mutant(
+    "ddp-never-all-reduces",
+    "DistributedDataParallel never all-reduces: each rank keeps its own gradient",
+    ("distributed",),
+)
 def _():
     # The workers are spawned fresh processes: a patch here never reaches them, so the family's
     # worker entry point is replaced by one (picklable by name from specs.mutants, never __main__)
@@ -705,10 +738,16 @@ def run(name: str, examples: int = EXAMPLES) -> dict:
     families = set(chosen.families) if chosen else {m for x in MUTANTS.values() for m in x.families}
     # No shrinking: the first failing example is evidence enough, and shrinking under a mutant that
     # breaks everything would take minutes.
-    settings = hypothesis.settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                                   suppress_health_check=list(hypothesis.HealthCheck), print_blob=False,
-                                   phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate),
-                                   report_multiple_bugs=False)
+    settings = hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        print_blob=False,
+        phases=(hypothesis.Phase.explicit, hypothesis.Phase.generate),
+        report_multiple_bugs=False,
+    )
     started = time.perf_counter()
     failed, held = {}, []
     rules = [r for r in registry.rules() if r.family in families]
@@ -727,16 +766,28 @@ def run(name: str, examples: int = EXAMPLES) -> dict:
             failed[rule.id] = f"{type(error).__name__}: {error}"[:300]
         else:
             held.append(rule.id)
-    return {"mutant": name, "families": sorted(families), "rules_run": len(rules), "failed": failed,
-            "held": held, "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "mutant": name,
+        "families": sorted(families),
+        "rules_run": len(rules),
+        "failed": failed,
+        "held": held,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _run_in_subprocess(name: str, examples: int, timeout: float) -> dict:
     started = time.perf_counter()
     command = [sys.executable, "-m", "specs.mutants", "run", name, f"--examples={examples}", "--json"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         result = json.loads(done.stdout.strip().splitlines()[-1])
     except subprocess.TimeoutExpired:
         result = {"mutant": name, "failed": {}, "held": [], "error": f"timed out after {timeout:.0f} s"}
@@ -751,36 +802,60 @@ def run_all(names: list[str], jobs: int = 2, examples: int = EXAMPLES, timeout: 
     """The control and every mutant, each in a fresh process, ``jobs`` at a time: the mutation table."""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(
-            lambda n: _run_in_subprocess(n, (MUTANTS[n].examples if n in MUTANTS else None) or examples, timeout),
-            [CONTROL, *names]))
+        results = list(
+            pool.map(
+                lambda n: _run_in_subprocess(n, (MUTANTS[n].examples if n in MUTANTS else None) or examples, timeout),
+                [CONTROL, *names],
+            )
+        )
     control, runs = results[0], results[1:]
     broken = set(control["failed"])  # rules failing without any mutant catch nothing
     table = []
     for result in runs:
         chosen = MUTANTS[result["mutant"]]
         caught = sorted(set(result["failed"]) - broken)
-        table.append({"mutant": chosen.name, "what": chosen.what, "families": list(chosen.families),
-                      "caught_by": caught, "evidence": {r: result["failed"][r] for r in caught[:3]},
-                      "error": result.get("error", ""), "survives": "" if caught else chosen.survives,
-                      "examples": chosen.examples or examples,
-                      "seconds": result["wall_seconds"]})
+        table.append(
+            {
+                "mutant": chosen.name,
+                "what": chosen.what,
+                "families": list(chosen.families),
+                "caught_by": caught,
+                "evidence": {r: result["failed"][r] for r in caught[:3]},
+                "error": result.get("error", ""),
+                "survives": "" if caught else chosen.survives,
+                "examples": chosen.examples or examples,
+                "seconds": result["wall_seconds"],
+            }
+        )
     killed = sum(1 for row in table if row["caught_by"])
-    return {"schema": SCHEMA, "torch": torch.__version__, "examples_per_rule": examples, "jobs": jobs,
-            "control_failures": sorted(broken), "mutants": table, "killed": killed, "total": len(table),
-            "kill_rate": round(killed / len(table), 3) if table else 0.0,
-            "wall_seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "schema": SCHEMA,
+        "torch": torch.__version__,
+        "examples_per_rule": examples,
+        "jobs": jobs,
+        "control_failures": sorted(broken),
+        "mutants": table,
+        "killed": killed,
+        "total": len(table),
+        "kill_rate": round(killed / len(table), 3) if table else 0.0,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def format_table(data: dict) -> str:
     lines = [f"{'mutant':<44}{'caught by':<10} rules (first three) / why not caught"]
     for row in data["mutants"]:
         caught = row["caught_by"]
-        detail = ", ".join(caught[:3]) + (" ..." if len(caught) > 3 else "") if caught else (
-            f"NOT CAUGHT: {row['survives'] or row['error'] or 'no reason recorded'}")
+        detail = (
+            ", ".join(caught[:3]) + (" ..." if len(caught) > 3 else "")
+            if caught
+            else (f"NOT CAUGHT: {row['survives'] or row['error'] or 'no reason recorded'}")
+        )
         lines.append(f"{row['mutant']:<44}{len(caught):<10} {detail}")
-    lines.append(f"killed {data['killed']} of {data['total']} ({data['kill_rate']:.0%}) in {data['wall_seconds']} s, "
-                 f"{data['jobs']} processes at a time, {data['examples_per_rule']} examples a rule")
+    lines.append(
+        f"killed {data['killed']} of {data['total']} ({data['kill_rate']:.0%}) in {data['wall_seconds']} s, "
+        f"{data['jobs']} processes at a time, {data['examples_per_rule']} examples a rule"
+    )
     return "\n".join(lines)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import hypothesis
@@ -138,9 +137,7 @@ def pytest_configure(config):
     config.stash[_REPORT_PATH] = Path(config.getoption("--spec-report") or default)
     _COLLECTED.clear()
     # torch's first forward-AD use warns that torch.jit.script is deprecated; not a finding here.
-    warnings.filterwarnings(
-        "ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning
-    )
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
 
 
 def _torch_version() -> str:
@@ -223,8 +220,15 @@ def pytest_runtest_call(item):
         except BaseException as exc:  # noqa: BLE001 - every failure of a rule is reported
             message = registry.explain(rule, exc, observer)
             if known:
-                _record(item, rule, "known-failure", observer.result(), failure=message[:4000], known=known,
-                        examples=observer.examples)
+                _record(
+                    item,
+                    rule,
+                    "known-failure",
+                    observer.result(),
+                    failure=message[:4000],
+                    known=known,
+                    examples=observer.examples,
+                )
                 raise pytest.xfail.Exception(
                     f"known failure on this torch ({known}); the report holds the details"
                 ) from None
@@ -268,9 +272,7 @@ def pytest_sessionfinish(session, exitstatus):
     from specs.engine import registry
     from specs.reporting import report as spec_report
 
-    data = spec_report.build(
-        list(_COLLECTED.values()), config.stash[_PROFILE], len(registry.rules())
-    )
+    data = spec_report.build(list(_COLLECTED.values()), config.stash[_PROFILE], len(registry.rules()))
     spec_report.write(data, config.stash[_REPORT_PATH])
     config.stash[_WRITTEN] = data
 
@@ -288,4 +290,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         f"report written to {config.stash[_REPORT_PATH]}"
         + ("" if written["complete"] else " (partial run: not every rule ran)")
     )
-

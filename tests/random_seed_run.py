@@ -43,9 +43,7 @@ def main(argv: list[str]) -> int:
     seed = secrets.randbelow(2**32)
     if args[:1] == ["--seed"]:
         if len(args) < 2 or not args[1].isdigit():
-            print(
-                "random_seed_run: --seed needs a non-negative integer", file=sys.stderr
-            )
+            print("random_seed_run: --seed needs a non-negative integer", file=sys.stderr)
             return 2
         seed, args = int(args[1]), args[2:]
     profile = os.environ.get(PROFILE_VARIABLE, "dev")
@@ -60,9 +58,7 @@ def main(argv: list[str]) -> int:
         f"random-seed run: seed {seed}, profile {profile}; reproduce with: {again}",
         flush=True,
     )
-    status = subprocess.call(
-        command(seed, args), env={**os.environ, PROFILE_VARIABLE: profile}
-    )
+    status = subprocess.call(command(seed, args), env={**os.environ, PROFILE_VARIABLE: profile})
     print(
         f"random-seed run: seed {seed} {'passed' if status == 0 else 'FAILED'}; reproduce with: {again}",
         flush=True,

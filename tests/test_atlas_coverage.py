@@ -1,5 +1,6 @@
 """The atlas covers PyTorch's own list of differentiable ops: at least 80 % of the OpInfo
 entries that support autograd, counted by the callables the atlas actually calls."""
+
 import pytest
 import torch
 
@@ -14,13 +15,16 @@ TARGET = 0.80
 def test_atlas_covers_most_opinfo_autograd_ops():
     result = coverage.measure()
     total = len(result.covered) + len(result.uncovered)
-    print(f"atlas covers {len(result.covered)} of {total} OpInfo autograd ops on torch "
-          f"{torch.__version__} ({result.fraction:.1%}); not covered: {', '.join(result.uncovered)}")
+    print(
+        f"atlas covers {len(result.covered)} of {total} OpInfo autograd ops on torch "
+        f"{torch.__version__} ({result.fraction:.1%}); not covered: {', '.join(result.uncovered)}"
+    )
     assert total > 0
     if versions.installed_text() == "2.13.0":
         assert result.fraction >= TARGET, (
             f"the atlas covers {result.fraction:.1%} of OpInfo autograd ops, below {TARGET:.0%}; "
-            f"not covered: {', '.join(result.uncovered)}")
+            f"not covered: {', '.join(result.uncovered)}"
+        )
 
 
 def test_coverage_counts_calls_not_names():
@@ -34,7 +38,9 @@ def test_edges_page_lists_every_point_and_release():
     from specs.atlas.table import TABLE
 
     key = "torch.clamp(a, -0.5, 1.0) @ bound at 1"
-    text = edges.render({"2.13.0": {key: {"gradient": [[1.0]]}}, "2.14.1": {}},
-                        {"2.13.0": {key: {"torch": [1.0], "minimum-norm": [0.0]}}})
+    text = edges.render(
+        {"2.13.0": {key: {"gradient": [[1.0]]}}, "2.14.1": {}},
+        {"2.13.0": {key: {"torch": [1.0], "minimum-norm": [0.0]}}},
+    )
     assert text.count("   * - ``") == sum(len(e.points) for e in TABLE.values())
     assert "departs on 2.13.0" in text and "``[[1.0]]``" in text and "     - 2.14.1" in text

@@ -1,4 +1,5 @@
 """The benchmark machinery: summaries, the noise-aware comparison (synthetic data), the programs."""
+
 from __future__ import annotations
 
 import ast
@@ -9,7 +10,6 @@ import pytest
 
 import specs.bench as bench
 from specs.bench import cli, counting, rendering, summaries
-
 from specs.engine import registry
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
@@ -17,12 +17,19 @@ BENCHMARKS = Path(__file__).parent / "benchmarks"
 
 def _run(path: Path, medians: dict[str, float], torch: str = "2.13.0", extra=None) -> Path:
     """A pytest-benchmark JSON file with the given medians."""
-    data = {"machine_info": {"cpu": {"brand_raw": "test cpu", "count": 2}},
-            "autograd_spec": {"torch": torch},
-            "benchmarks": [{"fullname": f"tests/benchmarks/test_bench_x.py::{name}", "params": {},
-                            "stats": {"median": m, "iqr": m * 0.02, "rounds": 10},
-                            "extra_info": {"rule": "leaves.only-leaves-get-grad", **(extra or {}).get(name, {})}}
-                           for name, m in medians.items()]}
+    data = {
+        "machine_info": {"cpu": {"brand_raw": "test cpu", "count": 2}},
+        "autograd_spec": {"torch": torch},
+        "benchmarks": [
+            {
+                "fullname": f"tests/benchmarks/test_bench_x.py::{name}",
+                "params": {},
+                "stats": {"median": m, "iqr": m * 0.02, "rounds": 10},
+                "extra_info": {"rule": "leaves.only-leaves-get-grad", **(extra or {}).get(name, {})},
+            }
+            for name, m in medians.items()
+        ],
+    }
     path.write_text(json.dumps(data))
     return path
 
@@ -45,10 +52,12 @@ def test_summary_takes_the_median_of_runs_and_their_spread(tmp_path):
 def test_unchanged_rerun_is_not_flagged_and_a_slowdown_is(tmp_path):
     noisy = [{"quiet": 1.0, "noisy": 1.0}, {"quiet": 1.02, "noisy": 1.3}, {"quiet": 0.99, "noisy": 0.8}]
     old = _summary(tmp_path, "old", noisy)
-    same = _summary(tmp_path, "same", [{"quiet": 1.01, "noisy": 1.2}, {"quiet": 0.98, "noisy": 0.9},
-                                       {"quiet": 1.0, "noisy": 1.1}])
-    slow = _summary(tmp_path, "slow", [{"quiet": 1.25, "noisy": 1.25}, {"quiet": 1.27, "noisy": 1.5},
-                                       {"quiet": 1.24, "noisy": 1.0}])
+    same = _summary(
+        tmp_path, "same", [{"quiet": 1.01, "noisy": 1.2}, {"quiet": 0.98, "noisy": 0.9}, {"quiet": 1.0, "noisy": 1.1}]
+    )
+    slow = _summary(
+        tmp_path, "slow", [{"quiet": 1.25, "noisy": 1.25}, {"quiet": 1.27, "noisy": 1.5}, {"quiet": 1.24, "noisy": 1.0}]
+    )
     assert not [f for f in bench.compare(old, same, normalize=False) if f.flagged]
     flagged = {f.name: f.kind for f in bench.compare(old, slow, normalize=False) if f.flagged}
     # 25 % is far beyond the quiet benchmark's 3 % spread, but within the noisy one's 50 %.
@@ -68,10 +77,18 @@ def test_small_changes_are_never_flagged_and_overlapping_runs_neither(tmp_path):
 def test_single_runs_fall_back_to_the_within_run_iqr():
     entry = {"median": 1.0, "iqr": 0.2, "runs": [1.0]}
     old = {"torch": "a", "benchmarks": {"t": entry}}
-    assert [f.kind for f in bench.compare(old, {"torch": "b", "benchmarks": {"t": {**entry, "median": 1.3,
-                                                                                    "runs": [1.3]}}}, normalize=False)] == ["unchanged"]
-    assert [f.kind for f in bench.compare(old, {"torch": "b", "benchmarks": {"t": {**entry, "median": 1.5,
-                                                                                    "runs": [1.5]}}}, normalize=False)] == ["slower"]
+    assert [
+        f.kind
+        for f in bench.compare(
+            old, {"torch": "b", "benchmarks": {"t": {**entry, "median": 1.3, "runs": [1.3]}}}, normalize=False
+        )
+    ] == ["unchanged"]
+    assert [
+        f.kind
+        for f in bench.compare(
+            old, {"torch": "b", "benchmarks": {"t": {**entry, "median": 1.5, "runs": [1.5]}}}, normalize=False
+        )
+    ] == ["slower"]
 
 
 def test_a_machine_busier_in_one_run_slows_everything_and_is_divided_out(tmp_path):
@@ -140,9 +157,13 @@ def _rules_named_by_benchmarks() -> list[tuple[str, str]]:
     found = []
     for path in sorted(BENCHMARKS.glob("test_bench_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript)
-                    and isinstance(node.targets[0].slice, ast.Constant) and node.targets[0].slice.value == "rule"
-                    and isinstance(node.value, ast.Constant)):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.targets[0], ast.Subscript)
+                and isinstance(node.targets[0].slice, ast.Constant)
+                and node.targets[0].slice.value == "rule"
+                and isinstance(node.value, ast.Constant)
+            ):
                 found.append((path.name, node.value.value))
     return found
 
@@ -179,33 +200,57 @@ def test_committed_summaries_render(tmp_path):
 
 # ---------------------------------------------------------------------------- instruction counts
 
+
 def _counts(path: Path, counts: dict[str, float], torch: str = "2.13.0", slowdown=None) -> Path:
     """An instruction-count file as the benchmarks' conftest writes it under callgrind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "format": bench.COUNTS_FORMAT, "torch": torch, "slowdown": slowdown, "calls": 10, "warmup": 3,
-        "benchmarks": {f"test_bench_x.py::{n}": {"instructions": c, "calls": 10, "params": {},
-                                                  "extra_info": {"rule": "leaves.only-leaves-get-grad"}}
-                       for n, c in counts.items()}}))
+    path.write_text(
+        json.dumps(
+            {
+                "format": bench.COUNTS_FORMAT,
+                "torch": torch,
+                "slowdown": slowdown,
+                "calls": 10,
+                "warmup": 3,
+                "benchmarks": {
+                    f"test_bench_x.py::{n}": {
+                        "instructions": c,
+                        "calls": 10,
+                        "params": {},
+                        "extra_info": {"rule": "leaves.only-leaves-get-grad"},
+                    }
+                    for n, c in counts.items()
+                },
+            }
+        )
+    )
     return path
 
 
 def _counted(tmp_path: Path, tag: str, runs: list[dict[str, float]], slowdown=None) -> dict:
-    return bench.summarize([], None, [_counts(tmp_path / tag / f"{i}.json", r, slowdown=slowdown)
-                                      for i, r in enumerate(runs)])
+    return bench.summarize(
+        [], None, [_counts(tmp_path / tag / f"{i}.json", r, slowdown=slowdown) for i, r in enumerate(runs)]
+    )
 
 
 def _both(tmp_path: Path, tag: str, timed: list[dict[str, float]], counted: list[dict[str, float]]) -> dict:
     folder = tmp_path / tag
     folder.mkdir()
-    return bench.summarize([_run(folder / f"{i:04d}.json", r) for i, r in enumerate(timed)], None,
-                           [_counts(folder / "instructions" / f"{i}.json", c) for i, c in enumerate(counted)])
+    return bench.summarize(
+        [_run(folder / f"{i:04d}.json", r) for i, r in enumerate(timed)],
+        None,
+        [_counts(folder / "instructions" / f"{i}.json", c) for i, c in enumerate(counted)],
+    )
 
 
 def test_counts_are_summarized_next_to_timings(tmp_path):
     entry = _both(tmp_path, "a", [{"a": 1.0}], [{"a": 1000.0}, {"a": 1002.0}])["benchmarks"]["test_bench_x.py::a"]
     assert entry["median"] == 1.0
-    assert entry["instructions"] == {"median": 1001.0, "runs": [1000.0, 1002.0], "spread": pytest.approx(0.002, rel=1e-3)}
+    assert entry["instructions"] == {
+        "median": 1001.0,
+        "runs": [1000.0, 1002.0],
+        "spread": pytest.approx(0.002, rel=1e-3),
+    }
     # A folder holds both: the timed runs and, under instructions/, the counts.
     loaded = bench.load(str(tmp_path / "a"))["benchmarks"]["test_bench_x.py::a"]
     assert loaded["runs"] == [1.0] and loaded["instructions"]["runs"] == [1000.0, 1002.0]
@@ -221,8 +266,9 @@ def test_counts_flag_what_the_clock_cannot_see(tmp_path):
     noisy = [{n: pattern[(k + i) % 3] for i, n in enumerate(names)} for k in range(3)]
     old = _both(tmp_path, "old", noisy, [{n: 1e6 + i * 1e3 for n in names} for i in range(2)])
     same = _both(tmp_path, "same", noisy[::-1], [{n: 1e6 + 500 for n in names}] * 2)
-    slow = _both(tmp_path, "slow", [{**r, "b3": r["b3"] * 1.1} for r in noisy],
-                 [{**{n: 1e6 for n in names}, "b3": 1.1e6}] * 2)
+    slow = _both(
+        tmp_path, "slow", [{**r, "b3": r["b3"] * 1.1} for r in noisy], [{**{n: 1e6 for n in names}, "b3": 1.1e6}] * 2
+    )
     assert not [f for f in bench.compare(old, same) if f.flagged]
     flagged = [(f.name, f.metric, f.kind) for f in bench.compare(old, slow) if f.flagged]
     assert flagged == [("test_bench_x.py::b3", "instructions", "slower")]
@@ -235,7 +281,9 @@ def test_counts_are_never_normalized(tmp_path):
     old = _counted(tmp_path, "old", [{"a": 1e6, "b": 2e6}] * 2)
     new = _counted(tmp_path, "new", [{"a": 1.2e6, "b": 2.4e6}] * 2)
     assert {(f.name, f.kind) for f in bench.compare(old, new) if f.flagged} == {
-        ("test_bench_x.py::a", "slower"), ("test_bench_x.py::b", "slower")}
+        ("test_bench_x.py::a", "slower"),
+        ("test_bench_x.py::b", "slower"),
+    }
     small = _counted(tmp_path, "small", [{"a": 1.02e6, "b": 2.01e6}] * 2)
     assert not [f for f in bench.compare(old, small) if f.flagged]
 
@@ -247,7 +295,9 @@ def test_a_few_thousand_instructions_per_call_are_not_a_finding(tmp_path):
     shifted = _counted(tmp_path, "shifted", [{"small": 201_756.0, "big": 5e6 - 9_000}] * 2)
     assert not [f for f in bench.compare(old, shifted) if f.flagged]
     doubled = _counted(tmp_path, "doubled", [{"small": 423_000.0, "big": 5e6}] * 2)
-    assert [(f.name, f.kind) for f in bench.compare(old, doubled) if f.flagged] == [("test_bench_x.py::small", "slower")]
+    assert [(f.name, f.kind) for f in bench.compare(old, doubled) if f.flagged] == [
+        ("test_bench_x.py::small", "slower")
+    ]
 
 
 def test_bad_count_and_summary_files_give_clear_errors(tmp_path):
@@ -265,8 +315,10 @@ def test_bad_count_and_summary_files_give_clear_errors(tmp_path):
         bench.load(str(bad))
     with pytest.raises(SystemExit, match="not a readable pytest-benchmark run"):
         bench.summarize([bad])
-    mixed = [_counts(tmp_path / "m" / "0.json", {"a": 1.0}, torch="2.13.0"),
-             _counts(tmp_path / "m" / "1.json", {"a": 1.0}, torch="2.15.0")]
+    mixed = [
+        _counts(tmp_path / "m" / "0.json", {"a": 1.0}, torch="2.13.0"),
+        _counts(tmp_path / "m" / "1.json", {"a": 1.0}, torch="2.15.0"),
+    ]
     with pytest.raises(SystemExit, match="mix torch releases"):
         bench.summarize([], None, mixed)
     empty = tmp_path / "empty"
@@ -286,8 +338,10 @@ def test_count_explains_a_missing_valgrind(tmp_path, monkeypatch):
 
 def test_callgrind_dump_totals(tmp_path):
     dump = tmp_path / "callgrind.out.1.1"
-    dump.write_text("# callgrind format\nversion: 1\ncmd: python\nevents: Ir\nfl=(1) x.c\nfn=(1) f\n"
-                    "3 12\n\nsummary: 5158459\n\n\ntotals: 5158459\n")
+    dump.write_text(
+        "# callgrind format\nversion: 1\ncmd: python\nevents: Ir\nfl=(1) x.c\nfn=(1) f\n"
+        "3 12\n\nsummary: 5158459\n\n\ntotals: 5158459\n"
+    )
     assert bench.callgrind_totals(dump) == 5158459
     dump.write_text("events: Ir\n")
     with pytest.raises(ValueError, match="not a callgrind dump"):
@@ -371,11 +425,13 @@ def test_checks_render_what_compare_flags(tmp_path):
     slowed = _both(tmp_path, "slowed", [{"a": 1.0, "b": 1.0}] * 3, [{"a": 1e6, "b": 1.25e6}] * 2)
     slowed["slowdown"] = ["b@torch.autograd.grad:0.25"]
     text = bench.render([base], tmp_path / "f", "f", [("slowed", slowed)])
-    section = text[text.index(".. _benchmark-check:"):]
+    section = text[text.index(".. _benchmark-check:") :]
     assert "``b@torch.autograd.grad:0.25``\n     - 0\n     - 1: b\n" in section
     assert (tmp_path / "f" / "checks.png").exists()
     # A check of a release without a committed summary is left out, not a crash.
-    assert ".. _benchmark-check:" not in bench.render([base], tmp_path / "g", "g", [("x", {**slowed, "torch": "9.9.9"})])
+    assert ".. _benchmark-check:" not in bench.render(
+        [base], tmp_path / "g", "g", [("x", {**slowed, "torch": "9.9.9"})]
+    )
 
 
 def test_command_line_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
@@ -430,12 +486,18 @@ def test_the_release_diff_says_which_measure_moved(tmp_path):
     counts = {n: 1e6 * (i + 1) for i, n in enumerate(names)}
     old = _both(tmp_path, "old", quiet, [counts] * 2)
     # a: slower in time only (noise); b: slower in time and in instructions
-    new = _both(tmp_path, "new", [{**r, "a": r["a"] * 1.5, "b": r["b"] * 1.5} for r in quiet],
-                [{**counts, "b": counts["b"] * 1.2}] * 2)
+    new = _both(
+        tmp_path,
+        "new",
+        [{**r, "a": r["a"] * 1.5, "b": r["b"] * 1.5} for r in quiet],
+        [{**counts, "b": counts["b"] * 1.2}] * 2,
+    )
     report_ = {"environment": {"torch": "2.13.0"}, "rules": []}
     found = {(d.rule.split("::")[-1], d.note.split(":")[0]) for d in diff._benchmarks(report_, report_, (old, new))}
-    assert found == {("b", "time moved, and so did its instruction count"),
-                     ("b", "instruction count moved (independent of machine load)")}
+    assert found == {
+        ("b", "time moved, and so did its instruction count"),
+        ("b", "instruction count moved (independent of machine load)"),
+    }
     timed = _summary(tmp_path, "t-old", quiet), _summary(tmp_path, "t-new", [{**r, "a": r["a"] * 1.5} for r in quiet])
     (only,) = diff._benchmarks(report_, report_, timed)
     assert only.note.startswith("time moved; no instruction counts to confirm it")

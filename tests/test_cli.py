@@ -81,9 +81,23 @@ def test_plugin_is_inert_in_another_projects_run(tmp_path):
         )
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "specs.plugin", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-         str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "specs.plugin",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**__import__("os").environ, "PYTHONPATH": str(cli.__file__).rsplit("/specs/", 1)[0]},
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,4 +1,5 @@
 """The coverage map names only registered rules, and its figure counts one behaviour per row."""
+
 from pathlib import Path
 
 import pytest
@@ -38,15 +39,18 @@ def test_an_unknown_rule_is_refused(tmp_path):
         coverage.load(path)
 
 
-@pytest.mark.parametrize("entry, message", [
-    ('status = "done"', "status 'done'"),
-    ('status = "planned: graph"', "status 'planned: graph'"),
-    ('status = "missing"', "must say why"),
-    ('status = "covered"', "must name the rules"),
-    ('status = "covered"\nrules = ["a.x"]\npartial = true', "partial behaviour must say why"),
-    ('status = "missing"\npartial = true\nwhy = "w"', "partial = true belongs to a covered behaviour"),
-    ('status = "covered"\nrules = ["a.x"]\nbefore = "planned"', "before 'planned'"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ('status = "done"', "status 'done'"),
+        ('status = "planned: graph"', "status 'planned: graph'"),
+        ('status = "missing"', "must say why"),
+        ('status = "covered"', "must name the rules"),
+        ('status = "covered"\nrules = ["a.x"]\npartial = true', "partial behaviour must say why"),
+        ('status = "missing"\npartial = true\nwhy = "w"', "partial = true belongs to a covered behaviour"),
+        ('status = "covered"\nrules = ["a.x"]\nbefore = "planned"', "before 'planned'"),
+    ],
+)
 def test_malformed_entries_are_refused(tmp_path, entry, message):
     path = tmp_path / "map.toml"
     path.write_text(ROW + entry + "\n")
@@ -56,13 +60,15 @@ def test_malformed_entries_are_refused(tmp_path, entry, message):
 
 def test_each_row_is_one_behaviour_and_a_partial_one_counts_half(tmp_path):
     path = tmp_path / "map.toml"
-    path.write_text('[[theme]]\nname = "T"\n'
-                    '[[theme.behaviour]]\nwhat = "all"\nreferences = ["r"]\nstatus = "covered"\nrules = ["a.*"]\n'
-                    '[[theme.behaviour]]\nwhat = "part"\nreferences = ["r"]\nstatus = "covered"\nrules = ["a.x"]\n'
-                    'partial = true\nwhy = "half of it"\nbefore = "missing"\n'
-                    '[[theme.behaviour]]\nwhat = "gap"\nreferences = ["r"]\nstatus = "missing"\nwhy = "none yet"\n'
-                    '[[theme]]\nname = "Beyond"\nextra = true\n'
-                    '[[theme.behaviour]]\nwhat = "more"\nreferences = ["r"]\nstatus = "covered"\nrules = ["a.y"]\n')
+    path.write_text(
+        '[[theme]]\nname = "T"\n'
+        '[[theme.behaviour]]\nwhat = "all"\nreferences = ["r"]\nstatus = "covered"\nrules = ["a.*"]\n'
+        '[[theme.behaviour]]\nwhat = "part"\nreferences = ["r"]\nstatus = "covered"\nrules = ["a.x"]\n'
+        'partial = true\nwhy = "half of it"\nbefore = "missing"\n'
+        '[[theme.behaviour]]\nwhat = "gap"\nreferences = ["r"]\nstatus = "missing"\nwhy = "none yet"\n'
+        '[[theme]]\nname = "Beyond"\nextra = true\n'
+        '[[theme.behaviour]]\nwhat = "more"\nreferences = ["r"]\nstatus = "covered"\nrules = ["a.y"]\n'
+    )
     behaviours = coverage.load(path, known=["a.x", "a.y", "a.z"])
     assert behaviours[0].rule_ids == ("a.x", "a.y", "a.z")
     now, before = coverage.summary(behaviours), coverage.summary(behaviours, before=True)

@@ -1,4 +1,5 @@
 """The semantic diff and the conformance matrix, on small reports made here."""
+
 import copy
 import json
 
@@ -8,41 +9,65 @@ from specs.reporting import diff, matrix, report
 
 
 def _report(torch_version, rules):
-    return {"schema": report.SCHEMA, "complete": True,
-            "environment": {"torch": torch_version, "profile": "ci", "platform": "test", "python": "3.11"},
-            "rules": rules}
+    return {
+        "schema": report.SCHEMA,
+        "complete": True,
+        "environment": {"torch": torch_version, "profile": "ci", "platform": "test", "python": "3.11"},
+        "rules": rules,
+    }
 
 
 def _rule(rule_id, outcome, history=(), observations=(), **extra):
-    return {"id": rule_id, "family": rule_id.split(".")[0], "statement": f"{rule_id} holds.", "since": "1.13.1",
-            "outcome": outcome, "examples": 25 if outcome == "passed" else 0, "history": list(history),
-            "observations": list(observations), "reason": extra.get("reason", ""),
-            "failure": extra.get("failure", "")}
+    return {
+        "id": rule_id,
+        "family": rule_id.split(".")[0],
+        "statement": f"{rule_id} holds.",
+        "since": "1.13.1",
+        "outcome": outcome,
+        "examples": 25 if outcome == "passed" else 0,
+        "history": list(history),
+        "observations": list(observations),
+        "reason": extra.get("reason", ""),
+        "failure": extra.get("failure", ""),
+    }
 
 
 ZERO_GRAD = {"version": "2.0", "what": "zero_grad sets None"}
-BEFORE = _report("1.13.1", [
-    _rule("a.history", "failed", [ZERO_GRAD], failure="Rule a.history does not hold\n  s\n  Violation: zeros"),
-    _rule("a.regress", "passed"),
-    _rule("a.fixed", "failed", failure="x\ny\nViolation: broken"),
-    _rule("a.newly", "not-applicable", reason="needs torch >= 2.1"),
-    _rule("a.words", "passed", observations=["RuntimeError: output 0 of ExpBackward0 is at version 1"]),
-    _rule("a.gone", "passed"),
-])
-AFTER = _report("2.13.0", [
-    _rule("a.history", "passed", [ZERO_GRAD]),
-    _rule("a.regress", "failed", failure="Rule a.regress does not hold\n  s\n  Violation: now wrong"),
-    _rule("a.fixed", "passed"),
-    _rule("a.newly", "passed"),
-    _rule("a.words", "passed", observations=["RuntimeError: output 0 of Exp is at version 3"]),
-    _rule("a.new", "passed"),
-])
+BEFORE = _report(
+    "1.13.1",
+    [
+        _rule("a.history", "failed", [ZERO_GRAD], failure="Rule a.history does not hold\n  s\n  Violation: zeros"),
+        _rule("a.regress", "passed"),
+        _rule("a.fixed", "failed", failure="x\ny\nViolation: broken"),
+        _rule("a.newly", "not-applicable", reason="needs torch >= 2.1"),
+        _rule("a.words", "passed", observations=["RuntimeError: output 0 of ExpBackward0 is at version 1"]),
+        _rule("a.gone", "passed"),
+    ],
+)
+AFTER = _report(
+    "2.13.0",
+    [
+        _rule("a.history", "passed", [ZERO_GRAD]),
+        _rule("a.regress", "failed", failure="Rule a.regress does not hold\n  s\n  Violation: now wrong"),
+        _rule("a.fixed", "passed"),
+        _rule("a.newly", "passed"),
+        _rule("a.words", "passed", observations=["RuntimeError: output 0 of Exp is at version 3"]),
+        _rule("a.new", "passed"),
+    ],
+)
 
 
 def test_every_kind_of_difference_is_found_and_classified():
     kinds = {d.rule: d.kind for d in diff.compare(BEFORE, AFTER)}
-    assert kinds == {"a.history": "expected", "a.regress": "regression", "a.fixed": "fixed",
-                     "a.newly": "applicable", "a.words": "wording", "a.gone": "appeared", "a.new": "appeared"}
+    assert kinds == {
+        "a.history": "expected",
+        "a.regress": "regression",
+        "a.fixed": "fixed",
+        "a.newly": "applicable",
+        "a.words": "wording",
+        "a.gone": "appeared",
+        "a.new": "appeared",
+    }
 
 
 def test_differences_name_the_rule_and_both_observations():
@@ -66,10 +91,20 @@ def test_a_report_against_itself_is_empty():
 
 def test_benchmarks_flagged_by_specs_bench_join_the_diff():
     entry = {"rule": "leaves.only-leaves-get-grad", "runs": [1.0, 1.0, 1.0], "median": 1.0, "spread": 0.0}
-    old = {"torch": "2.13.0", "benchmarks": {"b": {**entry, "instructions": {"median": 1e6, "runs": [1e6, 1e6], "spread": 0.0}},
-                                             "c": dict(entry)}}
-    new = {"torch": "2.15.0", "benchmarks": {"b": {**entry, "instructions": {"median": 1.2e6, "runs": [1.2e6] * 2, "spread": 0.0}},
-                                             "c": dict(entry)}}
+    old = {
+        "torch": "2.13.0",
+        "benchmarks": {
+            "b": {**entry, "instructions": {"median": 1e6, "runs": [1e6, 1e6], "spread": 0.0}},
+            "c": dict(entry),
+        },
+    }
+    new = {
+        "torch": "2.15.0",
+        "benchmarks": {
+            "b": {**entry, "instructions": {"median": 1.2e6, "runs": [1.2e6] * 2, "spread": 0.0}},
+            "c": dict(entry),
+        },
+    }
     found = [d for d in diff.compare(BEFORE, AFTER, (old, new)) if d.kind == "benchmark"]
     assert [(d.rule, d.statement) for d in found] == [("b", "leaves.only-leaves-get-grad")]
     assert "instructions +20%" in found[0].note and "1,200,000 instructions" in found[0].after
@@ -82,8 +117,12 @@ def test_cli_writes_markdown_and_html(tmp_path, capsys):
     for name, data in (("a", BEFORE), ("b", AFTER)):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(data))
-    assert diff.main([str(paths[0]), str(paths[1]), "--markdown", str(tmp_path / "d.md"),
-                      "--html", str(tmp_path / "d.html")]) == 0
+    assert (
+        diff.main(
+            [str(paths[0]), str(paths[1]), "--markdown", str(tmp_path / "d.md"), "--html", str(tmp_path / "d.html")]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Regressions to look at (1)" in out and "a.regress" in out
     assert "| `a.regress`" in (tmp_path / "d.md").read_text()
@@ -153,8 +192,10 @@ def test_zero_grad_default_change_is_expected_history_with_both_observations():
 
     rule = registry.get("accumulation.zero-grad-sets-none")
     result = rule.run(hypothesis.settings(max_examples=2, deadline=None, derandomize=True, database=None))
-    assert result.observed == {"module.zero_grad() leaves .grad": "None",
-                               "optimizer.zero_grad() leaves .grad": "None"}  # what torch >= 2.0 does
+    assert result.observed == {
+        "module.zero_grad() leaves .grad": "None",
+        "optimizer.zero_grad() leaves .grad": "None",
+    }  # what torch >= 2.0 does
     old = report.rule_record(rule, "passed", "1.13.1", observed={k: "zeros" for k in result.observed})
     new = report.rule_record(rule, "passed", "2.13.0", result)
     assert (old.history_branch, new.history_branch) == ("before 2.0", "since 2.0")
@@ -162,8 +203,9 @@ def test_zero_grad_default_change_is_expected_history_with_both_observations():
     assert found.kind == "history" and found.rule == rule.id
     assert found.before == "module.zero_grad() leaves .grad: zeros\noptimizer.zero_grad() leaves .grad: zeros"
     assert found.after == "module.zero_grad() leaves .grad: None\noptimizer.zero_grad() leaves .grad: None"
-    assert found.note.startswith("expected history: Module.zero_grad() and Optimizer.zero_grad() default to "
-                                 "set_to_none=True")
+    assert found.note.startswith(
+        "expected history: Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True"
+    )
     assert "(changed in 2.0); history branch before 2.0 → since 2.0" in found.note
     text = diff.render_text(_report("1.13.1", [old.__dict__]), _report("2.13.0", [new.__dict__]), [found])
     assert "Observations that changed as the rules' recorded history expects (1)" in text
@@ -172,8 +214,10 @@ def test_zero_grad_default_change_is_expected_history_with_both_observations():
 def test_an_observation_change_no_history_explains_is_flagged():
     error = {"type": "RuntimeError", "template": "output # of Exp is at version #", "phase": "backward"}
     before = _report("2.13.0", [_held("a.same", {"x": 1}), _held("a.moved", {"raises backward": error, "y": 2})])
-    after = _report("2.14.1", [_held("a.same", {"x": 1}),
-                               _held("a.moved", {"raises backward": {**error, "type": "ValueError"}, "y": 2})])
+    after = _report(
+        "2.14.1",
+        [_held("a.same", {"x": 1}), _held("a.moved", {"raises backward": {**error, "type": "ValueError"}, "y": 2})],
+    )
     (found,) = diff.compare(before, after)
     assert (found.kind, found.rule) == ("observed", "a.moved")
     assert found.before == "raises backward: RuntimeError backward: output # of Exp is at version #"
@@ -190,11 +234,30 @@ def test_a_history_change_outside_the_two_releases_does_not_explain():
 
 
 def test_atlas_observations_are_grouped_by_op_and_appearing_values_shown():
-    before = _report("2.13.0", [_held("atlas.edges-are-recorded", {"atlas:abs:0": 0.0, "atlas:abs:1": 1.0,
-                                                                    "atlas:relu:0": 0.0, "atlas:sign:0": 0.0})])
-    after = _report("2.14.1", [_held("atlas.edges-are-recorded", {"atlas:abs:0": 0.5, "atlas:abs:1": 1.0,
-                                                                   "atlas:relu:0": 1.0, "atlas:sign:0": 0.0,
-                                                                   "atlas:clamp:lo": 1.0})])
+    before = _report(
+        "2.13.0",
+        [
+            _held(
+                "atlas.edges-are-recorded",
+                {"atlas:abs:0": 0.0, "atlas:abs:1": 1.0, "atlas:relu:0": 0.0, "atlas:sign:0": 0.0},
+            )
+        ],
+    )
+    after = _report(
+        "2.14.1",
+        [
+            _held(
+                "atlas.edges-are-recorded",
+                {
+                    "atlas:abs:0": 0.5,
+                    "atlas:abs:1": 1.0,
+                    "atlas:relu:0": 1.0,
+                    "atlas:sign:0": 0.0,
+                    "atlas:clamp:lo": 1.0,
+                },
+            )
+        ],
+    )
     found = diff.compare(before, after)
     assert [(d.group, d.before, d.after) for d in found] == [
         ("abs", "atlas:abs:0: 0.0", "atlas:abs:0: 0.5"),
@@ -249,9 +312,11 @@ def test_a_report_of_a_newer_schema_is_refused_with_what_to_do(tmp_path, capsys)
 
 
 def test_matrix_leads_with_the_rules_that_change_and_marks_where():
-    reports = [_report("2.13.0", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 1}), _rule("a.out", "passed")]),
-               _report("2.14.1", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 1}), _rule("a.out", "failed")]),
-               _report("2.15.0", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 2}), _rule("a.out", "failed")])]
+    reports = [
+        _report("2.13.0", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 1}), _rule("a.out", "passed")]),
+        _report("2.14.1", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 1}), _rule("a.out", "failed")]),
+        _report("2.15.0", [_held("a.same", {"v": 1}), _held("a.obs", {"v": 2}), _rule("a.out", "failed")]),
+    ]
     text = matrix.render_matrix(reports)
     changing, stable = text.split("Rules that behave the same on every release")
     assert "``a.obs``\n     - ✓\n     - ✓\n     - ✓ *Δ*\n" in changing
@@ -263,7 +328,17 @@ def test_the_diff_says_where_its_baseline_comes_from(tmp_path, capsys):
     for name, data in (("a", BEFORE), ("b", AFTER)):
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
     source = "committed report reports/torch-1.13.1.json (profile ci, 6 rules)"
-    assert diff.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), f"--baseline-source={source}",
-                      "--markdown", str(tmp_path / "d.md")]) == 0
+    assert (
+        diff.main(
+            [
+                str(tmp_path / "a.json"),
+                str(tmp_path / "b.json"),
+                f"--baseline-source={source}",
+                "--markdown",
+                str(tmp_path / "d.md"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines()[1] == f"baseline: {source}"
     assert f"Baseline: {source}" in (tmp_path / "d.md").read_text()

@@ -1,4 +1,5 @@
 """Every gallery script runs under pytest too: the docs' examples are tests."""
+
 import runpy
 from pathlib import Path
 

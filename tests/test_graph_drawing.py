@@ -1,4 +1,5 @@
 """The graph pictures show exactly what autograd recorded: a walk of next_functions, no more."""
+
 from collections import Counter
 
 import matplotlib
@@ -10,11 +11,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 
-from specs.rendering import graph_drawing  # noqa: E402
 from specs.generators.strategies import programs  # noqa: E402
+from specs.rendering import graph_drawing  # noqa: E402
 
-SETTINGS = settings(max_examples=25, derandomize=True, database=None, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=25, derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def walk(root):
@@ -45,8 +47,10 @@ def test_drawn_graph_is_the_walk_of_next_functions(program):
         nodes, edges = walk(out.grad_fn)
         drawn_nodes = [o for o in graph.objects if o is not None]
         assert sorted(map(id, drawn_nodes)) == sorted(map(id, nodes))
-        drawn_edges = Counter((id(graph.objects[s]), None if graph.objects[t] is None else id(graph.objects[t]), k)
-                              for s, t, k in graph.edges)
+        drawn_edges = Counter(
+            (id(graph.objects[s]), None if graph.objects[t] is None else id(graph.objects[t]), k)
+            for s, t, k in graph.edges
+        )
         assert drawn_edges == edges
         # Every node and every edge is on the axes, with the node's label.
         ax = plt.gcf().axes[0]
@@ -70,8 +74,10 @@ def test_seed_example_graph_with_saved_tensors():
     labels = [n.label for n in graph.nodes]
     assert labels[0].startswith("AddBackward0") and "z.grad_fn" in labels[0]
     assert sorted(n.saved[0] for n in graph.nodes if n.saved) == ["self = x", "self = y"]
-    assert sorted(n.label for n in graph.nodes if n.kind == "leaf") == ["AccumulateGrad\n→ x.grad",
-                                                                        "AccumulateGrad\n→ y.grad"]
+    assert sorted(n.label for n in graph.nodes if n.kind == "leaf") == [
+        "AccumulateGrad\n→ x.grad",
+        "AccumulateGrad\n→ y.grad",
+    ]
     assert len(graph.edges) == 4
     z.backward()  # saved tensors are freed: the picture says so instead of failing
     assert any("freed" in line for n in graph_drawing.recorded_graph(z, {"x": x}).nodes for line in n.saved)

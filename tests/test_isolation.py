@@ -33,9 +33,7 @@ def test_grad_mode_and_default_dtype():
 
 
 def test_anomaly_mode():
-    assert _mentions(
-        _leaks(lambda: torch.autograd.set_detect_anomaly(True)), "anomaly_enabled"
-    )
+    assert _mentions(_leaks(lambda: torch.autograd.set_detect_anomaly(True)), "anomaly_enabled")
     assert not torch.is_anomaly_enabled()
 
 
@@ -48,11 +46,7 @@ def test_intra_op_threads():
 def test_interop_threads_are_reported(monkeypatch):
     # torch refuses to change them once it ran parallel work, so a leak is simulated.
     before = torch.get_num_interop_threads()
-    leaks = _leaks(
-        lambda: monkeypatch.setattr(
-            torch, "get_num_interop_threads", lambda: before + 3
-        )
-    )
+    leaks = _leaks(lambda: monkeypatch.setattr(torch, "get_num_interop_threads", lambda: before + 3))
     assert f"num_interop_threads: {before} -> {before + 3}" in leaks
 
 
@@ -67,14 +61,10 @@ def test_deterministic_algorithms(monkeypatch):
 
     def leak():
         monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
-        monkeypatch.setattr(
-            torch, "is_deterministic_algorithms_warn_only_enabled", lambda: True
-        )
+        monkeypatch.setattr(torch, "is_deterministic_algorithms_warn_only_enabled", lambda: True)
 
     leaks = _leaks(leak)
-    assert _mentions(leaks, "deterministic_algorithms") and _mentions(
-        leaks, "deterministic_warn_only"
-    )
+    assert _mentions(leaks, "deterministic_algorithms") and _mentions(leaks, "deterministic_warn_only")
     assert calls == [(False, {"warn_only": False})]
 
 
@@ -96,9 +86,7 @@ def test_saved_tensors_default_hooks_left_pushed():
 
 
 def test_forward_ad_level_left_entered():
-    assert _mentions(
-        _leaks(torch.autograd.forward_ad.enter_dual_level), "forward_ad_level"
-    )
+    assert _mentions(_leaks(torch.autograd.forward_ad.enter_dual_level), "forward_ad_level")
     assert torch.autograd.forward_ad._current_level == -1
 
 
@@ -117,28 +105,19 @@ def test_environment_variables(monkeypatch, change):
         "removed": lambda: os.environ.pop("AUTOGRAD_SPEC_PRESENT"),
     }
     assert _mentions(_leaks(action[change]), name[change])
-    assert (
-        os.environ.get("AUTOGRAD_SPEC_PRESENT") == "before"
-        and "AUTOGRAD_SPEC_ABSENT" not in os.environ
-    )
+    assert os.environ.get("AUTOGRAD_SPEC_PRESENT") == "before" and "AUTOGRAD_SPEC_ABSENT" not in os.environ
 
 
 def test_a_child_process_left_running():
     children = []
     try:
-        leaks = _leaks(
-            lambda: children.append(
-                subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-            )
-        )
+        leaks = _leaks(lambda: children.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])))
         assert f"child processes still running: [{children[0].pid}]" in leaks
     finally:
         for child in children:
             child.kill()
             child.wait()
-    assert (
-        _leaks(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) == []
-    )
+    assert _leaks(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) == []
 
 
 def test_files_created_in_the_working_directory(tmp_path, monkeypatch):
@@ -155,9 +134,7 @@ def test_working_directory(tmp_path):
 
 
 def test_seeds_are_restored_silently():
-    numpy = pytest.importorskip(
-        "numpy", reason="numpy is optional for torch; without it there is no numpy seed"
-    )
+    numpy = pytest.importorskip("numpy", reason="numpy is optional for torch; without it there is no numpy seed")
     torch_state, python_state, numpy_state = (
         torch.get_rng_state(),
         random.getstate(),
@@ -170,10 +147,7 @@ def test_seeds_are_restored_silently():
         numpy.random.seed(7)
 
     assert _leaks(reseed) == []
-    assert (
-        torch.equal(torch.get_rng_state(), torch_state)
-        and random.getstate() == python_state
-    )
+    assert torch.equal(torch.get_rng_state(), torch_state) and random.getstate() == python_state
     after = numpy.random.get_state()
     assert numpy.array_equal(after[1], numpy_state[1]) and after[2] == numpy_state[2]
 
@@ -189,9 +163,7 @@ def test_the_per_example_guard_checks_torch_state_only():
 
 
 def test_no_change_is_no_leak():
-    assert (
-        _leaks(lambda: (torch.ones(2, requires_grad=True) * 2).sum().backward()) == []
-    )
+    assert _leaks(lambda: (torch.ones(2, requires_grad=True) * 2).sum().backward()) == []
     state = GlobalState.capture()
     assert state.differences(dataclasses.replace(state)) == []
     process = ProcessState.capture()

@@ -20,13 +20,10 @@ FEW = hypothesis.settings(
 )
 
 
-def _program(
-    code: str, shape=(), dtype=torch.float32, requires_grad=(True, True)
-) -> Program:
+def _program(code: str, shape=(), dtype=torch.float32, requires_grad=(True, True)) -> Program:
     numel = 1 if not shape else shape[0]
     leaves = tuple(
-        TensorSpec(shape, dtype, "contiguous", (float(i + 1),) * numel, rg)
-        for i, rg in enumerate(requires_grad)
+        TensorSpec(shape, dtype, "contiguous", (float(i + 1),) * numel, rg) for i, rg in enumerate(requires_grad)
     )
     return Program(leaves, (Step("out", "combine", ("x0", "x1"), code),), "out")
 
@@ -37,16 +34,11 @@ REACHING = _program("x0.sum() + x1.sum()")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("code", ["x0.sum() + x1.sum()", "torch.stack([x0, x1]).sum()"])
 def test_two_zero_dim_leaves_summed_through_one_expand_reach_the_bug(code, dtype):
-    assert (
-        known_bugs.reached({"program": _program(code, dtype=dtype), "k": 2}) is SHARED
-    )
+    assert known_bugs.reached({"program": _program(code, dtype=dtype), "k": 2}) is SHARED
 
 
 def test_a_program_among_other_arguments_or_in_a_tuple_is_found():
-    assert (
-        known_bugs.reached({"n": 3, "programs": (_program("x0 * x1"), REACHING)})
-        is SHARED
-    )
+    assert known_bugs.reached({"n": 3, "programs": (_program("x0 * x1"), REACHING)}) is SHARED
 
 
 @pytest.mark.parametrize(
@@ -83,9 +75,7 @@ def test_a_program_that_cannot_run_backward_reaches_nothing():
 
 
 def test_a_bug_outside_its_releases_is_not_reached():
-    fixed = known_bugs.KnownBug(
-        "fixed", "<1.13.1", "fixed long ago", lambda kwargs: True, "meta.rule"
-    )
+    fixed = known_bugs.KnownBug("fixed", "<1.13.1", "fixed long ago", lambda kwargs: True, "meta.rule")
     assert not fixed.affects() and not fixed.matches({})
     assert SHARED.affects("2.13.0") and SHARED.affects("1.13.1")
 
@@ -123,21 +113,14 @@ def _rule(rule_id, function, programs):
 
 
 def test_a_rule_counts_examples_that_reach_a_known_bug_and_holds_on_the_others():
-    result = _rule("meta.sums-twice", _sums_twice, [REACHING, _program("x0 + x1")]).run(
-        FEW
-    )
+    result = _rule("meta.sums-twice", _sums_twice, [REACHING, _program("x0 + x1")]).run(FEW)
     assert result.known_bugs.get("shared-zero-dim-grad", 0) >= 1
-    assert any(
-        "known bug shared-zero-dim-grad reached by" in seen
-        for seen in result.observations
-    )
+    assert any("known bug shared-zero-dim-grad reached by" in seen for seen in result.observations)
 
 
 def test_an_ordinary_failure_still_fails_the_rule():
     with pytest.raises(registry.RuleFailed, match="x0.grad after two passes"):
-        _rule(
-            "meta.sums-twice", _sums_twice, [REACHING, _program("x0.sum() * 3.0 + x1")]
-        ).run(FEW)
+        _rule("meta.sums-twice", _sums_twice, [REACHING, _program("x0.sum() * 3.0 + x1")]).run(FEW)
 
 
 def test_the_rule_that_states_the_bug_still_fails_on_it():

@@ -1,4 +1,5 @@
 """Meta-tests of the contracts, expectations, oracles, isolation and version handling."""
+
 import warnings
 
 import pytest
@@ -46,8 +47,11 @@ def test_contract_checks_the_second_backward():
     twice = ErrorContract(RuntimeError, r"second time", Phase.SECOND_BACKWARD)
     twice.check(lambda: (x.exp()).sum())
     with pytest.raises(Violation, match="nothing was raised at a second backward"):
-        twice.check(lambda: (x.exp()).sum(), backward=lambda out: out.backward(retain_graph=True),
-                    again=lambda out: out.backward(retain_graph=True))
+        twice.check(
+            lambda: (x.exp()).sum(),
+            backward=lambda out: out.backward(retain_graph=True),
+            again=lambda out: out.backward(retain_graph=True),
+        )
 
 
 def test_warning_contract():
@@ -99,8 +103,16 @@ def test_a_rule_that_leaks_state_fails():
         """Leaks."""
         torch.set_grad_enabled(False)
 
-    rule = registry.Rule(id="meta.leaky", statement="Leaks.", family="meta", section=registry.SEED_SECTIONS[0],
-                         since="1.13.1", docs="x", function=leaky, given={"n": st.integers(0, 1)})
+    rule = registry.Rule(
+        id="meta.leaky",
+        statement="Leaks.",
+        family="meta",
+        section=registry.SEED_SECTIONS[0],
+        since="1.13.1",
+        docs="x",
+        function=leaky,
+        given={"n": st.integers(0, 1)},
+    )
     with pytest.raises(registry.RuleFailed, match="left global autograd state changed"):
         rule.run()
     assert torch.is_grad_enabled()
@@ -111,9 +123,16 @@ def test_a_failing_rule_explains_itself():
         """Zero is positive."""
         expect(n > 0, what="n is positive", expected="> 0", observed=n, repro=f"n = {n}")
 
-    rule = registry.Rule(id="meta.wrong", statement="Zero is positive.", family="meta",
-                         section=registry.SEED_SECTIONS[0], since="1.13.1", docs="x", function=wrong,
-                         given={"n": st.integers(0, 10)})
+    rule = registry.Rule(
+        id="meta.wrong",
+        statement="Zero is positive.",
+        family="meta",
+        section=registry.SEED_SECTIONS[0],
+        since="1.13.1",
+        docs="x",
+        function=wrong,
+        given={"n": st.integers(0, 10)},
+    )
     with pytest.raises(registry.RuleFailed) as info:
         rule.run()
     text = str(info.value)
@@ -122,8 +141,10 @@ def test_a_failing_rule_explains_itself():
     assert "pytest --pyargs specs -k test_meta__wrong" in text
 
 
-@pytest.mark.parametrize("text, parsed", [("2.13.0+cpu", (2, 13, 0)), ("1.13.1", (1, 13, 1)), ("2.15", (2, 15, 0)),
-                                          ("2.6.0.dev20250101", (2, 6, 0))])
+@pytest.mark.parametrize(
+    "text, parsed",
+    [("2.13.0+cpu", (2, 13, 0)), ("1.13.1", (1, 13, 1)), ("2.15", (2, 15, 0)), ("2.6.0.dev20250101", (2, 6, 0))],
+)
 def test_versions_parse(text, parsed):
     assert versions.parse(text) == parsed
 
@@ -134,9 +155,17 @@ def test_bad_release_requests_are_refused(bad):
         versions.check_release(bad)
 
 
-@pytest.mark.parametrize("spec, version, expected", [
-    (">=1.13.1", "2.13.0+cpu", True), (">=2.0,<2.14", "2.13.0", True), (">=2.0,<2.13", "2.13.0", False),
-    ("==2.15.0", "2.15.0", True), ("<2.0", "1.13.1", True), ("", "2.13.0", True)])
+@pytest.mark.parametrize(
+    "spec, version, expected",
+    [
+        (">=1.13.1", "2.13.0+cpu", True),
+        (">=2.0,<2.14", "2.13.0", True),
+        (">=2.0,<2.13", "2.13.0", False),
+        ("==2.15.0", "2.15.0", True),
+        ("<2.0", "1.13.1", True),
+        ("", "2.13.0", True),
+    ],
+)
 def test_version_specs(spec, version, expected):
     assert versions.matches(spec, version) is expected
 

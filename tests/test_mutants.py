@@ -2,6 +2,7 @@
 
 The mutants themselves run only under ``nox -s mutants`` (each in a fresh process, minutes in all).
 """
+
 import re
 
 from specs import mutants
@@ -25,8 +26,9 @@ def test_the_table_credits_only_rules_that_hold_without_the_mutant(monkeypatch):
         first: {"mutant": first, "failed": {"a.one": "Violation: x", "a.broken": "fails anyway"}, "held": []},
         second: {"mutant": second, "failed": {"a.broken": "fails anyway"}, "held": ["a.one"]},
     }
-    monkeypatch.setattr(mutants, "_run_in_subprocess", lambda name, examples, timeout: {**runs[name],
-                                                                                        "wall_seconds": 1.0})
+    monkeypatch.setattr(
+        mutants, "_run_in_subprocess", lambda name, examples, timeout: {**runs[name], "wall_seconds": 1.0}
+    )
     data = mutants.run_all([first, second], jobs=2)
     assert data["control_failures"] == ["a.broken"]
     assert [row["caught_by"] for row in data["mutants"]] == [["a.one"], []]
@@ -39,10 +41,20 @@ def test_the_table_credits_only_rules_that_hold_without_the_mutant(monkeypatch):
 def test_the_page_lists_every_mutant_and_what_caught_it(tmp_path):
     (tmp_path / "reports").mkdir()
     assert "No mutation run" in mutants_page.write(tmp_path).read_text()
-    data = {"torch": "2.13.0", "examples_per_rule": 8, "killed": 1, "total": 2, "kill_rate": 0.5,
-            "wall_seconds": 60, "jobs": 2, "control_failures": [],
-            "mutants": [{"mutant": "relu-x", "what": "relu_ at 0", "caught_by": ["kinks.relu-family-at-zero"]},
-                        {"mutant": "b", "what": "w", "caught_by": [], "survives": "no rule reads it"}]}
+    data = {
+        "torch": "2.13.0",
+        "examples_per_rule": 8,
+        "killed": 1,
+        "total": 2,
+        "kill_rate": 0.5,
+        "wall_seconds": 60,
+        "jobs": 2,
+        "control_failures": [],
+        "mutants": [
+            {"mutant": "relu-x", "what": "relu_ at 0", "caught_by": ["kinks.relu-family-at-zero"]},
+            {"mutant": "b", "what": "w", "caught_by": [], "survives": "no rule reads it"},
+        ],
+    }
     (tmp_path / "reports" / "mutants.json").write_text(__import__("json").dumps(data))
     text = mutants_page.write(tmp_path).read_text()
     assert text.startswith(".. _what-the-spec-catches:\n\nWhat the spec catches\n")

@@ -1,4 +1,5 @@
 """Observations on canonical examples: what record() and the contracts leave in a run's result."""
+
 import warnings
 
 import hypothesis
@@ -9,15 +10,24 @@ from specs.engine import registry
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 
 SETTINGS = hypothesis.settings(max_examples=3, deadline=None, derandomize=True, database=None)
-NEEDS_ONE_ELEMENT = ErrorContract(RuntimeError, r"grad can be implicitly created only for scalar outputs",
-                                  Phase.BACKWARD)
+NEEDS_ONE_ELEMENT = ErrorContract(
+    RuntimeError, r"grad can be implicitly created only for scalar outputs", Phase.BACKWARD
+)
 SAYS_HELLO = WarningContract(UserWarning, r"hello")
 
 
 def _rule(function, examples):
-    return registry.Rule(id="test.observed", statement="Observed.", family="test", section=registry.SEED_SECTIONS[0],
-                         since="1.13.1", docs="x", function=function, given={"n": st.integers(2, 5)},
-                         examples=examples)
+    return registry.Rule(
+        id="test.observed",
+        statement="Observed.",
+        family="test",
+        section=registry.SEED_SECTIONS[0],
+        since="1.13.1",
+        docs="x",
+        function=function,
+        given={"n": st.integers(2, 5)},
+        examples=examples,
+    )
 
 
 def _check(n):
@@ -31,8 +41,11 @@ def test_contracts_record_type_template_and_phase_on_canonical_examples_only():
     canonical = {"n": 3}
     result = _rule(_check, (canonical,)).run(SETTINGS)
     assert result.observed == {
-        "raises backward": {"type": "RuntimeError", "phase": "backward",
-                            "template": "grad can be implicitly created only for scalar outputs"},
+        "raises backward": {
+            "type": "RuntimeError",
+            "phase": "backward",
+            "template": "grad can be implicitly created only for scalar outputs",
+        },
         "warns UserWarning": {"type": "UserWarning", "template": "hello # times"},
         "n squared": 9,  # from the canonical example, not from the generated ones
     }

@@ -1,4 +1,5 @@
 """Meta-tests of the registry: every rule is well-formed, documented and checkable."""
+
 import re
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def test_rule_is_shown_in_its_family_page(rule):
     assert page.is_file(), f"{rule.id}: gallery page {family.gallery} does not exist"
     text = page.read_text()
     assert re.search(rf"^# \.\. _{re.escape(rule.docs)}:$", text, re.M), (
-        f"{rule.id}: its docs label {rule.docs!r} is not a section label in {family.gallery}")
+        f"{rule.id}: its docs label {rule.docs!r} is not a section label in {family.gallery}"
+    )
     assert f'law("{rule.id}")' in text, f"{rule.id} is not checked on its page {family.gallery}"
 
 
@@ -71,8 +73,9 @@ def test_duplicate_ids_are_refused():
         registry.rule(existing.id, section=existing.section, docs=existing.docs)(lambda: None)
 
 
-@pytest.mark.parametrize("bad", ["leaves", "Leaves.x", "leaves.X", "leaves..x", "leaves.x-", "leaves.a.b",
-                                 "leaves.a_b", "-leaves.a"])
+@pytest.mark.parametrize(
+    "bad", ["leaves", "Leaves.x", "leaves.X", "leaves..x", "leaves.x-", "leaves.a.b", "leaves.a_b", "-leaves.a"]
+)
 def test_malformed_ids_are_recognised(bad):
     assert not registry.ID_PATTERN.match(bad)
 
@@ -104,7 +107,8 @@ def test_known_failures_name_registered_rules():
     known = registry.known_failures()
     for entry in known:
         assert entry.rule in registry.REGISTRY, (
-            f"known-failures.txt:{entry.line} names {entry.rule!r}, which is not a registered rule")
+            f"known-failures.txt:{entry.line} names {entry.rule!r}, which is not a registered rule"
+        )
         assert entry.reason.strip()
 
 

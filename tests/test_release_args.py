@@ -1,4 +1,5 @@
 """``nox -s release`` arguments: registry releases, wheel files, and the baseline, all without network."""
+
 import json
 import zipfile
 
@@ -21,8 +22,9 @@ def _wheel(path, name="torch", version="2.16.0.dev20261101+cpu", metadata=True):
     with zipfile.ZipFile(path, "w") as wheel:
         wheel.writestr(f"{name}/__init__.py", "")
         if metadata:
-            wheel.writestr(f"{name}-{version}.dist-info/METADATA",
-                           f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
+            wheel.writestr(
+                f"{name}-{version}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n"
+            )
     return path
 
 
@@ -42,15 +44,18 @@ def test_a_wheel_file_is_read_from_its_metadata(tmp_path):
     assert releases.parse_arguments([str(wheel)], _no_index).baseline is None
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["2.99.0"], "torch 2.99.0 is not on the package index (it has 5 releases, 1.13.1 to 2.15.0)"),
-    (["2.15.0", "--baseline", "2.12.7"], "torch 2.12.7 is not on the package index"),
-    (["banana"], "'banana' is not a torch release"),
-    (["1.12.1"], "older than the oldest supported release 1.13.1"),
-    (["2.15.0", "--fast"], "usage: nox -s release -- RELEASE-OR-WHEEL"),
-    ([], "usage: nox -s release --"),
-    (["missing/torch-2.16.0-cp311-cp311-linux_x86_64.whl"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["2.99.0"], "torch 2.99.0 is not on the package index (it has 5 releases, 1.13.1 to 2.15.0)"),
+        (["2.15.0", "--baseline", "2.12.7"], "torch 2.12.7 is not on the package index"),
+        (["banana"], "'banana' is not a torch release"),
+        (["1.12.1"], "older than the oldest supported release 1.13.1"),
+        (["2.15.0", "--fast"], "usage: nox -s release -- RELEASE-OR-WHEEL"),
+        ([], "usage: nox -s release --"),
+        (["missing/torch-2.16.0-cp311-cp311-linux_x86_64.whl"], "does not exist"),
+    ],
+)
 def test_bad_requests_fail_in_one_line(argv, message):
     with pytest.raises((releases.ReleaseError, SystemExit)) as caught:
         releases.parse_arguments(argv, _index)
@@ -58,14 +63,17 @@ def test_bad_requests_fail_in_one_line(argv, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a readable wheel (corrupt or truncated"),
-    (lambda p: p.write_text("not a zip"), "not a readable wheel"),
-    (lambda p: _wheel(p, metadata=False), "has 0 METADATA files"),
-    (lambda p: _wheel(p, name="numpy", version="2.1.0"), "a wheel of 'numpy', not torch"),
-    (lambda p: _wheel(p, version="nightly"), "its version 'nightly' is not a torch release number"),
-    (lambda p: _wheel(p, version="1.12.1"), "older than the oldest supported"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a readable wheel (corrupt or truncated"),
+        (lambda p: p.write_text("not a zip"), "not a readable wheel"),
+        (lambda p: _wheel(p, metadata=False), "has 0 METADATA files"),
+        (lambda p: _wheel(p, name="numpy", version="2.1.0"), "a wheel of 'numpy', not torch"),
+        (lambda p: _wheel(p, version="nightly"), "its version 'nightly' is not a torch release number"),
+        (lambda p: _wheel(p, version="1.12.1"), "older than the oldest supported"),
+    ],
+)
 def test_bad_wheels_fail_in_one_line(tmp_path, make, message):
     path = tmp_path / "torch-2.16.0-cp311-cp311-linux_x86_64.whl"
     make(path)
@@ -95,20 +103,27 @@ def test_the_package_index_listing_is_parsed():
 
 
 def _report(profile="ci", rules=("a.one", "a.two"), complete=True, schema=report.SCHEMA, max_examples=25):
-    return {"schema": schema, "complete": complete, "registered_rules": len(rules),
-            "environment": {"torch": "2.13.0", "profile": profile, "max_examples": max_examples},
-            "rules": [{"id": r, "outcome": "passed"} for r in rules]}
+    return {
+        "schema": schema,
+        "complete": complete,
+        "registered_rules": len(rules),
+        "environment": {"torch": "2.13.0", "profile": profile, "max_examples": max_examples},
+        "rules": [{"id": r, "outcome": "passed"} for r in rules],
+    }
 
 
-@pytest.mark.parametrize("committed, source", [
-    (_report(), "committed report reports/torch-2.13.0.json (profile ci, 2 rules)"),
-    (_report(profile="dev"), "fresh run of torch 2.13.0, profile ci (the committed report is from profile dev)"),
-    (_report(max_examples=1000), "ran 1000 examples a rule, not 25"),
-    (_report(rules=("a.one",)), "the committed report lacks 1 of the rules"),
-    (_report(complete=False), "it is from a partial run"),
-    (_report(schema="autograd-spec/report/1"), "schema autograd-spec/report/1, without observations"),
-    (None, "no usable committed report: report"),
-])
+@pytest.mark.parametrize(
+    "committed, source",
+    [
+        (_report(), "committed report reports/torch-2.13.0.json (profile ci, 2 rules)"),
+        (_report(profile="dev"), "fresh run of torch 2.13.0, profile ci (the committed report is from profile dev)"),
+        (_report(max_examples=1000), "ran 1000 examples a rule, not 25"),
+        (_report(rules=("a.one",)), "the committed report lacks 1 of the rules"),
+        (_report(complete=False), "it is from a partial run"),
+        (_report(schema="autograd-spec/report/1"), "schema autograd-spec/report/1, without observations"),
+        (None, "no usable committed report: report"),
+    ],
+)
 def test_the_baseline_is_made_like_the_new_run(tmp_path, committed, source):
     if committed is not None:
         (tmp_path / "reports").mkdir()

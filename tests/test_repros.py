@@ -6,6 +6,7 @@ passes).  Each distinct repro is then executed in a fresh namespace, as a user p
 it must run without error and print something; a repro given to an error contract must raise
 that contract's error instead, and one given to a warning contract must emit the warning.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,7 +36,9 @@ SETTINGS = hypothesis.settings(
 PER_RULE = 2
 
 #: Families whose repros are not executed here, with the reason.
-SLOW_FAMILIES = {"compiled": "torch.compile takes seconds per example (17 s for this family here), beyond this test's budget"}
+SLOW_FAMILIES = {
+    "compiled": "torch.compile takes seconds per example (17 s for this family here), beyond this test's budget"
+}
 
 RULES = registry.rules()
 
@@ -74,8 +77,7 @@ def _capture(monkeypatch: pytest.MonkeyPatch, module, captured: Captured) -> Non
         monkeypatch.setattr(module, "expect", recording_expect)
     if hasattr(module, "expect_close"):
         monkeypatch.setattr(module, "expect_close", recording_expect_close)
-    for cls, names in ((contracts.ErrorContract, ("check",)),
-                       (contracts.WarningContract, ("check", "check_absent"))):
+    for cls, names in ((contracts.ErrorContract, ("check",)), (contracts.WarningContract, ("check", "check_absent"))):
         for name in names:
             original = getattr(cls, name)
 
@@ -100,8 +102,7 @@ def _restoring_global_state():
 
 def _execute(repro: str, contract) -> None:
     printed = io.StringIO()
-    with (_restoring_global_state(), warnings.catch_warnings(record=True) as caught,
-          contextlib.redirect_stdout(printed)):
+    with _restoring_global_state(), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
         warnings.simplefilter("always")
         try:
             exec(compile(repro, "<repro>", "exec"), {"__name__": "__repro__"})  # noqa: S102 - our own repros
@@ -109,13 +110,16 @@ def _execute(repro: str, contract) -> None:
             expected_error = isinstance(contract, contracts.ErrorContract)
             assert expected_error, f"the repro raised {type(exc).__name__}: {exc}:\n{repro}"
             assert isinstance(exc, contract.exception) and re.search(contract.pattern, str(exc)), (
-                f"the repro raised {type(exc).__name__}: {exc}, not {contract.describe()}:\n{repro}")
+                f"the repro raised {type(exc).__name__}: {exc}, not {contract.describe()}:\n{repro}"
+            )
             return
     assert not isinstance(contract, contracts.ErrorContract), (
-        f"the repro ran without raising {contract.describe()}:\n{repro}")
+        f"the repro ran without raising {contract.describe()}:\n{repro}"
+    )
     if isinstance(contract, contracts.WarningContract):
-        assert any(issubclass(w.category, contract.category) and re.search(contract.pattern, str(w.message))
-                   for w in caught), f"the repro did not emit {contract.describe()}:\n{repro}"
+        assert any(
+            issubclass(w.category, contract.category) and re.search(contract.pattern, str(w.message)) for w in caught
+        ), f"the repro did not emit {contract.describe()}:\n{repro}"
         return
     assert printed.getvalue().strip(), f"the repro printed nothing (it should show what the check observed):\n{repro}"
 

@@ -1,4 +1,5 @@
 """Meta-tests of the strategies: they reach the interesting cases, and programs are faithful code."""
+
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -7,8 +8,14 @@ from specs.generators.program import LAYOUTS
 from specs.generators.strategies import MAX_BOUND, MAX_NUMEL, OPS, programs, tensors
 
 #: Generation only (no shrinking), derandomized: the same draws on every run.
-SURVEY = settings(max_examples=500, derandomize=True, database=None, deadline=None,
-                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+SURVEY = settings(
+    max_examples=500,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 #: A case counts as reached when at least this many of the surveyed examples show it.
 AT_LEAST = 3
 
@@ -38,17 +45,20 @@ class Traced:
 
 PROGRAM_CASES = {
     "a non-leaf intermediate": lambda t: any(not v.is_leaf for v in t.values.values()),
-    "a view of a leaf": lambda t: any(v._is_view() and not v.is_leaf and v._base.is_leaf
-                                      for n, v in t.values.items() if not n.startswith("x")),
-    "a view of an intermediate": lambda t: any(v._is_view() and not v._base.is_leaf
-                                               for n, v in t.values.items() if not n.startswith("x")),
+    "a view of a leaf": lambda t: any(
+        v._is_view() and not v.is_leaf and v._base.is_leaf for n, v in t.values.items() if not n.startswith("x")
+    ),
+    "a view of an intermediate": lambda t: any(
+        v._is_view() and not v._base.is_leaf for n, v in t.values.items() if not n.startswith("x")
+    ),
     "fan-out": lambda t: t.program.has_fan_out,
     "a zero-size leaf": lambda t: t.program.has_zero_size,
     "float32": lambda t: t.program.dtype == torch.float32,
     "float64": lambda t: t.program.dtype == torch.float64,
     "a non-contiguous leaf": lambda t: any(not x.is_contiguous() for x in t.inputs),
-    "broadcasting": lambda t: any(s.op in ("add", "mul", "sub", "div")
-                                  and len({t.values[a].shape for a in s.args}) > 1 for s in t.program.steps),
+    "broadcasting": lambda t: any(
+        s.op in ("add", "mul", "sub", "div") and len({t.values[a].shape for a in s.args}) > 1 for s in t.program.steps
+    ),
     "a reduction": lambda t: any(s.op in ("sum", "sum_dim", "mean_dim") for s in t.program.steps),
     "three leaves": lambda t: len(t.program.leaves) == 3,
     "a leaf that does not require grad": lambda t: any(not leaf.requires_grad for leaf in t.program.leaves),
@@ -109,7 +119,9 @@ def test_repro_script_is_the_program(program):
     namespace = {}
     exec(program.repro(), namespace)  # noqa: S102 - our own generated code
     expected = program(*program.inputs())
-    assert torch.equal(namespace["out"], expected) or (expected.numel() == 0 and namespace["out"].shape == expected.shape)
+    assert torch.equal(namespace["out"], expected) or (
+        expected.numel() == 0 and namespace["out"].shape == expected.shape
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

@@ -1,4 +1,5 @@
 """The GitHub Actions workflow that fans the matrix out: valid against the workflow schema, and wired to the one list."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -6,15 +7,21 @@ from pathlib import Path
 import pytest
 
 check_jsonschema = pytest.importorskip(
-    "check_jsonschema", reason="check-jsonschema (which bundles GitHub's workflow schema) is not installed")
+    "check_jsonschema", reason="check-jsonschema (which bundles GitHub's workflow schema) is not installed"
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "matrix.yml"
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-                           str(path)], capture_output=True, text=True, check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def test_the_workflow_is_valid_against_the_github_workflow_schema():

@@ -4,6 +4,7 @@ Counted honestly: every entry of the table is run once under a ``TorchFunctionMo
 the torch callables it actually calls, and an OpInfo op counts as covered when one of its
 callables (function, method or the public name it resolves to) is among them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -53,8 +54,15 @@ def _candidates(op) -> list:
     """The callables an OpInfo names: its function, its method, and its public name resolved."""
     found = [op.op, op.method_variant]
     namespace, _, last = op.name.rpartition(".")
-    module = {"": torch, "linalg": torch.linalg, "special": torch.special, "fft": torch.fft,
-              "masked": torch.masked, "nn.functional": torch.nn.functional, "sparse": torch.sparse}.get(namespace)
+    module = {
+        "": torch,
+        "linalg": torch.linalg,
+        "special": torch.special,
+        "fft": torch.fft,
+        "masked": torch.masked,
+        "nn.functional": torch.nn.functional,
+        "sparse": torch.sparse,
+    }.get(namespace)
     if module is not None:
         found.append(getattr(module, last, None))
     attribute = torch.Tensor.__dict__.get(last) or getattr(torch.Tensor, last, None) if not namespace else None
@@ -87,8 +95,9 @@ def measure() -> Coverage:
             continue
         hit = any(_safe_in(f, seen) for f in _candidates(op))
         by_name[op.name] = by_name.get(op.name, False) or hit
-    return Coverage(tuple(sorted(n for n, c in by_name.items() if c)),
-                    tuple(sorted(n for n, c in by_name.items() if not c)))
+    return Coverage(
+        tuple(sorted(n for n, c in by_name.items() if c)), tuple(sorted(n for n, c in by_name.items() if not c))
+    )
 
 
 def _safe_in(func, seen) -> bool:
@@ -100,5 +109,7 @@ def _safe_in(func, seen) -> bool:
 
 if __name__ == "__main__":
     result = measure()
-    print(f"{len(result.covered)} of {len(result.covered) + len(result.uncovered)} OpInfo autograd ops "
-          f"({result.fraction:.1%}); not covered: {', '.join(result.uncovered)}")
+    print(
+        f"{len(result.covered)} of {len(result.covered) + len(result.uncovered)} OpInfo autograd ops "
+        f"({result.fraction:.1%}); not covered: {', '.join(result.uncovered)}"
+    )

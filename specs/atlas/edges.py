@@ -5,6 +5,7 @@ rule's ``observed`` mapping in each JSON report, ``"<op> @ <point>"`` -> observa
 departures that ``atlas.kinks-take-the-minimum-norm-subgradient`` recorded, and returns RST: one
 row per op and point, one column per release, the convention and whether torch follows it.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,16 +26,35 @@ def render(edges: dict[str, dict[str, dict]], departures: dict[str, dict[str, di
     from specs.engine import versions
 
     releases = sorted(edges, key=versions.parse)
-    lines = [".. _gradients-at-the-edges:", "", "Gradients at the edges", "======================", "",
-             ("For each op of the atlas and each of its special points: the gradient of ``out.sum()`` that "
-              "torch returns on each release, and whether it follows the minimum-norm subgradient convention "
-              "where that convention applies."), "",
-             ("Type in the box above the table to filter its rows (op, point, kind or value); click a column's "
-              "header to sort by it. Each cell is what the rule ``atlas.edges-are-recorded`` recorded on that "
-              "release's committed report, on the same canonical input on every release; a dash: that release's "
-              "report holds no such observation (an older report, or the op is missing there)."), "",
-             ".. list-table::", "   :header-rows: 1", "   :class: autograd-spec-filterable", "",
-             "   * - op", "     - point", "     - kind", *(f"     - {r}" for r in releases), "     - convention"]
+    lines = [
+        ".. _gradients-at-the-edges:",
+        "",
+        "Gradients at the edges",
+        "======================",
+        "",
+        (
+            "For each op of the atlas and each of its special points: the gradient of ``out.sum()`` that "
+            "torch returns on each release, and whether it follows the minimum-norm subgradient convention "
+            "where that convention applies."
+        ),
+        "",
+        (
+            "Type in the box above the table to filter its rows (op, point, kind or value); click a column's "
+            "header to sort by it. Each cell is what the rule ``atlas.edges-are-recorded`` recorded on that "
+            "release's committed report, on the same canonical input on every release; a dash: that release's "
+            "report holds no such observation (an older report, or the op is missing there)."
+        ),
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :class: autograd-spec-filterable",
+        "",
+        "   * - op",
+        "     - point",
+        "     - kind",
+        *(f"     - {r}" for r in releases),
+        "     - convention",
+    ]
     for name, entry in TABLE.items():
         for point in entry.points:
             key = f"{name} @ {point.name}"
@@ -43,8 +63,13 @@ def render(edges: dict[str, dict[str, dict]], departures: dict[str, dict[str, di
                 convention = f"departs on {', '.join(departs)}" if departs else "follows"
             else:
                 convention = ""
-            lines += [f"   * - ``{name}``", f"     - {point.name}", f"     - {point.kind}",
-                      *(f"     - ``{_cell(edges[r].get(key))}``" for r in releases), f"     - {convention}"]
+            lines += [
+                f"   * - ``{name}``",
+                f"     - {point.name}",
+                f"     - {point.kind}",
+                *(f"     - ``{_cell(edges[r].get(key))}``" for r in releases),
+                f"     - {convention}",
+            ]
     return "\n".join(lines) + "\n"
 
 

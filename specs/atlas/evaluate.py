@@ -5,6 +5,7 @@ The code an entry states is the code that runs (compiled once, evaluated with th
 bound), and the repro prints that same code after the argument values, so what fails is what is
 shown.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,7 +48,8 @@ class Case:
 
     def tensors(self, requires_grad: bool = True) -> tuple[torch.Tensor, ...]:
         return tuple(
-            torch.tensor(self.values[a.name], dtype=torch.float64).reshape(self.shapes[a.name])
+            torch.tensor(self.values[a.name], dtype=torch.float64)
+            .reshape(self.shapes[a.name])
             .requires_grad_(requires_grad)
             for a in self.entry.args
         )
@@ -65,14 +67,16 @@ class Case:
     def code(self) -> str:
         """This case as code that rebuilds it (``ev.Case(TABLE[...], ...)``: the inputs as literals)."""
         values = ", ".join(f"{name!r}: {_floats(flat)}" for name, flat in self.values.items())
-        return (f"ev.Case(TABLE[{self.entry.name!r}], {{{values}}}, {self.shapes!r}, {self.label!r})")
+        return f"ev.Case(TABLE[{self.entry.name!r}], {{{values}}}, {self.shapes!r}, {self.label!r})"
 
     def repro(self, *after: str) -> str:
         lines = ["import torch", "import torch.nn.functional as F"]
         for a in self.entry.args:
             values = [float(v) for v in self.values[a.name]]
-            lines.append(f"{a.name} = torch.tensor({values!r}, dtype=torch.float64)"
-                         f".reshape({tuple(self.shapes[a.name])!r}).requires_grad_()")
+            lines.append(
+                f"{a.name} = torch.tensor({values!r}, dtype=torch.float64)"
+                f".reshape({tuple(self.shapes[a.name])!r}).requires_grad_()"
+            )
         lines.append(f"out = {self.entry.code}")
         lines.extend(after)
         return "\n".join(lines)
@@ -144,8 +148,7 @@ def generic(entry: Entry, seed: int) -> Case:
     """The entry at a generic point of its domain: values from a seeded Python RNG (not torch's,
     so the canonical inputs are the same on every torch release), rounded to 6 decimals."""
     rng = random.Random(f"{entry.name}/{seed}")
-    values = {a.name: tuple(round(rng.uniform(a.lo, a.hi), 6) for _ in range(math.prod(a.shape)))
-              for a in entry.args}
+    values = {a.name: tuple(round(rng.uniform(a.lo, a.hi), 6) for _ in range(math.prod(a.shape))) for a in entry.args}
     return Case(entry, values, {a.name: a.shape for a in entry.args}, f"generic point (seed {seed})")
 
 
@@ -164,8 +167,11 @@ def directions(tensors, seed: int, label: str) -> tuple[torch.Tensor, ...]:
     where a tensor is not finite (masked-out outputs), so that no law reads inf - inf."""
     rng = random.Random(f"{label}/{seed}")
     return tuple(
-        torch.where(torch.isfinite(t.detach()), torch.tensor([rng.uniform(-1.0, 1.0) for _ in range(t.numel())],
-                                                             dtype=t.dtype).reshape(t.shape), 0.0)
+        torch.where(
+            torch.isfinite(t.detach()),
+            torch.tensor([rng.uniform(-1.0, 1.0) for _ in range(t.numel())], dtype=t.dtype).reshape(t.shape),
+            0.0,
+        )
         for t in tensors
     )
 
@@ -191,8 +197,9 @@ def vjp(case: Case, inputs, outputs, cotangents, create_graph: bool = False):
     live = [(o, w) for o, w in zip(outputs, cotangents) if o.requires_grad]
     if not live:
         return tuple(torch.zeros_like(x) for x in inputs)
-    grads = torch.autograd.grad([o for o, _ in live], inputs, [w for _, w in live], allow_unused=True,
-                                create_graph=create_graph)
+    grads = torch.autograd.grad(
+        [o for o, _ in live], inputs, [w for _, w in live], allow_unused=True, create_graph=create_graph
+    )
     return tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads))
 
 

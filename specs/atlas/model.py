@@ -1,5 +1,6 @@
 """The atlas's data types: an op (:class:`Entry`), its differentiable arguments (:class:`Arg`) and
 its special points (:class:`Point`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,8 +9,22 @@ from specs.engine.expect import Tolerance
 
 #: The kinds of special point an entry may declare.
 POINT_KINDS = (
-    "kink", "bound", "tie", "zero-denominator", "root-zero", "domain-boundary", "pole", "jump",
-    "repeated-index", "square", "non-square", "degenerate", "zero-size", "train", "eval", "nan",
+    "kink",
+    "bound",
+    "tie",
+    "zero-denominator",
+    "root-zero",
+    "domain-boundary",
+    "pole",
+    "jump",
+    "repeated-index",
+    "square",
+    "non-square",
+    "degenerate",
+    "zero-size",
+    "train",
+    "eval",
+    "nan",
 )
 
 #: Where PyTorch's note "Autograd mechanics > Gradients for non-differentiable functions" applies.

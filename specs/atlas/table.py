@@ -11,6 +11,7 @@ fixed canonical inputs.  Helper constructors keep an entry to a line or two:
   a kink checked against the minimum-norm subgradient convention);
 - ``P(name, kind, ...)``: any other special point.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -29,8 +30,15 @@ def U(*shape: int, lo: float = -2.0, hi: float = 2.0):
 
 
 def P(name: str, kind: str, *, pieces=(), departs: str | None = None, shapes=None, **values) -> Point:
-    return Point(name, kind, {k: tuple(v) for k, v in values.items()}, dict(shapes or {}),
-                 MIN_NORM if pieces else None, tuple(pieces), departs)
+    return Point(
+        name,
+        kind,
+        {k: tuple(v) for k, v in values.items()},
+        dict(shapes or {}),
+        MIN_NORM if pieces else None,
+        tuple(pieces),
+        departs,
+    )
 
 
 def at(x: float, kind: str, pieces: bool = False, departs: str | None = None, arg: str = "a") -> Point:
@@ -76,7 +84,12 @@ UNARY = [
     ("erf", -2, 2, ()),
     ("erfc", -2, 2, ()),
     ("erfinv", -0.9, 0.9, (at(1.0, "domain-boundary"),)),
-    ("exp", -2, 2, (at(float("nan"), "nan"), at(float("inf"), "domain-boundary"), at(float("-inf"), "domain-boundary"))),
+    (
+        "exp",
+        -2,
+        2,
+        (at(float("nan"), "nan"), at(float("inf"), "domain-boundary"), at(float("-inf"), "domain-boundary")),
+    ),
     ("exp2", -2, 2, ()),
     ("expm1", -2, 2, ()),
     ("fix", -2, 2, (at(1.0, "jump"),)),
@@ -173,14 +186,45 @@ ACTIVATIONS = [
     ("F.rrelu(a, training=False)", (at(0.0, "kink", True),)),
     ("F.sigmoid(a)", ()),
     ("F.tanh(a)", ()),
-    ("torch.clamp(a, -0.5, 1.0)", (at(-0.5, "bound", True, departs="clamp passes the gradient (1) at its "
-                                     "bounds; the minimum-norm subgradient there is 0"),
-                                   at(1.0, "bound", True, departs="clamp passes the gradient (1) at its bounds; "
-                                     "the minimum-norm subgradient there is 0"))),
-    ("torch.clamp_min(a, 0.0)", (at(0.0, "bound", True, departs="clamp_min passes the gradient (1) at its bound; "
-                                    "the minimum-norm subgradient there is 0"),)),
-    ("torch.clamp_max(a, 0.0)", (at(0.0, "bound", True, departs="clamp_max passes the gradient (1) at its bound; "
-                                    "the minimum-norm subgradient there is 0"),)),
+    (
+        "torch.clamp(a, -0.5, 1.0)",
+        (
+            at(
+                -0.5,
+                "bound",
+                True,
+                departs="clamp passes the gradient (1) at its bounds; the minimum-norm subgradient there is 0",
+            ),
+            at(
+                1.0,
+                "bound",
+                True,
+                departs="clamp passes the gradient (1) at its bounds; the minimum-norm subgradient there is 0",
+            ),
+        ),
+    ),
+    (
+        "torch.clamp_min(a, 0.0)",
+        (
+            at(
+                0.0,
+                "bound",
+                True,
+                departs="clamp_min passes the gradient (1) at its bound; the minimum-norm subgradient there is 0",
+            ),
+        ),
+    ),
+    (
+        "torch.clamp_max(a, 0.0)",
+        (
+            at(
+                0.0,
+                "bound",
+                True,
+                departs="clamp_max passes the gradient (1) at its bound; the minimum-norm subgradient there is 0",
+            ),
+        ),
+    ),
     ("a.clip(-0.5, 1.0)", (at(1.0, "bound"),)),
     ("torch.polygamma(1, a)", ()),
     ("torch.polygamma(2, a)", ()),
@@ -213,22 +257,52 @@ ACTIVATIONS = [
     ("torch.nextafter(a, torch.full_like(a, 3.0))", ()),
     ("torch.bernoulli(a, generator=torch.Generator().manual_seed(0))", ()),
 ]
-_ACTIVATION_DOMAINS = {"torch.polygamma(1, a)": (0.2, 3), "torch.polygamma(2, a)": (0.3, 3),
-                       "torch.special.polygamma(1, a)": (0.2, 3), "torch.mvlgamma(a, 2)": (1.0, 3),
-                       "torch.special.multigammaln(a, 3)": (1.5, 3), "torch.pow(a, 0.5)": (0.2, 3),
-                       "a ** -2": (0.4, 2), "2.0 / a": (0.4, 2), "3.0 % a": (0.9, 1.4),
-                       "F.hardsigmoid(a)": (-4, 4), "F.hardswish(a)": (-4, 4), "F.relu6(a)": (-1, 7),
-                       "torch.bernoulli(a, generator=torch.Generator().manual_seed(0))": (0.05, 0.95)}
-_LOW = {"a.float()": (SINGLE, 1e-2), "a.to(torch.float32)": (SINGLE, 1e-2),
-        "torch.view_as_real(a.cfloat())": (SINGLE, 1e-2), "a.half()": (HALF, 1e-1),
-        "a.bfloat16()": (HALF, 1e-1), "torch.view_as_real(a.chalf())": (HALF, 1e-1)}
-_ACTIVATION_STEPS = {"torch.fill(a, 2.0)", "a.clone().zero_()", "3.0 % a", "F.hardshrink(a, 0.5)",
-                     "F.threshold(a, 0.5, -1.0)", "torch.nextafter(a, torch.full_like(a, 3.0))",
-                     "torch.bernoulli(a, generator=torch.Generator().manual_seed(0))", "torch.clamp(a, -0.5, 1.0)",
-                     "torch.clamp_min(a, 0.0)", "torch.clamp_max(a, 0.0)", "a.clip(-0.5, 1.0)", "F.relu(a)",
-                     "F.relu6(a)", "F.softshrink(a, 0.5)", "F.hardtanh(a)", "F.hardsigmoid(a)",
-                     "F.leaky_relu(a, 0.1)", "F.rrelu(a, training=False)", "F.hardswish(a)",
-                     "torch.frexp(a).mantissa", "torch.ldexp(a, torch.tensor([1, 2, 0, -1, 3]))"}
+_ACTIVATION_DOMAINS = {
+    "torch.polygamma(1, a)": (0.2, 3),
+    "torch.polygamma(2, a)": (0.3, 3),
+    "torch.special.polygamma(1, a)": (0.2, 3),
+    "torch.mvlgamma(a, 2)": (1.0, 3),
+    "torch.special.multigammaln(a, 3)": (1.5, 3),
+    "torch.pow(a, 0.5)": (0.2, 3),
+    "a ** -2": (0.4, 2),
+    "2.0 / a": (0.4, 2),
+    "3.0 % a": (0.9, 1.4),
+    "F.hardsigmoid(a)": (-4, 4),
+    "F.hardswish(a)": (-4, 4),
+    "F.relu6(a)": (-1, 7),
+    "torch.bernoulli(a, generator=torch.Generator().manual_seed(0))": (0.05, 0.95),
+}
+_LOW = {
+    "a.float()": (SINGLE, 1e-2),
+    "a.to(torch.float32)": (SINGLE, 1e-2),
+    "torch.view_as_real(a.cfloat())": (SINGLE, 1e-2),
+    "a.half()": (HALF, 1e-1),
+    "a.bfloat16()": (HALF, 1e-1),
+    "torch.view_as_real(a.chalf())": (HALF, 1e-1),
+}
+_ACTIVATION_STEPS = {
+    "torch.fill(a, 2.0)",
+    "a.clone().zero_()",
+    "3.0 % a",
+    "F.hardshrink(a, 0.5)",
+    "F.threshold(a, 0.5, -1.0)",
+    "torch.nextafter(a, torch.full_like(a, 3.0))",
+    "torch.bernoulli(a, generator=torch.Generator().manual_seed(0))",
+    "torch.clamp(a, -0.5, 1.0)",
+    "torch.clamp_min(a, 0.0)",
+    "torch.clamp_max(a, 0.0)",
+    "a.clip(-0.5, 1.0)",
+    "F.relu(a)",
+    "F.relu6(a)",
+    "F.softshrink(a, 0.5)",
+    "F.hardtanh(a)",
+    "F.hardsigmoid(a)",
+    "F.leaky_relu(a, 0.1)",
+    "F.rrelu(a, training=False)",
+    "F.hardswish(a)",
+    "torch.frexp(a).mantissa",
+    "torch.ldexp(a, torch.tensor([1, 2, 0, -1, 3]))",
+}
 
 
 def _activation(code, points) -> Entry:
@@ -240,8 +314,7 @@ def _activation(code, points) -> Entry:
 
 # ------------------------------------------------------------------ pointwise binary
 TIE = P("tie a == b", "tie", a=(0.5,), b=(0.5,), shapes=dict(a=(1,), b=(1,)), pieces=(("a", 0, 1), ("b", 0, 1)))
-TIE_MIN = P("tie a == b", "tie", a=(0.5,), b=(0.5,), shapes=dict(a=(1,), b=(1,)),
-            pieces=(("a", 0, -1), ("b", 0, -1)))
+TIE_MIN = P("tie a == b", "tie", a=(0.5,), b=(0.5,), shapes=dict(a=(1,), b=(1,)), pieces=(("a", 0, -1), ("b", 0, -1)))
 F_TIE = "fmax/fmin give a tie's whole gradient to the first argument; maximum/minimum split it as the convention does"
 NAN_ARG = P("a is NaN", "nan", a=(float("nan"),), b=(0.5,), shapes=dict(a=(1,), b=(1,)))
 BOTH_ZERO = P("a == b == 0", "zero-denominator", a=(0.0,), b=(0.0,), shapes=dict(a=(1,), b=(1,)))
@@ -271,11 +344,17 @@ BINARY = [
     ("torch.min(a, b)", (TIE_MIN,), {}),
     ("torch.fmax(a, b)", (replace(TIE, departs=F_TIE), NAN_ARG), {}),
     ("torch.fmin(a, b)", (replace(TIE_MIN, departs=F_TIE),), {}),
-    ("torch.xlogy(a, b)", (P("a == 0, b == 0", "domain-boundary", a=(0.0,), b=(0.0,), shapes=dict(a=(1,), b=(1,))),),
-     dict(b=(0.2, 2))),
+    (
+        "torch.xlogy(a, b)",
+        (P("a == 0, b == 0", "domain-boundary", a=(0.0,), b=(0.0,), shapes=dict(a=(1,), b=(1,))),),
+        dict(b=(0.2, 2)),
+    ),
     ("torch.special.xlogy(a, b)", (), dict(b=(0.2, 2))),
-    ("torch.special.xlog1py(a, b)", (P("a == 0, b == -1", "domain-boundary", a=(0.0,), b=(-1.0,),
-                                       shapes=dict(a=(1,), b=(1,))),), dict(b=(-0.5, 2))),
+    (
+        "torch.special.xlog1py(a, b)",
+        (P("a == 0, b == -1", "domain-boundary", a=(0.0,), b=(-1.0,), shapes=dict(a=(1,), b=(1,))),),
+        dict(b=(-0.5, 2)),
+    ),
     ("torch.special.zeta(a, b)", (), dict(a=(1.5, 3), b=(0.5, 2))),
     ("torch.lerp(a, b, 0.3)", (), {}),
     ("torch.dist(a, b)", (P("a == b", "kink", a=(0.5, 1.0), b=(0.5, 1.0), shapes=dict(a=(2,), b=(2,))),), {}),
@@ -298,10 +377,22 @@ BINARY = [
     ("torch.view_as_real(torch.conj_physical(torch.complex(a, b)))", (), {}),
     ("torch.view_as_real(torch.complex(a, b).conj().resolve_conj())", (), {}),
 ]
-_BINARY_STEPS = {"torch.div(a, b, rounding_mode='floor')", "torch.fmod(a, b)", "torch.remainder(a, b)",
-                 "torch.copysign(a, b)", "torch.maximum(a, b)", "torch.minimum(a, b)", "torch.max(a, b)",
-                 "torch.min(a, b)", "torch.fmax(a, b)", "torch.fmin(a, b)", "torch.clamp(a, min=b)",
-                 "torch.clamp(a, max=b)", "a.__rmod__(b)", "torch.where(torch.tensor([True, False, True, False, True]), a, b)"}
+_BINARY_STEPS = {
+    "torch.div(a, b, rounding_mode='floor')",
+    "torch.fmod(a, b)",
+    "torch.remainder(a, b)",
+    "torch.copysign(a, b)",
+    "torch.maximum(a, b)",
+    "torch.minimum(a, b)",
+    "torch.max(a, b)",
+    "torch.min(a, b)",
+    "torch.fmax(a, b)",
+    "torch.fmin(a, b)",
+    "torch.clamp(a, min=b)",
+    "torch.clamp(a, max=b)",
+    "a.__rmod__(b)",
+    "torch.where(torch.tensor([True, False, True, False, True]), a, b)",
+}
 
 
 def _binary(code, points, domains) -> Entry:
@@ -313,21 +404,34 @@ TERNARY = [
     E("torch.addcmul(a, b, c, value=0.5)", a=U(4), b=U(4), c=U(4)),
     E("torch.addcdiv(a, b, c, value=0.5)", a=U(4), b=U(4), c=U(4, lo=0.5, hi=2)),
     E("torch.lerp(a, b, c)", a=U(4), b=U(4), c=U(4, lo=0, hi=1)),
-    E("torch.clamp(a, b, c)", P("a on both bounds", "bound", a=(0.0, 1.0), b=(0.0, 0.0), c=(1.0, 1.0),
-                                 shapes=dict(a=(2,), b=(2,), c=(2,))),
-      a=U(4), b=U(4, lo=-2, hi=-1), c=U(4, lo=1, hi=2), smooth=False),
+    E(
+        "torch.clamp(a, b, c)",
+        P("a on both bounds", "bound", a=(0.0, 1.0), b=(0.0, 0.0), c=(1.0, 1.0), shapes=dict(a=(2,), b=(2,), c=(2,))),
+        a=U(4),
+        b=U(4, lo=-2, hi=-1),
+        c=U(4, lo=1, hi=2),
+        smooth=False,
+    ),
     E("torch.where(a > b, a, c)", a=U(4), b=U(4), c=U(4), smooth=False),
     E("a.masked_fill(torch.tensor([True, False, False, True]), 2.0)", a=U(4), smooth=False),
 ]
 
 # ------------------------------------------------------------------ reductions and scans
-TIES = P("tie between two elements", "tie", a=(1.0, 1.0, 0.25, -0.5), shapes=dict(a=(4,)),
-         pieces=(("a", 0, 1), ("a", 1, 1)))
-TIES_MIN = P("tie between two elements", "tie", a=(-1.0, -1.0, 0.25, 0.5), shapes=dict(a=(4,)),
-             pieces=(("a", 0, -1), ("a", 1, -1)))
+TIES = P(
+    "tie between two elements", "tie", a=(1.0, 1.0, 0.25, -0.5), shapes=dict(a=(4,)), pieces=(("a", 0, 1), ("a", 1, 1))
+)
+TIES_MIN = P(
+    "tie between two elements",
+    "tie",
+    a=(-1.0, -1.0, 0.25, 0.5),
+    shapes=dict(a=(4,)),
+    pieces=(("a", 0, -1), ("a", 1, -1)),
+)
 ONE_ONE_ONE = P("all three elements tied", "tie", a=(0.5, 0.5, 0.5), shapes=dict(a=(3,)))
-CUMULATIVE_TIE = ("cummax/cummin route a tie to the later element (it takes over the running extreme); "
-                  "the minimum-norm subgradient splits it")
+CUMULATIVE_TIE = (
+    "cummax/cummin route a tie to the later element (it takes over the running extreme); "
+    "the minimum-norm subgradient splits it"
+)
 ROW_TIE = "max along a dim picks one index of a tie; the minimum-norm subgradient splits it"
 ZEROS = P("one zero element", "root-zero", a=(0.0, 1.5, -0.5, 2.0), shapes=dict(a=(4,)))
 TWO_ZEROS = P("two zero elements", "root-zero", a=(0.0, 1.5, 0.0, 2.0), shapes=dict(a=(4,)))
@@ -347,10 +451,32 @@ REDUCTIONS = [
     E("torch.amax(a, dim=1)", a=U(2, 3), smooth=False),
     E("torch.max(a)", TIES, ONE_ONE_ONE, NAN_IN, a=U(4), smooth=False),
     E("torch.min(a)", TIES_MIN, a=U(4), smooth=False),
-    E("torch.max(a, dim=0)", P("tie between two elements", "tie", a=(1.0, 1.0, 0.25, -0.5), shapes=dict(a=(4,)),
-                                pieces=(("a", 0, 1), ("a", 1, 1)), departs=ROW_TIE), a=U(4), smooth=False),
-    E("torch.min(a, dim=0)", P("tie between two elements", "tie", a=(-1.0, -1.0, 0.25, 0.5), shapes=dict(a=(4,)),
-                                pieces=(("a", 0, -1), ("a", 1, -1)), departs=ROW_TIE), a=U(4), smooth=False),
+    E(
+        "torch.max(a, dim=0)",
+        P(
+            "tie between two elements",
+            "tie",
+            a=(1.0, 1.0, 0.25, -0.5),
+            shapes=dict(a=(4,)),
+            pieces=(("a", 0, 1), ("a", 1, 1)),
+            departs=ROW_TIE,
+        ),
+        a=U(4),
+        smooth=False,
+    ),
+    E(
+        "torch.min(a, dim=0)",
+        P(
+            "tie between two elements",
+            "tie",
+            a=(-1.0, -1.0, 0.25, 0.5),
+            shapes=dict(a=(4,)),
+            pieces=(("a", 0, -1), ("a", 1, -1)),
+            departs=ROW_TIE,
+        ),
+        a=U(4),
+        smooth=False,
+    ),
     E("torch.aminmax(a)", TIES, a=U(4), smooth=False),
     E("torch.median(a)", ONE_ONE_ONE, NAN_IN, a=U(5), smooth=False),
     E("torch.median(a, 0)", ONE_ONE_ONE, a=U(5), smooth=False),
@@ -364,14 +490,18 @@ REDUCTIONS = [
     E("torch.msort(a)", a=U(5, 2), smooth=False),
     E("torch.quantile(a, 0.3)", ONE_ONE_ONE, a=U(5), smooth=False),
     E("torch.nanquantile(a, 0.3)", NAN_IN, a=U(5), smooth=False),
-    E("torch.std(a)", ONE_ONE_ONE, P("one element", "degenerate", a=(1.0,), shapes=dict(a=(1,))), empty(0),
-      a=U(5)),
+    E("torch.std(a)", ONE_ONE_ONE, P("one element", "degenerate", a=(1.0,), shapes=dict(a=(1,))), empty(0), a=U(5)),
     E("torch.var(a)", ONE_ONE_ONE, a=U(5)),
     E("torch.var(a, dim=1, correction=0)", a=U(2, 3)),
     E("torch.std_mean(a)", ONE_ONE_ONE, a=U(5)),
     E("torch.var_mean(a, 0)", a=U(3, 2)),
-    E("torch.logsumexp(a, 1)", P("a row of -inf", "domain-boundary", a=(float("-inf"),) * 3 + (0.0, 1.0, 2.0)),
-      P("a row with +inf", "domain-boundary", a=(float("inf"), 0.0, 1.0, 0.0, 1.0, 2.0)), empty(2, 0), a=U(2, 3)),
+    E(
+        "torch.logsumexp(a, 1)",
+        P("a row of -inf", "domain-boundary", a=(float("-inf"),) * 3 + (0.0, 1.0, 2.0)),
+        P("a row with +inf", "domain-boundary", a=(float("inf"), 0.0, 1.0, 0.0, 1.0, 2.0)),
+        empty(2, 0),
+        a=U(2, 3),
+    ),
     E("torch.special.logsumexp(a, 0)", a=U(4)),
     E("torch.cumsum(a, 0)", empty(0), NAN_IN, a=U(5)),
     E("torch.cumprod(a, 0)", ZEROS, TWO_ZEROS, a=U(4)),
@@ -379,8 +509,12 @@ REDUCTIONS = [
     E("torch.cummin(a, 0)", replace(TIES_MIN, departs=CUMULATIVE_TIE), a=U(5), smooth=False),
     E("torch.logcumsumexp(a, 0)", a=U(5)),
     E("torch.norm(a)", P("zero vector", "kink", a=(0.0, 0.0, 0.0), shapes=dict(a=(3,))), a=U(4)),
-    E("torch.norm(a, p=1)", P("zero vector", "kink", a=(0.0, 0.0), shapes=dict(a=(2,)),
-                               pieces=(("a", 0, 1), ("a", 0, -1))), a=U(4), smooth=False),
+    E(
+        "torch.norm(a, p=1)",
+        P("zero vector", "kink", a=(0.0, 0.0), shapes=dict(a=(2,)), pieces=(("a", 0, 1), ("a", 0, -1))),
+        a=U(4),
+        smooth=False,
+    ),
     E("torch.linalg.vector_norm(a)", P("zero vector", "kink", a=(0.0, 0.0, 0.0), shapes=dict(a=(3,))), a=U(4)),
     E("torch.linalg.vector_norm(a, 1)", a=U(4), smooth=False),
     E("torch.linalg.vector_norm(a, float('inf'))", TIES, a=U(4), smooth=False),
@@ -388,8 +522,11 @@ REDUCTIONS = [
     E("torch.linalg.vector_norm(a, 0.5)", ZEROS, a=U(4, lo=0.2, hi=2)),
     E("torch.linalg.norm(a)", P("zero vector", "kink", a=(0.0, 0.0, 0.0), shapes=dict(a=(3,))), a=U(4)),
     E("torch.renorm(a, 2, 0, 1.0)", a=U(3, 2)),
-    E("torch.trace(a)", P("non-square", "non-square", a=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0), shapes=dict(a=(2, 3))),
-      a=U(3, 3)),
+    E(
+        "torch.trace(a)",
+        P("non-square", "non-square", a=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0), shapes=dict(a=(2, 3))),
+        a=U(3, 3),
+    ),
     E("torch.diff(a)", a=U(5)),
     E("torch.diff(a, n=2, prepend=torch.zeros(1, dtype=torch.float64))", a=U(5)),
     E("torch.gradient(a)", a=U(5)),
@@ -408,9 +545,22 @@ REDUCTIONS = [
 
 MASK = "torch.tensor([[True, False, True], [True, True, False]])"
 MASKED = [
-    *(E(f"torch.masked.{op}(a, 1, mask={MASK})", a=U(2, 3))
-      for op in ("sum", "mean", "prod", "cumsum", "cumprod", "softmax", "log_softmax", "softmin", "logsumexp",
-                 "std", "var")),
+    *(
+        E(f"torch.masked.{op}(a, 1, mask={MASK})", a=U(2, 3))
+        for op in (
+            "sum",
+            "mean",
+            "prod",
+            "cumsum",
+            "cumprod",
+            "softmax",
+            "log_softmax",
+            "softmin",
+            "logsumexp",
+            "std",
+            "var",
+        )
+    ),
     *(E(f"torch.masked.{op}(a, 1, mask={MASK})", a=U(2, 3), smooth=False) for op in ("amax", "amin", "median")),
     E(f"torch.masked.norm(a, 2.0, 1, mask={MASK})", a=U(2, 3)),
     E(f"torch.masked.normalize(a, 2.0, 1, mask={MASK})", a=U(2, 3)),
@@ -428,8 +578,12 @@ REPEATED_EIG = P("repeated eigenvalue", "degenerate", a=(1, 0, 0, 0, 1, 0, 0, 0,
 M = dict(lo=-1.0, hi=1.0)
 
 LINALG = [
-    E("torch.mm(a, b)", P("zero-size inner", "zero-size", a=(), b=(), shapes=dict(a=(2, 0), b=(0, 2))),
-      a=U(2, 3), b=U(3, 2)),
+    E(
+        "torch.mm(a, b)",
+        P("zero-size inner", "zero-size", a=(), b=(), shapes=dict(a=(2, 0), b=(0, 2))),
+        a=U(2, 3),
+        b=U(3, 2),
+    ),
     E("torch.mv(a, b)", a=U(2, 3), b=U(3)),
     E("torch.bmm(a, b)", a=U(2, 2, 3), b=U(2, 3, 2)),
     E("torch.matmul(a, b)", a=U(3), b=U(3, 2)),
@@ -457,37 +611,57 @@ LINALG = [
     E("torch.cross(a, b, dim=1)", a=U(2, 3), b=U(2, 3)),
     E("torch.linalg.det(a)", SINGULAR, RANK_ONE, ZERO_MATRIX, a=U(3, 3)),
     E("torch.det(a)", SINGULAR, a=U(3, 3)),
-    E("torch.linalg.det(a)", P("zero-size", "zero-size", a=(), shapes=dict(a=(0, 0))), a=U(2, 2),
-      name="torch.linalg.det(2x2)"),
+    E(
+        "torch.linalg.det(a)",
+        P("zero-size", "zero-size", a=(), shapes=dict(a=(0, 0))),
+        a=U(2, 2),
+        name="torch.linalg.det(2x2)",
+    ),
     E(f"torch.linalg.slogdet(a + 3 * {I3}).logabsdet", SHIFTED_SINGULAR, a=U(3, 3, **M)),
     E(f"torch.slogdet(a + 3 * {I3})[1]", a=U(3, 3, **M)),
     E(f"torch.linalg.inv(a + 3 * {I3})", SHIFTED_SINGULAR, a=U(3, 3, **M)),
     E(f"torch.inverse(a + 3 * {I3})", a=U(3, 3, **M)),
     E(f"torch.linalg.inv_ex(a + 3 * {I3}).inverse", SHIFTED_SINGULAR, a=U(3, 3, **M)),
-    E("torch.linalg.pinv(a)", P("rank deficient", "degenerate", a=(1, 2, 2, 4, 0, 0), shapes=dict(a=(3, 2))),
-      a=U(3, 2)),
+    E(
+        "torch.linalg.pinv(a)",
+        P("rank deficient", "degenerate", a=(1, 2, 2, 4, 0, 0), shapes=dict(a=(3, 2))),
+        a=U(3, 2),
+    ),
     E("torch.pinverse(a)", P("square", "square", a=(2, 1, 1, 3), shapes=dict(a=(2, 2))), a=U(2, 3)),
     E(f"torch.linalg.pinv({SPD}, hermitian=True)", a=U(3, 3)),
     E(f"torch.linalg.solve(a + 3 * {I3}, b)", SHIFTED_SINGULAR, a=U(3, 3, **M), b=U(3, 2)),
     E(f"torch.linalg.solve_ex(a + 3 * {I3}, b).result", a=U(3, 3, **M), b=U(3)),
-    E("torch.linalg.lstsq(a, b).solution", P("rank deficient", "degenerate", a=(1, 2, 2, 4, 3, 6),
-                                               shapes=dict(a=(3, 2))),
-      P("square", "square", a=(2, 1, 0, 1, 3, 1, 0, 1, 4), shapes=dict(a=(3, 3))), a=U(3, 2), b=U(3, 1)),
-    E(f"torch.linalg.cholesky({SPD})", P("singular", "degenerate", a=(1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                         shapes=dict(a=(3, 3))), a=U(3, 3)),
+    E(
+        "torch.linalg.lstsq(a, b).solution",
+        P("rank deficient", "degenerate", a=(1, 2, 2, 4, 3, 6), shapes=dict(a=(3, 2))),
+        P("square", "square", a=(2, 1, 0, 1, 3, 1, 0, 1, 4), shapes=dict(a=(3, 3))),
+        a=U(3, 2),
+        b=U(3, 1),
+    ),
+    E(
+        f"torch.linalg.cholesky({SPD})",
+        P("singular", "degenerate", a=(1, 0, 0, 0, 0, 0, 0, 0, 0), shapes=dict(a=(3, 3))),
+        a=U(3, 3),
+    ),
     E(f"torch.linalg.cholesky_ex({SPD}).L", a=U(3, 3)),
     E(f"torch.cholesky({SPD})", a=U(3, 3)),
     E(f"torch.cholesky_solve(b, torch.linalg.cholesky({SPD}))", a=U(3, 3), b=U(3, 2)),
     E(f"torch.cholesky_inverse(torch.linalg.cholesky({SPD}))", a=U(3, 3)),
-    E("torch.linalg.qr(a)", P("rank deficient", "degenerate", a=(1, 2, 2, 4, 3, 6), shapes=dict(a=(3, 2))),
-      a=U(3, 2)),
+    E("torch.linalg.qr(a)", P("rank deficient", "degenerate", a=(1, 2, 2, 4, 3, 6), shapes=dict(a=(3, 2))), a=U(3, 2)),
     E("torch.linalg.qr(a, mode='complete')", a=U(3, 3), name="torch.linalg.qr(square, mode='complete')"),
     E("torch.qr(a)", a=U(3, 2)),
-    E("torch.linalg.svdvals(a)", P("repeated singular values", "degenerate", a=(1, 0, 0, 1, 0, 0),
-                                    shapes=dict(a=(3, 2))), ZERO_MATRIX, a=U(3, 2)),
+    E(
+        "torch.linalg.svdvals(a)",
+        P("repeated singular values", "degenerate", a=(1, 0, 0, 1, 0, 0), shapes=dict(a=(3, 2))),
+        ZERO_MATRIX,
+        a=U(3, 2),
+    ),
     E("torch.linalg.svd(a, full_matrices=False).S", a=U(2, 3)),
-    E("(lambda r: r.U @ r.Vh)(torch.linalg.svd(a, full_matrices=False))",
-      P("repeated singular values", "degenerate", a=(1, 0, 0, 1, 0, 0), shapes=dict(a=(3, 2))), a=U(3, 2)),
+    E(
+        "(lambda r: r.U @ r.Vh)(torch.linalg.svd(a, full_matrices=False))",
+        P("repeated singular values", "degenerate", a=(1, 0, 0, 1, 0, 0), shapes=dict(a=(3, 2))),
+        a=U(3, 2),
+    ),
     E("(lambda r: (r.S, r.U @ r.V.mT))(torch.svd(a))", a=U(3, 2)),
     E("torch.linalg.eigvalsh(a + a.mT)", REPEATED_EIG, a=U(3, 3)),
     E("(lambda r: (r.eigenvalues, r.eigenvectors ** 2))(torch.linalg.eigh(a + a.mT))", REPEATED_EIG, a=U(3, 3)),
@@ -516,15 +690,21 @@ LINALG = [
     E("torch.linalg.householder_product(a, b)", a=U(3, 2, **M), b=U(2, **M)),
     E("torch.ormqr(a, b, c)", a=U(3, 2, **M), b=U(2, **M), c=U(3, 2)),
     E("torch.geqrf(a)[0]", a=U(3, 2)),
-    E("torch.linalg.tensorinv((a + 3 * torch.eye(4, dtype=torch.float64)).reshape(4, 2, 2), ind=1)",
-      a=U(4, 4, **M)),
-    E("torch.linalg.tensorsolve((a + 3 * torch.eye(4, dtype=torch.float64)).reshape(2, 2, 4), b)",
-      a=U(4, 4, **M), b=U(2, 2)),
+    E("torch.linalg.tensorinv((a + 3 * torch.eye(4, dtype=torch.float64)).reshape(4, 2, 2), ind=1)", a=U(4, 4, **M)),
+    E(
+        "torch.linalg.tensorsolve((a + 3 * torch.eye(4, dtype=torch.float64)).reshape(2, 2, 4), b)",
+        a=U(4, 4, **M),
+        b=U(2, 2),
+    ),
     E("torch.linalg.vander(a, N=3)", a=U(3)),
     E("torch.vander(a, N=3)", a=U(3)),
     E("torch.linalg.diagonal(a)", a=U(3, 3)),
-    E("torch.cdist(a, b)", P("coincident points", "kink", a=(1, 2, 0, 0), b=(1, 2, 1, 1),
-                              shapes=dict(a=(2, 2), b=(2, 2))), a=U(2, 3), b=U(3, 3)),
+    E(
+        "torch.cdist(a, b)",
+        P("coincident points", "kink", a=(1, 2, 0, 0), b=(1, 2, 1, 1), shapes=dict(a=(2, 2), b=(2, 2))),
+        a=U(2, 3),
+        b=U(3, 3),
+    ),
     E("torch.cdist(a, b, p=1)", a=U(2, 3), b=U(3, 3), smooth=False),
     E("F.pdist(a)", P("coincident points", "kink", a=(1, 2, 1, 2, 0, 0), shapes=dict(a=(3, 2))), a=U(3, 2)),
     E("torch.block_diag(a, b)", a=U(2, 2), b=U(1, 3)),
@@ -555,25 +735,45 @@ INDEXING = [
     E(f"torch.scatter(a, 1, {DISTINCT}, b)", a=U(2, 3), b=U(2, 2)),
     E(f"torch.scatter(a, 1, {IDX}, 2.5)", a=U(2, 3), name="torch.scatter(value)"),
     E(f"torch.scatter_add(a, 1, {IDX}, b)", REPEATED, a=U(2, 3), b=U(2, 2)),
-    *(E(f"torch.scatter_reduce(a, 1, {IDX}, b, '{r}')",
-        *((P("tie between src and self", "tie", a=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0), b=(1.0, 1.0, 0.0, 0.0)),)
-          if r in ("amax", "amin") else ()), a=U(2, 3), b=U(2, 2), **(STEPS if r in ("amax", "amin") else {}))
-      for r in ("sum", "prod", "mean", "amax", "amin")),
+    *(
+        E(
+            f"torch.scatter_reduce(a, 1, {IDX}, b, '{r}')",
+            *(
+                (P("tie between src and self", "tie", a=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0), b=(1.0, 1.0, 0.0, 0.0)),)
+                if r in ("amax", "amin")
+                else ()
+            ),
+            a=U(2, 3),
+            b=U(2, 2),
+            **(STEPS if r in ("amax", "amin") else {}),
+        )
+        for r in ("sum", "prod", "mean", "amax", "amin")
+    ),
     E(f"torch.scatter_reduce(a, 1, {IDX}, b, 'mean', include_self=False)", a=U(2, 3), b=U(2, 2)),
     E(f"torch.index_add(a, 0, {REPEAT}, b)", REPEATED, a=U(3, 2), b=U(3, 2)),
     E("torch.index_copy(a, 0, torch.tensor([2, 0]), b)", a=U(3, 2), b=U(2, 2)),
     E(f"torch.index_fill(a, 0, {REPEAT}, -1.0)", a=U(3, 2)),
     E("a.index_put((torch.tensor([0, 2]),), b)", a=U(3, 2), b=U(2, 2)),
     E(f"a.index_put(({REPEAT},), b, accumulate=True)", a=U(3, 2), b=U(3, 2), name="index_put(accumulate=True)"),
-    *(E(f"torch.index_reduce(a, 0, {REPEAT}, b, '{r}')", a=U(3, 2), b=U(3, 2),
-        **(STEPS if r in ("amax", "amin") else {})) for r in ("prod", "mean", "amax", "amin")),
+    *(
+        E(
+            f"torch.index_reduce(a, 0, {REPEAT}, b, '{r}')",
+            a=U(3, 2),
+            b=U(3, 2),
+            **(STEPS if r in ("amax", "amin") else {}),
+        )
+        for r in ("prod", "mean", "amax", "amin")
+    ),
     E(f"torch.index_select(a, 0, {REPEAT})", REPEATED, a=U(3, 2)),
     E(f"torch.take(a, {REPEAT})", REPEATED, a=U(2, 2)),
     E(f"torch.put(a, {REPEAT}, b, accumulate=True)", REPEATED, a=U(2, 2), b=U(3)),
     E("torch.put(a, torch.tensor([0, 3]), b)", a=U(2, 2), b=U(2), name="torch.put(no accumulate)"),
     E("torch.masked_scatter(a, torch.tensor([True, False, True, False]), b)", a=U(4), b=U(4)),
-    E("torch.masked_select(a, torch.tensor([True, False, True, False]))",
-      P("nothing selected", "zero-size", a=(1.0, 2.0, 3.0, 4.0)), a=U(4)),
+    E(
+        "torch.masked_select(a, torch.tensor([True, False, True, False]))",
+        P("nothing selected", "zero-size", a=(1.0, 2.0, 3.0, 4.0)),
+        a=U(4),
+    ),
     E("a[torch.tensor([0, 0, 2])]", a=U(3, 2)),
     E("a[1:3]", a=U(4)),
     E("a[..., 0]", a=U(2, 3)),
@@ -592,8 +792,11 @@ INDEXING = [
     E(f"F.embedding({REPEAT}, a)", REPEATED, a=U(3, 2)),
     E("F.embedding_bag(torch.tensor([0, 2, 0, 1]), a, torch.tensor([0, 2]), mode='mean')", a=U(3, 2)),
     E("F.embedding_bag(torch.tensor([0, 2, 0, 1]), a, torch.tensor([0, 2]), mode='max')", a=U(3, 2), smooth=False),
-    E("F.embedding_bag(torch.tensor([0, 2, 0, 1]), a, torch.tensor([0, 2]), mode='sum', "
-      "per_sample_weights=b)", a=U(3, 2), b=U(4)),
+    E(
+        "F.embedding_bag(torch.tensor([0, 2, 0, 1]), a, torch.tensor([0, 2]), mode='sum', per_sample_weights=b)",
+        a=U(3, 2),
+        b=U(4),
+    ),
     E("torch.where(a > 0, a, 0.0)", at(0.0, "kink", pieces=True), a=U(4), smooth=False),
     E("torch.nonzero(a > 0).double().sum() + a", a=U(4), name="torch.nonzero"),
 ]
@@ -678,8 +881,14 @@ SHAPE = [
 ]
 
 # ------------------------------------------------------------------ convolution, pooling, normalization
-POOL_TIE = P("tie inside a window", "tie", a=(1.0, 1.0, 0.5, 0.25), shapes=dict(a=(1, 1, 4)),
-             pieces=(("a", 0, 1), ("a", 1, 1)), departs="max pooling routes a tie to one element")
+POOL_TIE = P(
+    "tie inside a window",
+    "tie",
+    a=(1.0, 1.0, 0.5, 0.25),
+    shapes=dict(a=(1, 1, 4)),
+    pieces=(("a", 0, 1), ("a", 1, 1)),
+    departs="max pooling routes a tie to one element",
+)
 SEEDED = "(lambda: (torch.manual_seed(0), {})[1])()"
 NN = [
     E("F.conv1d(a, b, c, padding=1)", a=U(1, 2, 4), b=U(3, 2, 2), c=U(3)),
@@ -692,14 +901,21 @@ NN = [
     E("F.linear(a, b, c)", a=U(2, 3), b=U(2, 3), c=U(2)),
     E("F.bilinear(a, b, c)", a=U(2, 2), b=U(2, 3), c=U(1, 2, 3)),
     E("F.avg_pool1d(a, 2)", a=U(1, 1, 4)),
-    E("F.avg_pool1d(a, 3, 2, padding=1, ceil_mode=True, count_include_pad=False)", a=U(1, 1, 5),
-      name="F.avg_pool1d(ceil_mode)"),
+    E(
+        "F.avg_pool1d(a, 3, 2, padding=1, ceil_mode=True, count_include_pad=False)",
+        a=U(1, 1, 5),
+        name="F.avg_pool1d(ceil_mode)",
+    ),
     E("F.avg_pool2d(a, 2)", a=U(1, 1, 2, 4)),
     E("F.avg_pool3d(a, 2)", a=U(1, 1, 2, 2, 2)),
     E("F.max_pool1d(a, 2)", POOL_TIE, a=U(1, 1, 4), smooth=False),
     E("F.max_pool1d(a, 2, return_indices=True)", a=U(1, 1, 4), smooth=False),
-    E("F.max_pool2d(a, 2)", P("tie inside a window", "tie", a=(1, 1, 0, 0), shapes=dict(a=(1, 1, 2, 2))),
-      a=U(1, 1, 2, 4), smooth=False),
+    E(
+        "F.max_pool2d(a, 2)",
+        P("tie inside a window", "tie", a=(1, 1, 0, 0), shapes=dict(a=(1, 1, 2, 2))),
+        a=U(1, 1, 2, 4),
+        smooth=False,
+    ),
     E("F.max_pool2d(a, 2, return_indices=True)", a=U(1, 1, 2, 4), smooth=False),
     E("F.max_pool3d(a, 2)", a=U(1, 1, 2, 2, 2), smooth=False),
     E("F.adaptive_avg_pool1d(a, 2)", a=U(1, 1, 5)),
@@ -708,51 +924,103 @@ NN = [
     E("F.adaptive_max_pool1d(a, 2)", POOL_TIE, a=U(1, 1, 4), smooth=False),
     E("F.adaptive_max_pool2d(a, 2)", a=U(1, 1, 3, 3), smooth=False),
     E("F.adaptive_max_pool3d(a, 1)", a=U(1, 1, 2, 2, 2), smooth=False),
-    E("F.lp_pool1d(a, 2.0, 2)", P("zero window", "root-zero", a=(0.0, 0.0, 1.0, 2.0), shapes=dict(a=(1, 1, 4))),
-      a=U(1, 1, 4, lo=0.2, hi=2)),
+    E(
+        "F.lp_pool1d(a, 2.0, 2)",
+        P("zero window", "root-zero", a=(0.0, 0.0, 1.0, 2.0), shapes=dict(a=(1, 1, 4))),
+        a=U(1, 1, 4, lo=0.2, hi=2),
+    ),
     E("F.lp_pool2d(a, 2.0, 2)", a=U(1, 1, 2, 2, lo=0.2, hi=2)),
     E("F.lp_pool3d(a, 2.0, 2)", a=U(1, 1, 2, 2, 2, lo=0.2, hi=2)),
-    E("F.fractional_max_pool2d(a, 2, output_size=2, _random_samples=torch.tensor([[[0.3, 0.6]]], "
-      "dtype=torch.float64))", a=U(1, 1, 4, 4), smooth=False),
-    E("F.fractional_max_pool3d(a, 2, output_size=1, _random_samples=torch.tensor([[[0.3, 0.6, 0.2]]], "
-      "dtype=torch.float64))", a=U(1, 1, 3, 3, 3), smooth=False),
+    E(
+        "F.fractional_max_pool2d(a, 2, output_size=2, _random_samples=torch.tensor([[[0.3, 0.6]]], "
+        "dtype=torch.float64))",
+        a=U(1, 1, 4, 4),
+        smooth=False,
+    ),
+    E(
+        "F.fractional_max_pool3d(a, 2, output_size=1, _random_samples=torch.tensor([[[0.3, 0.6, 0.2]]], "
+        "dtype=torch.float64))",
+        a=U(1, 1, 3, 3, 3),
+        smooth=False,
+    ),
     E("F.max_unpool1d(a, torch.tensor([[[1, 2]]]), 2)", a=U(1, 1, 2)),
     E("F.max_unpool2d(a, torch.tensor([[[[0, 3]]]]), 2)", a=U(1, 1, 1, 2)),
     E("F.max_unpool3d(a, torch.tensor([[[[[0]]]]]), 2)", a=U(1, 1, 1, 1, 1)),
-    E("F.batch_norm(a, None, None, b, c, training=True)", P("training mode", "train"),
-      P("constant batch", "degenerate", a=(1.0,) * 6, shapes=dict(a=(3, 2))), a=U(3, 2), b=U(2), c=U(2)),
-    E("F.batch_norm(a, torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), b, c, "
-      "training=False)", P("evaluation mode", "eval"), a=U(3, 2), b=U(2), c=U(2), name="F.batch_norm(eval)"),
+    E(
+        "F.batch_norm(a, None, None, b, c, training=True)",
+        P("training mode", "train"),
+        P("constant batch", "degenerate", a=(1.0,) * 6, shapes=dict(a=(3, 2))),
+        a=U(3, 2),
+        b=U(2),
+        c=U(2),
+    ),
+    E(
+        "F.batch_norm(a, torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), b, c, "
+        "training=False)",
+        P("evaluation mode", "eval"),
+        a=U(3, 2),
+        b=U(2),
+        c=U(2),
+        name="F.batch_norm(eval)",
+    ),
     E("torch.native_batch_norm(a, b, c, None, None, True, 0.1, 1e-5)[0]", a=U(3, 2), b=U(2), c=U(2)),
     E("F.instance_norm(a)", a=U(1, 2, 3)),
-    E("F.layer_norm(a, (3,), b, c)", P("constant row", "degenerate", a=(1.0,) * 6, shapes=dict(a=(2, 3))),
-      a=U(2, 3), b=U(3), c=U(3)),
+    E(
+        "F.layer_norm(a, (3,), b, c)",
+        P("constant row", "degenerate", a=(1.0,) * 6, shapes=dict(a=(2, 3))),
+        a=U(2, 3),
+        b=U(3),
+        c=U(3),
+    ),
     E("torch.native_layer_norm(a, (3,), b, c, 1e-5)[0]", a=U(2, 3), b=U(3), c=U(3)),
     E("F.group_norm(a, 2, b, c)", a=U(1, 4, 2), b=U(4), c=U(4)),
     E("torch.native_group_norm(a, b, c, 1, 4, 2, 2, 1e-5)[0]", a=U(1, 4, 2), b=U(4), c=U(4)),
     E("F.rms_norm(a, (3,), b)", P("zero row", "root-zero", a=(0.0,) * 6, shapes=dict(a=(2, 3))), a=U(2, 3), b=U(3)),
     E("F.local_response_norm(a, 2)", a=U(1, 3, 2)),
     E("F.normalize(a, dim=0)", P("zero vector", "root-zero", a=(0.0, 0.0, 0.0), shapes=dict(a=(3,))), a=U(3)),
-    E("F.cosine_similarity(a, b, dim=0)", P("zero vector", "root-zero", a=(0.0, 0.0, 0.0), b=(1.0, 2.0, 3.0),
-                                            shapes=dict(a=(3,), b=(3,))), a=U(3), b=U(3)),
-    E("F.pairwise_distance(a, b)", P("equal rows", "kink", a=(1.0, 2.0), b=(1.0, 2.0),
-                                     shapes=dict(a=(1, 2), b=(1, 2))), a=U(2, 3), b=U(2, 3)),
-    *(E(f"F.interpolate(a, scale_factor=2, mode='{m}'{extra})", a=U(*shape), smooth=False)
-      for m, shape, extra in [("nearest", (1, 1, 3), ""), ("nearest-exact", (1, 1, 3), ""),
-                              ("linear", (1, 1, 3), ", align_corners=False"),
-                              ("bilinear", (1, 1, 2, 2), ", align_corners=True"),
-                              ("bicubic", (1, 1, 2, 2), ", align_corners=False"),
-                              ("trilinear", (1, 1, 2, 1, 2), ", align_corners=False"),
-                              ("bilinear", (1, 1, 2, 2), ", antialias=True")]),
+    E(
+        "F.cosine_similarity(a, b, dim=0)",
+        P("zero vector", "root-zero", a=(0.0, 0.0, 0.0), b=(1.0, 2.0, 3.0), shapes=dict(a=(3,), b=(3,))),
+        a=U(3),
+        b=U(3),
+    ),
+    E(
+        "F.pairwise_distance(a, b)",
+        P("equal rows", "kink", a=(1.0, 2.0), b=(1.0, 2.0), shapes=dict(a=(1, 2), b=(1, 2))),
+        a=U(2, 3),
+        b=U(2, 3),
+    ),
+    *(
+        E(f"F.interpolate(a, scale_factor=2, mode='{m}'{extra})", a=U(*shape), smooth=False)
+        for m, shape, extra in [
+            ("nearest", (1, 1, 3), ""),
+            ("nearest-exact", (1, 1, 3), ""),
+            ("linear", (1, 1, 3), ", align_corners=False"),
+            ("bilinear", (1, 1, 2, 2), ", align_corners=True"),
+            ("bicubic", (1, 1, 2, 2), ", align_corners=False"),
+            ("trilinear", (1, 1, 2, 1, 2), ", align_corners=False"),
+            ("bilinear", (1, 1, 2, 2), ", antialias=True"),
+        ]
+    ),
     E("F.interpolate(a, size=2, mode='area')", a=U(1, 1, 4)),
     E("F.upsample_bilinear(a, scale_factor=2)", a=U(1, 1, 2, 2)),
     E("F.upsample_nearest(a, scale_factor=2)", a=U(1, 1, 2, 2)),
     E("F.upsample(a, scale_factor=2, mode='linear')", a=U(1, 1, 3)),
     E("F.grid_sample(a, b, align_corners=False)", a=U(1, 1, 3, 3), b=U(1, 2, 2, 2, lo=-0.9, hi=0.9), smooth=False),
-    E("F.grid_sample(a, b, mode='nearest', align_corners=True)", a=U(1, 1, 3, 3), b=U(1, 2, 2, 2, lo=-0.9, hi=0.9),
-      smooth=False, name="F.grid_sample(nearest)"),
-    E("F.grid_sample(a, b, align_corners=False)", a=U(1, 1, 2, 2, 2), b=U(1, 1, 1, 2, 3, lo=-0.9, hi=0.9),
-      smooth=False, name="F.grid_sample(3d)"),
+    E(
+        "F.grid_sample(a, b, mode='nearest', align_corners=True)",
+        a=U(1, 1, 3, 3),
+        b=U(1, 2, 2, 2, lo=-0.9, hi=0.9),
+        smooth=False,
+        name="F.grid_sample(nearest)",
+    ),
+    E(
+        "F.grid_sample(a, b, align_corners=False)",
+        a=U(1, 1, 2, 2, 2),
+        b=U(1, 1, 1, 2, 3, lo=-0.9, hi=0.9),
+        smooth=False,
+        name="F.grid_sample(3d)",
+    ),
     E("F.affine_grid(a, (1, 1, 2, 2), align_corners=False)", a=U(1, 2, 3)),
     *(E(f"F.pad(a, (1, 2), mode='{m}')", a=U(1, 1, 3)) for m in ("constant", "reflect", "replicate", "circular")),
     E("F.pad(a, (1, 1, 1, 0), mode='reflect')", a=U(1, 1, 2, 3), name="F.pad(2d, reflect)"),
@@ -773,15 +1041,34 @@ NN = [
     E(SEEDED.format("torch.normal(a, b)"), a=U(4), b=U(4, lo=0.5, hi=2), deterministic=False),
     E(SEEDED.format("torch.normal(a, 1.0)"), a=U(4), deterministic=False, name="torch.normal(mean)"),
     E("F.scaled_dot_product_attention(a, b, c)", a=U(1, 2, 3), b=U(1, 3, 3), c=U(1, 3, 2)),
-    E("F.scaled_dot_product_attention(a, b, c, is_causal=True)", a=U(1, 3, 2), b=U(1, 3, 2), c=U(1, 3, 2),
-      name="F.scaled_dot_product_attention(causal)"),
-    E("F.multi_head_attention_forward(a, a, a, 4, 2, b, None, None, None, False, 0.0, c, None, "
-      "need_weights=False)[0]", a=U(2, 1, 4, **M), b=U(12, 4, **M), c=U(4, 4, **M)),
+    E(
+        "F.scaled_dot_product_attention(a, b, c, is_causal=True)",
+        a=U(1, 3, 2),
+        b=U(1, 3, 2),
+        c=U(1, 3, 2),
+        name="F.scaled_dot_product_attention(causal)",
+    ),
+    E(
+        "F.multi_head_attention_forward(a, a, a, 4, 2, b, None, None, None, False, 0.0, c, None, "
+        "need_weights=False)[0]",
+        a=U(2, 1, 4, **M),
+        b=U(12, 4, **M),
+        c=U(4, 4, **M),
+    ),
     E("F.glu(a)", a=U(2, 4)),
-    E("F.prelu(a, b)", P("kink at 0", "kink", a=(0.0, 0.0), b=(0.25,), shapes=dict(a=(1, 2), b=(1,))),
-      a=U(2, 3), b=U(1), smooth=False),
-    E("F.softmax(a, 1)", P("a row of -inf", "domain-boundary", a=(float("-inf"),) * 3 + (0.0, 1.0, 2.0)),
-      empty(0, 3), a=U(2, 3)),
+    E(
+        "F.prelu(a, b)",
+        P("kink at 0", "kink", a=(0.0, 0.0), b=(0.25,), shapes=dict(a=(1, 2), b=(1,))),
+        a=U(2, 3),
+        b=U(1),
+        smooth=False,
+    ),
+    E(
+        "F.softmax(a, 1)",
+        P("a row of -inf", "domain-boundary", a=(float("-inf"),) * 3 + (0.0, 1.0, 2.0)),
+        empty(0, 3),
+        a=U(2, 3),
+    ),
     E("torch.softmax(a, 0)", a=U(3)),
     E("F.log_softmax(a, 1)", a=U(2, 3)),
     E("torch.log_softmax(a, 0)", a=U(3)),
@@ -793,112 +1080,200 @@ NN = [
 TARGET = "torch.tensor([1, 0])"
 PROB = dict(lo=0.05, hi=0.95)
 LOSSES = [
-    E("F.l1_loss(a, b)", P("a == b", "kink", a=(0.5,), b=(0.5,), shapes=dict(a=(1,), b=(1,)),
-                            pieces=(("a", 0, 1), ("a", 0, -1))), a=U(4), b=U(4), smooth=False),
+    E(
+        "F.l1_loss(a, b)",
+        P("a == b", "kink", a=(0.5,), b=(0.5,), shapes=dict(a=(1,), b=(1,)), pieces=(("a", 0, 1), ("a", 0, -1))),
+        a=U(4),
+        b=U(4),
+        smooth=False,
+    ),
     E("F.mse_loss(a, b)", a=U(4), b=U(4)),
     E("F.mse_loss(a, b, reduction='none')", a=U(4), b=U(4), name="F.mse_loss(reduction='none')"),
-    E("F.smooth_l1_loss(a, b, beta=0.5)", P("|a - b| == beta", "kink", a=(0.5,), b=(0.0,),
-                                            shapes=dict(a=(1,), b=(1,))), a=U(4), b=U(4)),
-    E("F.huber_loss(a, b, delta=0.5)", P("|a - b| == delta", "kink", a=(0.5,), b=(0.0,),
-                                         shapes=dict(a=(1,), b=(1,))), a=U(4), b=U(4)),
+    E(
+        "F.smooth_l1_loss(a, b, beta=0.5)",
+        P("|a - b| == beta", "kink", a=(0.5,), b=(0.0,), shapes=dict(a=(1,), b=(1,))),
+        a=U(4),
+        b=U(4),
+    ),
+    E(
+        "F.huber_loss(a, b, delta=0.5)",
+        P("|a - b| == delta", "kink", a=(0.5,), b=(0.0,), shapes=dict(a=(1,), b=(1,))),
+        a=U(4),
+        b=U(4),
+    ),
     E("F.soft_margin_loss(a, torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64))", a=U(4)),
     E("F.kl_div(a, b, reduction='batchmean')", a=U(2, 2), b=U(2, 2, **PROB)),
     E("F.kl_div(a, b, reduction='sum', log_target=True)", a=U(2, 2), b=U(2, 2), name="F.kl_div(log_target)"),
-    E("F.binary_cross_entropy(a, b)", P("a == 0", "domain-boundary", a=(0.0,), b=(0.5,),
-                                        shapes=dict(a=(1,), b=(1,))), a=U(4, **PROB), b=U(4, **PROB)),
-    E("F.binary_cross_entropy(a, b, weight=torch.tensor([1.0, 2.0, 0.5, 1.0], dtype=torch.float64))",
-      a=U(4, **PROB), b=U(4, **PROB), name="F.binary_cross_entropy(weight)"),
+    E(
+        "F.binary_cross_entropy(a, b)",
+        P("a == 0", "domain-boundary", a=(0.0,), b=(0.5,), shapes=dict(a=(1,), b=(1,))),
+        a=U(4, **PROB),
+        b=U(4, **PROB),
+    ),
+    E(
+        "F.binary_cross_entropy(a, b, weight=torch.tensor([1.0, 2.0, 0.5, 1.0], dtype=torch.float64))",
+        a=U(4, **PROB),
+        b=U(4, **PROB),
+        name="F.binary_cross_entropy(weight)",
+    ),
     E("F.binary_cross_entropy_with_logits(a, b)", a=U(4), b=U(4, **PROB)),
-    E("F.binary_cross_entropy_with_logits(a, b, pos_weight=torch.tensor([0.5, 2.0, 1.0, 1.5], "
-      "dtype=torch.float64))", a=U(4), b=U(4, **PROB),
-      name="F.binary_cross_entropy_with_logits(pos_weight)"),
+    E(
+        "F.binary_cross_entropy_with_logits(a, b, pos_weight=torch.tensor([0.5, 2.0, 1.0, 1.5], dtype=torch.float64))",
+        a=U(4),
+        b=U(4, **PROB),
+        name="F.binary_cross_entropy_with_logits(pos_weight)",
+    ),
     E(f"F.cross_entropy(a, {TARGET})", a=U(2, 3)),
     E("F.cross_entropy(a, b.softmax(1))", a=U(2, 3), b=U(2, 3), name="F.cross_entropy(probabilities)"),
-    E(f"F.cross_entropy(a, {TARGET}, label_smoothing=0.1, weight=torch.tensor([1.0, 2.0, 0.5], "
-      "dtype=torch.float64))", a=U(2, 3), name="F.cross_entropy(label_smoothing, weight)"),
+    E(
+        f"F.cross_entropy(a, {TARGET}, label_smoothing=0.1, weight=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))",
+        a=U(2, 3),
+        name="F.cross_entropy(label_smoothing, weight)",
+    ),
     E(f"F.nll_loss(a, {TARGET})", a=U(2, 3)),
     E("F.nll_loss(a, torch.tensor([1, -100]), ignore_index=-100)", a=U(2, 3), name="F.nll_loss(ignore_index)"),
     E("F.poisson_nll_loss(a, b)", a=U(4), b=U(4, lo=0, hi=2)),
-    E("F.poisson_nll_loss(a, b, log_input=False, full=True)", a=U(4, lo=0.2, hi=2), b=U(4, lo=0.5, hi=2),
-      name="F.poisson_nll_loss(log_input=False, full=True)"),
+    E(
+        "F.poisson_nll_loss(a, b, log_input=False, full=True)",
+        a=U(4, lo=0.2, hi=2),
+        b=U(4, lo=0.5, hi=2),
+        name="F.poisson_nll_loss(log_input=False, full=True)",
+    ),
     E("F.gaussian_nll_loss(a, b, c)", a=U(4), b=U(4), c=U(4, lo=0.2, hi=2)),
-    E("F.hinge_embedding_loss(a, torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64))", a=U(4),
-      smooth=False),
-    E("F.margin_ranking_loss(a, b, torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64))", a=U(4), b=U(4),
-      smooth=False),
+    E("F.hinge_embedding_loss(a, torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64))", a=U(4), smooth=False),
+    E(
+        "F.margin_ranking_loss(a, b, torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64))",
+        a=U(4),
+        b=U(4),
+        smooth=False,
+    ),
     E(f"F.multi_margin_loss(a, {TARGET})", a=U(2, 3), smooth=False),
     E("F.multilabel_margin_loss(a, torch.tensor([[1, -1, 0], [2, 0, -1]]))", a=U(2, 3), smooth=False),
-    E("F.multilabel_soft_margin_loss(a, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], dtype=torch.float64))",
-      a=U(2, 3)),
-    E("F.cosine_embedding_loss(a, b, torch.tensor([1.0, -1.0], dtype=torch.float64))", a=U(2, 3), b=U(2, 3),
-      smooth=False),
+    E(
+        "F.multilabel_soft_margin_loss(a, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], dtype=torch.float64))",
+        a=U(2, 3),
+    ),
+    E(
+        "F.cosine_embedding_loss(a, b, torch.tensor([1.0, -1.0], dtype=torch.float64))",
+        a=U(2, 3),
+        b=U(2, 3),
+        smooth=False,
+    ),
     E("F.triplet_margin_loss(a, b, c)", a=U(2, 3), b=U(2, 3), c=U(2, 3), smooth=False),
     E("F.triplet_margin_with_distance_loss(a, b, c)", a=U(2, 3), b=U(2, 3), c=U(2, 3), smooth=False),
-    E("F.ctc_loss(a.log_softmax(2), torch.tensor([[1, 2]]), torch.tensor([4]), torch.tensor([2]))",
-      a=U(4, 1, 3)),
+    E("F.ctc_loss(a.log_softmax(2), torch.tensor([[1, 2]]), torch.tensor([4]), torch.tensor([2]))", a=U(4, 1, 3)),
     E("F.linear_cross_entropy(a, b, torch.tensor([1, 0]))", a=U(2, 3), b=U(4, 3)),
 ]
 
 # ------------------------------------------------------------------ Fourier transforms
 C = "torch.complex(a, b)"
 FFT = [
-    *(E(f"torch.fft.{f}(a)", a=U(*shape))
-      for f, shape in [("fft", (4,)), ("ifft", (4,)), ("rfft", (4,)), ("ihfft", (4,)), ("fft2", (2, 2)),
-                       ("ifft2", (2, 2)), ("rfft2", (2, 4)), ("ihfft2", (2, 4)), ("fftn", (2, 2)),
-                       ("ifftn", (2, 2)), ("rfftn", (2, 4)), ("ihfftn", (2, 4))]),
-    *(E(f"torch.fft.{f}({C})", a=U(*shape), b=U(*shape))
-      for f, shape in [("irfft", (3,)), ("hfft", (3,)), ("irfft2", (2, 3)), ("hfft2", (2, 3)),
-                       ("irfftn", (2, 3)), ("hfftn", (2, 3))]),
+    *(
+        E(f"torch.fft.{f}(a)", a=U(*shape))
+        for f, shape in [
+            ("fft", (4,)),
+            ("ifft", (4,)),
+            ("rfft", (4,)),
+            ("ihfft", (4,)),
+            ("fft2", (2, 2)),
+            ("ifft2", (2, 2)),
+            ("rfft2", (2, 4)),
+            ("ihfft2", (2, 4)),
+            ("fftn", (2, 2)),
+            ("ifftn", (2, 2)),
+            ("rfftn", (2, 4)),
+            ("ihfftn", (2, 4)),
+        ]
+    ),
+    *(
+        E(f"torch.fft.{f}({C})", a=U(*shape), b=U(*shape))
+        for f, shape in [
+            ("irfft", (3,)),
+            ("hfft", (3,)),
+            ("irfft2", (2, 3)),
+            ("hfft2", (2, 3)),
+            ("irfftn", (2, 3)),
+            ("hfftn", (2, 3)),
+        ]
+    ),
     E("torch.fft.fftshift(a)", a=U(5)),
     E("torch.fft.ifftshift(a)", a=U(5)),
-    E("torch.view_as_real(torch.stft(a, 4, hop_length=2, window=torch.hann_window(4, dtype=torch.float64), "
-      "return_complex=True))", a=U(8)),
-    E("torch.istft(torch.complex(a, b), 4, hop_length=1, window=torch.hann_window(4, dtype=torch.float64))",
-      a=U(3, 5), b=U(3, 5)),
+    E(
+        "torch.view_as_real(torch.stft(a, 4, hop_length=2, window=torch.hann_window(4, dtype=torch.float64), "
+        "return_complex=True))",
+        a=U(8),
+    ),
+    E(
+        "torch.istft(torch.complex(a, b), 4, hop_length=1, window=torch.hann_window(4, dtype=torch.float64))",
+        a=U(3, 5),
+        b=U(3, 5),
+    ),
 ]
 
 
-FORWARD_OVER_FORWARD = ("2.13.0: forward over forward (torch.func.jvp nested) disagrees with reverse over reverse, "
-                        "which agrees with finite differences; e.g. det''[V, V] of a 2x2 matrix is not 2 det(V)")
+FORWARD_OVER_FORWARD = (
+    "2.13.0: forward over forward (torch.func.jvp nested) disagrees with reverse over reverse, "
+    "which agrees with finite differences; e.g. det''[V, V] of a 2x2 matrix is not 2 det(V)"
+)
 
 #: Laws known to fail for an op on some torch release: {entry name: {law: reason}} (findings).
 KNOWN = {
     "torch.ldexp(a, torch.tensor([1, 2, 0, -1, 3]))": {
         "reverse-matches-finite-differences": "2.13.0: the gradient for a negative integer exponent is 0 "
-        "(2 ** other computed in integers) instead of 2.0 ** other"},
+        "(2 ** other computed in integers) instead of 2.0 ** other"
+    },
     "torch.as_strided_scatter(a, b, (2,), (2,))": dict.fromkeys(
         ("reverse-matches-finite-differences", "forward-is-adjoint-of-reverse"),
         "2.13.0: the gradient of the input is 1 at the scattered positions and 0 elsewhere, the "
-        "complement of the right mask (forward mode agrees with finite differences)"),
+        "complement of the right mask (forward mode agrees with finite differences)",
+    ),
     "torch.vander(a, N=3)": dict.fromkeys(
-        ("reverse-matches-finite-differences", "forward-is-adjoint-of-reverse", "derivatives-keep-dtype-and-shape",
-         "second-order-matches-finite-differences", "forward-over-forward-matches-reverse-over-reverse",
-         "missing-derivatives-raise", "nan-in-the-incoming-gradient-propagates"),
+        (
+            "reverse-matches-finite-differences",
+            "forward-is-adjoint-of-reverse",
+            "derivatives-keep-dtype-and-shape",
+            "second-order-matches-finite-differences",
+            "forward-over-forward-matches-reverse-over-reverse",
+            "missing-derivatives-raise",
+            "nan-in-the-incoming-gradient-propagates",
+        ),
         "2.13.0: backward raises 'modified by an inplace operation' (torch.vander's decomposition "
-        "writes into a view it saved for backward)"),
+        "writes into a view it saved for backward)",
+    ),
     "torch.cholesky_inverse(torch.linalg.cholesky(a @ a.mT + torch.eye(3, dtype=torch.float64)))": dict.fromkeys(
         ("forward-is-adjoint-of-reverse", "forward-over-forward-matches-reverse-over-reverse"),
         "2.13.0: the forward-mode derivative of cholesky_inverse disagrees with finite differences "
-        "(reverse mode agrees with them)"),
+        "(reverse mode agrees with them)",
+    ),
     "torch.scatter_reduce(a, 1, torch.tensor([[0, 0], [1, 0]]), b, 'prod')": dict.fromkeys(
         ("forward-is-adjoint-of-reverse", "forward-over-forward-matches-reverse-over-reverse"),
         "2.13.0: forward mode of scatter_reduce(..., 'prod') gives a zero tangent for src (finite "
-        "differences do not; reverse mode agrees with them)"),
+        "differences do not; reverse mode agrees with them)",
+    ),
     "torch.logcumsumexp(a, 0)": {
         "nan-in-the-incoming-gradient-propagates": "2.13.0: a NaN incoming gradient at the first output element "
-        "does not reach every input gradient it contributes to (the backward formula works in log space)"},
-    **{name: {"forward-over-forward-matches-reverse-over-reverse": FORWARD_OVER_FORWARD}
-       for name in ("torch.logdet(a @ a.mT + torch.eye(3, dtype=torch.float64))", "torch.linalg.det(a)",
-                    "torch.det(a)", "torch.linalg.det(2x2)",
-                    "torch.linalg.slogdet(a + 3 * torch.eye(3, dtype=torch.float64)).logabsdet",
-                    "torch.slogdet(a + 3 * torch.eye(3, dtype=torch.float64))[1]",
-                    "torch.linalg.solve(a + 3 * torch.eye(3, dtype=torch.float64), b)",
-                    "torch.linalg.solve_ex(a + 3 * torch.eye(3, dtype=torch.float64), b).result",
-                    "torch.linalg.householder_product(a, b)",
-                    "torch.linalg.tensorsolve((a + 3 * torch.eye(4, dtype=torch.float64)).reshape(2, 2, 4), b)",
-                    "F.batch_norm(a, None, None, b, c, training=True)",
-                    "torch.native_batch_norm(a, b, c, None, None, True, 0.1, 1e-5)[0]", "F.instance_norm(a)",
-                    "F.layer_norm(a, (3,), b, c)", "torch.native_layer_norm(a, (3,), b, c, 1e-5)[0]")},
+        "does not reach every input gradient it contributes to (the backward formula works in log space)"
+    },
+    **{
+        name: {"forward-over-forward-matches-reverse-over-reverse": FORWARD_OVER_FORWARD}
+        for name in (
+            "torch.logdet(a @ a.mT + torch.eye(3, dtype=torch.float64))",
+            "torch.linalg.det(a)",
+            "torch.det(a)",
+            "torch.linalg.det(2x2)",
+            "torch.linalg.slogdet(a + 3 * torch.eye(3, dtype=torch.float64)).logabsdet",
+            "torch.slogdet(a + 3 * torch.eye(3, dtype=torch.float64))[1]",
+            "torch.linalg.solve(a + 3 * torch.eye(3, dtype=torch.float64), b)",
+            "torch.linalg.solve_ex(a + 3 * torch.eye(3, dtype=torch.float64), b).result",
+            "torch.linalg.householder_product(a, b)",
+            "torch.linalg.tensorsolve((a + 3 * torch.eye(4, dtype=torch.float64)).reshape(2, 2, 4), b)",
+            "F.batch_norm(a, None, None, b, c, training=True)",
+            "torch.native_batch_norm(a, b, c, None, None, True, 0.1, 1e-5)[0]",
+            "F.instance_norm(a)",
+            "F.layer_norm(a, (3,), b, c)",
+            "torch.native_layer_norm(a, (3,), b, c, 1e-5)[0]",
+        )
+    },
 }
 
 
@@ -908,7 +1283,15 @@ def _build() -> dict[str, Entry]:
         *(_unary("torch.special.{}(a)", n, lo, hi, pts) for n, lo, hi, pts in SPECIAL),
         *(_activation(code, pts) for code, pts in ACTIVATIONS),
         *(_binary(code, pts, domains) for code, pts, domains in BINARY),
-        *TERNARY, *REDUCTIONS, *MASKED, *LINALG, *INDEXING, *SHAPE, *NN, *LOSSES, *FFT,
+        *TERNARY,
+        *REDUCTIONS,
+        *MASKED,
+        *LINALG,
+        *INDEXING,
+        *SHAPE,
+        *NN,
+        *LOSSES,
+        *FFT,
     ]
     table: dict[str, Entry] = {}
     for entry in entries:
@@ -918,10 +1301,13 @@ def _build() -> dict[str, Entry]:
         for point in entry.points:
             unknown = set(point.values) - {a.name for a in entry.args}
             if point.kind not in POINT_KINDS or unknown:
-                raise ValueError(f"atlas entry {entry.name!r}, point {point.name!r}: kind {point.kind!r}, "
-                                 f"unknown arguments {sorted(unknown)}")
+                raise ValueError(
+                    f"atlas entry {entry.name!r}, point {point.name!r}: kind {point.kind!r}, "
+                    f"unknown arguments {sorted(unknown)}"
+                )
         table[entry.name] = entry
     return table
+
 
 #: Every entry, by name (the op's code unless it needs a distinguishing name).
 TABLE: dict[str, Entry] = _build()
@@ -931,13 +1317,30 @@ TABLE: dict[str, Entry] = _build()
 #: that any value a program computes is a generic point), each with a bound |f(x)| <= s·|x| + c
 #: as (s, c), which the generator tracks to keep programs finite.
 PROGRAM_SAFE: dict[str, tuple[float, float]] = {
-    "torch.sin(a)": (0.0, 1.0), "torch.cos(a)": (0.0, 1.0), "torch.atan(a)": (0.0, 1.6),
-    "torch.erf(a)": (0.0, 1.0), "torch.erfc(a)": (0.0, 2.0), "torch.sigmoid(a)": (0.0, 1.0),
-    "torch.tanh(a)": (0.0, 1.0), "torch.special.ndtr(a)": (0.0, 1.0), "torch.special.expit(a)": (0.0, 1.0),
-    "torch.special.erf(a)": (0.0, 1.0), "torch.special.erfc(a)": (0.0, 2.0), "F.sigmoid(a)": (0.0, 1.0),
-    "F.tanh(a)": (0.0, 1.0), "torch.asinh(a)": (1.0, 0.0), "torch.arcsinh(a)": (1.0, 0.0),
-    "F.gelu(a)": (1.0, 0.2), "F.gelu(a, approximate='tanh')": (1.0, 0.2), "F.silu(a)": (1.0, 0.3),
-    "F.mish(a)": (1.0, 0.4), "F.softplus(a)": (1.0, 0.7), "F.logsigmoid(a)": (1.0, 0.7),
-    "F.tanhshrink(a)": (1.0, 1.0), "torch.neg(a)": (1.0, 0.0), "torch.negative(a)": (1.0, 0.0),
-    "torch.deg2rad(a)": (0.02, 0.0), "torch.clone(a)": (1.0, 0.0),
+    "torch.sin(a)": (0.0, 1.0),
+    "torch.cos(a)": (0.0, 1.0),
+    "torch.atan(a)": (0.0, 1.6),
+    "torch.erf(a)": (0.0, 1.0),
+    "torch.erfc(a)": (0.0, 2.0),
+    "torch.sigmoid(a)": (0.0, 1.0),
+    "torch.tanh(a)": (0.0, 1.0),
+    "torch.special.ndtr(a)": (0.0, 1.0),
+    "torch.special.expit(a)": (0.0, 1.0),
+    "torch.special.erf(a)": (0.0, 1.0),
+    "torch.special.erfc(a)": (0.0, 2.0),
+    "F.sigmoid(a)": (0.0, 1.0),
+    "F.tanh(a)": (0.0, 1.0),
+    "torch.asinh(a)": (1.0, 0.0),
+    "torch.arcsinh(a)": (1.0, 0.0),
+    "F.gelu(a)": (1.0, 0.2),
+    "F.gelu(a, approximate='tanh')": (1.0, 0.2),
+    "F.silu(a)": (1.0, 0.3),
+    "F.mish(a)": (1.0, 0.4),
+    "F.softplus(a)": (1.0, 0.7),
+    "F.logsigmoid(a)": (1.0, 0.7),
+    "F.tanhshrink(a)": (1.0, 1.0),
+    "torch.neg(a)": (1.0, 0.0),
+    "torch.negative(a)": (1.0, 0.0),
+    "torch.deg2rad(a)": (0.02, 0.0),
+    "torch.clone(a)": (1.0, 0.0),
 }

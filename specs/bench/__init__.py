@@ -23,6 +23,7 @@ on any change::
     python -m specs.bench spread benchmarks/results/torch-2.13.0.json
     python -m specs.bench compare 2.13.0 2.15.0        # releases, summary files or run folders
 """
+
 from specs.bench.comparison import (
     MIN_CHANGE,
     MIN_COUNT_CHANGE,
@@ -53,8 +54,35 @@ from specs.bench.summaries import (
 )
 
 __all__ = [
-    "CALLGRIND_VARIABLE", "CHEAP_GRADIENT_BOUND", "CHECKS", "COUNTS_FORMAT", "COUNT_VARIABLE", "FORMAT",
-    "MIN_CHANGE", "MIN_COUNT_CHANGE", "MIN_COUNT_DELTA", "NOISE_FACTOR", "PROGRAM_OPS", "PROGRAM_SIDE", "RAW",
-    "RESULTS", "ROOT", "Finding", "callgrind_totals", "compare", "count", "derived", "find", "format_comparison",
-    "format_spread", "load", "normalized", "pedantic_rounds", "program", "render", "summarize", "write",
+    "discount_machine_noise",
+    "CALLGRIND_VARIABLE",
+    "CHEAP_GRADIENT_BOUND",
+    "CHECKS",
+    "COUNTS_FORMAT",
+    "COUNT_VARIABLE",
+    "FORMAT",
+    "MIN_CHANGE",
+    "MIN_COUNT_CHANGE",
+    "MIN_COUNT_DELTA",
+    "NOISE_FACTOR",
+    "PROGRAM_OPS",
+    "PROGRAM_SIDE",
+    "RAW",
+    "RESULTS",
+    "ROOT",
+    "Finding",
+    "callgrind_totals",
+    "compare",
+    "count",
+    "derived",
+    "find",
+    "format_comparison",
+    "format_spread",
+    "load",
+    "normalized",
+    "pedantic_rounds",
+    "program",
+    "render",
+    "summarize",
+    "write",
 ]

@@ -1,4 +1,5 @@
 """``python -m specs.bench``: count, summarize, spread and compare."""
+
 from __future__ import annotations
 
 import argparse
@@ -43,17 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--raw", action="store_true", help="do not divide out machine-wide slowdowns per run")
     p.add_argument("--fail", action="store_true", help="exit with status 1 when something is flagged")
     argv = list(sys.argv[1:] if argv is None else argv)
-    pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.command == "count":
         if args.runs < 1:
             parser.error("--runs must be at least 1")
         count(args.folder, args.runs, pytest_args, args.jobs)
-        print(format_spread(summarize([], None, _count_runs(args.folder)[-args.runs:])))
+        print(format_spread(summarize([], None, _count_runs(args.folder)[-args.runs :])))
         return 0
     if args.command == "summarize":
-        runs = _raw_runs(args.folder)[-args.last:] if args.last > 0 else []
-        counts = _count_runs(args.folder)[-args.last_counts:] if args.last_counts > 0 else []
+        runs = _raw_runs(args.folder)[-args.last :] if args.last > 0 else []
+        counts = _count_runs(args.folder)[-args.last_counts :] if args.last_counts > 0 else []
         if not runs and not counts:
             raise SystemExit(f"no pytest-benchmark runs and no instruction counts under {args.folder}")
         summary = summarize(runs, args.torch, counts)

@@ -1,5 +1,6 @@
 """Comparing two releases' summaries: a benchmark is flagged only when it moved beyond the noise of
 repeated runs of the same release."""
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,15 @@ class Finding:
         return self.kind in ("slower", "faster", "memory")
 
 
-def _changed(name: str, metric: str, a: dict[str, Any], b: dict[str, Any], min_change: float,
-             factor: float, min_delta: float = 0.0) -> Finding:
+def _changed(
+    name: str,
+    metric: str,
+    a: dict[str, Any],
+    b: dict[str, Any],
+    min_change: float,
+    factor: float,
+    min_delta: float = 0.0,
+) -> Finding:
     """A time or an instruction count, flagged beyond ``max(min_change, factor x noise)``.
 
     Noise is the largest relative spread across the repeated runs of either side (see
@@ -59,9 +67,15 @@ def _changed(name: str, metric: str, a: dict[str, Any], b: dict[str, Any], min_c
     return Finding(name, kind, a["median"], b["median"], change, threshold, metric=metric)
 
 
-def compare(old: dict[str, Any], new: dict[str, Any], min_change: float = MIN_CHANGE,
-            factor: float = NOISE_FACTOR, normalize: bool = True,
-            min_count_change: float = MIN_COUNT_CHANGE, min_count_delta: float = MIN_COUNT_DELTA) -> list[Finding]:
+def compare(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    min_change: float = MIN_CHANGE,
+    factor: float = NOISE_FACTOR,
+    normalize: bool = True,
+    min_count_change: float = MIN_COUNT_CHANGE,
+    min_count_delta: float = MIN_COUNT_DELTA,
+) -> list[Finding]:
     """Every benchmark of two summaries, flagged when it moved beyond its noise.
 
     Time: the relative change of the median is flagged beyond ``max(min_change, factor x
@@ -82,10 +96,22 @@ def compare(old: dict[str, Any], new: dict[str, Any], min_change: float = MIN_CH
     if normalize:
         old, new = normalized(old), normalized(new)
         common = timed(old) & timed(new)
-        shift = math.exp(statistics.median(
-            math.log(new["benchmarks"][n]["median"] / old["benchmarks"][n]["median"]) for n in common)) if common else 1.0
-        new = {**new, "benchmarks": {n: {**e, "median": e["median"] / shift, "runs": [r / shift for r in e["runs"]]}
-                                     if "median" in e else e for n, e in new["benchmarks"].items()}}
+        shift = (
+            math.exp(
+                statistics.median(
+                    math.log(new["benchmarks"][n]["median"] / old["benchmarks"][n]["median"]) for n in common
+                )
+            )
+            if common
+            else 1.0
+        )
+        new = {
+            **new,
+            "benchmarks": {
+                n: {**e, "median": e["median"] / shift, "runs": [r / shift for r in e["runs"]]} if "median" in e else e
+                for n, e in new["benchmarks"].items()
+            },
+        }
     counts_comparable = old.get("count_setup") == new.get("count_setup")
     found = []
     a_all, b_all = old["benchmarks"], new["benchmarks"]
@@ -98,13 +124,23 @@ def compare(old: dict[str, Any], new: dict[str, Any], min_change: float = MIN_CH
         if "median" in a and "median" in b:
             found.append(_changed(name, "time", a, b, min_change, factor))
         if "instructions" in a and "instructions" in b and counts_comparable:
-            found.append(_changed(name, "instructions", a["instructions"], b["instructions"], min_count_change,
-                                  factor, min_count_delta))
+            found.append(
+                _changed(
+                    name,
+                    "instructions",
+                    a["instructions"],
+                    b["instructions"],
+                    min_count_change,
+                    factor,
+                    min_count_delta,
+                )
+            )
         for key in sorted(k for k in a.get("extra_info", {}) if "bytes" in k):
             before, after = a["extra_info"][key], b.get("extra_info", {}).get(key)
             if before != after:
-                found.append(Finding(name, "memory", before, after, None, None, f"{key}: {before} -> {after}",
-                                     metric="memory"))
+                found.append(
+                    Finding(name, "memory", before, after, None, None, f"{key}: {before} -> {after}", metric="memory")
+                )
     return discount_machine_noise(found)
 
 
@@ -119,8 +155,15 @@ def discount_machine_noise(findings: list[Finding]) -> list[Finding]:
     for f in findings:
         counts = steady.get(f.name)
         if f.metric == "time" and f.flagged and counts is not None:
-            f = Finding(f.name, "noise", f.old, f.new, f.change, f.threshold,
-                        f"time {f.change:+.0%} while instructions moved {counts.change:+.1%}: machine load, "
-                        "not torch", metric="time")
+            f = Finding(
+                f.name,
+                "noise",
+                f.old,
+                f.new,
+                f.change,
+                f.threshold,
+                f"time {f.change:+.0%} while instructions moved {counts.change:+.1%}: machine load, not torch",
+                metric="time",
+            )
         out.append(f)
     return out

@@ -1,5 +1,6 @@
 """Instruction counts: every benchmark run under valgrind's callgrind, which counts the work of
 the very same calls, a figure that does not depend on the machine's load."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ def _progress(log_file: Path) -> str:
     """How far a ``pytest -v`` run has got, from its log: e.g. ``46% (test_engine_chain[512])``."""
     import re
 
-    done = re.findall(r"::(\S+) (?:PASSED|FAILED|ERROR|SKIPPED)\S*\s+\[\s*(\d+)%\]",
-                      log_file.read_text(errors="replace") if log_file.exists() else "")
+    done = re.findall(
+        r"::(\S+) (?:PASSED|FAILED|ERROR|SKIPPED)\S*\s+\[\s*(\d+)%\]",
+        log_file.read_text(errors="replace") if log_file.exists() else "",
+    )
     return f"{done[-1][1]}% ({done[-1][0]} done)" if done else "starting (importing torch under callgrind)"
 
 
@@ -53,8 +56,9 @@ def _log(line: str) -> None:
     print(line, flush=True)
 
 
-def count(folder: Path, runs: int = 2, pytest_args: Sequence[str] = (), jobs: int | None = None,
-          log=_log) -> list[Path]:
+def count(
+    folder: Path, runs: int = 2, pytest_args: Sequence[str] = (), jobs: int | None = None, log=_log
+) -> list[Path]:
     """Count every benchmark's instructions under callgrind, ``runs`` times; return the files written.
 
     Each run is a separate ``python -m pytest tests/benchmarks`` inside ``valgrind
@@ -79,17 +83,44 @@ def count(folder: Path, runs: int = 2, pytest_args: Sequence[str] = (), jobs: in
             while pending and len(active) < jobs:
                 k = pending.pop(0)
                 target, log_file = out / f"{stamp}-{k}.json", Path(tmp) / f"run-{k}.log"
-                env = {**os.environ, COUNT_VARIABLE: str(target), CALLGRIND_VARIABLE: f"{tmp}/callgrind.out",
-                       "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "AUTOGRAD_SPEC_PROFILE": "ci"}
-                command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-                           f"--callgrind-out-file={tmp}/callgrind.out.%p", f"--log-file={tmp}/valgrind-{k}.%p.log",
-                           sys.executable, "-m", "pytest", "-v", "--durations=5", "-p", "no:cacheprovider",
-                           "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
-                           str(ROOT / "tests" / "benchmarks"), *pytest_args]
+                env = {
+                    **os.environ,
+                    COUNT_VARIABLE: str(target),
+                    CALLGRIND_VARIABLE: f"{tmp}/callgrind.out",
+                    "OMP_NUM_THREADS": "1",
+                    "PYTHONHASHSEED": "0",
+                    "AUTOGRAD_SPEC_PROFILE": "ci",
+                }
+                command = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--instr-atstart=no",
+                    "--collect-atstart=no",
+                    f"--callgrind-out-file={tmp}/callgrind.out.%p",
+                    f"--log-file={tmp}/valgrind-{k}.%p.log",
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-v",
+                    "--durations=5",
+                    "-p",
+                    "no:cacheprovider",
+                    "-W",
+                    "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+                    str(ROOT / "tests" / "benchmarks"),
+                    *pytest_args,
+                ]
                 log(f"instruction count run {k} of {runs}: started under callgrind")
                 handle = log_file.open("w")
-                active.append((k, subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
-                                                   stderr=subprocess.STDOUT), target, log_file, time.monotonic()))
+                active.append(
+                    (
+                        k,
+                        subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT),
+                        target,
+                        log_file,
+                        time.monotonic(),
+                    )
+                )
             time.sleep(1)
             if time.monotonic() - last_progress > progress_every:
                 last_progress = time.monotonic()
@@ -103,14 +134,17 @@ def count(folder: Path, runs: int = 2, pytest_args: Sequence[str] = (), jobs: in
                 if proc.returncode != 0 or not target.is_file():
                     for _, other, *_ in active:
                         other.kill()
-                    raise SystemExit(f"instruction count run {k} failed (exit {proc.returncode}):\n"
-                                     + "\n".join(tail[-30:]))
+                    raise SystemExit(
+                        f"instruction count run {k} failed (exit {proc.returncode}):\n" + "\n".join(tail[-30:])
+                    )
                 # Counts depend on what ran earlier in the process (allocator and cache state), so
                 # only runs of the same selection of benchmarks compare: record it.
                 data = _read_counts(target)
                 data["selection"] = list(pytest_args)
                 target.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
                 written.append(target)
-                log(f"instruction count run {k} of {runs}: {tail[-1].strip('= ') if tail else ''} "
-                    f"({time.monotonic() - started:.0f} s) -> {target}")
+                log(
+                    f"instruction count run {k} of {runs}: {tail[-1].strip('= ') if tail else ''} "
+                    f"({time.monotonic() - started:.0f} s) -> {target}"
+                )
     return sorted(written)

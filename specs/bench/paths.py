@@ -1,4 +1,5 @@
 """Where benchmark results live: committed summaries, the comparison checks, and raw runs."""
+
 from __future__ import annotations
 
 from pathlib import Path

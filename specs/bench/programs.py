@@ -1,4 +1,5 @@
 """The benchmarks' programs: generated the same on every release, and sized to a time budget."""
+
 from __future__ import annotations
 
 import random
@@ -29,9 +30,15 @@ def program(n_ops: int, seed: int = 0, side: int = PROGRAM_SIDE, leaves: int = 2
 
     rng = random.Random(f"{seed}-{n_ops}-{side}")
     specs = tuple(
-        TensorSpec((side, side), torch.float32, "contiguous",
-                   tuple(rng.randint(-64, 64) / 64 for _ in range(side * side)), True)
-        for _ in range(leaves))
+        TensorSpec(
+            (side, side),
+            torch.float32,
+            "contiguous",
+            tuple(rng.randint(-64, 64) / 64 for _ in range(side * side)),
+            True,
+        )
+        for _ in range(leaves)
+    )
     names = [f"x{i}" for i in range(leaves)]
     steps = []
     for k in range(n_ops):

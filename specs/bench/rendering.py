@@ -1,4 +1,5 @@
 """Benchmarks as text (the command line's tables) and as the docs' benchmarks page (plots)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,39 +49,51 @@ def format_comparison(findings: Iterable[Finding], old: str, new: str) -> str:
         else:
             tag = f.kind.upper() if f.flagged else "ok"
             unit = "time" if f.metric == "time" else "instr"
-            lines.append(f"  {tag:9} {unit:5} {f.name:{width}}  {show[f.metric](f.old):>12} -> {show[f.metric](f.new):>12}  "
-                         f"{f.change:+7.1%}  (flag beyond ±{f.threshold:.0%})")
+            lines.append(
+                f"  {tag:9} {unit:5} {f.name:{width}}  {show[f.metric](f.old):>12} -> {show[f.metric](f.new):>12}  "
+                f"{f.change:+7.1%}  (flag beyond ±{f.threshold:.0%})"
+            )
     flagged = [f for f in findings if f.flagged]
     compared = {f.name for f in findings if f.change is not None}
-    by_metric = ", ".join(f"{sum(1 for f in flagged if f.metric == m)} by {m}" for m in ("time", "instructions", "memory"))
+    by_metric = ", ".join(
+        f"{sum(1 for f in flagged if f.metric == m)} by {m}" for m in ("time", "instructions", "memory")
+    )
     names = sorted({f.name for f in flagged})
     noise = sum(1 for f in findings if f.kind == "noise")
-    lines.append(f"{len(names)} of {len(compared)} benchmarks flagged ({by_metric})"
-                 + (": " + ", ".join(names) if names else "")
-                 + (f"; {noise} moved in time only, with unchanged instruction counts: machine noise" if noise else ""))
+    lines.append(
+        f"{len(names)} of {len(compared)} benchmarks flagged ({by_metric})"
+        + (": " + ", ".join(names) if names else "")
+        + (f"; {noise} moved in time only, with unchanged instruction counts: machine noise" if noise else "")
+    )
     return "\n".join(lines)
 
 
 def format_spread(summary: dict[str, Any]) -> str:
-    lines = [f"torch {summary['torch']}: {len(summary['benchmarks'])} benchmarks, {summary['runs']} timed runs, "
-             f"{summary.get('count_runs', 0)} counted runs"]
+    lines = [
+        f"torch {summary['torch']}: {len(summary['benchmarks'])} benchmarks, {summary['runs']} timed runs, "
+        f"{summary.get('count_runs', 0)} counted runs"
+    ]
     width = max(len(n) for n in summary["benchmarks"])
     for name, e in summary["benchmarks"].items():
         text = f"  {name:{width}}"
         if "median" in e:
             runs = ", ".join(_ms(r) for r in e["runs"])
-            text += (f"  median {_ms(e['median']):>12}  spread {e['spread']:6.1%}  "
-                     f"IQR/median {e['iqr'] / e['median']:6.1%}  runs: {runs}")
+            text += (
+                f"  median {_ms(e['median']):>12}  spread {e['spread']:6.1%}  "
+                f"IQR/median {e['iqr'] / e['median']:6.1%}  runs: {runs}"
+            )
         if "instructions" in e:
             c = e["instructions"]
             text += f"  | instructions {_instr(c['median']):>10}  spread {c['spread']:7.3%}"
         lines.append(text)
-    for label, spreads in (("time", [e["spread"] for e in summary["benchmarks"].values() if "spread" in e]),
-                           ("instructions", [e["instructions"]["spread"] for e in summary["benchmarks"].values()
-                                             if "instructions" in e])):
+    for label, spreads in (
+        ("time", [e["spread"] for e in summary["benchmarks"].values() if "spread" in e]),
+        ("instructions", [e["instructions"]["spread"] for e in summary["benchmarks"].values() if "instructions" in e]),
+    ):
         if spreads:
-            lines.append(f"spread across runs ({label}): median {statistics.median(spreads):.2%}, "
-                         f"largest {max(spreads):.2%}")
+            lines.append(
+                f"spread across runs ({label}): median {statistics.median(spreads):.2%}, largest {max(spreads):.2%}"
+            )
     for law, data in summary.get("derived", {}).items():
         lines.append(f"{law}: {json.dumps(data)}")
     return "\n".join(lines)
@@ -109,25 +122,33 @@ def _render_checks(summaries, checks, figures: Path, prefix: str, plt) -> str:
     usable = [(name, c) for name, c in checks if c["torch"] in by_release]
     if not usable:
         return ""
-    out = [".. _benchmark-check:\n\nDoes the comparison catch a slowdown?\n"
-           "-------------------------------------\n\n"
-           "Below, the committed summary of a release is compared (``python -m specs.bench compare``) with "
-           "later runs of the same release on the same machine, kept in ``benchmarks/checks/``: once "
-           "unchanged, once with a slowdown injected through ``AUTOGRAD_SPEC_BENCH_SLOWDOWN`` (see "
-           ":doc:`/running`). The unchanged rerun should flag nothing, the slowed one only the slowed "
-           "benchmark.\n\n"
-           ".. list-table:: Checks\n   :header-rows: 1\n\n   * - check\n     - against\n     - injected\n"
-           "     - flagged by time\n     - flagged by instructions\n"]
+    out = [
+        ".. _benchmark-check:\n\nDoes the comparison catch a slowdown?\n"
+        "-------------------------------------\n\n"
+        "Below, the committed summary of a release is compared (``python -m specs.bench compare``) with "
+        "later runs of the same release on the same machine, kept in ``benchmarks/checks/``: once "
+        "unchanged, once with a slowdown injected through ``AUTOGRAD_SPEC_BENCH_SLOWDOWN`` (see "
+        ":doc:`/running`). The unchanged rerun should flag nothing, the slowed one only the slowed "
+        "benchmark.\n\n"
+        ".. list-table:: Checks\n   :header-rows: 1\n\n   * - check\n     - against\n     - injected\n"
+        "     - flagged by time\n     - flagged by instructions\n"
+    ]
     fig, axes = plt.subplots(1, len(usable), figsize=(5.5 * len(usable), max(3.5, 0.15 * 41 + 1)), squeeze=False)
     for ax, (name, check) in zip(axes[0], usable):
         base = by_release[check["torch"]]
         findings = compare(base, check)
-        flagged = {m: sorted(f.name.split("::")[-1] for f in findings if f.flagged and f.metric == m)
-                   for m in ("time", "instructions")}
+        flagged = {
+            m: sorted(f.name.split("::")[-1] for f in findings if f.flagged and f.metric == m)
+            for m in ("time", "instructions")
+        }
         injected = ", ".join(f"``{x}``" for x in check.get("slowdown", [])) or "nothing"
-        out.append(f"   * - {name}\n     - torch {check['torch']}\n     - {injected}\n"
-                   + "".join(f"     - {len(flagged[m])}{': ' + ', '.join(flagged[m]) if flagged[m] else ''}\n"
-                             for m in ("time", "instructions")))
+        out.append(
+            f"   * - {name}\n     - torch {check['torch']}\n     - {injected}\n"
+            + "".join(
+                f"     - {len(flagged[m])}{': ' + ', '.join(flagged[m]) if flagged[m] else ''}\n"
+                for m in ("time", "instructions")
+            )
+        )
         names = sorted({f.name for f in findings if f.change is not None})
         ratio = {(f.name, f.metric): f.change / f.threshold for f in findings if f.change is not None}
         ys = range(len(names))
@@ -140,8 +161,17 @@ def _render_checks(summaries, checks, figures: Path, prefix: str, plt) -> str:
         ax.set_xlabel("change / threshold (beyond ±1: flagged)")
         ax.set_title(f"{name} against torch {check['torch']}", fontsize=9)
         ax.legend(fontsize=8)
-    out.append("\n" + _figure(fig, figures, prefix, "checks", "per benchmark, the change of time and of "
-                                "instructions divided by the threshold for flagging it, for each check"))
+    out.append(
+        "\n"
+        + _figure(
+            fig,
+            figures,
+            prefix,
+            "checks",
+            "per benchmark, the change of time and of "
+            "instructions divided by the threshold for flagging it, for each check",
+        )
+    )
     return "".join(out)
 
 
@@ -160,13 +190,14 @@ def _bars(ax, summaries, names, key, metric, scale):
                 hi.append((max(e["runs"]) - e["median"]) * scale)
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=f"torch {s['torch']}")
     ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([n[len(key):].strip("[]") or "-" for n in names], rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels([n[len(key) :].strip("[]") or "-" for n in names], rotation=30, ha="right", fontsize=8)
     ax.set_yscale("log")
     ax.legend(fontsize=8)
 
 
-def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
-           checks: Sequence[tuple[str, dict[str, Any]]] = ()) -> str:
+def render(
+    summaries: list[dict[str, Any]], figures: Path, prefix: str, checks: Sequence[tuple[str, dict[str, Any]]] = ()
+) -> str:
     """The benchmarks page (reST); writes its PNG figures into ``figures``.
 
     ``checks``: (name, summary) of repeated runs of a release in ``summaries``, unchanged or with
@@ -197,19 +228,24 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
         "they repeat to a fraction of a percent;\n"
         "* **memory**: the bytes autograd packs for backward, counted exactly through saved-tensor hooks.\n\n"
         "``python -m specs.bench compare OLD NEW`` flags a benchmark only when it moved beyond what "
-        "repeated runs of one release show: see :ref:`benchmark-noise`.\n\n")
-    out.append(".. list-table:: Runs\n   :header-rows: 1\n\n   * - torch\n     - benchmarks\n"
-               "     - timed runs\n     - median time spread across runs\n"
-               "     - counted runs\n     - median instruction spread across runs\n     - machine\n")
+        "repeated runs of one release show: see :ref:`benchmark-noise`.\n\n"
+    )
+    out.append(
+        ".. list-table:: Runs\n   :header-rows: 1\n\n   * - torch\n     - benchmarks\n"
+        "     - timed runs\n     - median time spread across runs\n"
+        "     - counted runs\n     - median instruction spread across runs\n     - machine\n"
+    )
     for s in summaries:
         spreads = [e["spread"] for e in s["benchmarks"].values() if "spread" in e]
         count_spreads = [e["instructions"]["spread"] for e in s["benchmarks"].values() if "instructions" in e]
         m = s.get("machine", {})
         time_spread = f"{statistics.median(spreads):.1%}" if spreads else "-"
         count_spread = f"{statistics.median(count_spreads):.3%}" if count_spreads else "-"
-        out.append(f"   * - {s['torch']}\n     - {len(s['benchmarks'])}\n     - {s['runs']}\n     - {time_spread}\n"
-                   f"     - {s.get('count_runs', 0)}\n     - {count_spread}\n"
-                   f"     - {m.get('cpu', '?')} ({m.get('cores', '?')} cores, shared)\n")
+        out.append(
+            f"   * - {s['torch']}\n     - {len(s['benchmarks'])}\n     - {s['runs']}\n     - {time_spread}\n"
+            f"     - {s.get('count_runs', 0)}\n     - {count_spread}\n"
+            f"     - {m.get('cpu', '?')} ({m.get('cores', '?')} cores, shared)\n"
+        )
     out.append("\n")
 
     # Scaling laws.
@@ -226,27 +262,52 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
                 axes[r][0].plot([n for n, _ in by], [v * scale for _, v in by], "o-", label=f"torch {s['torch']}")
             if "cheap_gradient" + suffix in d:
                 by = sorted((int(n), v) for n, v in d["cheap_gradient" + suffix]["by_ops"].items())
-                axes[r][1].plot([n for n, _ in by], [v["gradient_over_function"] for _, v in by], "o-",
-                                label=f"torch {s['torch']}")
-        axes[r][0].set(xscale="log", xlabel="nodes N in the chain", ylabel=label,
-                       title=f"Engine overhead per node ({metric})", ylim=(0, None))
+                axes[r][1].plot(
+                    [n for n, _ in by], [v["gradient_over_function"] for _, v in by], "o-", label=f"torch {s['torch']}"
+                )
+        axes[r][0].set(
+            xscale="log",
+            xlabel="nodes N in the chain",
+            ylabel=label,
+            title=f"Engine overhead per node ({metric})",
+            ylim=(0, None),
+        )
         axes[r][1].axhline(CHEAP_GRADIENT_BOUND, color="grey", linestyle="--", label="cheap-gradient bound")
-        axes[r][1].set(xscale="log", xlabel="ops in the generated program", ylabel="(forward + backward) / forward",
-                       title=f"Cost of the gradient ({metric})", ylim=(0, None))
+        axes[r][1].set(
+            xscale="log",
+            xlabel="ops in the generated program",
+            ylabel="(forward + backward) / forward",
+            title=f"Cost of the gradient ({metric})",
+            ylim=(0, None),
+        )
         for ax in axes[r]:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
-    out.append(_figure(fig, figures, prefix, "scaling", "cost per node against chain length, and the "
-                       "gradient-to-function cost ratio against program size, in time and in instructions", dpi=90))
-    out.append("Left: backward through a chain of N additions on a one-element tensor, divided by N "
-               "(rule ``leaves.backward-computes-the-gradient``): flat means the engine's cost is linear "
-               "in the number of nodes. Right: forward with recording plus backward, over the forward "
-               "alone, for generated programs of 32 x 32 matrices (tanh, sigmoid, sums, products, "
-               "matmul), against the cheap-gradient bound of 5."
-               + (" Top row in time, bottom row in instructions." if counted else "") + "\n\n")
-    out.append(".. list-table:: Laws per release\n   :header-rows: 1\n\n   * - torch\n"
-               "     - per node\n     - linear in N\n"
-               "     - (forward + backward) / forward, by program size\n")
+    out.append(
+        _figure(
+            fig,
+            figures,
+            prefix,
+            "scaling",
+            "cost per node against chain length, and the "
+            "gradient-to-function cost ratio against program size, in time and in instructions",
+            dpi=90,
+        )
+    )
+    out.append(
+        "Left: backward through a chain of N additions on a one-element tensor, divided by N "
+        "(rule ``leaves.backward-computes-the-gradient``): flat means the engine's cost is linear "
+        "in the number of nodes. Right: forward with recording plus backward, over the forward "
+        "alone, for generated programs of 32 x 32 matrices (tanh, sigmoid, sums, products, "
+        "matmul), against the cheap-gradient bound of 5."
+        + (" Top row in time, bottom row in instructions." if counted else "")
+        + "\n\n"
+    )
+    out.append(
+        ".. list-table:: Laws per release\n   :header-rows: 1\n\n   * - torch\n"
+        "     - per node\n     - linear in N\n"
+        "     - (forward + backward) / forward, by program size\n"
+    )
     for s in summaries:
         d = s.get("derived", {})
         for metric, suffix in (("time", ""), ("instructions", "_instructions")):
@@ -254,11 +315,20 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
             if not (e or c):
                 continue
             if e:
-                node = (f"{e['per_node_s'] * 1e6:.2f} µs" if metric == "time"
-                        else f"{e['per_node_instructions']:,.0f} instructions")
+                node = (
+                    f"{e['per_node_s'] * 1e6:.2f} µs"
+                    if metric == "time"
+                    else f"{e['per_node_instructions']:,.0f} instructions"
+                )
             lin = ("yes" if e["linear"] else "no") if e else "-"
-            ratio = ", ".join(f"{n} ops: {v['gradient_over_function']:.2f}"
-                              for n, v in sorted(c["by_ops"].items(), key=lambda kv: int(kv[0]))) if c else "-"
+            ratio = (
+                ", ".join(
+                    f"{n} ops: {v['gradient_over_function']:.2f}"
+                    for n, v in sorted(c["by_ops"].items(), key=lambda kv: int(kv[0]))
+                )
+                if c
+                else "-"
+            )
             out.append(f"   * - {s['torch']} ({metric})\n     - {node if e else '-'}\n     - {lin}\n     - {ratio}\n")
     out.append("\n")
 
@@ -266,22 +336,30 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
     if counted:
         s = counted[-1]
         names = [n for n, e in s["benchmarks"].items() if "spread" in e and "instructions" in e]
-        out.append(".. _benchmark-noise:\n\nNoise: time against instructions\n"
-                   "--------------------------------\n\n")
+        out.append(".. _benchmark-noise:\n\nNoise: time against instructions\n--------------------------------\n\n")
         fig, ax = plt.subplots(figsize=(10, max(3.0, 0.16 * len(names) + 1)))
         ys = range(len(names))
-        ax.barh([y + 0.2 for y in ys], [max(s["benchmarks"][n]["spread"], 1e-5) * 100 for n in names], 0.4,
-                label=f"time ({s['runs']} runs)")
-        ax.barh([y - 0.2 for y in ys], [max(s["benchmarks"][n]["instructions"]["spread"], 1e-5) * 100 for n in names],
-                0.4, label=f"instructions ({s['count_runs']} runs)")
+        ax.barh(
+            [y + 0.2 for y in ys],
+            [max(s["benchmarks"][n]["spread"], 1e-5) * 100 for n in names],
+            0.4,
+            label=f"time ({s['runs']} runs)",
+        )
+        ax.barh(
+            [y - 0.2 for y in ys],
+            [max(s["benchmarks"][n]["instructions"]["spread"], 1e-5) * 100 for n in names],
+            0.4,
+            label=f"instructions ({s['count_runs']} runs)",
+        )
         ax.set_yticks(list(ys))
         ax.set_yticklabels([n.split("::")[-1].removeprefix("test_") for n in names], fontsize=6)
         ax.set_xscale("log")
         ax.set_xlabel("spread across runs: (max - min) / median, % (log scale)")
         ax.set_title(f"Run-to-run spread per benchmark, torch {s['torch']}")
         ax.legend(fontsize=8)
-        noise_figure = _figure(fig, figures, prefix, "noise", "run-to-run spread of time and of instructions "
-                               "per benchmark, log scale")
+        noise_figure = _figure(
+            fig, figures, prefix, "noise", "run-to-run spread of time and of instructions per benchmark, log scale"
+        )
         time_spreads = [s["benchmarks"][n]["spread"] for n in names]
         count_spreads = [s["benchmarks"][n]["instructions"]["spread"] for n in names]
         out.append(
@@ -296,7 +374,8 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
             f"max({MIN_COUNT_CHANGE:.0%}, {NOISE_FACTOR:g} × its spread) and by more than "
             f"{MIN_COUNT_DELTA:,.0f} instructions a call (sessions started at different times differ by "
             "up to 10,000 a call in every benchmark alike: the harness, not autograd), never divided out"
-            + (": :ref:`benchmark-check` shows what that catches.\n\n" if checks else ".\n\n"))
+            + (": :ref:`benchmark-check` shows what that catches.\n\n" if checks else ".\n\n")
+        )
         out.append(noise_figure)
 
     if checks:
@@ -319,24 +398,39 @@ def render(summaries: list[dict[str, Any]], figures: Path, prefix: str,
             out.append(f"Rule :ref:`{rule} <rule-{rule.replace('.', '-')}>`.\n\n")
         has_counts = any("instructions" in s["benchmarks"].get(n, {}) for s in summaries for n in names)
         panels = 2 if has_counts else 1
-        fig, axes = plt.subplots(1, panels, figsize=(min(10, (2.2 + 0.7 * len(names) * len(summaries)) * panels), 3.2),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1, panels, figsize=(min(10, (2.2 + 0.7 * len(names) * len(summaries)) * panels), 3.2), squeeze=False
+        )
         _bars(axes[0][0], summaries, names, key, "time", 1e3)
         axes[0][0].set_ylabel("median time (ms)")
         if has_counts:
             _bars(axes[0][1], summaries, names, key, "instructions", 1.0)
             axes[0][1].set_ylabel("instructions per call")
-        out.append(_figure(fig, figures, prefix, key.split("::")[-1], f"medians of {key} per release"
-                           + (", time and instructions" if has_counts else "")))
-        memory = sorted({k for s in summaries for n in names for k in s["benchmarks"].get(n, {}).get("extra_info", {})
-                         if "bytes" in k})
+        out.append(
+            _figure(
+                fig,
+                figures,
+                prefix,
+                key.split("::")[-1],
+                f"medians of {key} per release" + (", time and instructions" if has_counts else ""),
+            )
+        )
+        memory = sorted(
+            {
+                k
+                for s in summaries
+                for n in names
+                for k in s["benchmarks"].get(n, {}).get("extra_info", {})
+                if "bytes" in k
+            }
+        )
         out.append(".. list-table::\n   :header-rows: 1\n\n   * - benchmark\n")
         out.extend(f"     - torch {r} time (spread)\n" for r in releases)
         if has_counts:
             out.extend(f"     - torch {r} instructions\n" for r in releases)
         out.extend(f"     - {k.replace('_', ' ')}\n" for k in memory)
         for n in names:
-            out.append(f"   * - ``{n[len(key):].strip('[]') or n}``\n")
+            out.append(f"   * - ``{n[len(key) :].strip('[]') or n}``\n")
             for s in summaries:
                 e = s["benchmarks"].get(n, {})
                 out.append(f"     - {_ms(e['median'])} ({e['spread']:.0%})\n" if "median" in e else "     - \n")
@@ -359,8 +453,9 @@ def write(root: Path) -> Path:
     # Re-render (text and figures) only when the results or this renderer changed, so a warm
     # docs build does not see new files and re-read the page.
     checks_dir = root / "benchmarks" / "checks"
-    inputs = (sorted((root / "benchmarks" / "results").glob("*.json")) + sorted(checks_dir.glob("*.json"))
-              + [Path(__file__)])
+    inputs = (
+        sorted((root / "benchmarks" / "results").glob("*.json")) + sorted(checks_dir.glob("*.json")) + [Path(__file__)]
+    )
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
     stamp = target.with_suffix(".stamp")
     if target.exists() and stamp.exists() and stamp.read_text() == digest:

@@ -1,5 +1,6 @@
 """Summaries of one release's benchmark runs: medians, spreads, instruction counts, measured laws,
 and where a release's summary is read from."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ CHEAP_GRADIENT_BOUND = 5.0
 
 def _raw_runs(folder: Path) -> list[Path]:
     """pytest-benchmark's saved runs under ``folder`` (any machine subfolder), oldest first."""
-    return sorted((p for p in folder.rglob("*.json") if "instructions" not in p.relative_to(folder).parts),
-                  key=lambda p: p.name)
+    return sorted(
+        (p for p in folder.rglob("*.json") if "instructions" not in p.relative_to(folder).parts), key=lambda p: p.name
+    )
 
 
 def _count_runs(folder: Path) -> list[Path]:
@@ -33,8 +35,7 @@ def _short_name(fullname: str) -> str:
     return fullname.replace("\\", "/").split("/")[-1]
 
 
-def summarize(runs: Sequence[Path], torch_version: str | None = None,
-              counts: Sequence[Path] = ()) -> dict[str, Any]:
+def summarize(runs: Sequence[Path], torch_version: str | None = None, counts: Sequence[Path] = ()) -> dict[str, Any]:
     """One summary of several pytest-benchmark runs of the same release, and its instruction counts."""
     per_bench: dict[str, dict[str, Any]] = {}
     releases, machine = set(), {}
@@ -50,10 +51,17 @@ def summarize(runs: Sequence[Path], torch_version: str | None = None,
         releases.add((data.get("autograd_spec") or {}).get("torch"))
         slowdowns.add((data.get("autograd_spec") or {}).get("slowdown"))
         for b in data["benchmarks"]:
-            entry = per_bench.setdefault(_short_name(b["fullname"]), {
-                "group": _short_name(b["fullname"]).split("::")[-1].split("[")[0],
-                "params": {k: v for k, v in (b.get("params") or {}).items()},
-                "runs": [], "iqrs": [], "rounds": [], "extra_info": {}})
+            entry = per_bench.setdefault(
+                _short_name(b["fullname"]),
+                {
+                    "group": _short_name(b["fullname"]).split("::")[-1].split("[")[0],
+                    "params": {k: v for k, v in (b.get("params") or {}).items()},
+                    "runs": [],
+                    "iqrs": [],
+                    "rounds": [],
+                    "extra_info": {},
+                },
+            )
             entry["runs"].append(b["stats"]["median"])
             entry["iqrs"].append(b["stats"]["iqr"])
             entry["rounds"].append(b["stats"]["rounds"])
@@ -69,8 +77,14 @@ def summarize(runs: Sequence[Path], torch_version: str | None = None,
         for name, c in data["benchmarks"].items():
             per_count.setdefault(name, []).append(c["instructions"])
             if name not in per_bench:  # counted but not timed: still a benchmark of the summary
-                per_bench[name] = {"group": name.split("::")[-1].split("[")[0], "params": c.get("params", {}), "runs": [],
-                                   "iqrs": [], "rounds": [], "extra_info": {}}
+                per_bench[name] = {
+                    "group": name.split("::")[-1].split("[")[0],
+                    "params": c.get("params", {}),
+                    "runs": [],
+                    "iqrs": [],
+                    "rounds": [],
+                    "extra_info": {},
+                }
                 info = dict(c.get("extra_info") or {})
                 per_bench[name]["rule"] = info.pop("rule", "")
                 per_bench[name]["extra_info"] = info
@@ -82,22 +96,38 @@ def summarize(runs: Sequence[Path], torch_version: str | None = None,
     for name, e in sorted(per_bench.items()):
         entry = {"rule": e["rule"], "group": e["group"], "params": e["params"], "extra_info": e["extra_info"]}
         if e["runs"]:
-            entry.update(median=statistics.median(e["runs"]), iqr=statistics.median(e["iqrs"]),
-                         runs=e["runs"], spread=_spread(e["runs"]), rounds=min(e["rounds"]))
+            entry.update(
+                median=statistics.median(e["runs"]),
+                iqr=statistics.median(e["iqrs"]),
+                runs=e["runs"],
+                spread=_spread(e["runs"]),
+                rounds=min(e["rounds"]),
+            )
         if name in per_count:
-            entry["instructions"] = {"median": statistics.median(per_count[name]), "runs": per_count[name],
-                                     "spread": _spread(per_count[name])}
+            entry["instructions"] = {
+                "median": statistics.median(per_count[name]),
+                "runs": per_count[name],
+                "spread": _spread(per_count[name]),
+            }
         benchmarks[name] = entry
     summary = {
-        "format": FORMAT, "torch": version, "runs": len(runs), "count_runs": len(counts),
-        "machine": {"cpu": (machine.get("cpu") or {}).get("brand_raw", platform.processor()),
-                    "cores": (machine.get("cpu") or {}).get("count"), "python": machine.get("python_version"),
-                    "system": machine.get("system")},
+        "format": FORMAT,
+        "torch": version,
+        "runs": len(runs),
+        "count_runs": len(counts),
+        "machine": {
+            "cpu": (machine.get("cpu") or {}).get("brand_raw", platform.processor()),
+            "cores": (machine.get("cpu") or {}).get("count"),
+            "python": machine.get("python_version"),
+            "system": machine.get("system"),
+        },
         "benchmarks": benchmarks,
     }
     if len(setups) > 1:
-        raise SystemExit("these instruction counts were made differently (calls, warm-up or selection of "
-                         f"benchmarks): {sorted(setups)}; counts compare only between runs made alike")
+        raise SystemExit(
+            "these instruction counts were made differently (calls, warm-up or selection of "
+            f"benchmarks): {sorted(setups)}; counts compare only between runs made alike"
+        )
     if setups:
         summary["count_setup"] = json.loads(setups.pop())
     slowdowns.discard(None)
@@ -135,8 +165,7 @@ def _run_factors(summary: dict[str, Any]) -> list[float]:
     """
     entries = [e for e in summary["benchmarks"].values() if e.get("runs")]
     count = min((len(e["runs"]) for e in entries), default=0)
-    return [math.exp(statistics.median(math.log(e["runs"][k] / e["median"]) for e in entries))
-            for k in range(count)]
+    return [math.exp(statistics.median(math.log(e["runs"][k] / e["median"]) for e in entries)) for k in range(count)]
 
 
 def normalized(summary: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +178,7 @@ def normalized(summary: dict[str, Any]) -> dict[str, Any]:
         if not e.get("runs"):
             benchmarks[name] = e
             continue
-        runs = [r / f for r, f in zip(e["runs"], factors)] + e["runs"][len(factors):]
+        runs = [r / f for r, f in zip(e["runs"], factors)] + e["runs"][len(factors) :]
         benchmarks[name] = {**e, "runs": runs, "median": statistics.median(runs), "spread": _spread(runs)}
     return {**summary, "benchmarks": benchmarks, "run_factors": factors}
 
@@ -189,15 +218,19 @@ def _laws(bench: dict[str, Any], metric: str) -> dict[str, Any]:
             "by_ops": {str(n): ratios[n] for n in sorted(ratios)},
             "holds": all(r["gradient_over_function"] <= CHEAP_GRADIENT_BOUND for r in ratios.values()),
         }
-    chain = sorted((e["params"]["nodes"], _value(e, metric)) for e in bench.values()
-                   if e["group"] == "test_engine_chain" and _value(e, metric))
+    chain = sorted(
+        (e["params"]["nodes"], _value(e, metric))
+        for e in bench.values()
+        if e["group"] == "test_engine_chain" and _value(e, metric)
+    )
     if len(chain) >= 3:
         ns, ts = [n for n, _ in chain], [t for _, t in chain]
         slope, intercept = _fit(ns, ts)
         worst = max(abs(t - (intercept + slope * n)) / t for n, t in chain)
         unit = "s" if metric == "time" else "instructions"
         out["engine_per_node"] = {
-            f"per_node_{unit}": slope, f"fixed_{unit}": intercept,
+            f"per_node_{unit}": slope,
+            f"fixed_{unit}": intercept,
             "by_nodes": {str(n): t / n for n, t in chain},
             "worst_relative_residual": worst,
             # Linear: from N = 128 on (where the fixed cost of a call is amortized) the cost per
@@ -227,8 +260,9 @@ def _read_summary(path: Path) -> dict[str, Any]:
     return data
 
 
-def _summarize_folder(folder: Path, torch_version: str | None = None, last: int = 3,
-                      last_counts: int = 2) -> dict[str, Any]:
+def _summarize_folder(
+    folder: Path, torch_version: str | None = None, last: int = 3, last_counts: int = 2
+) -> dict[str, Any]:
     """The newest ``last`` timed and ``last_counts`` counted runs in ``folder`` (as ``nox -s bench``)."""
     runs, counts = _raw_runs(folder)[-last:], _count_runs(folder)[-last_counts:]
     if not runs and not counts:

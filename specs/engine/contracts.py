@@ -4,6 +4,7 @@ A contract's pattern must accept the wording of every supported torch release, s
 message is not a failure; the message actually seen is recorded in the run's report, which is how
 wording changes between releases are found.
 """
+
 from __future__ import annotations
 
 import enum
@@ -65,20 +66,24 @@ class ErrorContract:
                 if phase is not self.phase:
                     raise Violation(
                         f"expected {self.describe()}, but it raised {phase.value}",
-                        self.describe(), f"{type(exc).__name__}: {message}", repro,
+                        self.describe(),
+                        f"{type(exc).__name__}: {message}",
+                        repro,
                     ) from exc
                 if not isinstance(exc, self.exception) or not re.search(self.pattern, message):
                     raise Violation(
-                        f"wrong error {phase.value}", self.describe(),
-                        f"{type(exc).__name__}: {message}", repro,
+                        f"wrong error {phase.value}",
+                        self.describe(),
+                        f"{type(exc).__name__}: {message}",
+                        repro,
                     ) from exc
-                record_observed(f"raises {phase.name.lower()}",
-                       {"type": type(exc).__name__, "template": template(message), "phase": phase.name.lower()})
+                record_observed(
+                    f"raises {phase.name.lower()}",
+                    {"type": type(exc).__name__, "template": template(message), "phase": phase.name.lower()},
+                )
                 return message
             if phase is self.phase:
-                raise Violation(
-                    f"nothing was raised {phase.value}", self.describe(), "no exception", repro
-                )
+                raise Violation(f"nothing was raised {phase.value}", self.describe(), "no exception", repro)
         raise AssertionError("unreachable: every phase ran")  # pragma: no cover
 
 
@@ -96,7 +101,8 @@ class WarningContract:
             warnings.simplefilter("always")
             result = action()
         seen = [
-            str(w.message) for w in caught
+            str(w.message)
+            for w in caught
             if issubclass(w.category, self.category) and re.search(self.pattern, str(w.message))
         ]
         return result, seen
@@ -107,7 +113,9 @@ class WarningContract:
         if not seen:
             raise Violation(f"no {self.category.__name__} was emitted", self.describe(), "none", repro)
         observe(f"{self.category.__name__}: {seen[0]}")
-        record_observed(f"warns {self.category.__name__}", {"type": self.category.__name__, "template": template(seen[0])})
+        record_observed(
+            f"warns {self.category.__name__}", {"type": self.category.__name__, "template": template(seen[0])}
+        )
         return result
 
     def check_absent(self, action: Callable[[], Any], repro: str | None = None) -> Any:

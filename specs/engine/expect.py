@@ -1,4 +1,5 @@
 """Assertions that explain themselves: what was expected, what happened, how to reproduce it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -88,8 +89,7 @@ def expect_close(
     problem = tolerance.mismatch(actual, expected)
     if problem:
         raise Violation(
-            f"{what}: {problem} (tolerance rtol={tolerance.rtol}, atol={tolerance.atol}: "
-            f"{tolerance.reason})",
+            f"{what}: {problem} (tolerance rtol={tolerance.rtol}, atol={tolerance.atol}: {tolerance.reason})",
             expected,
             actual,
             repro,

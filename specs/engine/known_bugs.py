@@ -77,11 +77,7 @@ def grads_share_storage(kwargs: dict[str, Any]) -> bool:
             if not out.requires_grad:
                 continue
             out.sum().backward()
-        storages = [
-            _storage(leaves[i].grad)
-            for i in program.grad_leaves
-            if leaves[i].grad is not None
-        ]
+        storages = [_storage(leaves[i].grad) for i in program.grad_leaves if leaves[i].grad is not None]
         storages = [s for s in storages if s is not None]
         if len(set(storages)) < len(storages):
             return True

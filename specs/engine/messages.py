@@ -3,6 +3,7 @@
 Two releases are compared on templates, so a diff shows a change of wording and not a change of
 tensor size, memory address or build machine.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,5 +39,6 @@ def template(message: str) -> str:
     for pattern, replacement in _NOISE:
         text = pattern.sub(replacement, text)
     text = _IDENTIFIER_NUMBER.sub(
-        lambda m: m.group(0) if m.group(1).lower() in _DTYPE_STEMS else m.group(1) + "#", text)
+        lambda m: m.group(0) if m.group(1).lower() in _DTYPE_STEMS else m.group(1) + "#", text
+    )
     return re.sub(r"\s+", " ", text).strip()

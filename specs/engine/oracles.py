@@ -3,6 +3,7 @@
 Autograd's answer is compared with a number computed without autograd: the program is
 re-evaluated with perturbed inputs under ``torch.no_grad``.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -17,7 +18,8 @@ FD_STEP = 1e-6
 
 #: Autograd in float64 against the float64 finite-difference oracle.
 FD_TOLERANCE = Tolerance(
-    rtol=1e-5, atol=1e-6,
+    rtol=1e-5,
+    atol=1e-6,
     reason="central differences with h=1e-6 in float64 are accurate to ~1e-10 relative to |f|",
 )
 
@@ -25,7 +27,8 @@ FD_TOLERANCE = Tolerance(
 DTYPE_TOLERANCE = {
     torch.float64: Tolerance(0.0, 1e-12, "float64 against float64: only summation order differs"),
     torch.float32: Tolerance(
-        rtol=1e-4, atol=1e-5,
+        rtol=1e-4,
+        atol=1e-5,
         reason="float32 unit roundoff 6e-8, amplified by up to 12 ops and sums of 64 terms",
     ),
 }

@@ -12,6 +12,7 @@ with :func:`rule`::
 The docstring is the rule's one-sentence statement.  ``given`` holds hypothesis strategies; the
 rule function is run under :func:`hypothesis.given` with the settings in force when it runs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,6 @@ import hypothesis
 from specs.engine import known_bugs, versions
 from specs.engine.sections import SEED_SECTIONS, Section  # noqa: F401 - re-exported
 from specs.engine.state import Isolated
-
 
 #: Profiles with at most this many examples a rule are the everyday ones (ci, dev), where a rule's
 #: own ``max_examples`` applies.
@@ -232,10 +232,13 @@ class _Observer:
     def result(self) -> RunResult:
         seen = list(self.seen)
         for bug_id, count in sorted(self.known_bugs.items()):
-            seen.append(f"known bug {bug_id} reached by {count} example(s), not counted against this rule: "
-                        f"{known_bugs.KNOWN_BUGS[bug_id].reason}")
-        return RunResult(self.examples, time.perf_counter() - self.started, seen, self.sample, self.values,
-                         dict(self.known_bugs))
+            seen.append(
+                f"known bug {bug_id} reached by {count} example(s), not counted against this rule: "
+                f"{known_bugs.KNOWN_BUGS[bug_id].reason}"
+            )
+        return RunResult(
+            self.examples, time.perf_counter() - self.started, seen, self.sample, self.values, dict(self.known_bugs)
+        )
 
 
 _ACTIVE = threading.local()

@@ -6,6 +6,7 @@ executes that text with :func:`exec` in a fresh namespace and returns the values
 which the rule then asserts on.  The same text is the repro a failure prints, so the repro is
 the code that ran, never a second string assembled to look like it.
 """
+
 from __future__ import annotations
 
 import contextlib

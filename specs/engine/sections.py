@@ -1,4 +1,5 @@
 """The sections of the seed tutorial, declared once: every rule belongs to one of them."""
+
 from __future__ import annotations
 
 

@@ -23,9 +23,7 @@ import torch
 
 try:
     import numpy
-except (
-    ImportError
-):  # numpy is optional for torch; without it there is no numpy seed to leak
+except ImportError:  # numpy is optional for torch; without it there is no numpy seed to leak
     numpy = None
 
 #: Bytes of numpy's MT19937 state (uint32 key[624]; int pos) behind its ctypes address.
@@ -46,21 +44,12 @@ class _NumpyRandomState:
 
     def __init__(self) -> None:
         self.address = _numpy_state_address() if numpy is not None else None
-        self.fallback = (
-            numpy.random.get_state()
-            if numpy is not None and self.address is None
-            else None
-        )
-        self.saved = (
-            ctypes.string_at(self.address, _MT19937_BYTES) if self.address else None
-        )
+        self.fallback = numpy.random.get_state() if numpy is not None and self.address is None else None
+        self.saved = ctypes.string_at(self.address, _MT19937_BYTES) if self.address else None
 
     def restore(self) -> None:
         # numpy.random.seed reseeds the same generator in place, so the address still holds.
-        if (
-            self.saved is not None
-            and ctypes.string_at(self.address, _MT19937_BYTES) != self.saved
-        ):
+        if self.saved is not None and ctypes.string_at(self.address, _MT19937_BYTES) != self.saved:
             ctypes.memmove(self.address, self.saved, _MT19937_BYTES)
         elif self.fallback is not None:
             numpy.random.set_state(self.fallback)
@@ -114,12 +103,8 @@ class GlobalState:
             num_threads=torch.get_num_threads(),
             num_interop_threads=torch.get_num_interop_threads(),
             deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
-            deterministic_warn_only=_read(
-                getattr(torch, "is_deterministic_algorithms_warn_only_enabled", None)
-            ),
-            autograd_multithreading=_read(
-                getattr(torch._C, "_is_multithreading_enabled", None)
-            ),
+            deterministic_warn_only=_read(getattr(torch, "is_deterministic_algorithms_warn_only_enabled", None)),
+            autograd_multithreading=_read(getattr(torch._C, "_is_multithreading_enabled", None)),
             saved_tensors_hooks=_saved_tensors_hooks(),
             forward_ad_level=_forward_ad_level(),
         )
@@ -130,9 +115,7 @@ class GlobalState:
         # reported but not undone.
         torch.set_grad_enabled(self.grad_enabled)
         try:
-            torch.autograd.set_detect_anomaly(
-                self.anomaly_enabled, check_nan=self.anomaly_check_nan
-            )
+            torch.autograd.set_detect_anomaly(self.anomaly_enabled, check_nan=self.anomaly_check_nan)
         except TypeError:  # releases before check_nan existed
             torch.autograd.set_detect_anomaly(self.anomaly_enabled)
         torch.set_default_dtype(self.default_dtype)
@@ -258,9 +241,7 @@ class ProcessState:
     @classmethod
     def capture(cls) -> ProcessState:
         directory = os.getcwd()
-        return cls(
-            _environment(), _children(), directory, frozenset(os.listdir(directory))
-        )
+        return cls(_environment(), _children(), directory, frozenset(os.listdir(directory)))
 
     def restore(self) -> None:
         # Child processes and files are reported, never killed or deleted: they may be someone's.
@@ -276,15 +257,9 @@ class ProcessState:
     def differences(self, other: ProcessState) -> list[str]:
         found = []
         before, after = self.environment, other.environment
-        changed = sorted(
-            _text(k)
-            for k in before.keys() | after.keys()
-            if before.get(k) != after.get(k)
-        )
+        changed = sorted(_text(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         if changed:
-            found.append(
-                f"environment variables set, changed or removed: {', '.join(changed)}"
-            )
+            found.append(f"environment variables set, changed or removed: {', '.join(changed)}")
         started = sorted(other.children - self.children)
         if started:
             found.append(f"child processes still running: {started}")
@@ -293,9 +268,7 @@ class ProcessState:
         else:
             created = sorted(other.files - self.files - ALLOWED_FILES)
             if created:
-                found.append(
-                    f"files created in {Path(self.directory).name}/ outside build/: {created}"
-                )
+                found.append(f"files created in {Path(self.directory).name}/ outside build/: {created}")
         return found
 
 

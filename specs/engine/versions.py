@@ -1,4 +1,5 @@
 """Torch release numbers: parsing, comparison and the supported range."""
+
 from __future__ import annotations
 
 import re
@@ -19,9 +20,7 @@ def parse(version: str) -> tuple[int, int, int]:
     """``"2.13.0+cpu"`` -> ``(2, 13, 0)``; raises :class:`UnknownVersion` for anything else."""
     match = _RELEASE.match(str(version).strip())
     if not match:
-        raise UnknownVersion(
-            f"{version!r} is not a torch release number: expected MAJOR.MINOR[.PATCH], e.g. 2.13.0"
-        )
+        raise UnknownVersion(f"{version!r} is not a torch release number: expected MAJOR.MINOR[.PATCH], e.g. 2.13.0")
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch or 0)
 
@@ -30,13 +29,9 @@ def check_release(version: str) -> str:
     """Validate a release a user asked for; return it normalised as ``MAJOR.MINOR.PATCH``."""
     text = str(version).strip()
     if not re.fullmatch(r"\d+\.\d+\.\d+", text):
-        raise UnknownVersion(
-            f"{version!r} is not a torch release: give MAJOR.MINOR.PATCH, such as {DEFAULT_TORCH}"
-        )
+        raise UnknownVersion(f"{version!r} is not a torch release: give MAJOR.MINOR.PATCH, such as {DEFAULT_TORCH}")
     if parse(text) < parse(OLDEST_SUPPORTED):
-        raise UnknownVersion(
-            f"torch {version} is older than the oldest supported release {OLDEST_SUPPORTED}"
-        )
+        raise UnknownVersion(f"torch {version} is older than the oldest supported release {OLDEST_SUPPORTED}")
     return text
 
 
@@ -65,8 +60,13 @@ def matches(spec: str, version: str) -> bool:
         if not match:
             raise UnknownVersion(f"{clause!r} is not a version clause (use >=, <=, ==, < or > and a release)")
         op, bound = match.group(1), parse(match.group(2))
-        ok = {">=": target >= bound, "<=": target <= bound, "==": target == bound,
-              "<": target < bound, ">": target > bound}[op]
+        ok = {
+            ">=": target >= bound,
+            "<=": target <= bound,
+            "==": target == bound,
+            "<": target < bound,
+            ">": target > bound,
+        }[op]
         if not ok:
             return False
     return True

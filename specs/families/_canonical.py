@@ -2,6 +2,7 @@
 
 Not a family (the leading underscore keeps it out of family discovery).
 """
+
 from __future__ import annotations
 
 import re
@@ -13,11 +14,13 @@ from specs.generators.program import Program, Step, TensorSpec
 _NAME = re.compile(r"\b(?:x|v)\d+\b")
 
 
-def leaf(*values: float, shape: tuple[int, ...] | None = None, dtype: torch.dtype = torch.float64,
-         requires_grad: bool = True) -> TensorSpec:
+def leaf(
+    *values: float, shape: tuple[int, ...] | None = None, dtype: torch.dtype = torch.float64, requires_grad: bool = True
+) -> TensorSpec:
     """A contiguous leaf holding ``values`` (exact binary fractions keep float32 and float64 alike)."""
-    return TensorSpec((len(values),) if shape is None else tuple(shape), dtype, "contiguous", tuple(values),
-                      requires_grad)
+    return TensorSpec(
+        (len(values),) if shape is None else tuple(shape), dtype, "contiguous", tuple(values), requires_grad
+    )
 
 
 def program(leaves: tuple[TensorSpec, ...] | TensorSpec, *lines: str) -> Program:

@@ -1,4 +1,5 @@
 """Accumulation: ``.grad`` sums across backward calls; zeroing; micro-batches; fan-out; broadcasting."""
+
 from __future__ import annotations
 
 import torch
@@ -7,12 +8,12 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
-from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, record, rule
 from specs.engine.script import Script
+from specs.engine.sections import Section
+from specs.engine.versions import at_least
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs, shapes, tensors
-from specs.engine.versions import at_least
 
 FAMILY = Family(
     name="accumulation",
@@ -43,53 +44,89 @@ def _one_pass(program):
     return [leaves[i].grad for i in program.grad_leaves]
 
 
-@rule("accumulation.sums-across-backward", section=Section.ACCUMULATION, docs="accumulation-sums",
-      given=dict(program=programs(), k=st.integers(2, 4)),
-      references=("docs: torch.autograd.backward (gradients are accumulated in the leaves)",))
+@rule(
+    "accumulation.sums-across-backward",
+    section=Section.ACCUMULATION,
+    docs="accumulation-sums",
+    given=dict(program=programs(), k=st.integers(2, 4)),
+    references=("docs: torch.autograd.backward (gradients are accumulated in the leaves)",),
+)
 def sums_across_backward(program, k):
     """Calling backward k times without zeroing leaves the sum of the k gradients in .grad."""
     single = _one_pass(program)
     script = program.script(f"for _ in range({k}):", f"    {program.call}.sum().backward()", *program.print_grads)
     seen = script.run()
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(seen[f"x{i}"].grad, grad * k, tolerance=ROUNDOFF[program.dtype],
-                     what=f"x{i}.grad after {k} backward passes against {k} x one pass", repro=script)
+        expect_close(
+            seen[f"x{i}"].grad,
+            grad * k,
+            tolerance=ROUNDOFF[program.dtype],
+            what=f"x{i}.grad after {k} backward passes against {k} x one pass",
+            repro=script,
+        )
 
 
-@rule("accumulation.accumulates-in-place", section=Section.ACCUMULATION, docs="accumulation-sums",
-      given=dict(program=programs()),
-      references=("test_autograd.py::TestAutograd::test_accumulate_grad",))
+@rule(
+    "accumulation.accumulates-in-place",
+    section=Section.ACCUMULATION,
+    docs="accumulation-sums",
+    given=dict(program=programs()),
+    references=("test_autograd.py::TestAutograd::test_accumulate_grad",),
+)
 def accumulates_in_place(program):
     """Without create_graph, a second backward adds into the existing .grad tensor rather than replacing it."""
     grads = ", ".join(f"{program.leaf_names[i]}.grad" for i in program.grad_leaves)
-    script = program.script("out.sum().backward()", f"before = [{grads}]", f"{program.call}.sum().backward()",
-                            f"after = [{grads}]", "print([a is b for a, b in zip(after, before)])")
+    script = program.script(
+        "out.sum().backward()",
+        f"before = [{grads}]",
+        f"{program.call}.sum().backward()",
+        f"after = [{grads}]",
+        "print([a is b for a, b in zip(after, before)])",
+    )
     seen = script.run()
     for i, grad, before in zip(program.grad_leaves, seen.after, seen.before):
-        expect(grad is before, what=f"x{i}.grad is the same tensor object after a second backward",
-               expected="the same object", observed="a new tensor", repro=script)
+        expect(
+            grad is before,
+            what=f"x{i}.grad is the same tensor object after a second backward",
+            expected="the same object",
+            observed="a new tensor",
+            repro=script,
+        )
 
 
-@rule("accumulation.zeroing-restarts-the-sum", section=Section.ACCUMULATION, docs="accumulation-zeroing",
-      given=dict(program=programs(), k=st.integers(1, 3)))
+@rule(
+    "accumulation.zeroing-restarts-the-sum",
+    section=Section.ACCUMULATION,
+    docs="accumulation-zeroing",
+    given=dict(program=programs(), k=st.integers(1, 3)),
+)
 def zeroing_restarts_the_sum(program, k):
     """After grad.zero_(), the next backward leaves exactly that pass's gradient in .grad."""
     single = _one_pass(program)
     script = program.script(
-        f"for _ in range({k}):", f"    {program.call}.sum().backward()",
+        f"for _ in range({k}):",
+        f"    {program.call}.sum().backward()",
         *(f"{program.leaf_names[i]}.grad.zero_()" for i in program.grad_leaves),
-        f"{program.call}.sum().backward()", *program.print_grads,
+        f"{program.call}.sum().backward()",
+        *program.print_grads,
     )
     seen = script.run()
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(seen[f"x{i}"].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad after zero_() and one pass",
-                     repro=script)
+        expect_close(
+            seen[f"x{i}"].grad,
+            grad,
+            tolerance=ROUNDOFF[program.dtype],
+            what=f"x{i}.grad after zero_() and one pass",
+            repro=script,
+        )
 
 
 def _zero_grad(specs, via: str, arguments: str = "") -> Script:
     """Parameters of a module after one backward, then zero_grad() called through ``via``."""
-    zero_grad = {"module": f"model.zero_grad({arguments})",
-                 "optimizer": f"torch.optim.SGD(model.parameters(), lr=0.1).zero_grad({arguments})"}[via]
+    zero_grad = {
+        "module": f"model.zero_grad({arguments})",
+        "optimizer": f"torch.optim.SGD(model.parameters(), lr=0.1).zero_grad({arguments})",
+    }[via]
     return Script(
         """
         model = torch.nn.Module()
@@ -99,7 +136,8 @@ def _zero_grad(specs, via: str, arguments: str = "") -> Script:
         $zero_grad
         print([p.grad for p in model.params])
         """,
-        tensors=", ".join(spec.expression(requires_grad=False) for spec in specs), zero_grad=zero_grad,
+        tensors=", ".join(spec.expression(requires_grad=False) for spec in specs),
+        zero_grad=zero_grad,
     )
 
 
@@ -120,13 +158,25 @@ def _what_is_left(grad) -> str:
     return "zeros" if not grad.any() else "a nonzero tensor"
 
 
-@rule("accumulation.zero-grad-sets-none", section=Section.ACCUMULATION, docs="accumulation-zeroing",
-      given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
-      examples=(dict(specs=CANONICAL_PARAMS, via="module"), dict(specs=CANONICAL_PARAMS, via="optimizer")),
-      references=("test_nn.py::TestNN::test_zero_grad", "docs: torch.nn.Module.zero_grad",
-                  "docs: torch.optim.Optimizer.zero_grad (set_to_none)"),
-      history=(Change("2.0", "Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True; "
-                             "before 2.0 they filled .grad with zeros"),))
+@rule(
+    "accumulation.zero-grad-sets-none",
+    section=Section.ACCUMULATION,
+    docs="accumulation-zeroing",
+    given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
+    examples=(dict(specs=CANONICAL_PARAMS, via="module"), dict(specs=CANONICAL_PARAMS, via="optimizer")),
+    references=(
+        "test_nn.py::TestNN::test_zero_grad",
+        "docs: torch.nn.Module.zero_grad",
+        "docs: torch.optim.Optimizer.zero_grad (set_to_none)",
+    ),
+    history=(
+        Change(
+            "2.0",
+            "Module.zero_grad() and Optimizer.zero_grad() default to set_to_none=True; "
+            "before 2.0 they filled .grad with zeros",
+        ),
+    ),
+)
 def zero_grad_sets_none(specs, via):
     """Module.zero_grad() and Optimizer.zero_grad() reset every parameter's .grad to None by default (to zeros before torch 2.0)."""
     script = _zero_grad(specs, via)
@@ -137,19 +187,33 @@ def zero_grad_sets_none(specs, via):
         if at_least("2.0"):
             expect(p.grad is None, what=f"p.grad after {via}.zero_grad()", expected=None, observed=p.grad, repro=script)
         else:
-            expect(p.grad is not None and not p.grad.any(), what=f"p.grad after {via}.zero_grad()", expected="zeros",
-                   observed=p.grad, repro=script)
+            expect(
+                p.grad is not None and not p.grad.any(),
+                what=f"p.grad after {via}.zero_grad()",
+                expected="zeros",
+                observed=p.grad,
+                repro=script,
+            )
 
 
-@rule("accumulation.zero-grad-can-keep-tensors", section=Section.ACCUMULATION, docs="accumulation-zeroing",
-      given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])))
+@rule(
+    "accumulation.zero-grad-can-keep-tensors",
+    section=Section.ACCUMULATION,
+    docs="accumulation-zeroing",
+    given=dict(specs=param_lists, via=st.sampled_from(["module", "optimizer"])),
+)
 def zero_grad_can_keep_tensors(specs, via):
     """zero_grad(set_to_none=False) fills each existing .grad with zeros in place, keeping the tensor object."""
     script = _zero_grad(specs, via, "set_to_none=False")
     seen = script.run()
     for p, grad in zip(seen.model.params, seen.before):
-        expect(p.grad is grad, what="the same .grad object is kept", expected="same object", observed="new object",
-               repro=script)
+        expect(
+            p.grad is grad,
+            what="the same .grad object is kept",
+            expected="same object",
+            observed="new object",
+            repro=script,
+        )
         expect(not p.grad.any(), what=".grad is zero", expected="all zeros", observed=p.grad, repro=script)
 
 
@@ -166,8 +230,12 @@ def batches(draw):
     return x, y, w, [0, *cuts, n]
 
 
-@rule("accumulation.micro-batches-add-up", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
-      given=dict(batch=batches()))
+@rule(
+    "accumulation.micro-batches-add-up",
+    section=Section.ACCUMULATION,
+    docs="accumulation-micro-batches",
+    given=dict(batch=batches()),
+)
 def micro_batches_add_up(batch):
     """For a loss summed over samples, backward on each chunk of the batch in turn accumulates exactly the full-batch gradient."""
     xs, ys, ws, bounds = batch
@@ -182,15 +250,28 @@ def micro_batches_add_up(batch):
             loss(chunked, x[lo:hi], y[lo:hi]).backward()
         print(full.grad, chunked.grad)
         """,
-        x=xs.expression(), y=ys.expression(), w=ws.expression(), lows=bounds[:-1], highs=bounds[1:],
+        x=xs.expression(),
+        y=ys.expression(),
+        w=ws.expression(),
+        lows=bounds[:-1],
+        highs=bounds[1:],
     )
     seen = script.run()
-    expect_close(seen.chunked.grad, seen.full.grad, tolerance=ROUNDOFF[ws.dtype],
-                 what=f"accumulated gradient of chunks {bounds}", repro=script)
+    expect_close(
+        seen.chunked.grad,
+        seen.full.grad,
+        tolerance=ROUNDOFF[ws.dtype],
+        what=f"accumulated gradient of chunks {bounds}",
+        repro=script,
+    )
 
 
-@rule("accumulation.mean-micro-batches-need-scaling", section=Section.ACCUMULATION, docs="accumulation-micro-batches",
-      given=dict(batch=batches(), chunks=st.integers(2, 4)))
+@rule(
+    "accumulation.mean-micro-batches-need-scaling",
+    section=Section.ACCUMULATION,
+    docs="accumulation-micro-batches",
+    given=dict(batch=batches(), chunks=st.integers(2, 4)),
+)
 def mean_micro_batches_need_scaling(batch, chunks):
     """With a mean-reduced loss and k equal chunks, dividing each chunk's loss by k reproduces the full-batch gradient; not dividing gives k times it."""
     xs, ys, ws, _ = batch
@@ -206,17 +287,34 @@ def mean_micro_batches_need_scaling(batch, chunks):
             loss(unscaled, x[part], y[part]).backward()
         print(full.grad, scaled.grad, unscaled.grad)
         """,
-        x=xs.expression(), y=ys.expression(), w=ws.expression(), chunks=chunks,
+        x=xs.expression(),
+        y=ys.expression(),
+        w=ws.expression(),
+        chunks=chunks,
     )
     seen = script.run()
-    expect_close(seen.scaled.grad, seen.full.grad, tolerance=ROUNDOFF[ws.dtype],
-                 what=f"{chunks} chunks, each loss / {chunks}", repro=script)
-    expect_close(seen.unscaled.grad, seen.full.grad * chunks, tolerance=ROUNDOFF[ws.dtype],
-                 what=f"{chunks} unscaled chunks", repro=script)
+    expect_close(
+        seen.scaled.grad,
+        seen.full.grad,
+        tolerance=ROUNDOFF[ws.dtype],
+        what=f"{chunks} chunks, each loss / {chunks}",
+        repro=script,
+    )
+    expect_close(
+        seen.unscaled.grad,
+        seen.full.grad * chunks,
+        tolerance=ROUNDOFF[ws.dtype],
+        what=f"{chunks} unscaled chunks",
+        repro=script,
+    )
 
 
-@rule("accumulation.fan-out-sums-contributions", section=Section.ACCUMULATION, docs="accumulation-fan-out",
-      given=dict(program=programs(all_require_grad=True), data=st.data()))
+@rule(
+    "accumulation.fan-out-sums-contributions",
+    section=Section.ACCUMULATION,
+    docs="accumulation-fan-out",
+    given=dict(program=programs(all_require_grad=True), data=st.data()),
+)
 def fan_out_sums_contributions(program, data):
     """A tensor read by several operations receives the sum of the gradients that flow back along each use."""
     leaf = data.draw(st.sampled_from(range(len(program.leaves))), label="leaf")
@@ -227,22 +325,32 @@ def fan_out_sums_contributions(program, data):
     split(*parts).sum().backward()
     total = sum(parts[i].grad for i in copies)
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
-    expect_close(leaves[leaf].grad, total, tolerance=tolerance,
-                 what=f"x{leaf}.grad against the sum over its {len(copies)} uses, each read from its own copy",
-                 repro=program.repro("out.sum().backward()", f"print(x{leaf}.grad)") + "\n# with one copy per use:\n"
-                 + split.repro("out.sum().backward()", f"print({' + '.join(f'x{i}.grad' for i in copies)})"))
+    expect_close(
+        leaves[leaf].grad,
+        total,
+        tolerance=tolerance,
+        what=f"x{leaf}.grad against the sum over its {len(copies)} uses, each read from its own copy",
+        repro=program.repro("out.sum().backward()", f"print(x{leaf}.grad)")
+        + "\n# with one copy per use:\n"
+        + split.repro("out.sum().backward()", f"print({' + '.join(f'x{i}.grad' for i in copies)})"),
+    )
 
 
-@rule("accumulation.broadcast-gradients-are-reduced", section=Section.ACCUMULATION, docs="accumulation-broadcast",
-      given=dict(full=shapes(1, 3), data=st.data()))
+@rule(
+    "accumulation.broadcast-gradients-are-reduced",
+    section=Section.ACCUMULATION,
+    docs="accumulation-broadcast",
+    given=dict(full=shapes(1, 3), data=st.data()),
+)
 def broadcast_gradients_are_reduced(full, data):
     """An input broadcast inside an op gets a gradient of its own shape: the sum of the broadcast gradient over the broadcast dimensions."""
     small = tuple(1 if data.draw(st.booleans(), label="broadcast dim") else n for n in full)
-    small = small[data.draw(st.integers(0, len(small)), label="drop leading dims"):]
+    small = small[data.draw(st.integers(0, len(small)), label="drop leading dims") :]
     a_spec = data.draw(tensors(shape=small, dtypes=(torch.float64,)), label="a")
     b_spec = data.draw(tensors(shape=full, dtypes=(torch.float64,), requires_grad=False), label="b")
-    script = Script("a = $a\nb = $b\ntorch.sin(a * b).sum().backward()\nprint(a.grad)",
-                    a=a_spec.expression(), b=b_spec.expression())
+    script = Script(
+        "a = $a\nb = $b\ntorch.sin(a * b).sum().backward()\nprint(a.grad)", a=a_spec.expression(), b=b_spec.expression()
+    )
     seen = script.run()
     a, b = seen.a, seen.b
     expanded = a.detach().expand(full).clone().requires_grad_()
@@ -254,50 +362,93 @@ def broadcast_gradients_are_reduced(full, data):
     for d, n in enumerate(small):
         if n == 1 and full[lead + d] != 1:
             expected = expected.sum(dim=d, keepdim=True)
-    expect(a.grad.shape == a.shape, what="the gradient has the input's shape", expected=tuple(a.shape),
-           observed=tuple(a.grad.shape), repro=script)
-    expect_close(a.grad, expected, tolerance=ROUNDOFF[torch.float64], what="a.grad against the reduced broadcast gradient",
-                 repro=script)
+    expect(
+        a.grad.shape == a.shape,
+        what="the gradient has the input's shape",
+        expected=tuple(a.shape),
+        observed=tuple(a.grad.shape),
+        repro=script,
+    )
+    expect_close(
+        a.grad,
+        expected,
+        tolerance=ROUNDOFF[torch.float64],
+        what="a.grad against the reduced broadcast gradient",
+        repro=script,
+    )
 
 
-@rule("accumulation.backward-inputs-restricts-accumulation", section=Section.ACCUMULATION, docs="accumulation-inputs",
-      given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()),
-      references=("test_autograd.py::TestAutograd::test_backward_with_inputs",))
+@rule(
+    "accumulation.backward-inputs-restricts-accumulation",
+    section=Section.ACCUMULATION,
+    docs="accumulation-inputs",
+    given=dict(program=programs(min_leaves=2, all_require_grad=True), data=st.data()),
+    references=("test_autograd.py::TestAutograd::test_backward_with_inputs",),
+)
 def backward_inputs_restricts_accumulation(program, data):
     """backward(inputs=[...]) accumulates into the listed leaves only; the others' .grad stays None."""
     chosen = data.draw(st.sets(st.sampled_from(range(len(program.leaves))), min_size=1), label="inputs")
     single = _one_pass(program)
-    script = program.script(f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])",
-                            *(f"print({name}.grad)" for name in program.leaf_names))
+    script = program.script(
+        f"out.sum().backward(inputs=[{', '.join(f'x{i}' for i in sorted(chosen))}])",
+        *(f"print({name}.grad)" for name in program.leaf_names),
+    )
     seen = script.run()
     for i, grad in enumerate(single):
         if i in chosen:
-            expect_close(seen[f"x{i}"].grad, grad, tolerance=ROUNDOFF[program.dtype], what=f"x{i}.grad (listed in inputs)",
-                         repro=script)
+            expect_close(
+                seen[f"x{i}"].grad,
+                grad,
+                tolerance=ROUNDOFF[program.dtype],
+                what=f"x{i}.grad (listed in inputs)",
+                repro=script,
+            )
         else:
-            expect(seen[f"x{i}"].grad is None, what=f"x{i}.grad (not listed in inputs)", expected=None,
-                   observed=seen[f"x{i}"].grad, repro=script)
+            expect(
+                seen[f"x{i}"].grad is None,
+                what=f"x{i}.grad (not listed in inputs)",
+                expected=None,
+                observed=seen[f"x{i}"].grad,
+                repro=script,
+            )
 
 
-@rule("accumulation.backward-inputs-fills-non-leaves", section=Section.ACCUMULATION, docs="accumulation-inputs",
-      given=dict(program=programs(all_require_grad=True), data=st.data()),
-      references=("test_autograd.py::TestAutograd::test_backward_with_nonleaf_inputs",))
+@rule(
+    "accumulation.backward-inputs-fills-non-leaves",
+    section=Section.ACCUMULATION,
+    docs="accumulation-inputs",
+    given=dict(program=programs(all_require_grad=True), data=st.data()),
+    references=("test_autograd.py::TestAutograd::test_backward_with_nonleaf_inputs",),
+)
 def backward_inputs_fills_non_leaves(program, data):
     """A non-leaf listed in backward(inputs=...) gets .grad, the gradient with respect to it, without retain_grad()."""
     name = data.draw(st.sampled_from([s.out for s in program.steps]), label="intermediate")
     script = program.script(f"out.sum().backward(inputs=[{name}])", f"print({name}.grad)", inline=True)
     seen = script.run()
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
-    expect_close(seen[name].grad, intermediate_gradient(program, name, program.inputs()), tolerance=tolerance,
-                 what=f"{name}.grad after backward(inputs=[{name}])", repro=script)
+    expect_close(
+        seen[name].grad,
+        intermediate_gradient(program, name, program.inputs()),
+        tolerance=tolerance,
+        what=f"{name}.grad after backward(inputs=[{name}])",
+        repro=script,
+    )
 
 
-@rule("accumulation.backward-inputs-must-not-be-empty", section=Section.ACCUMULATION, docs="accumulation-inputs",
-      given=dict(program=programs()), contracts=(EMPTY_INPUTS,))
+@rule(
+    "accumulation.backward-inputs-must-not-be-empty",
+    section=Section.ACCUMULATION,
+    docs="accumulation-inputs",
+    given=dict(program=programs()),
+    contracts=(EMPTY_INPUTS,),
+)
 def backward_inputs_must_not_be_empty(program):
     """backward(inputs=[]) raises a RuntimeError rather than computing nothing."""
-    EMPTY_INPUTS.check(lambda: program(*program.inputs()).sum(), backward=lambda out: out.backward(inputs=[]),
-                       repro=program.repro("out.sum().backward(inputs=[])"))
+    EMPTY_INPUTS.check(
+        lambda: program(*program.inputs()).sum(),
+        backward=lambda out: out.backward(inputs=[]),
+        repro=program.repro("out.sum().backward(inputs=[])"),
+    )
 
 
 _SCALAR_COMBINATIONS = (
@@ -324,21 +475,38 @@ def scalar_leaf_programs(draw):
     return Program(leaves, (Step("out", "combine", tuple(f"x{i}" for i in range(n)), code),), "out")
 
 
-@rule("accumulation.leaves-own-their-grad", section=Section.ACCUMULATION, docs="accumulation-own-grad",
-      given=dict(program=st.one_of(scalar_leaf_programs(), programs(min_leaves=2, all_require_grad=True))),
-      references=("test_autograd.py::TestAutograd::test_no_grad_copy",))
+@rule(
+    "accumulation.leaves-own-their-grad",
+    section=Section.ACCUMULATION,
+    docs="accumulation-own-grad",
+    given=dict(program=st.one_of(scalar_leaf_programs(), programs(min_leaves=2, all_require_grad=True))),
+    references=("test_autograd.py::TestAutograd::test_no_grad_copy",),
+)
 def leaves_own_their_grad(program):
     """Every leaf gets a .grad tensor of its own, so accumulating a second backward pass adds to each leaf exactly once."""
     single = _one_pass(program)
     names = program.leaf_names
-    repro = program.script("for _ in range(2):", f"    {program.call}.sum().backward()",
-                           *(f"print({names[i]}.grad, {names[i]}.grad.data_ptr())" for i in program.grad_leaves))
+    repro = program.script(
+        "for _ in range(2):",
+        f"    {program.call}.sum().backward()",
+        *(f"print({names[i]}.grad, {names[i]}.grad.data_ptr())" for i in program.grad_leaves),
+    )
     seen = repro.run()
     grads = [seen[names[i]].grad for i in program.grad_leaves]
     for i, j in ((i, j) for i in range(len(grads)) for j in range(i + 1, len(grads))):
         if grads[i].numel() and grads[j].numel():
-            expect(grads[i].data_ptr() != grads[j].data_ptr(), what=f"x{i}.grad and x{j}.grad are distinct tensors",
-                   expected="different storage", observed="the same storage", repro=repro)
+            expect(
+                grads[i].data_ptr() != grads[j].data_ptr(),
+                what=f"x{i}.grad and x{j}.grad are distinct tensors",
+                expected="different storage",
+                observed="the same storage",
+                repro=repro,
+            )
     for i, grad in zip(program.grad_leaves, single):
-        expect_close(seen[names[i]].grad, grad * 2, tolerance=ROUNDOFF[program.dtype],
-                     what=f"x{i}.grad after 2 backward passes against 2 x one pass", repro=repro)
+        expect_close(
+            seen[names[i]].grad,
+            grad * 2,
+            tolerance=ROUNDOFF[program.dtype],
+            what=f"x{i}.grad after 2 backward passes against 2 x one pass",
+            repro=repro,
+        )

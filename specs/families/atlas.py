@@ -5,6 +5,7 @@ Each law is checked two ways: on every entry of :mod:`specs.atlas.table` at its 
 point (the explicit example, the same on every release; the ops that fail or lack a mode are
 recorded for the release diff), and on entries and points that hypothesis draws.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,9 +18,9 @@ from specs.atlas import evaluate as ev
 from specs.atlas.model import MIN_NORM, Entry
 from specs.atlas.table import TABLE
 from specs.engine.expect import Tolerance, Violation, expect
+from specs.engine.registry import Family, Feature, record, rule
 from specs.engine.script import Script
 from specs.engine.sections import Section
-from specs.engine.registry import Family, Feature, record, rule
 
 FAMILY = Family(
     name="atlas",
@@ -38,14 +39,24 @@ entries = st.sampled_from(NAMES)
 seeds = st.integers(0, 2**20)
 SWEEP = (dict(name=EVERY, seed=0),)
 
-FIRST_ORDER = Tolerance(1e-5, 1e-6, "float64 central differences, step 1e-6: truncation about 1e-12 "
-                        "times the third derivative, rounding about 1e-10 relative")
-SECOND_ORDER = Tolerance(1e-4, 1e-5, "float64 central differences of a first derivative, step 1e-4: "
-                         "truncation about 1e-8, rounding about 1e-12 relative")
-SAME_DERIVATIVE = Tolerance(1e-9, 1e-10, "two float64 evaluations of the same derivative in different "
-                            "orders: rounding only")
-SUBGRADIENT = Tolerance(1e-3, 1e-4, "each piece's gradient is a float64 central difference taken 1e-4 "
-                        "from the point, inside that piece")
+FIRST_ORDER = Tolerance(
+    1e-5,
+    1e-6,
+    "float64 central differences, step 1e-6: truncation about 1e-12 "
+    "times the third derivative, rounding about 1e-10 relative",
+)
+SECOND_ORDER = Tolerance(
+    1e-4,
+    1e-5,
+    "float64 central differences of a first derivative, step 1e-4: "
+    "truncation about 1e-8, rounding about 1e-12 relative",
+)
+SAME_DERIVATIVE = Tolerance(
+    1e-9, 1e-10, "two float64 evaluations of the same derivative in different orders: rounding only"
+)
+SUBGRADIENT = Tolerance(
+    1e-3, 1e-4, "each piece's gradient is a float64 central difference taken 1e-4 from the point, inside that piece"
+)
 
 
 #: forward over forward is taken with torch.func.jvp (functorch joined torch in 2.0)
@@ -58,9 +69,14 @@ class NotImplementedDerivative(Exception):
 
 def _agree(actual: float, expected: float, scale: float, tolerance: Tolerance, what: str, repro: Script):
     allowed = tolerance.atol * (1.0 + scale) + tolerance.rtol * abs(expected)
-    expect(abs(actual - expected) <= allowed,
-           what=f"{what}: {actual!r} vs {expected!r} differ by {abs(actual - expected):.3g} "
-           f"(allowed {allowed:.3g}: {tolerance.reason})", expected=expected, observed=actual, repro=repro)
+    expect(
+        abs(actual - expected) <= allowed,
+        what=f"{what}: {actual!r} vs {expected!r} differ by {abs(actual - expected):.3g} "
+        f"(allowed {allowed:.3g}: {tolerance.reason})",
+        expected=expected,
+        observed=actual,
+        repro=repro,
+    )
 
 
 #: The start of every law's repro: the op at the very inputs the check used (``case``, its
@@ -156,10 +172,17 @@ def _sweep(law: str, check, name: str, seed: int) -> None:
     if failed:
         first = failed[next(iter(failed))]
         if isinstance(first, Violation):
-            raise Violation(f"{law} fails for {len(failed)} of {len(TABLE)} ops: {', '.join(failed)}; the first: "
-                            f"{first.what}", first.expected, first.observed, first.repro)
-        raise Violation(f"{law} fails for {len(failed)} of {len(TABLE)} ops: {', '.join(failed)}",
-                        "every op of the table", f"first: {ev.template(first)}")
+            raise Violation(
+                f"{law} fails for {len(failed)} of {len(TABLE)} ops: {', '.join(failed)}; the first: {first.what}",
+                first.expected,
+                first.observed,
+                first.repro,
+            )
+        raise Violation(
+            f"{law} fails for {len(failed)} of {len(TABLE)} ops: {', '.join(failed)}",
+            "every op of the table",
+            f"first: {ev.template(first)}",
+        )
 
 
 def _headline(exc: BaseException) -> str:
@@ -174,9 +197,14 @@ def reverse_matches_finite_differences(entry: Entry, seed: int) -> None:
     grads = _attempt(entry, seed, "vjp", lambda: ev.vjp(case, inputs, outputs, w))
     fd = ev.directional_fd(case, inputs, v, entry.step)
     scale = ev.norm(w) * ev.norm(fd) + ev.norm(grads) * ev.norm(v)
-    _agree(float(ev.dot(grads, v)), float(ev.dot(w, fd)), scale, entry.tolerance or FIRST_ORDER,
-           f"{entry.name} at its {case.label}: <J^T w, v> (reverse mode) against <w, (f(x+hv) - f(x-hv))/2h>",
-           LawScript(case, seed, REVERSE, step=entry.step))
+    _agree(
+        float(ev.dot(grads, v)),
+        float(ev.dot(w, fd)),
+        scale,
+        entry.tolerance or FIRST_ORDER,
+        f"{entry.name} at its {case.label}: <J^T w, v> (reverse mode) against <w, (f(x+hv) - f(x-hv))/2h>",
+        LawScript(case, seed, REVERSE, step=entry.step),
+    )
 
 
 REVERSE = """\
@@ -185,9 +213,15 @@ fd = ev.directional_fd(case, inputs, v, $step)
 print("<J^T w, v> =", float(ev.dot(grads, v)), "  <w, (f(x+hv) - f(x-hv))/2h> =", float(ev.dot(w, fd)))
 """
 
-@rule("atlas.reverse-matches-finite-differences", section=Section.BEYOND, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP,
-      references=("test_ops_gradients.py::TestBwdGradients::test_fn_grad", "docs: torch.autograd.gradcheck"))
+
+@rule(
+    "atlas.reverse-matches-finite-differences",
+    section=Section.BEYOND,
+    docs="atlas-laws",
+    given=dict(name=entries, seed=seeds),
+    examples=SWEEP,
+    references=("test_ops_gradients.py::TestBwdGradients::test_fn_grad", "docs: torch.autograd.gradcheck"),
+)
 def reverse_matches_finite_differences_law(name, seed):
     """For every op of the atlas at generic points of its domain, reverse mode agrees with float64 central finite differences along a random direction: <Jᵀw, v> = <w, (f(x+hv) - f(x-hv))/2h>."""
     _sweep("reverse-matches-finite-differences", reverse_matches_finite_differences, name, seed)
@@ -198,9 +232,14 @@ def forward_is_adjoint_of_reverse(entry: Entry, seed: int) -> None:
     grads = _attempt(entry, seed, "vjp", lambda: ev.vjp(case, inputs, outputs, w))
     tangents = _attempt(entry, seed, "jvp", lambda: ev.jvp_forward(case, inputs, v))
     scale = ev.norm(w) * ev.norm(tangents) + ev.norm(grads) * ev.norm(v)
-    _agree(float(ev.dot(w, tangents)), float(ev.dot(grads, v)), scale, entry.tolerance or SAME_DERIVATIVE,
-           f"{entry.name} at its {case.label}: <w, J v> (forward mode) against <J^T w, v> (reverse mode)",
-           LawScript(case, seed, ADJOINT))
+    _agree(
+        float(ev.dot(w, tangents)),
+        float(ev.dot(grads, v)),
+        scale,
+        entry.tolerance or SAME_DERIVATIVE,
+        f"{entry.name} at its {case.label}: <w, J v> (forward mode) against <J^T w, v> (reverse mode)",
+        LawScript(case, seed, ADJOINT),
+    )
 
 
 ADJOINT = """\
@@ -209,10 +248,18 @@ tangents = ev.jvp_forward(case, inputs, v)
 print("<w, J v> =", float(ev.dot(w, tangents)), "  <J^T w, v> =", float(ev.dot(grads, v)))
 """
 
-@rule("atlas.forward-is-adjoint-of-reverse", section=Section.BEYOND, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP,
-      references=("test_ops_fwd_gradients.py::TestFwdGradients::test_forward_mode_AD",
-                  "docs: Forward-mode Automatic Differentiation"))
+
+@rule(
+    "atlas.forward-is-adjoint-of-reverse",
+    section=Section.BEYOND,
+    docs="atlas-laws",
+    given=dict(name=entries, seed=seeds),
+    examples=SWEEP,
+    references=(
+        "test_ops_fwd_gradients.py::TestFwdGradients::test_forward_mode_AD",
+        "docs: Forward-mode Automatic Differentiation",
+    ),
+)
 def forward_is_adjoint_of_reverse_law(name, seed):
     """For every op of the atlas that has a forward-mode derivative, forward mode is the adjoint of reverse mode: <w, J v> = <Jᵀ w, v> for random v and w."""
     _sweep("forward-is-adjoint-of-reverse", forward_is_adjoint_of_reverse, name, seed)
@@ -226,9 +273,15 @@ def second_order_matches_finite_differences(entry: Entry, seed: int) -> None:
     grads = _attempt(entry, seed, "rev2 u", lambda: ev.reverse_second(case, inputs, w, u))
     fd = ev.directional_fd(case, inputs, v, 1e-4, function=ev.first_derivative_along(case, w, u))[0]
     scale = ev.norm(grads) * ev.norm(v) + abs(float(fd))
-    _agree(float(ev.dot(grads, v)), float(fd), scale, SECOND_ORDER,
-           f"{entry.name} at its {case.label}: vᵀ∇<Jᵀw, u> (double backward) against central differences of "
-           "<Jᵀw, u> along v", LawScript(case, seed, SECOND))
+    _agree(
+        float(ev.dot(grads, v)),
+        float(fd),
+        scale,
+        SECOND_ORDER,
+        f"{entry.name} at its {case.label}: vᵀ∇<Jᵀw, u> (double backward) against central differences of "
+        "<Jᵀw, u> along v",
+        LawScript(case, seed, SECOND),
+    )
 
 
 SECOND = """\
@@ -238,9 +291,15 @@ fd = ev.directional_fd(case, inputs, v, 1e-4, function=ev.first_derivative_along
 print("v^T grad <J^T w, u> =", float(ev.dot(grads, v)), "  central differences along v:", float(fd))
 """
 
-@rule("atlas.second-order-matches-finite-differences", section=Section.HIGHER_ORDER, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP,
-      references=("test_ops_gradients.py::TestBwdGradients::test_fn_gradgrad", "docs: torch.autograd.gradgradcheck"))
+
+@rule(
+    "atlas.second-order-matches-finite-differences",
+    section=Section.HIGHER_ORDER,
+    docs="atlas-laws",
+    given=dict(name=entries, seed=seeds),
+    examples=SWEEP,
+    references=("test_ops_gradients.py::TestBwdGradients::test_fn_gradgrad", "docs: torch.autograd.gradgradcheck"),
+)
 def second_order_matches_finite_differences_law(name, seed):
     """For every op of the atlas that is smooth at generic points, its second derivative (double backward) agrees with float64 central differences of its first derivative."""
     _sweep("second-order-matches-finite-differences", second_order_matches_finite_differences, name, seed)
@@ -253,9 +312,15 @@ def forward_over_forward_matches_reverse_over_reverse(entry: Entry, seed: int) -
     grads = _attempt(entry, seed, "rev2", lambda: ev.reverse_second(case, inputs, w, v))
     second = _attempt(entry, seed, "fwdfwd", lambda: ev.second_directional_forward(case, inputs, v))
     scale = ev.norm(w) * ev.norm(second) + ev.norm(grads) * ev.norm(v)
-    _agree(float(ev.dot(w, second)), float(ev.dot(grads, v)), scale, entry.tolerance or SAME_DERIVATIVE,
-           f"{entry.name} at its {case.label}: <w, f''[v, v]> (forward over forward, torch.func.jvp) against "
-           "vᵀ∇<Jᵀw, v> (reverse over reverse)", LawScript(case, seed, FORWARD_OVER_FORWARD))
+    _agree(
+        float(ev.dot(w, second)),
+        float(ev.dot(grads, v)),
+        scale,
+        entry.tolerance or SAME_DERIVATIVE,
+        f"{entry.name} at its {case.label}: <w, f''[v, v]> (forward over forward, torch.func.jvp) against "
+        "vᵀ∇<Jᵀw, v> (reverse over reverse)",
+        LawScript(case, seed, FORWARD_OVER_FORWARD),
+    )
 
 
 FORWARD_OVER_FORWARD = """\
@@ -264,13 +329,24 @@ second = ev.second_directional_forward(case, inputs, v)
 print("<w, f''[v, v]> =", float(ev.dot(w, second)), "  v^T grad <J^T w, v> =", float(ev.dot(grads, v)))
 """
 
-@rule("atlas.forward-over-forward-matches-reverse-over-reverse", section=Section.HIGHER_ORDER, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP, requires=(TORCH_FUNC,),
-      references=("test_ops_fwd_gradients.py::TestFwdGradients::test_fn_fwgrad_bwgrad",))
+
+@rule(
+    "atlas.forward-over-forward-matches-reverse-over-reverse",
+    section=Section.HIGHER_ORDER,
+    docs="atlas-laws",
+    given=dict(name=entries, seed=seeds),
+    examples=SWEEP,
+    requires=(TORCH_FUNC,),
+    references=("test_ops_fwd_gradients.py::TestFwdGradients::test_fn_fwgrad_bwgrad",),
+)
 def forward_over_forward_law(name, seed):
     """For every op of the atlas, the second directional derivative by forward over forward mode equals the one by reverse over reverse mode: <w, f''[v, v]> = vᵀ∇<Jᵀw, v>."""
-    _sweep("forward-over-forward-matches-reverse-over-reverse", forward_over_forward_matches_reverse_over_reverse,
-           name, seed)
+    _sweep(
+        "forward-over-forward-matches-reverse-over-reverse",
+        forward_over_forward_matches_reverse_over_reverse,
+        name,
+        seed,
+    )
 
 
 def derivatives_keep_dtype_and_shape(entry: Entry, seed: int) -> None:
@@ -278,15 +354,23 @@ def derivatives_keep_dtype_and_shape(entry: Entry, seed: int) -> None:
     grads = _attempt(entry, seed, "vjp", lambda: ev.vjp(case, inputs, outputs, w))
     repro = LawScript(case, seed, GRADIENT_LAYOUTS)
     for x, g in zip(inputs, grads):
-        expect(g.dtype == x.dtype and g.shape == x.shape,
-               what=f"{entry.name}: the gradient of an input has its dtype and shape",
-               expected=(x.dtype, tuple(x.shape)), observed=(g.dtype, tuple(g.shape)), repro=repro)
+        expect(
+            g.dtype == x.dtype and g.shape == x.shape,
+            what=f"{entry.name}: the gradient of an input has its dtype and shape",
+            expected=(x.dtype, tuple(x.shape)),
+            observed=(g.dtype, tuple(g.shape)),
+            repro=repro,
+        )
     tangents = _attempt(entry, seed, "jvp", lambda: ev.jvp_forward(case, inputs, v))
     repro = LawScript(case, seed, TANGENT_LAYOUTS)
     for out, t in zip(outputs, tangents):
-        expect(t.dtype == out.dtype and t.shape == out.shape,
-               what=f"{entry.name}: the forward-mode tangent of an output has its dtype and shape",
-               expected=(out.dtype, tuple(out.shape)), observed=(t.dtype, tuple(t.shape)), repro=repro)
+        expect(
+            t.dtype == out.dtype and t.shape == out.shape,
+            what=f"{entry.name}: the forward-mode tangent of an output has its dtype and shape",
+            expected=(out.dtype, tuple(out.shape)),
+            observed=(t.dtype, tuple(t.shape)),
+            repro=repro,
+        )
 
 
 GRADIENT_LAYOUTS = """\
@@ -300,9 +384,15 @@ print("outputs:", [(o.dtype, tuple(o.shape)) for o in outputs])
 print("tangents:", [(t.dtype, tuple(t.shape)) for t in tangents])
 """
 
-@rule("atlas.derivatives-keep-dtype-and-shape", section=Section.BEYOND, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP,
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+
+@rule(
+    "atlas.derivatives-keep-dtype-and-shape",
+    section=Section.BEYOND,
+    docs="atlas-laws",
+    given=dict(name=entries, seed=seeds),
+    examples=SWEEP,
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def derivatives_keep_dtype_and_shape_law(name, seed):
     """For every op of the atlas, each input's gradient has that input's dtype and shape, and each output's forward-mode tangent has that output's dtype and shape."""
     _sweep("derivatives-keep-dtype-and-shape", derivatives_keep_dtype_and_shape, name, seed)
@@ -337,25 +427,42 @@ for mode, (_, step) in ev.modes(case, inputs, outputs, w, v).items():
 
 def missing_derivatives_raise(entry: Entry, seed: int) -> None:
     outcome = _modes(entry, seed)
-    expected = {"forward": entry.forward, "reverse order 2": entry.order and entry.order >= 2,
-                "reverse order 3": entry.order and entry.order >= 3}
+    expected = {
+        "forward": entry.forward,
+        "reverse order 2": entry.order and entry.order >= 2,
+        "reverse order 3": entry.order and entry.order >= 3,
+    }
     repro = LawScript(ev.generic(entry, seed), seed, MODES_TRIED)
     for mode, result in outcome.items():
-        expect(not result.startswith("ERROR"),
-               what=f"{entry.name}: a missing {mode} derivative raises NotImplementedError or a RuntimeError "
-               "saying it is not implemented", expected="a derivative or that error", observed=result[6:],
-               repro=repro)
-        expect(not expected.get(mode) or result == "implemented",
-               what=f"{entry.name}: the {mode} derivative is implemented", expected="implemented", observed=result,
-               repro=repro)
+        expect(
+            not result.startswith("ERROR"),
+            what=f"{entry.name}: a missing {mode} derivative raises NotImplementedError or a RuntimeError "
+            "saying it is not implemented",
+            expected="a derivative or that error",
+            observed=result[6:],
+            repro=repro,
+        )
+        expect(
+            not expected.get(mode) or result == "implemented",
+            what=f"{entry.name}: the {mode} derivative is implemented",
+            expected="implemented",
+            observed=result,
+            repro=repro,
+        )
     unsupported = {m: r for m, r in outcome.items() if r != "implemented"}
     if unsupported:
         raise NotImplementedDerivative("; ".join(f"{m}: {r}" for m, r in unsupported.items()))
 
 
-@rule("atlas.missing-derivatives-raise", section=Section.BEYOND, docs="atlas-laws",
-      given=dict(name=entries, seed=seeds), examples=SWEEP, requires=(TORCH_FUNC,),
-      references=("test_ops.py::TestCommon::test_dtypes", "docs: Extending torch.autograd"))
+@rule(
+    "atlas.missing-derivatives-raise",
+    section=Section.BEYOND,
+    docs="atlas-laws",
+    given=dict(name=entries, seed=seeds),
+    examples=SWEEP,
+    requires=(TORCH_FUNC,),
+    references=("test_ops.py::TestCommon::test_dtypes", "docs: Extending torch.autograd"),
+)
 def missing_derivatives_raise_law(name, seed):
     """For every op of the atlas and every mode (reverse, forward, reverse of order 2 and 3, forward over forward), the derivative is either computed or refused with NotImplementedError or a RuntimeError saying it is not implemented, never another error."""
     _sweep("missing-derivatives-raise", missing_derivatives_raise, name, seed)
@@ -378,15 +485,15 @@ def observe_point(entry: Entry, index: int) -> dict:
         seen["forward value"] = ev.template(exc)
         return seen
     seen["output has nan/inf"] = [bool(torch.isnan(o).any()) for o in outputs] + [
-        bool(torch.isinf(o).any()) for o in outputs]
+        bool(torch.isinf(o).any()) for o in outputs
+    ]
     ones = tuple(torch.ones_like(o) for o in outputs)
-    for mode, step in (("gradient", lambda: ev.vjp(case, inputs, outputs, ones)),
-                       ("forward tangent", lambda: ev.jvp_forward(case, inputs, tuple(torch.ones_like(x)
-                                                                                     for x in inputs))),
-                       ("order 2", lambda: ev.reverse_second(case, inputs, ones, tuple(torch.ones_like(x)
-                                                                                      for x in inputs))),
-                       ("order 3", lambda: ev.reverse_second(case, inputs, ones, tuple(torch.ones_like(x)
-                                                                                      for x in inputs), order=3))):
+    for mode, step in (
+        ("gradient", lambda: ev.vjp(case, inputs, outputs, ones)),
+        ("forward tangent", lambda: ev.jvp_forward(case, inputs, tuple(torch.ones_like(x) for x in inputs))),
+        ("order 2", lambda: ev.reverse_second(case, inputs, ones, tuple(torch.ones_like(x) for x in inputs))),
+        ("order 3", lambda: ev.reverse_second(case, inputs, ones, tuple(torch.ones_like(x) for x in inputs), order=3)),
+    ):
         try:
             value = step()
             seen[mode] = [ev.rounded(t) for t in value]
@@ -403,9 +510,14 @@ print("gradients:", grads)
 """
 
 
-@rule("atlas.edges-are-recorded", section=Section.BEYOND, docs="atlas-edges",
-      given=dict(point=st.sampled_from(POINTS)), examples=(dict(point=EVERY_POINT),),
-      references=(MECHANICS,))
+@rule(
+    "atlas.edges-are-recorded",
+    section=Section.BEYOND,
+    docs="atlas-edges",
+    given=dict(point=st.sampled_from(POINTS)),
+    examples=(dict(point=EVERY_POINT),),
+    references=(MECHANICS,),
+)
 def edges_are_recorded(point):
     """At every special point of the atlas (kinks, bounds, ties, zeros of denominators and roots, domain boundaries, degenerate and zero-size inputs) torch either returns gradients shaped like the inputs or raises, and what it returns is recorded for the release diff."""
     targets = POINTS if point == EVERY_POINT else [point]
@@ -421,9 +533,14 @@ def edges_are_recorded(point):
             shapes = [list(s) for s in (case.shapes[a.name] for a in entry.args)]
             got = [len(g) for g in grads]
             want = [min(8, math.prod(s)) for s in shapes]
-            expect(got == want, what=f"{name} at {entry.points[index].name}: one gradient per input, shaped like it "
-                   "(at most 8 values of each are recorded)", expected=want, observed=got,
-                   repro=LawScript(case, 0, EDGE_GRADIENTS))
+            expect(
+                got == want,
+                what=f"{name} at {entry.points[index].name}: one gradient per input, shaped like it "
+                "(at most 8 values of each are recorded)",
+                expected=want,
+                observed=got,
+                repro=LawScript(case, 0, EDGE_GRADIENTS),
+            )
         record(f"{name} @ {entry.points[index].name}", seen)
 
 
@@ -448,7 +565,7 @@ def _piece_gradient(case: ev.Case, weights, arg: str, index: int, sign: int) -> 
     def value(vector):
         parts, offset = [], 0
         for x in base:
-            parts.append(vector[offset:offset + x.numel()].reshape(x.shape))
+            parts.append(vector[offset : offset + x.numel()].reshape(x.shape))
             offset += x.numel()
         with torch.no_grad():
             return float(ev.dot(weights, case.call(tuple(parts))))
@@ -460,8 +577,9 @@ def _piece_gradient(case: ev.Case, weights, arg: str, index: int, sign: int) -> 
     return grad
 
 
-CONVENTION_POINTS = sorted((name, i) for name, entry in TABLE.items()
-                           for i, p in enumerate(entry.points) if p.convention == MIN_NORM)
+CONVENTION_POINTS = sorted(
+    (name, i) for name, entry in TABLE.items() for i, p in enumerate(entry.points) if p.convention == MIN_NORM
+)
 
 
 def min_norm_departure(name: str, index: int, scale: float) -> tuple[list, list, ev.Case] | None:
@@ -487,10 +605,14 @@ print("torch's gradient:", torch.cat([g.reshape(-1) for g in grads]))
 """
 
 
-@rule("atlas.kinks-take-the-minimum-norm-subgradient", section=Section.BEYOND, docs="atlas-conventions",
-      given=dict(point=st.sampled_from(CONVENTION_POINTS), scale=st.sampled_from([0.5, 1.0, 3.0])),
-      examples=(dict(point=EVERY_POINT, scale=1.0),), references=(MECHANICS,
-      "test_autograd.py::TestAutograd::test_min_max_median_backprops_to_all_values"))
+@rule(
+    "atlas.kinks-take-the-minimum-norm-subgradient",
+    section=Section.BEYOND,
+    docs="atlas-conventions",
+    given=dict(point=st.sampled_from(CONVENTION_POINTS), scale=st.sampled_from([0.5, 1.0, 3.0])),
+    examples=(dict(point=EVERY_POINT, scale=1.0),),
+    references=(MECHANICS, "test_autograd.py::TestAutograd::test_min_max_median_backprops_to_all_values"),
+)
 def kinks_take_the_minimum_norm_subgradient(point, scale):
     """At a kink, bound or tie where the op is locally convex or concave, its gradient is the subgradient of minimum norm (for a tie among k maxima: 1/k each), except for the departures the atlas lists."""
     targets = CONVENTION_POINTS if point == EVERY_POINT else [point]
@@ -509,10 +631,14 @@ def kinks_take_the_minimum_norm_subgradient(point, scale):
     unexpected = [label for label, found, departs, _case in seen if found is not None and not departs]
     for label, found, departs, case in seen:
         got, want = found[:2] if found is not None else ("the minimum-norm subgradient",) * 2
-        expect(found is None or bool(departs),
-               what=f"{label}: the gradient is the minimum-norm subgradient ({len(unexpected)} undeclared "
-               f"departures: {', '.join(unexpected)})", expected=want, observed=got,
-               repro=LawScript(case, 0, KINK_GRADIENT, scale=scale))
+        expect(
+            found is None or bool(departs),
+            what=f"{label}: the gradient is the minimum-norm subgradient ({len(unexpected)} undeclared "
+            f"departures: {', '.join(unexpected)})",
+            expected=want,
+            observed=got,
+            repro=LawScript(case, 0, KINK_GRADIENT, scale=scale),
+        )
 
 
 def nan_in_the_incoming_gradient_propagates(entry: Entry, seed: int) -> None:
@@ -524,17 +650,21 @@ def nan_in_the_incoming_gradient_propagates(entry: Entry, seed: int) -> None:
         return
     position = seed % sum(sizes)
     row = _attempt(entry, seed, "row", lambda: ev.vjp(case, inputs, outputs, ev.poked(outputs, position, 1.0)))
-    poisoned = _attempt(entry, seed, "nan row",
-                        lambda: ev.vjp(case, inputs, case.call(inputs), ev.poked(outputs, position, math.nan)))
+    poisoned = _attempt(
+        entry, seed, "nan row", lambda: ev.vjp(case, inputs, case.call(inputs), ev.poked(outputs, position, math.nan))
+    )
     repro = LawScript(case, seed, NAN_ROW, position=position)
     for arg, used, got in zip(entry.args, row, poisoned):
         lost = bool(((used != 0) & ~torch.isnan(got)).any())
         # (a gradient that is an efficient zero tensor has no storage to read back: rounded only when lost)
-        expect(not lost,
-               what=f"{entry.name} at its {case.label}: a NaN in the incoming gradient of output element "
-               f"{position} reaches every entry of the gradient of {arg.name} that it contributes to",
-               expected="nan where the gradient of that element is nonzero",
-               observed=ev.rounded(got, 12) if lost else "nan there", repro=repro)
+        expect(
+            not lost,
+            what=f"{entry.name} at its {case.label}: a NaN in the incoming gradient of output element "
+            f"{position} reaches every entry of the gradient of {arg.name} that it contributes to",
+            expected="nan where the gradient of that element is nonzero",
+            observed=ev.rounded(got, 12) if lost else "nan there",
+            repro=repro,
+        )
 
 
 #: The gradient of one output element (flat ``position``), then the same with a NaN incoming gradient
@@ -546,8 +676,15 @@ print("gradient of element $position:", row)
 print("with a NaN incoming gradient:", poisoned)
 """
 
-@rule("atlas.nan-in-the-incoming-gradient-propagates", section=Section.BEYOND, docs="atlas-conventions",
-      given=dict(name=entries, seed=seeds), examples=SWEEP, references=(MECHANICS,))
+
+@rule(
+    "atlas.nan-in-the-incoming-gradient-propagates",
+    section=Section.BEYOND,
+    docs="atlas-conventions",
+    given=dict(name=entries, seed=seeds),
+    examples=SWEEP,
+    references=(MECHANICS,),
+)
 def nan_in_the_incoming_gradient_propagates_law(name, seed):
     """For every op of the atlas, a NaN in the incoming gradient of one output element makes NaN every input-gradient entry to which that element contributes (where its gradient is nonzero), rather than being masked away."""
     _sweep("nan-in-the-incoming-gradient-propagates", nan_in_the_incoming_gradient_propagates, name, seed)

@@ -3,6 +3,7 @@
 Memory is measured deterministically as the bytes that pass through a saved-tensor ``pack`` hook
 while the forward is recorded: what autograd keeps for backward, not what the process holds.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -18,12 +19,12 @@ from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.oracles import saved_bytes
-from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, Feature, record, rule
 from specs.engine.script import Script
+from specs.engine.sections import Section
+from specs.engine.versions import at_least
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs
-from specs.engine.versions import at_least
 
 FAMILY = Family(
     name="checkpointing",
@@ -75,25 +76,41 @@ def _tanh_program(program):
     return lambda *leaves: torch.tanh(function(*leaves))
 
 
-@rule("checkpointing.same-gradients", section=Section.PRACTICAL, docs="checkpointing-same",
-      given=dict(program=programs(), use_reentrant=REENTRANT),
-      references=("test_autograd.py::TestAutograd::test_checkpointing",
-                  "test_autograd.py::TestAutograd::test_checkpointing_without_reentrant_correct_grad"))
+@rule(
+    "checkpointing.same-gradients",
+    section=Section.PRACTICAL,
+    docs="checkpointing-same",
+    given=dict(program=programs(), use_reentrant=REENTRANT),
+    references=(
+        "test_autograd.py::TestAutograd::test_checkpointing",
+        "test_autograd.py::TestAutograd::test_checkpointing_without_reentrant_correct_grad",
+    ),
+)
 def same_gradients(program, use_reentrant):
     """checkpoint(f, *inputs) gives the same gradients as f(*inputs), with use_reentrant=True and with False."""
     plain = _plain(program)
     leaves = program.inputs()
     checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant).sum().backward()
-    repro = program.repro("from torch.utils.checkpoint import checkpoint",
-                          f"out = checkpoint(lambda *x: torch.tanh(program(*x)), {', '.join(program.leaf_names)}, "
-                          f"use_reentrant={use_reentrant})", "out.sum().backward()", *program.print_grads)
+    repro = program.repro(
+        "from torch.utils.checkpoint import checkpoint",
+        f"out = checkpoint(lambda *x: torch.tanh(program(*x)), {', '.join(program.leaf_names)}, "
+        f"use_reentrant={use_reentrant})",
+        "out.sum().backward()",
+        *program.print_grads,
+    )
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad through checkpoint", repro=repro)
+        expect_close(
+            leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad through checkpoint", repro=repro
+        )
 
 
-@rule("checkpointing.recomputes-the-forward", section=Section.PRACTICAL, docs="checkpointing-same",
-      given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT),
-      references=("docs: torch.utils.checkpoint.checkpoint",))
+@rule(
+    "checkpointing.recomputes-the-forward",
+    section=Section.PRACTICAL,
+    docs="checkpointing-same",
+    given=dict(program=programs(max_ops=6), use_reentrant=REENTRANT),
+    references=("docs: torch.utils.checkpoint.checkpoint",),
+)
 def recomputes_the_forward(program, use_reentrant):
     """A checkpointed function runs once in the forward and once more during backward, to recompute what it did not keep."""
     calls = []
@@ -106,37 +123,65 @@ def recomputes_the_forward(program, use_reentrant):
     out = checkpoint(counted, *program.inputs(), use_reentrant=use_reentrant)
     forward_calls = len(calls)
     out.sum().backward()
-    repro = program.repro("from torch.utils.checkpoint import checkpoint", "calls = []", "def counted(*xs):",
-                          "    calls.append(torch.is_grad_enabled())", "    return torch.tanh(program(*xs))",
-                          f"out = checkpoint(counted, {', '.join(program.leaf_names)}, use_reentrant={use_reentrant})",
-                          "print('forward calls:', len(calls))", "out.sum().backward()", "print('after backward:', len(calls))")
+    repro = program.repro(
+        "from torch.utils.checkpoint import checkpoint",
+        "calls = []",
+        "def counted(*xs):",
+        "    calls.append(torch.is_grad_enabled())",
+        "    return torch.tanh(program(*xs))",
+        f"out = checkpoint(counted, {', '.join(program.leaf_names)}, use_reentrant={use_reentrant})",
+        "print('forward calls:', len(calls))",
+        "out.sum().backward()",
+        "print('after backward:', len(calls))",
+    )
     expect(forward_calls == 1, what="calls during the forward", expected=1, observed=forward_calls, repro=repro)
     expect(len(calls) == 2, what="calls after backward", expected=2, observed=len(calls), repro=repro)
 
 
-@rule("checkpointing.keeps-only-the-inputs", section=Section.PRACTICAL, docs="checkpointing-memory",
-      given=dict(program=programs(), use_reentrant=REENTRANT),
-      references=("docs: torch.utils.checkpoint.checkpoint",))
+@rule(
+    "checkpointing.keeps-only-the-inputs",
+    section=Section.PRACTICAL,
+    docs="checkpointing-memory",
+    given=dict(program=programs(), use_reentrant=REENTRANT),
+    references=("docs: torch.utils.checkpoint.checkpoint",),
+)
 def keeps_only_the_inputs(program, use_reentrant):
     """While a checkpointed function is recorded, autograd keeps at most its inputs for backward, whatever the function itself saves."""
     leaves = program.inputs()
     inputs = sum(x.numel() * x.element_size() for x in leaves)
     kept, out = saved_bytes(lambda: checkpoint(_tanh_program(program), *leaves, use_reentrant=use_reentrant))
     plain, _ = saved_bytes(lambda: torch.tanh(program(*program.inputs())))
-    repro = program.repro("from torch.utils.checkpoint import checkpoint", "from specs.engine.oracles import saved_bytes",
-                          f"kept, out = saved_bytes(lambda: checkpoint(lambda *xs: torch.tanh(program(*xs)), "
-                          f"{', '.join(program.leaf_names)}, use_reentrant={use_reentrant}))",
-                          "print(kept, 'bytes kept;', sum(x.numel() * x.element_size() for x in "
-                          f"[{', '.join(program.leaf_names)}]), 'bytes of inputs')")
-    expect(kept <= inputs, what="bytes kept for backward by the checkpointed function", expected=f"<= {inputs} (its inputs)",
-           observed=kept, repro=repro)
-    expect(kept <= max(plain, inputs), what="bytes kept, against the plain function", expected=f"<= {max(plain, inputs)}", observed=kept)
+    repro = program.repro(
+        "from torch.utils.checkpoint import checkpoint",
+        "from specs.engine.oracles import saved_bytes",
+        f"kept, out = saved_bytes(lambda: checkpoint(lambda *xs: torch.tanh(program(*xs)), "
+        f"{', '.join(program.leaf_names)}, use_reentrant={use_reentrant}))",
+        "print(kept, 'bytes kept;', sum(x.numel() * x.element_size() for x in "
+        f"[{', '.join(program.leaf_names)}]), 'bytes of inputs')",
+    )
+    expect(
+        kept <= inputs,
+        what="bytes kept for backward by the checkpointed function",
+        expected=f"<= {inputs} (its inputs)",
+        observed=kept,
+        repro=repro,
+    )
+    expect(
+        kept <= max(plain, inputs),
+        what="bytes kept, against the plain function",
+        expected=f"<= {max(plain, inputs)}",
+        observed=kept,
+    )
     out.sum().backward()
 
 
-@rule("checkpointing.preserves-the-rng-state", section=Section.PRACTICAL, docs="checkpointing-rng",
-      given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)),
-      references=("docs: torch.utils.checkpoint.checkpoint (preserve_rng_state)",))
+@rule(
+    "checkpointing.preserves-the-rng-state",
+    section=Section.PRACTICAL,
+    docs="checkpointing-rng",
+    given=dict(program=programs(), use_reentrant=REENTRANT, seed=st.integers(0, 2**16)),
+    references=("docs: torch.utils.checkpoint.checkpoint (preserve_rng_state)",),
+)
 def preserves_the_rng_state(program, use_reentrant, seed):
     """By default checkpoint restores the RNG state for the recomputation, so dropout draws the same mask and the gradients equal the plain run's."""
     function = program.function()
@@ -156,9 +201,12 @@ def preserves_the_rng_state(program, use_reentrant, seed):
         "dropped = lambda *xs: torch.tanh(torch.nn.functional.dropout(program(*xs), p=0.5, training=True))",
         f"torch.manual_seed({seed})",
         f"checkpoint(dropped, {', '.join(program.leaf_names)}, use_reentrant={use_reentrant}).sum().backward()",
-        *program.print_grads)
+        *program.print_grads,
+    )
     for i, grad in zip(program.grad_leaves, plain):
-        expect_close(leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad with dropout", repro=repro)
+        expect_close(
+            leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad with dropout", repro=repro
+        )
 
 
 class Chain(NamedTuple):
@@ -201,13 +249,20 @@ def sqrt_segments(depth: int) -> int:
 
 
 def _chain_repro(case, code):
-    return (f"from specs.families.checkpointing import make_chain\nmodel, x = make_chain(*{tuple(case)!r})\n"
-            f"from torch.utils.checkpoint import checkpoint_sequential\n{code}")
+    return (
+        f"from specs.families.checkpointing import make_chain\nmodel, x = make_chain(*{tuple(case)!r})\n"
+        f"from torch.utils.checkpoint import checkpoint_sequential\n{code}"
+    )
 
 
-@rule("checkpointing.sequential-same-gradients", section=Section.PRACTICAL, docs="checkpointing-sequential",
-      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT),
-      references=("docs: torch.utils.checkpoint.checkpoint_sequential",))
+@rule(
+    "checkpointing.sequential-same-gradients",
+    section=Section.PRACTICAL,
+    docs="checkpointing-sequential",
+    requires=(SEQUENTIAL_USE_REENTRANT,),
+    given=dict(case=chains(), segments=st.integers(1, 6), use_reentrant=REENTRANT),
+    references=("docs: torch.utils.checkpoint.checkpoint_sequential",),
+)
 def sequential_same_gradients(case, segments, use_reentrant):
     """checkpoint_sequential(model, segments, x) gives the same gradients for the input and every parameter as model(x)."""
     model, x = make_chain(*case)
@@ -217,16 +272,21 @@ def sequential_same_gradients(case, segments, use_reentrant):
     x2 = x.detach().clone().requires_grad_()
     segments = min(segments, len(model))
     checkpoint_sequential(model, segments, x2, use_reentrant=use_reentrant).sum().backward()
-    repro = _chain_repro(case, f"checkpoint_sequential(model, {segments}, x, use_reentrant={use_reentrant})"
-                               ".sum().backward()\nprint(x.grad)")
+    repro = _chain_repro(
+        case,
+        f"checkpoint_sequential(model, {segments}, x, use_reentrant={use_reentrant}).sum().backward()\nprint(x.grad)",
+    )
     expect_close(x2.grad, expected[0], tolerance=RECOMPUTED[case.dtype], what="x.grad", repro=repro)
     for k, (p, grad) in enumerate(zip(model.parameters(), expected[1:])):
         expect_close(p.grad, grad, tolerance=RECOMPUTED[case.dtype], what=f"gradient of parameter {k}", repro=repro)
 
 
 #: A one-op program: the canonical input of the use_reentrant rules.
-DOUBLING = Program(leaves=(TensorSpec((2,), torch.float64, "contiguous", (0.5, -1.0)),),
-                   steps=(Step("v0", "mul", ("x0",), "x0 * 2.0"),), output="v0")
+DOUBLING = Program(
+    leaves=(TensorSpec((2,), torch.float64, "contiguous", (0.5, -1.0)),),
+    steps=(Step("v0", "mul", ("x0",), "x0 * 2.0"),),
+    output="v0",
+)
 
 
 def _announcement(action) -> str:
@@ -246,29 +306,45 @@ def _sentences(message: str) -> list[str]:
     return re.split(r"(?<=\.)\s+(?=[A-Za-z])", message.strip())
 
 
-@rule("checkpointing.warns-without-use-reentrant", section=Section.PRACTICAL, docs="checkpointing-use-reentrant",
-      since="2.1", given=dict(program=programs(max_ops=4), sequential=st.booleans()), contracts=(NO_USE_REENTRANT,),
-      examples=(dict(program=DOUBLING, sequential=False), dict(program=DOUBLING, sequential=True)),
-      history=(Change("2.2", "checkpoint_sequential did not warn"),
-               Change("2.9", "the warning promised an exception in an earlier release (2.4, then 2.5); "
-                             "none was ever raised"),
-               Change("2.15.0", "the warnings said the exception would come 'in version 2.9' (checkpoint_sequential) "
-                                "or 'Starting in PyTorch 2.9' (checkpoint); they now say 'a future release'")),
-      references=("torch.utils.checkpoint.checkpoint docstring (use_reentrant)",
-                  "test_autograd.py::TestAutograd::test_checkpoint_warns_if_use_reentrant_not_passed_explcitly"))
+@rule(
+    "checkpointing.warns-without-use-reentrant",
+    section=Section.PRACTICAL,
+    docs="checkpointing-use-reentrant",
+    since="2.1",
+    given=dict(program=programs(max_ops=4), sequential=st.booleans()),
+    contracts=(NO_USE_REENTRANT,),
+    examples=(dict(program=DOUBLING, sequential=False), dict(program=DOUBLING, sequential=True)),
+    history=(
+        Change("2.2", "checkpoint_sequential did not warn"),
+        Change("2.9", "the warning promised an exception in an earlier release (2.4, then 2.5); none was ever raised"),
+        Change(
+            "2.15.0",
+            "the warnings said the exception would come 'in version 2.9' (checkpoint_sequential) "
+            "or 'Starting in PyTorch 2.9' (checkpoint); they now say 'a future release'",
+        ),
+    ),
+    references=(
+        "torch.utils.checkpoint.checkpoint docstring (use_reentrant)",
+        "test_autograd.py::TestAutograd::test_checkpoint_warns_if_use_reentrant_not_passed_explcitly",
+    ),
+)
 def warns_without_use_reentrant(program, sequential):
     """Calling checkpoint or checkpoint_sequential without use_reentrant emits a UserWarning asking for it to be passed explicitly and still computes the result, although that warning announces an exception for such calls, a scheduled change not yet made in torch 2.15.0 that this rule will report when it comes."""
     if sequential:
         if not at_least("2.2"):
             return
-        script = program.script("from torch.utils.checkpoint import checkpoint_sequential",
-                                "model = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Tanh())",
-                                "result = checkpoint_sequential(model, 2, torch.tanh(out))",
-                                "print(result.requires_grad)")
+        script = program.script(
+            "from torch.utils.checkpoint import checkpoint_sequential",
+            "model = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Tanh())",
+            "result = checkpoint_sequential(model, 2, torch.tanh(out))",
+            "print(result.requires_grad)",
+        )
     else:
-        script = program.script("from torch.utils.checkpoint import checkpoint",
-                                f"result = checkpoint(lambda *xs: torch.tanh(program(*xs)), {', '.join(program.leaf_names)})",
-                                "print(result.requires_grad)")
+        script = program.script(
+            "from torch.utils.checkpoint import checkpoint",
+            f"result = checkpoint(lambda *xs: torch.tanh(program(*xs)), {', '.join(program.leaf_names)})",
+            "print(result.requires_grad)",
+        )
     call = lambda: script.run().result  # noqa: E731
     out = NO_USE_REENTRANT.check(call, repro=script)
     expect(out.requires_grad, what="the result is recorded", expected=True, observed=out.requires_grad, repro=script)
@@ -276,17 +352,26 @@ def warns_without_use_reentrant(program, sequential):
         record("checkpoint_sequential: announced" if sequential else "checkpoint: announced", _announcement(call))
 
 
-@rule("checkpointing.default-is-reentrant", section=Section.PRACTICAL, docs="checkpointing-use-reentrant",
-      given=dict(program=programs(max_ops=6), explicit=st.booleans()), contracts=(REENTRANT_GRAD,),
-      examples=(dict(program=DOUBLING, explicit=False),),
-      references=("torch.utils.checkpoint.checkpoint docstring (use_reentrant)",
-                  "test_autograd.py::TestAutograd::test_checkpoint_valid_reset_on_error"))
+@rule(
+    "checkpointing.default-is-reentrant",
+    section=Section.PRACTICAL,
+    docs="checkpointing-use-reentrant",
+    given=dict(program=programs(max_ops=6), explicit=st.booleans()),
+    contracts=(REENTRANT_GRAD,),
+    examples=(dict(program=DOUBLING, explicit=False),),
+    references=(
+        "torch.utils.checkpoint.checkpoint docstring (use_reentrant)",
+        "test_autograd.py::TestAutograd::test_checkpoint_valid_reset_on_error",
+    ),
+)
 def default_is_reentrant(program, explicit):
     """Reentrant checkpointing, which checkpoint still uses when use_reentrant is not passed (a default its warning announces will become an exception), refuses autograd.grad with a RuntimeError, while use_reentrant=False supports it."""
     leaves = ", ".join(program.leaf_names)
     option = ", use_reentrant=True" if explicit else ""
-    forward = program.script("from torch.utils.checkpoint import checkpoint",
-                             f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}{option})")
+    forward = program.script(
+        "from torch.utils.checkpoint import checkpoint",
+        f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}{option})",
+    )
     backward = "torch.autograd.grad(out.sum(), [x0])"
 
     def record_forward():
@@ -294,21 +379,36 @@ def default_is_reentrant(program, explicit):
             warnings.simplefilter("ignore", UserWarning)
             return forward.run()
 
-    message = REENTRANT_GRAD.check(record_forward, backward=lambda seen: Script(backward).run(out=seen.out, x0=seen.x0),
-                                   repro=forward.then(backward))
+    message = REENTRANT_GRAD.check(
+        record_forward,
+        backward=lambda seen: Script(backward).run(out=seen.out, x0=seen.x0),
+        repro=forward.then(backward),
+    )
     if not explicit:
         record("use_reentrant omitted, autograd.grad raises", _sentences(message)[0])
     plain = _plain(program)
-    script = program.script("from torch.utils.checkpoint import checkpoint",
-                            f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}, use_reentrant=False)",
-                            "grad, = torch.autograd.grad(out.sum(), [x0])", "print(grad)")
-    expect_close(script.run().grad, plain[0], tolerance=RECOMPUTED[program.dtype],
-                 what="autograd.grad through use_reentrant=False", repro=script)
+    script = program.script(
+        "from torch.utils.checkpoint import checkpoint",
+        f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}, use_reentrant=False)",
+        "grad, = torch.autograd.grad(out.sum(), [x0])",
+        "print(grad)",
+    )
+    expect_close(
+        script.run().grad,
+        plain[0],
+        tolerance=RECOMPUTED[program.dtype],
+        what="autograd.grad through use_reentrant=False",
+        repro=script,
+    )
 
 
 # ------------------------------------------------------------------ the memory autograd keeps
-@rule("checkpointing.memory-is-linear-in-depth", section=Section.PRACTICAL, docs="checkpointing-memory",
-      given=dict(case=chains()))
+@rule(
+    "checkpointing.memory-is-linear-in-depth",
+    section=Section.PRACTICAL,
+    docs="checkpointing-memory",
+    given=dict(case=chains()),
+)
 def memory_is_linear_in_depth(case):
     """Without checkpointing, the bytes autograd keeps for a chain of N identical layers are N times those of one layer."""
     depth, width, batch, dtype, seed = case
@@ -316,24 +416,49 @@ def memory_is_linear_in_depth(case):
     kept, out = saved_bytes(lambda: model(x))
     one_model, one_x = make_chain(1, width, batch, dtype, seed)
     one, _ = saved_bytes(lambda: one_model(one_x))
-    expect(kept == depth * one, what=f"bytes kept for {depth} layers", expected=f"{depth} x {one}", observed=kept,
-           repro=_chain_repro(case, "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: model(x))[0])"))
+    expect(
+        kept == depth * one,
+        what=f"bytes kept for {depth} layers",
+        expected=f"{depth} x {one}",
+        observed=kept,
+        repro=_chain_repro(
+            case, "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: model(x))[0])"
+        ),
+    )
     out.sum().backward()
 
 
-@rule("checkpointing.no-grad-keeps-nothing", section=Section.PRACTICAL, docs="checkpointing-memory",
-      given=dict(case=chains()))
+@rule(
+    "checkpointing.no-grad-keeps-nothing",
+    section=Section.PRACTICAL,
+    docs="checkpointing-memory",
+    given=dict(case=chains()),
+)
 def no_grad_keeps_nothing(case):
     """Under no_grad autograd keeps nothing for backward, whatever the depth."""
     model, x = make_chain(*case)
     with torch.no_grad():
         kept, _ = saved_bytes(lambda: model(x))
-    expect(kept == 0, what="bytes kept under no_grad", expected=0, observed=kept, repro=_chain_repro(case, "from specs.engine.oracles import saved_bytes\nwith torch.no_grad():\n"
-                                                                                      "    print(saved_bytes(lambda: model(x))[0])"))
+    expect(
+        kept == 0,
+        what="bytes kept under no_grad",
+        expected=0,
+        observed=kept,
+        repro=_chain_repro(
+            case,
+            "from specs.engine.oracles import saved_bytes\nwith torch.no_grad():\n"
+            "    print(saved_bytes(lambda: model(x))[0])",
+        ),
+    )
 
 
-@rule("checkpointing.sqrt-segments-keep-sqrt-memory", section=Section.PRACTICAL, docs="checkpointing-memory",
-      requires=(SEQUENTIAL_USE_REENTRANT,), given=dict(case=chains(max_depth=36), use_reentrant=REENTRANT))
+@rule(
+    "checkpointing.sqrt-segments-keep-sqrt-memory",
+    section=Section.PRACTICAL,
+    docs="checkpointing-memory",
+    requires=(SEQUENTIAL_USE_REENTRANT,),
+    given=dict(case=chains(max_depth=36), use_reentrant=REENTRANT),
+)
 def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     """With s segments, checkpoint_sequential keeps one input per checkpointed segment plus the last segment's layers, so s = ceil(sqrt(N)) keeps memory that grows like sqrt(N) instead of N."""
     depth, width, batch, dtype, seed = case
@@ -347,10 +472,24 @@ def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
     # and does not checkpoint the last run.
     last_layers = math.ceil((len(model) - (segments - 1) * (len(model) // segments)) / 2)
     bound = (segments - 1) * activation + last_layers * layer
-    repro = _chain_repro(case, "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: checkpoint_sequential("
-                               f"model, {segments}, x, use_reentrant={use_reentrant}))[0])")
-    expect(kept <= bound, what=f"bytes kept with {segments} segments for {depth} layers",
-           expected=f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}", observed=kept, repro=repro)
+    repro = _chain_repro(
+        case,
+        "from specs.engine.oracles import saved_bytes\nprint(saved_bytes(lambda: checkpoint_sequential("
+        f"model, {segments}, x, use_reentrant={use_reentrant}))[0])",
+    )
+    expect(
+        kept <= bound,
+        what=f"bytes kept with {segments} segments for {depth} layers",
+        expected=f"<= {bound} = {segments - 1} inputs of {activation} + {last_layers} layers of {layer}",
+        observed=kept,
+        repro=repro,
+    )
     if depth >= 4:
-        expect(kept < depth * layer, what="checkpointing keeps less than the plain chain", expected=f"< {depth * layer}", observed=kept, repro=repro)
+        expect(
+            kept < depth * layer,
+            what="checkpointing keeps less than the plain chain",
+            expected=f"< {depth * layer}",
+            observed=kept,
+            repro=repro,
+        )
     out.sum().backward()

@@ -3,6 +3,7 @@
 Compiling is slow (seconds on a small machine), so these rules draw from narrow strategies: small
 programs, compiled with ``dynamic=False``; each distinct program is compiled once and cached.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,17 +12,16 @@ import torch
 from hypothesis import strategies as st
 
 from specs.engine.expect import Tolerance, expect, expect_close
-from specs.families.custom_function import Cube
-from specs.generators.program import Program, Step
 from specs.engine.registry import Family, Feature, rule
 from specs.engine.sections import Section
+from specs.families.custom_function import Cube
+from specs.generators.program import Program, Step
 from specs.generators.strategies import tensors
 
 FAMILY = Family(
     name="compiled",
     title="torch.compile",
-    summary="What changes for gradients when code is compiled with torch.compile: nothing, which these "
-    "rules check.",
+    summary="What changes for gradients when code is compiled with torch.compile: nothing, which these rules check.",
     gallery="plot_93_compile.py",
 )
 
@@ -46,8 +46,10 @@ def small_programs(draw):
 
     Only the values vary freely: at most 9 program texts and one shape, so compiling stays cheap.
     """
-    leaves = tuple(draw(tensors(shape=shape, dtypes=(torch.float64,), layouts=("contiguous",)), label=name)
-                   for name, shape in (("x0", (2, 3)), ("x1", (3,))))
+    leaves = tuple(
+        draw(tensors(shape=shape, dtypes=(torch.float64,), layouts=("contiguous",)), label=name)
+        for name, shape in (("x0", (2, 3)), ("x1", (3,)))
+    )
     steps, last = [], "x0"
     for k in range(2):
         name = draw(st.sampled_from(sorted(UNARY)), label=f"step {k}")
@@ -91,16 +93,26 @@ def _compare(program: Program, got, want, what: str, repro: str) -> None:
         expect_close(g, w, tolerance=COMPILED, what=f"x{i}.grad, {what}, against eager", repro=repro)
 
 
-@rule("compiled.aot-eager-matches-eager", section=Section.BEYOND, docs="compiled-programs", since="2.0",
-      requires=(TORCH_COMPILE,), given=dict(program=small_programs()))
+@rule(
+    "compiled.aot-eager-matches-eager",
+    section=Section.BEYOND,
+    docs="compiled-programs",
+    since="2.0",
+    requires=(TORCH_COMPILE,),
+    given=dict(program=small_programs()),
+)
 def aot_eager_matches_eager(program):
     """A program compiled with torch.compile(backend="aot_eager", fullgraph=True) returns eager's output, and backward through it leaves eager's gradients in every leaf's .grad."""
     function = program.function()
     leaves = program.inputs()
     out = compiled(function)(*leaves)
-    repro = program.repro("compiled = torch.compile(program, backend='aot_eager', fullgraph=True)",
-                          "compiled(x0).sum().backward()  # against program(x0).sum().backward()")
-    expect_close(out, function(*program.inputs()), tolerance=COMPILED, what="compiled output against eager", repro=repro)
+    repro = program.repro(
+        "compiled = torch.compile(program, backend='aot_eager', fullgraph=True)",
+        "compiled(x0).sum().backward()  # against program(x0).sum().backward()",
+    )
+    expect_close(
+        out, function(*program.inputs()), tolerance=COMPILED, what="compiled output against eager", repro=repro
+    )
     out.sum().backward()
     _compare(program, [x.grad for x in leaves], _eager_grads(program, function), "aot_eager", repro)
 
@@ -109,21 +121,32 @@ def _through_cube(x, y):
     return (Cube.apply(torch.sin(x)) * y).sum(dim=-1)
 
 
-@rule("compiled.custom-function-matches-eager", section=Section.BEYOND, docs="compiled-custom", since="2.0",
-      requires=(TORCH_COMPILE,),
-      given=dict(x=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",)),
-                 y=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",))))
+@rule(
+    "compiled.custom-function-matches-eager",
+    section=Section.BEYOND,
+    docs="compiled-custom",
+    since="2.0",
+    requires=(TORCH_COMPILE,),
+    given=dict(
+        x=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",)),
+        y=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",)),
+    ),
+)
 def custom_function_matches_eager(x, y):
     """A custom autograd.Function inside a compiled function runs its own backward: the gradients equal eager's and the analytic 3·sin²(x)·cos(x)·y."""
     a, b = x.make(), y.make()
     compiled(_through_cube)(a, b).sum().backward()
     xd, yd = x.make(requires_grad=False), y.make(requires_grad=False)
     analytic = 3 * torch.sin(xd) ** 2 * torch.cos(xd) * yd
-    repro = (f"x = {x.expression()}\ny = {y.expression()}\n# Cube: forward x**3, backward 3*x**2*g\n"
-             "torch.compile(lambda x, y: (Cube.apply(torch.sin(x)) * y).sum(dim=-1), backend='aot_eager')(x, y)"
-             ".sum().backward()")
+    repro = (
+        f"x = {x.expression()}\ny = {y.expression()}\n# Cube: forward x**3, backward 3*x**2*g\n"
+        "torch.compile(lambda x, y: (Cube.apply(torch.sin(x)) * y).sum(dim=-1), backend='aot_eager')(x, y)"
+        ".sum().backward()"
+    )
     expect_close(a.grad, analytic, tolerance=COMPILED, what="x.grad through a compiled custom Function", repro=repro)
-    expect_close(b.grad, torch.sin(xd) ** 3, tolerance=COMPILED, what="y.grad through a compiled custom Function", repro=repro)
+    expect_close(
+        b.grad, torch.sin(xd) ** 3, tolerance=COMPILED, what="y.grad through a compiled custom Function", repro=repro
+    )
 
 
 HOOK_SCALES = (2.0, -1.0, 0.5)
@@ -135,22 +158,37 @@ def _hooked(x, scale):
     return (y * y).sum()
 
 
-@rule("compiled.tensor-hooks-are-honoured", section=Section.BEYOND, docs="compiled-hooks", since="2.0",
-      requires=(TORCH_COMPILE,),
-      given=dict(x=tensors(shape=(3,), dtypes=(torch.float64,), layouts=("contiguous",)), scale=st.sampled_from(HOOK_SCALES)))
+@rule(
+    "compiled.tensor-hooks-are-honoured",
+    section=Section.BEYOND,
+    docs="compiled-hooks",
+    since="2.0",
+    requires=(TORCH_COMPILE,),
+    given=dict(
+        x=tensors(shape=(3,), dtypes=(torch.float64,), layouts=("contiguous",)), scale=st.sampled_from(HOOK_SCALES)
+    ),
+)
 def tensor_hooks_are_honoured(x, scale):
     """A hook registered on an intermediate tensor inside a compiled function changes the gradient exactly as in eager mode."""
     a = x.make()
     torch.compile(_hooked, backend="aot_eager", dynamic=False)(a, scale).backward()
     xd = x.make(requires_grad=False)
     expected = scale * 2 * torch.sin(xd) * torch.cos(xd)
-    repro = (f"x = {x.expression()}\ndef f(x):\n    y = torch.sin(x)\n    y.register_hook(lambda g: g * {scale})\n"
-             "    return (y * y).sum()\ntorch.compile(f, backend='aot_eager')(x).backward()\nprint(x.grad)")
+    repro = (
+        f"x = {x.expression()}\ndef f(x):\n    y = torch.sin(x)\n    y.register_hook(lambda g: g * {scale})\n"
+        "    return (y * y).sum()\ntorch.compile(f, backend='aot_eager')(x).backward()\nprint(x.grad)"
+    )
     expect_close(a.grad, expected, tolerance=COMPILED, what=f"x.grad with a hook scaling by {scale}", repro=repro)
 
 
-@rule("compiled.compiled-autograd-matches-eager", section=Section.BEYOND, docs="compiled-autograd", since="2.4",
-      requires=(TORCH_COMPILE, COMPILED_AUTOGRAD), given=dict(program=small_programs()))
+@rule(
+    "compiled.compiled-autograd-matches-eager",
+    section=Section.BEYOND,
+    docs="compiled-autograd",
+    since="2.4",
+    requires=(TORCH_COMPILE, COMPILED_AUTOGRAD),
+    given=dict(program=small_programs()),
+)
 def compiled_autograd_matches_eager(program):
     """With compiled autograd enabled, backward of an eager program is itself traced and compiled, and leaves eager's gradients in .grad."""
     import torch._dynamo
@@ -159,9 +197,11 @@ def compiled_autograd_matches_eager(program):
     leaves = program.inputs()
     with _compiled_autograd()._enable(torch.compile(backend="aot_eager", dynamic=False)):
         function(*leaves).sum().backward()
-    repro = program.repro("from torch._dynamo import compiled_autograd",
-                          "with compiled_autograd._enable(torch.compile(backend='aot_eager')):",
-                          "    out.sum().backward()")
+    repro = program.repro(
+        "from torch._dynamo import compiled_autograd",
+        "with compiled_autograd._enable(torch.compile(backend='aot_eager')):",
+        "    out.sum().backward()",
+    )
     _compare(program, [x.grad for x in leaves], _eager_grads(program, function), "compiled autograd", repro)
 
 
@@ -169,18 +209,27 @@ def _inductor_program(x, w):
     return torch.tanh(x @ w).sum(dim=0) * torch.sigmoid(w).mean()
 
 
-@rule("compiled.inductor-matches-eager", section=Section.BEYOND, docs="compiled-programs", since="2.0",
-      requires=(TORCH_COMPILE, INDUCTOR),
-      given=dict(x=tensors(shape=(3, 2), dtypes=(torch.float64,), layouts=("contiguous",)),
-                 w=tensors(shape=(2, 2), dtypes=(torch.float64,), layouts=("contiguous",))))
+@rule(
+    "compiled.inductor-matches-eager",
+    section=Section.BEYOND,
+    docs="compiled-programs",
+    since="2.0",
+    requires=(TORCH_COMPILE, INDUCTOR),
+    given=dict(
+        x=tensors(shape=(3, 2), dtypes=(torch.float64,), layouts=("contiguous",)),
+        w=tensors(shape=(2, 2), dtypes=(torch.float64,), layouts=("contiguous",)),
+    ),
+)
 def inductor_matches_eager(x, w):
     """The default inductor backend, which generates and compiles C++ kernels for forward and backward, gives eager's gradients (one fixed program, generated values)."""
     a, b = x.make(), w.make()
     compiled(_inductor_program, "inductor")(a, b).sum().backward()
     ea, eb = x.make(), w.make()
     _inductor_program(ea, eb).sum().backward()
-    repro = (f"x = {x.expression()}\nw = {w.expression()}\n"
-             "f = lambda x, w: torch.tanh(x @ w).sum(dim=0) * torch.sigmoid(w).mean()\n"
-             "torch.compile(f)(x, w).sum().backward()  # against f(x, w).sum().backward()")
+    repro = (
+        f"x = {x.expression()}\nw = {w.expression()}\n"
+        "f = lambda x, w: torch.tanh(x @ w).sum(dim=0) * torch.sigmoid(w).mean()\n"
+        "torch.compile(f)(x, w).sum().backward()  # against f(x, w).sum().backward()"
+    )
     expect_close(a.grad, ea.grad, tolerance=COMPILED, what="x.grad from inductor", repro=repro)
     expect_close(b.grad, eb.grad, tolerance=COMPILED, what="w.grad from inductor", repro=repro)

@@ -7,6 +7,7 @@ case of every rule in turn (hypothesis draws the cases here, in the parent), and
 soon as it has been idle for :data:`IDLE_STOP_S` seconds, at interpreter exit, or when a request
 fails or times out.  The oracle is plain single-process autograd on the same weights and data.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -31,8 +32,8 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
 from specs.engine.expect import Tolerance, Violation, expect, expect_close
-from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, observe, record, rule
+from specs.engine.sections import Section
 from specs.generators.strategies import value_tuples
 
 FAMILY = Family(
@@ -76,7 +77,8 @@ class Net(torch.nn.Module):
     def __init__(self, sizes: tuple[int, ...], extra: bool = False):
         super().__init__()
         self.layers = torch.nn.ModuleList(
-            torch.nn.Linear(a, b, dtype=torch.float64) for a, b in itertools.pairwise(sizes))
+            torch.nn.Linear(a, b, dtype=torch.float64) for a, b in itertools.pairwise(sizes)
+        )
         self.extra = torch.nn.Linear(sizes[0], sizes[-1], dtype=torch.float64) if extra else None
 
     def forward(self, x: torch.Tensor, use_extra: bool = False) -> torch.Tensor:
@@ -106,8 +108,10 @@ class Case:
 
     def batch(self, rank: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         inputs, targets = self.batches[rank][step]
-        return (torch.tensor(inputs, dtype=torch.float64).reshape(-1, self.sizes[0]),
-                torch.tensor(targets, dtype=torch.float64).reshape(-1, self.sizes[-1]))
+        return (
+            torch.tensor(inputs, dtype=torch.float64).reshape(-1, self.sizes[0]),
+            torch.tensor(targets, dtype=torch.float64).reshape(-1, self.sizes[-1]),
+        )
 
     def __repr__(self) -> str:
         return f"Case(sizes={self.sizes}, weights={self.weights}, batches={self.batches})"
@@ -128,9 +132,15 @@ def cases(draw, steps: int = 1, max_steps: int | None = None):
     samples = draw(st.integers(1, 3), label="samples per rank and step")
     count = draw(st.integers(steps, max_steps or steps), label="steps")
     batches = tuple(
-        tuple((draw(value_tuples(samples * sizes[0]), label="inputs"),
-               draw(value_tuples(samples * sizes[-1]), label="targets")) for _ in range(count))
-        for _ in range(WORLD))
+        tuple(
+            (
+                draw(value_tuples(samples * sizes[0]), label="inputs"),
+                draw(value_tuples(samples * sizes[-1]), label="targets"),
+            )
+            for _ in range(count)
+        )
+        for _ in range(WORLD)
+    )
     return Case(sizes, weights, batches)
 
 
@@ -151,8 +161,7 @@ def _serve(rank: int, port: int, log: str, inbox, outbox) -> None:
         os.dup2(stream.fileno(), 2)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD,
-                            timeout=datetime.timedelta(seconds=REQUEST_TIMEOUT_S))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=datetime.timedelta(seconds=REQUEST_TIMEOUT_S))
     try:
         while True:
             try:
@@ -198,9 +207,15 @@ class Pair:
         self.logs = [os.path.join(self.folder, f"rank{rank}.log") for rank in range(WORLD)]
         self.inboxes = [context.Queue() for _ in range(WORLD)]
         self.outbox = context.Queue()
-        self.processes = [context.Process(target=_serve, args=(rank, self.port, self.logs[rank], self.inboxes[rank], self.outbox),
-                                          daemon=True, name=f"autograd-spec-ddp-{rank}")
-                          for rank in range(WORLD)]
+        self.processes = [
+            context.Process(
+                target=_serve,
+                args=(rank, self.port, self.logs[rank], self.inboxes[rank], self.outbox),
+                daemon=True,
+                name=f"autograd-spec-ddp-{rank}",
+            )
+            for rank in range(WORLD)
+        ]
         self.fresh = True
         with _bare_main():
             for process in self.processes:
@@ -223,8 +238,12 @@ class Pair:
             except queue.Empty:
                 dead = [p.name for p in self.processes if not p.is_alive()]
                 if dead or time.monotonic() > deadline:
-                    raise PairBroken(f"task {task!r}: " + (f"{dead} exited" if dead else f"no answer in {limit:.0f} s")
-                                     + f"; answers so far: {answers}" + self.log_tail())
+                    raise PairBroken(
+                        f"task {task!r}: "
+                        + (f"{dead} exited" if dead else f"no answer in {limit:.0f} s")
+                        + f"; answers so far: {answers}"
+                        + self.log_tail()
+                    ) from None
         errors = {rank: value for rank, (status, value) in answers.items() if status == "error"}
         if errors:
             raise PairBroken(f"task {task!r} raised on rank(s) {sorted(errors)}: " + errors[min(errors)])
@@ -317,8 +336,10 @@ def _grads(module: torch.nn.Module) -> dict[str, list[float] | None]:
 
 
 def _as_tensors(answer: dict[str, list[float] | None], like: torch.nn.Module) -> dict[str, torch.Tensor | None]:
-    return {name: None if answer[name] is None else torch.tensor(answer[name], dtype=p.dtype).reshape(p.shape)
-            for name, p in like.named_parameters()}
+    return {
+        name: None if answer[name] is None else torch.tensor(answer[name], dtype=p.dtype).reshape(p.shape)
+        for name, p in like.named_parameters()
+    }
 
 
 def _ddp(case: Case, options: dict[str, Any], extra: bool = False):
@@ -365,8 +386,9 @@ TASKS = {"train": _train, "unused-without-detection": _unused_without_detection}
 
 
 # ------------------------------------------------------------------------------ in the parent
-def train(case: Case, options: dict[str, Any] | None = None, local_steps: int = 0,
-          use_extra: tuple[bool, ...] | None = None) -> list[list[dict[str, torch.Tensor | None]]]:
+def train(
+    case: Case, options: dict[str, Any] | None = None, local_steps: int = 0, use_extra: tuple[bool, ...] | None = None
+) -> list[list[dict[str, torch.Tensor | None]]]:
     """Run ``case`` under DDP on the pair: ``[rank][step]`` -> each parameter's ``.grad`` after that step.
 
     The first ``local_steps`` steps run under ``no_sync()``; ``use_extra`` (one flag per rank) adds
@@ -401,8 +423,14 @@ def repro(case: Case, call: str = "train(case)") -> str:
     return f"from specs.families.distributed import Case, train\ncase = {case!r}\nprint({call})"
 
 
-def _compare(got: dict[str, Any], want: dict[str, torch.Tensor], tolerance: Tolerance, what: str, case: Case,
-             call: str = "train(case)"):
+def _compare(
+    got: dict[str, Any],
+    want: dict[str, torch.Tensor],
+    tolerance: Tolerance,
+    what: str,
+    case: Case,
+    call: str = "train(case)",
+):
     for name, expected in want.items():
         expect_close(got[name], expected, tolerance=tolerance, what=f"{what}: {name}", repro=repro(case, call))
 
@@ -427,10 +455,19 @@ CANONICAL_ACCUMULATION = _canonical(steps=3)
 DDP_EXAMPLES = 8
 
 
-@rule("distributed.averaged-gradients-equal-full-batch", section=Section.ACCUMULATION, docs="distributed-average",
-      given=dict(case=cases()), requires=(GLOO,), examples=(dict(case=CANONICAL),), max_examples=DDP_EXAMPLES,
-      references=("docs: DistributedDataParallel (torch.nn.parallel) > gradients are averaged across processes",
-                  "docs: Distributed Data Parallel design note > Backward pass"))
+@rule(
+    "distributed.averaged-gradients-equal-full-batch",
+    section=Section.ACCUMULATION,
+    docs="distributed-average",
+    given=dict(case=cases()),
+    requires=(GLOO,),
+    examples=(dict(case=CANONICAL),),
+    max_examples=DDP_EXAMPLES,
+    references=(
+        "docs: DistributedDataParallel (torch.nn.parallel) > gradients are averaged across processes",
+        "docs: Distributed Data Parallel design note > Backward pass",
+    ),
+)
 def averaged_gradients_equal_full_batch(case):
     """After one backward under DistributedDataParallel, every rank holds the same gradient, equal to the single-process gradient of the mean loss over all ranks' equally sized batches together."""
     ranks = train(case)
@@ -440,10 +477,16 @@ def averaged_gradients_equal_full_batch(case):
     _record_grads("gradient", ranks[0][-1])
 
 
-@rule("distributed.no-sync-accumulates-locally", section=Section.ACCUMULATION, docs="distributed-no-sync",
-      given=dict(case=cases(steps=2, max_steps=3)), requires=(GLOO,), max_examples=DDP_EXAMPLES,
-      examples=(dict(case=CANONICAL_ACCUMULATION),),
-      references=("docs: DistributedDataParallel.no_sync",))
+@rule(
+    "distributed.no-sync-accumulates-locally",
+    section=Section.ACCUMULATION,
+    docs="distributed-no-sync",
+    given=dict(case=cases(steps=2, max_steps=3)),
+    requires=(GLOO,),
+    max_examples=DDP_EXAMPLES,
+    examples=(dict(case=CANONICAL_ACCUMULATION),),
+    references=("docs: DistributedDataParallel.no_sync",),
+)
 def no_sync_accumulates_locally(case):
     """Backward passes inside no_sync() accumulate each rank's own gradient without communicating, and the next backward outside it averages each rank's whole accumulated sum across the ranks."""
     steps = len(case.batches[0])
@@ -453,29 +496,47 @@ def no_sync_accumulates_locally(case):
     for rank in range(WORLD):
         for step in range(steps - 1):
             running = {n: sum(local[rank][s][n] for s in range(step + 1)) for n in names}
-            _compare(ranks[rank][step], running, AVERAGED,
-                     f"rank {rank}'s gradient after {step + 1} backward(s) under no_sync(): its own sum", case,
-                     f"train(case, local_steps={steps - 1})")
+            _compare(
+                ranks[rank][step],
+                running,
+                AVERAGED,
+                f"rank {rank}'s gradient after {step + 1} backward(s) under no_sync(): its own sum",
+                case,
+                f"train(case, local_steps={steps - 1})",
+            )
     total = {n: sum(sum(local[rank][s][n] for s in range(steps)) for rank in range(WORLD)) / WORLD for n in names}
     for rank in range(WORLD):
-        _compare(ranks[rank][-1], total, AVERAGED,
-                 f"rank {rank}'s gradient after the synchronised backward: the average of the ranks' sums", case,
-                 f"train(case, local_steps={steps - 1})")
+        _compare(
+            ranks[rank][-1],
+            total,
+            AVERAGED,
+            f"rank {rank}'s gradient after the synchronised backward: the average of the ranks' sums",
+            case,
+            f"train(case, local_steps={steps - 1})",
+        )
     _record_grads("gradient after the local steps (rank 0)", ranks[0][-2])
     _record_grads("gradient after the synchronised step", ranks[0][-1])
 
 
 UNUSED_CONTRACT = ErrorContract(
-    RuntimeError, r"(?s)Expected to have finished reduction in the prior iteration.*find_unused_parameters",
+    RuntimeError,
+    r"(?s)Expected to have finished reduction in the prior iteration.*find_unused_parameters",
     Phase.RECORD,
-    wording="raised by the forward of the iteration after the one that left parameters unused")
+    wording="raised by the forward of the iteration after the one that left parameters unused",
+)
 
 
-@rule("distributed.unused-parameters", section=Section.ACCUMULATION, docs="distributed-unused",
-      given=dict(case=cases(), use_extra=st.sampled_from([(False, False), (True, False), (False, True)])),
-      requires=(GLOO,), contracts=(UNUSED_CONTRACT,), max_examples=DDP_EXAMPLES,
-      examples=(dict(case=CANONICAL, use_extra=(True, False)),),
-      references=("docs: DistributedDataParallel > find_unused_parameters",))
+@rule(
+    "distributed.unused-parameters",
+    section=Section.ACCUMULATION,
+    docs="distributed-unused",
+    given=dict(case=cases(), use_extra=st.sampled_from([(False, False), (True, False), (False, True)])),
+    requires=(GLOO,),
+    contracts=(UNUSED_CONTRACT,),
+    max_examples=DDP_EXAMPLES,
+    examples=(dict(case=CANONICAL, use_extra=(True, False)),),
+    references=("docs: DistributedDataParallel > find_unused_parameters",),
+)
 def unused_parameters(case, use_extra):
     """With find_unused_parameters=True a parameter unused on some ranks gets the average with zeros for those ranks and one unused on every rank keeps .grad None, while without it the next iteration's forward raises a RuntimeError naming find_unused_parameters."""
     ranks = train(case, {"find_unused_parameters": True}, use_extra=use_extra)
@@ -485,17 +546,33 @@ def unused_parameters(case, use_extra):
         got = steps[-1]
         if not any(use_extra):
             for name in ("extra.weight", "extra.bias"):
-                expect(got[name] is None, what=f"rank {rank}: .grad of {name}, unused on every rank", expected=None, observed=got[name],
-                       repro=repro(case, f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})"))
+                expect(
+                    got[name] is None,
+                    what=f"rank {rank}: .grad of {name}, unused on every rank",
+                    expected=None,
+                    observed=got[name],
+                    repro=repro(case, f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})"),
+                )
             averaged = {n: g for n, g in averaged.items() if not n.startswith("extra.")}
-        _compare(got, averaged, AVERAGED, f"rank {rank}'s gradient (extra head used on ranks {use_extra})", case,
-                 f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})")
+        _compare(
+            got,
+            averaged,
+            AVERAGED,
+            f"rank {rank}'s gradient (extra head used on ranks {use_extra})",
+            case,
+            f"train(case, {{'find_unused_parameters': True}}, use_extra={use_extra})",
+        )
     for rank, outcome in enumerate(on_pair("unused-without-detection", dict(case=case, contract=UNUSED_CONTRACT))):
         if "violation" in outcome:
             what, expected, observed = outcome["violation"]
-            raise Violation(f"rank {rank}, without find_unused_parameters: {what}", expected, observed,
-                            repro(case, "on_pair('unused-without-detection', dict(case=case, contract=UNUSED_CONTRACT))")
-                            .replace("import Case, train", "import UNUSED_CONTRACT, Case, on_pair"))
+            raise Violation(
+                f"rank {rank}, without find_unused_parameters: {what}",
+                expected,
+                observed,
+                repro(case, "on_pair('unused-without-detection', dict(case=case, contract=UNUSED_CONTRACT))").replace(
+                    "import Case, train", "import UNUSED_CONTRACT, Case, on_pair"
+                ),
+            )
     observe(f"RuntimeError: {outcome['message']}")
     record("error without find_unused_parameters", outcome["message"].split(".")[0])
     _record_grads("gradient with find_unused_parameters", ranks[0][-1])
@@ -504,13 +581,24 @@ def unused_parameters(case, use_extra):
 HOOKS = (None, "allreduce_hook", "fp16_compress_hook")
 
 
-@rule("distributed.hooks-and-buckets-keep-values", section=Section.ACCUMULATION, docs="distributed-hooks",
-      given=dict(case=cases(), hook=st.sampled_from(HOOKS), bucket_cap_mb=st.sampled_from([1e-6, 25.0]),
-                 bucket_view=st.booleans()),
-      requires=(GLOO,), max_examples=DDP_EXAMPLES, examples=(dict(case=CANONICAL, hook="fp16_compress_hook", bucket_cap_mb=1e-6,
-                                       bucket_view=True),),
-      references=("docs: DDP Communication Hooks > Default Communication Hooks",
-                  "docs: DistributedDataParallel > bucket_cap_mb, gradient_as_bucket_view"))
+@rule(
+    "distributed.hooks-and-buckets-keep-values",
+    section=Section.ACCUMULATION,
+    docs="distributed-hooks",
+    given=dict(
+        case=cases(),
+        hook=st.sampled_from(HOOKS),
+        bucket_cap_mb=st.sampled_from([1e-6, 25.0]),
+        bucket_view=st.booleans(),
+    ),
+    requires=(GLOO,),
+    max_examples=DDP_EXAMPLES,
+    examples=(dict(case=CANONICAL, hook="fp16_compress_hook", bucket_cap_mb=1e-6, bucket_view=True),),
+    references=(
+        "docs: DDP Communication Hooks > Default Communication Hooks",
+        "docs: DistributedDataParallel > bucket_cap_mb, gradient_as_bucket_view",
+    ),
+)
 def hooks_and_buckets_keep_values(case, hook, bucket_cap_mb, bucket_view):
     """The built-in allreduce and fp16-compression communication hooks, the bucket size and gradient_as_bucket_view leave the averaged gradient unchanged, up to float16 rounding for the fp16 hook."""
     options = dict(hook=hook, bucket_cap_mb=bucket_cap_mb, gradient_as_bucket_view=bucket_view)
@@ -519,8 +607,12 @@ def hooks_and_buckets_keep_values(case, hook, bucket_cap_mb, bucket_view):
     want = full_batch_gradients(case)
     for rank, steps in enumerate(ranks):
         _compare(steps[-1], want, tolerance, f"rank {rank}'s gradient with {options}", case, f"train(case, {options})")
-    expect(all(torch.equal(ranks[0][-1][n], ranks[1][-1][n]) for n in want), what="every rank holds the same gradient",
-           expected="equal", observed="different")
+    expect(
+        all(torch.equal(ranks[0][-1][n], ranks[1][-1][n]) for n in want),
+        what="every rank holds the same gradient",
+        expected="equal",
+        observed="different",
+    )
     if hook == "fp16_compress_hook":
         error = max((ranks[0][-1][n] - want[n]).abs().max().item() for n in want)
         record("fp16 hook: largest absolute error", round(error, 6))

@@ -1,4 +1,5 @@
 """Forward mode and torch.func: dual numbers, JVPs, and agreement with reverse mode."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,14 +19,12 @@ from specs.generators.strategies import programs, tensors
 FAMILY = Family(
     name="forward-mode",
     title="Forward mode and torch.func",
-    summary="Dual numbers and Jacobian-vector products, and how forward mode, torch.func and reverse "
-    "mode agree.",
+    summary="Dual numbers and Jacobian-vector products, and how forward mode, torch.func and reverse mode agree.",
     gallery="plot_90_forward_mode.py",
 )
 
 
-TORCH_FUNC = Feature("torch.func (functorch was merged into torch in 2.0)",
-                     lambda: _has_module("torch.func"))
+TORCH_FUNC = Feature("torch.func (functorch was merged into torch in 2.0)", lambda: _has_module("torch.func"))
 
 #: The same derivative computed by two AD code paths in float64: products summed in another order.
 AGREEMENT = Tolerance(1e-10, 1e-10, "float64 AD through two code paths: only summation order differs")
@@ -33,11 +32,10 @@ AGREEMENT = Tolerance(1e-10, 1e-10, "float64 AD through two code paths: only sum
 NO_LEVEL = ErrorContract(
     RuntimeError, r"Trying to create a dual Tensor for forward AD but no level exists", Phase.RECORD
 )
-NESTED_LEVEL = ErrorContract(
-    RuntimeError, r"Nested forward mode AD is not supported at the moment", Phase.RECORD
-)
+NESTED_LEVEL = ErrorContract(RuntimeError, r"Nested forward mode AD is not supported at the moment", Phase.RECORD)
 INTEGER_DUAL = ErrorContract(
-    ValueError, r"Expected (primal|tangent) to be floating point or complex, but got: torch\.(u?int\d+|bool)",
+    ValueError,
+    r"Expected (primal|tangent) to be floating point or complex, but got: torch\.(u?int\d+|bool)",
     Phase.RECORD,
 )
 TANGENT_SIZE = ErrorContract(
@@ -74,8 +72,9 @@ def _fw():
 
 
 def _like(data, tensor: torch.Tensor, label: str, dtype=torch.float64) -> torch.Tensor:
-    spec = data.draw(tensors(shape=tensor.shape, dtypes=(dtype,), layouts=("contiguous",), requires_grad=False),
-                     label=label)
+    spec = data.draw(
+        tensors(shape=tensor.shape, dtypes=(dtype,), layouts=("contiguous",), requires_grad=False), label=label
+    )
     return spec.make()
 
 
@@ -115,43 +114,83 @@ def _dual_repro(program, tangents, *lines: str) -> str:
 
 
 # ------------------------------------------------------------------------------ dual numbers
-@rule("forward-mode.dual-carries-primal-and-tangent", section=Section.BEYOND, docs="forward-mode-dual",
-      given=dict(spec=tensors(requires_grad=False, layouts=NON_OVERLAPPING), data=st.data()),
-      references=("test_autograd.py::TestAutogradForwardMode::test_basic_packing_unpacking",))
+@rule(
+    "forward-mode.dual-carries-primal-and-tangent",
+    section=Section.BEYOND,
+    docs="forward-mode-dual",
+    given=dict(spec=tensors(requires_grad=False, layouts=NON_OVERLAPPING), data=st.data()),
+    references=("test_autograd.py::TestAutogradForwardMode::test_basic_packing_unpacking",),
+)
 def dual_carries_primal_and_tangent(spec, data):
     """Inside a dual level, unpack_dual(make_dual(p, t)) is a (primal, tangent) named tuple holding p's values and t's values."""
     fwAD = _fw()
     primal = spec.make()
     tangent = _like(data, primal, "tangent", spec.dtype)
-    repro = (f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
-             f"    d = fwAD.make_dual({spec.expression()}, {literal(tangent)})\n    print(fwAD.unpack_dual(d))")
+    repro = (
+        f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
+        f"    d = fwAD.make_dual({spec.expression()}, {literal(tangent)})\n    print(fwAD.unpack_dual(d))"
+    )
     with quiet(), fwAD.dual_level():
         unpacked = fwAD.unpack_dual(fwAD.make_dual(primal, tangent))
-        expect(tuple(getattr(unpacked, "_fields", ())) == ("primal", "tangent"), what="unpack_dual's fields",
-               expected=("primal", "tangent"), observed=getattr(unpacked, "_fields", type(unpacked)), repro=repro)
-        expect(torch.equal(unpacked.primal, primal), what="the primal's values", expected=primal, observed=unpacked.primal, repro=repro)
-        expect(unpacked.tangent is not None and torch.equal(unpacked.tangent, tangent), what="the tangent's values",
-               expected=tangent, observed=unpacked.tangent, repro=repro)
+        expect(
+            tuple(getattr(unpacked, "_fields", ())) == ("primal", "tangent"),
+            what="unpack_dual's fields",
+            expected=("primal", "tangent"),
+            observed=getattr(unpacked, "_fields", type(unpacked)),
+            repro=repro,
+        )
+        expect(
+            torch.equal(unpacked.primal, primal),
+            what="the primal's values",
+            expected=primal,
+            observed=unpacked.primal,
+            repro=repro,
+        )
+        expect(
+            unpacked.tangent is not None and torch.equal(unpacked.tangent, tangent),
+            what="the tangent's values",
+            expected=tangent,
+            observed=unpacked.tangent,
+            repro=repro,
+        )
 
 
-@rule("forward-mode.tangent-is-the-directional-derivative", section=Section.BEYOND, docs="forward-mode-dual",
-      given=dict(program=programs(), data=st.data()))
+@rule(
+    "forward-mode.tangent-is-the-directional-derivative",
+    section=Section.BEYOND,
+    docs="forward-mode-dual",
+    given=dict(program=programs(), data=st.data()),
+)
 def tangent_is_the_directional_derivative(program, data):
     """The tangent of a program's output, with tangent u_i on each input x_i, is the directional derivative Σ J_i u_i, which agrees with float64 central differences along u."""
     leaves = program.inputs()
     tangents = _tangents(data, leaves)
     tangent = forward_tangent(program, leaves, tangents)
     expected = directional_difference(program, leaves, tangents)
-    tolerance = FD_TOLERANCE if program.dtype == torch.float64 else Tolerance(
-        1e-4, 1e-4, "float32 forward mode against a float64 central difference")
-    expect_close(tangent, expected, tolerance=tolerance, what="forward-mode tangent against (f(x+hu) - f(x-hu)) / 2h",
-                 repro=_dual_repro(program, tangents))
+    tolerance = (
+        FD_TOLERANCE
+        if program.dtype == torch.float64
+        else Tolerance(1e-4, 1e-4, "float32 forward mode against a float64 central difference")
+    )
+    expect_close(
+        tangent,
+        expected,
+        tolerance=tolerance,
+        what="forward-mode tangent against (f(x+hu) - f(x-hu)) / 2h",
+        repro=_dual_repro(program, tangents),
+    )
 
 
-@rule("forward-mode.tangents-end-with-their-level", section=Section.BEYOND, docs="forward-mode-levels",
-      given=dict(program=programs(), data=st.data()),
-      references=("test_autograd.py::TestAutogradForwardMode::test_default_level",
-                  "test_autograd.py::TestAutogradForwardMode::test_grad_cleanup"))
+@rule(
+    "forward-mode.tangents-end-with-their-level",
+    section=Section.BEYOND,
+    docs="forward-mode-levels",
+    given=dict(program=programs(), data=st.data()),
+    references=(
+        "test_autograd.py::TestAutogradForwardMode::test_default_level",
+        "test_autograd.py::TestAutogradForwardMode::test_grad_cleanup",
+    ),
+)
 def tangents_end_with_their_level(program, data):
     """A result computed inside a dual level has no tangent once the level has exited, and a tensor that was never made dual has none inside it."""
     fwAD = _fw()
@@ -161,26 +200,39 @@ def tangents_end_with_their_level(program, data):
         out = program(*[fwAD.make_dual(x.contiguous(), u) for x, u in zip(leaves, tangents)])
         plain = fwAD.unpack_dual(leaves[0]).tangent
     repro = _dual_repro(program, tangents, "out = program(*duals)", "print(fwAD.unpack_dual(out).tangent)")
-    expect(plain is None, what="tangent of a tensor that was never made dual", expected=None, observed=plain, repro=repro)
+    expect(
+        plain is None, what="tangent of a tensor that was never made dual", expected=None, observed=plain, repro=repro
+    )
     after = fwAD.unpack_dual(out).tangent
     expect(after is None, what="tangent after the dual level exited", expected=None, observed=after, repro=repro)
 
 
-@rule("forward-mode.make-dual-needs-a-level", section=Section.BEYOND, docs="forward-mode-levels",
-      given=dict(spec=tensors(requires_grad=False)), contracts=(NO_LEVEL,),
-      references=("docs: torch.autograd > Forward-mode Automatic Differentiation",))
+@rule(
+    "forward-mode.make-dual-needs-a-level",
+    section=Section.BEYOND,
+    docs="forward-mode-levels",
+    given=dict(spec=tensors(requires_grad=False)),
+    contracts=(NO_LEVEL,),
+    references=("docs: torch.autograd > Forward-mode Automatic Differentiation",),
+)
 def make_dual_needs_a_level(spec):
     """make_dual outside any dual level raises a RuntimeError."""
     fwAD = _fw()
     with quiet():
-        NO_LEVEL.check(lambda: fwAD.make_dual(spec.make(), spec.make()),
-                       repro=f"import torch.autograd.forward_ad as fwAD\nfwAD.make_dual({spec.expression()}, "
-                             f"{spec.expression()})")
+        NO_LEVEL.check(
+            lambda: fwAD.make_dual(spec.make(), spec.make()),
+            repro=f"import torch.autograd.forward_ad as fwAD\nfwAD.make_dual({spec.expression()}, {spec.expression()})",
+        )
 
 
-@rule("forward-mode.levels-do-not-nest", section=Section.BEYOND, docs="forward-mode-levels",
-      given=dict(program=programs(), data=st.data()), contracts=(NESTED_LEVEL,),
-      references=("test_autograd.py::TestAutogradForwardMode::test_nested_level",))
+@rule(
+    "forward-mode.levels-do-not-nest",
+    section=Section.BEYOND,
+    docs="forward-mode-levels",
+    given=dict(program=programs(), data=st.data()),
+    contracts=(NESTED_LEVEL,),
+    references=("test_autograd.py::TestAutogradForwardMode::test_nested_level",),
+)
 def levels_do_not_nest(program, data):
     """Entering a dual level inside another raises a RuntimeError, and the outer level's tangents are intact afterwards."""
     fwAD = _fw()
@@ -194,33 +246,54 @@ def levels_do_not_nest(program, data):
 
     with quiet(), fwAD.dual_level():
         duals = [fwAD.make_dual(x.contiguous(), u) for x, u in zip(leaves, tangents)]
-        NESTED_LEVEL.check(nested, repro="import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
-                                         "    with fwAD.dual_level():\n        pass")
+        NESTED_LEVEL.check(
+            nested,
+            repro="import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
+            "    with fwAD.dual_level():\n        pass",
+        )
         tangent = fwAD.unpack_dual(program(*duals)).tangent
     tangent = torch.zeros_like(expected) if tangent is None else tangent
-    expect_close(tangent, expected, tolerance=AGREEMENT, what="tangent computed after the refused nested level",
-                 repro=_dual_repro(program, tangents))
+    expect_close(
+        tangent,
+        expected,
+        tolerance=AGREEMENT,
+        what="tangent computed after the refused nested level",
+        repro=_dual_repro(program, tangents),
+    )
 
 
-@rule("forward-mode.tangents-must-be-floating", section=Section.BEYOND, docs="forward-mode-errors",
-      given=dict(spec=tensors(requires_grad=False),
-                 dtype=st.sampled_from([torch.int64, torch.int32, torch.uint8, torch.bool]),
-                 which=st.sampled_from(["primal", "tangent"])),
-      contracts=(INTEGER_DUAL,),
-      references=("test_autograd.py::TestAutogradForwardMode::test_make_dual_forbid_integral_dtype",))
+@rule(
+    "forward-mode.tangents-must-be-floating",
+    section=Section.BEYOND,
+    docs="forward-mode-errors",
+    given=dict(
+        spec=tensors(requires_grad=False),
+        dtype=st.sampled_from([torch.int64, torch.int32, torch.uint8, torch.bool]),
+        which=st.sampled_from(["primal", "tangent"]),
+    ),
+    contracts=(INTEGER_DUAL,),
+    references=("test_autograd.py::TestAutogradForwardMode::test_make_dual_forbid_integral_dtype",),
+)
 def tangents_must_be_floating(spec, dtype, which):
     """make_dual refuses an integer or bool primal or tangent with a ValueError naming which one."""
     fwAD = _fw()
     real = spec.make()
     integer = torch.zeros(spec.shape, dtype=dtype)
     args = (integer, real) if which == "primal" else (real, integer)
-    repro = (f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
-             f"    real = {spec.expression()}\n    integer = torch.zeros({spec.shape}, dtype={dtype})\n"
-             f"    fwAD.make_dual({'integer, real' if which == 'primal' else 'real, integer'})")
+    repro = (
+        f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
+        f"    real = {spec.expression()}\n    integer = torch.zeros({spec.shape}, dtype={dtype})\n"
+        f"    fwAD.make_dual({'integer, real' if which == 'primal' else 'real, integer'})"
+    )
     with quiet(), fwAD.dual_level():
         message = INTEGER_DUAL.check(lambda: fwAD.make_dual(*args), repro=repro)
-    expect(message.startswith(f"Expected {which}"), what="the message names the offending argument", expected=which, observed=message,
-           repro=repro)
+    expect(
+        message.startswith(f"Expected {which}"),
+        what="the message names the offending argument",
+        expected=which,
+        observed=message,
+        repro=repro,
+    )
 
 
 @st.composite
@@ -234,23 +307,34 @@ def _wrong_shapes(draw):
     return spec, wrong
 
 
-@rule("forward-mode.tangent-shape-must-match", section=Section.BEYOND, docs="forward-mode-errors",
-      given=dict(case=_wrong_shapes()), contracts=(TANGENT_SIZE,),
-      references=("test_autograd.py::TestAutogradForwardMode::test_size_check",))
+@rule(
+    "forward-mode.tangent-shape-must-match",
+    section=Section.BEYOND,
+    docs="forward-mode-errors",
+    given=dict(case=_wrong_shapes()),
+    contracts=(TANGENT_SIZE,),
+    references=("test_autograd.py::TestAutogradForwardMode::test_size_check",),
+)
 def tangent_shape_must_match(case):
     """A tangent whose shape differs from its primal's, even when it is broadcastable or has as many elements, raises a RuntimeError."""
     fwAD = _fw()
     spec, wrong = case
     with quiet(), fwAD.dual_level():
-        TANGENT_SIZE.check(lambda: fwAD.make_dual(spec.make(), torch.zeros(wrong, dtype=spec.dtype)),
-                           repro=f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
-                                 f"    fwAD.make_dual({spec.expression()}, torch.zeros({wrong}))")
+        TANGENT_SIZE.check(
+            lambda: fwAD.make_dual(spec.make(), torch.zeros(wrong, dtype=spec.dtype)),
+            repro=f"import torch.autograd.forward_ad as fwAD\nwith fwAD.dual_level():\n"
+            f"    fwAD.make_dual({spec.expression()}, torch.zeros({wrong}))",
+        )
 
 
 # ------------------------------------------------------------------------------ grad modes
-@rule("forward-mode.no-grad-keeps-tangents", section=Section.BEYOND, docs="forward-mode-grad-modes",
-      given=dict(program=programs(), data=st.data()),
-      references=("test_autograd.py::TestAutogradForwardMode::test_advanced_packing_unpacking",))
+@rule(
+    "forward-mode.no-grad-keeps-tangents",
+    section=Section.BEYOND,
+    docs="forward-mode-grad-modes",
+    given=dict(program=programs(), data=st.data()),
+    references=("test_autograd.py::TestAutogradForwardMode::test_advanced_packing_unpacking",),
+)
 def no_grad_keeps_tangents(program, data):
     """torch.no_grad() switches reverse mode off but not forward mode: tangents propagate through a program run under it, with the same values as outside it."""
     fwAD = _fw()
@@ -263,15 +347,30 @@ def no_grad_keeps_tangents(program, data):
             out = program(*duals)
         tangent = fwAD.unpack_dual(out).tangent
     repro = _dual_repro(program, tangents, "# the same, with program(*duals) under torch.no_grad()")
-    expect(not out.requires_grad, what="no_grad still stops reverse mode", expected=False, observed=out.requires_grad, repro=repro)
+    expect(
+        not out.requires_grad,
+        what="no_grad still stops reverse mode",
+        expected=False,
+        observed=out.requires_grad,
+        repro=repro,
+    )
     tangent = torch.zeros_like(expected) if tangent is None else tangent
-    expect_close(tangent, expected, tolerance=AGREEMENT if program.dtype == torch.float64 else Tolerance(
-        1e-6, 1e-6, "float32, same ops"), what="tangent under no_grad against tangent in grad mode", repro=repro)
+    expect_close(
+        tangent,
+        expected,
+        tolerance=AGREEMENT if program.dtype == torch.float64 else Tolerance(1e-6, 1e-6, "float32, same ops"),
+        what="tangent under no_grad against tangent in grad mode",
+        repro=repro,
+    )
 
 
-@rule("forward-mode.inference-mode-and-detach-drop-tangents", section=Section.BEYOND, docs="forward-mode-grad-modes",
-      given=dict(program=programs(), data=st.data()),
-      references=("test_autograd.py::TestAutogradForwardMode::test_advanced_packing_unpacking",))
+@rule(
+    "forward-mode.inference-mode-and-detach-drop-tangents",
+    section=Section.BEYOND,
+    docs="forward-mode-grad-modes",
+    given=dict(program=programs(), data=st.data()),
+    references=("test_autograd.py::TestAutogradForwardMode::test_advanced_packing_unpacking",),
+)
 def inference_mode_and_detach_drop_tangents(program, data):
     """Under torch.inference_mode() a program of dual tensors computes no tangent, and detach() returns a tensor without a tangent."""
     fwAD = _fw()
@@ -283,13 +382,25 @@ def inference_mode_and_detach_drop_tangents(program, data):
             inferred = fwAD.unpack_dual(program(*duals)).tangent
         detached = fwAD.unpack_dual(duals[0].detach()).tangent
     repro = _dual_repro(program, tangents, "# the same, with program(*duals) under torch.inference_mode()")
-    expect(inferred is None, what="tangent of a result computed under inference_mode", expected=None, observed=inferred, repro=repro)
+    expect(
+        inferred is None,
+        what="tangent of a result computed under inference_mode",
+        expected=None,
+        observed=inferred,
+        repro=repro,
+    )
     expect(detached is None, what="tangent of a detached dual tensor", expected=None, observed=detached, repro=repro)
 
 
 # ------------------------------------------------------------------------------ torch.func
-@rule("forward-mode.jvp-is-the-adjoint-of-vjp", section=Section.BEYOND, docs="forward-mode-func-jvp", since="2.0",
-      requires=(TORCH_FUNC,), given=dict(program=float64_programs, data=st.data()))
+@rule(
+    "forward-mode.jvp-is-the-adjoint-of-vjp",
+    section=Section.BEYOND,
+    docs="forward-mode-func-jvp",
+    since="2.0",
+    requires=(TORCH_FUNC,),
+    given=dict(program=float64_programs, data=st.data()),
+)
 def jvp_is_the_adjoint_of_vjp(program, data):
     """torch.func.jvp returns forward_ad's J·u, and for every cotangent v, <v, J·u> equals <Jᵀ·v, u> from torch.func.vjp and from torch.autograd.grad."""
     import torch.func
@@ -301,22 +412,38 @@ def jvp_is_the_adjoint_of_vjp(program, data):
         out, jvp = torch.func.jvp(program.function(), tuple(primals), tuple(tangents))
         _, vjp_fn = torch.func.vjp(program.function(), *primals)
     v = _like(data, out, "v")
-    repro = _dual_repro(program, tangents, f"v = {literal(v)}",
-                        "# torch.func.jvp(program, (x0, ...), tangents) and torch.func.vjp(program, x0, ...)[1](v)")
-    expect_close(jvp, forward_tangent(program, leaves, tangents), tolerance=AGREEMENT, what="torch.func.jvp against forward_ad",
-                 repro=repro)
+    repro = _dual_repro(
+        program,
+        tangents,
+        f"v = {literal(v)}",
+        "# torch.func.jvp(program, (x0, ...), tangents) and torch.func.vjp(program, x0, ...)[1](v)",
+    )
+    expect_close(
+        jvp,
+        forward_tangent(program, leaves, tangents),
+        tolerance=AGREEMENT,
+        what="torch.func.jvp against forward_ad",
+        repro=repro,
+    )
     left = (v * jvp).sum()
     by_func = sum((g * u).sum() for g, u in zip(vjp_fn(v), tangents))
     grads = torch.autograd.grad(program(*leaves), leaves, v, allow_unused=True)
     by_grad = sum((g * u).sum() for g, u in zip(grads, tangents) if g is not None)
     dots = Tolerance(1e-10, 1e-10, "float64 dot products of up to 64 terms")
     expect_close(left, by_func, tolerance=dots, what="<v, J u> (func.jvp) against <J^T v, u> (func.vjp)", repro=repro)
-    expect_close(left, by_grad, tolerance=dots, what="<v, J u> (func.jvp) against <J^T v, u> (autograd.grad)", repro=repro)
+    expect_close(
+        left, by_grad, tolerance=dots, what="<v, J u> (func.jvp) against <J^T v, u> (autograd.grad)", repro=repro
+    )
 
 
-@rule("forward-mode.jacobians-agree", section=Section.BEYOND, docs="forward-mode-jacobians", since="2.0",
-      requires=(TORCH_FUNC,),
-      given=dict(program=programs(dtypes=(torch.float64,), all_require_grad=True, max_ops=8, zero_size=False)))
+@rule(
+    "forward-mode.jacobians-agree",
+    section=Section.BEYOND,
+    docs="forward-mode-jacobians",
+    since="2.0",
+    requires=(TORCH_FUNC,),
+    given=dict(program=programs(dtypes=(torch.float64,), all_require_grad=True, max_ops=8, zero_size=False)),
+)
 def jacobians_agree(program):
     """torch.func.jacfwd (forward mode), torch.func.jacrev (reverse mode) and torch.autograd.functional.jacobian return the same Jacobian for every input, of shape output shape + input shape."""
     import torch.func
@@ -332,13 +459,27 @@ def jacobians_agree(program):
     repro = program.repro("print(torch.func.jacfwd(program)(x0), torch.func.jacrev(program)(x0))")
     for i, (f, r, c) in enumerate(zip(forward, reverse, classic)):
         expected_shape = out_shape + tuple(leaves[i].shape)
-        expect(tuple(f.shape) == expected_shape, what=f"shape of jacfwd wrt x{i}", expected=expected_shape, observed=tuple(f.shape), repro=repro)
+        expect(
+            tuple(f.shape) == expected_shape,
+            what=f"shape of jacfwd wrt x{i}",
+            expected=expected_shape,
+            observed=tuple(f.shape),
+            repro=repro,
+        )
         expect_close(f, r, tolerance=AGREEMENT, what=f"jacfwd against jacrev wrt x{i}", repro=repro)
-        expect_close(c, r, tolerance=AGREEMENT, what=f"autograd.functional.jacobian against jacrev wrt x{i}", repro=repro)
+        expect_close(
+            c, r, tolerance=AGREEMENT, what=f"autograd.functional.jacobian against jacrev wrt x{i}", repro=repro
+        )
 
 
-@rule("forward-mode.func-grad-equals-autograd-grad", section=Section.BEYOND, docs="forward-mode-func-grad", since="2.0",
-      requires=(TORCH_FUNC,), given=dict(program=programs(all_require_grad=True)))
+@rule(
+    "forward-mode.func-grad-equals-autograd-grad",
+    section=Section.BEYOND,
+    docs="forward-mode-func-grad",
+    since="2.0",
+    requires=(TORCH_FUNC,),
+    given=dict(program=programs(all_require_grad=True)),
+)
 def func_grad_equals_autograd_grad(program):
     """torch.func.grad of a scalar function returns what torch.autograd.grad returns, and leaves .grad of the inputs untouched."""
     import torch.func
@@ -349,12 +490,23 @@ def func_grad_equals_autograd_grad(program):
     functional = torch.func.grad(lambda *xs: function(*xs).sum(), argnums=argnums)(*leaves)
     expected = torch.autograd.grad(program(*leaves).sum(), leaves, allow_unused=True)
     repro = program.repro("print(torch.func.grad(lambda *xs: program(*xs).sum(), argnums=(0,))(x0))")
-    tolerance = Tolerance(1e-12, 1e-12, "float64, same formulas") if program.dtype == torch.float64 else Tolerance(
-        1e-5, 1e-6, "float32, same formulas, possibly batched differently")
+    tolerance = (
+        Tolerance(1e-12, 1e-12, "float64, same formulas")
+        if program.dtype == torch.float64
+        else Tolerance(1e-5, 1e-6, "float32, same formulas, possibly batched differently")
+    )
     for i, (got, want) in enumerate(zip(functional, expected)):
         want = torch.zeros_like(leaves[i]) if want is None else want
-        expect_close(got, want, tolerance=tolerance, what=f"torch.func.grad against torch.autograd.grad wrt x{i}", repro=repro)
-        expect(leaves[i].grad is None, what=f"x{i}.grad after torch.func.grad", expected=None, observed=leaves[i].grad, repro=repro)
+        expect_close(
+            got, want, tolerance=tolerance, what=f"torch.func.grad against torch.autograd.grad wrt x{i}", repro=repro
+        )
+        expect(
+            leaves[i].grad is None,
+            what=f"x{i}.grad after torch.func.grad",
+            expected=None,
+            observed=leaves[i].grad,
+            repro=repro,
+        )
 
 
 def _scalar(program):
@@ -362,9 +514,14 @@ def _scalar(program):
     return lambda x0, *rest: torch.sin(function(x0, *rest)).sum()
 
 
-@rule("forward-mode.hessian-is-forward-over-reverse", section=Section.BEYOND, docs="forward-mode-hessian", since="2.0",
-      requires=(TORCH_FUNC,),
-      given=dict(program=programs(dtypes=(torch.float64,), max_ops=5, zero_size=False), data=st.data()))
+@rule(
+    "forward-mode.hessian-is-forward-over-reverse",
+    section=Section.BEYOND,
+    docs="forward-mode-hessian",
+    since="2.0",
+    requires=(TORCH_FUNC,),
+    given=dict(program=programs(dtypes=(torch.float64,), max_ops=5, zero_size=False), data=st.data()),
+)
 def hessian_is_forward_over_reverse(program, data):
     """torch.func.hessian equals the reverse-over-reverse torch.autograd.functional.hessian, and H·u equals the tangent that forward mode pushes through torch.autograd.grad."""
     import torch.func
@@ -375,9 +532,17 @@ def hessian_is_forward_over_reverse(program, data):
     with quiet():
         hessian = torch.func.hessian(f)(*leaves)
     classic = torch.autograd.functional.hessian(lambda x0: f(x0, *leaves[1:]), leaves[0], vectorize=True)
-    repro = program.repro(f"f = lambda x0: torch.sin(program(x0{''.join(', ' + n for n in program.leaf_names[1:])})).sum()",
-                          "print(torch.func.hessian(f)(x0), torch.autograd.functional.hessian(f, x0))")
-    expect_close(hessian, classic, tolerance=AGREEMENT, what="torch.func.hessian against autograd.functional.hessian", repro=repro)
+    repro = program.repro(
+        f"f = lambda x0: torch.sin(program(x0{''.join(', ' + n for n in program.leaf_names[1:])})).sum()",
+        "print(torch.func.hessian(f)(x0), torch.autograd.functional.hessian(f, x0))",
+    )
+    expect_close(
+        hessian,
+        classic,
+        tolerance=AGREEMENT,
+        what="torch.func.hessian against autograd.functional.hessian",
+        repro=repro,
+    )
     u = _like(data, leaves[0], "u")
     with quiet(), fwAD.dual_level(), torch.enable_grad():
         x0 = fwAD.make_dual(leaves[0].clone().requires_grad_(), u)
@@ -391,16 +556,30 @@ def hessian_is_forward_over_reverse(program, data):
 
 @st.composite
 def _per_sample(draw):
-    program = draw(programs(min_leaves=2, max_leaves=2, dtypes=(torch.float64,), all_require_grad=True, max_ops=8),
-                   label="program")
+    program = draw(
+        programs(min_leaves=2, max_leaves=2, dtypes=(torch.float64,), all_require_grad=True, max_ops=8), label="program"
+    )
     batch = draw(st.integers(1, 4), label="batch size")
-    samples = [draw(tensors(shape=program.leaves[1].shape, dtypes=(torch.float64,), layouts=("contiguous",),
-                            requires_grad=False), label=f"sample {b}") for b in range(batch)]
+    samples = [
+        draw(
+            tensors(
+                shape=program.leaves[1].shape, dtypes=(torch.float64,), layouts=("contiguous",), requires_grad=False
+            ),
+            label=f"sample {b}",
+        )
+        for b in range(batch)
+    ]
     return program, samples
 
 
-@rule("forward-mode.vmap-per-sample-grads-equal-a-loop", section=Section.BEYOND, docs="forward-mode-vmap", since="2.0",
-      requires=(TORCH_FUNC,), given=dict(case=_per_sample()))
+@rule(
+    "forward-mode.vmap-per-sample-grads-equal-a-loop",
+    section=Section.BEYOND,
+    docs="forward-mode-vmap",
+    since="2.0",
+    requires=(TORCH_FUNC,),
+    given=dict(case=_per_sample()),
+)
 def vmap_per_sample_grads_equal_a_loop(case):
     """vmap(grad(loss), in_dims=(None, 0)) over a batch of samples returns, for each sample, the gradient a separate torch.autograd.grad call gives for that sample alone."""
     import torch.func
@@ -414,13 +593,25 @@ def vmap_per_sample_grads_equal_a_loop(case):
         return function(w, x).sum()
 
     per_sample = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(weights, batch)
-    repro = program.repro(f"batch = torch.stack([{', '.join(s.expression() for s in samples)}])",
-                          "loss = lambda w, x: program(w, x).sum()",
-                          "print(torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(x0, batch))")
-    expect(tuple(per_sample.shape) == (len(samples),) + tuple(weights.shape), what="shape of the per-sample gradients",
-           expected=(len(samples),) + tuple(weights.shape), observed=tuple(per_sample.shape), repro=repro)
+    repro = program.repro(
+        f"batch = torch.stack([{', '.join(s.expression() for s in samples)}])",
+        "loss = lambda w, x: program(w, x).sum()",
+        "print(torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(x0, batch))",
+    )
+    expect(
+        tuple(per_sample.shape) == (len(samples),) + tuple(weights.shape),
+        what="shape of the per-sample gradients",
+        expected=(len(samples),) + tuple(weights.shape),
+        observed=tuple(per_sample.shape),
+        repro=repro,
+    )
     for b in range(len(samples)):
         w = weights.clone().requires_grad_()
         (single,) = torch.autograd.grad(loss(w, batch[b]), w)
-        expect_close(per_sample[b], single, tolerance=AGREEMENT, what=f"vmapped gradient of sample {b} against a single-sample grad",
-                     repro=repro)
+        expect_close(
+            per_sample[b],
+            single,
+            tolerance=AGREEMENT,
+            what=f"vmapped gradient of sample {b} against a single-sample grad",
+            repro=repro,
+        )

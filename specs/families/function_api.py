@@ -1,4 +1,5 @@
 """The custom Function API's edges: None gradients, returned inputs and views, jvp, func transforms, definition errors."""
+
 from __future__ import annotations
 
 import torch
@@ -6,9 +7,9 @@ from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import Tolerance, expect, expect_close
-from specs.engine.sections import Section
 from specs.engine.registry import Family, Feature, record, rule
 from specs.engine.script import Script
+from specs.engine.sections import Section
 from specs.generators.program import TensorSpec
 from specs.generators.strategies import tensors
 
@@ -16,7 +17,7 @@ FAMILY = Family(
     name="function-api",
     title="The custom Function API, at its edges",
     summary="What torch.autograd.Function does with None gradients, inputs returned as-is, view outputs, "
-            "jvp and torch.func, and what it refuses when a Function is defined or used wrongly.",
+    "jvp and torch.func, and what it refuses when a Function is defined or used wrongly.",
     gallery="plot_71_function_api.py",
 )
 
@@ -24,34 +25,53 @@ FAMILY = Family(
 SAME = Tolerance(0.0, 0.0, "the same formula on the same values")
 SCALES = st.sampled_from([2.0, 0.5, -4.0])
 
-SETUP_CONTEXT = Feature("autograd.Function.setup_context (forward without ctx)",
-                        lambda: hasattr(torch.autograd.Function, "setup_context"))
+SETUP_CONTEXT = Feature(
+    "autograd.Function.setup_context (forward without ctx)", lambda: hasattr(torch.autograd.Function, "setup_context")
+)
 FUNC_TRANSFORMS = Feature("torch.func.grad", lambda: hasattr(torch, "func") and hasattr(torch.func, "grad"))
-CLEAR_ON_ACCESS = Feature("autograd.Function.clear_saved_tensors_on_access",
-                          lambda: hasattr(torch.autograd.Function, "clear_saved_tensors_on_access"))
+CLEAR_ON_ACCESS = Feature(
+    "autograd.Function.clear_saved_tensors_on_access",
+    lambda: hasattr(torch.autograd.Function, "clear_saved_tensors_on_access"),
+)
 
 NEEDS_JVP = ErrorContract(
-    NotImplementedError, r"You must implement the jvp function for custom autograd.Function to use it with "
-    r"forward mode AD", Phase.RECORD)
+    NotImplementedError,
+    r"You must implement the jvp function for custom autograd.Function to use it with "
+    r"forward mode AD",
+    Phase.RECORD,
+)
 VIEW_OUTPUT_WRITTEN = ErrorContract(
-    RuntimeError, r"Output 0 of \w+ is a view and is being modified inplace\. This view was created inside a "
-    r"custom Function \(or because an input was returned as-is\)", Phase.RECORD)
+    RuntimeError,
+    r"Output 0 of \w+ is a view and is being modified inplace\. This view was created inside a "
+    r"custom Function \(or because an input was returned as-is\)",
+    Phase.RECORD,
+)
 NEEDS_SETUP_CONTEXT = ErrorContract(
-    RuntimeError, r"it must override the setup_context staticmethod", Phase.BACKWARD,
-    wording="raised by torch.func.grad, which runs forward and backward in one call")
+    RuntimeError,
+    r"it must override the setup_context staticmethod",
+    Phase.BACKWARD,
+    wording="raised by torch.func.grad, which runs forward and backward in one call",
+)
 READ_TWICE = ErrorContract(
-    RuntimeError, r"saved_tensors can only be accessed once when clear_saved_tensors_on_access=True",
-    Phase.BACKWARD)
+    RuntimeError, r"saved_tensors can only be accessed once when clear_saved_tensors_on_access=True", Phase.BACKWARD
+)
 NO_FORWARD = ErrorContract(
-    NotImplementedError, r"You must implement the forward function for custom autograd.Function", Phase.RECORD)
+    NotImplementedError, r"You must implement the forward function for custom autograd.Function", Phase.RECORD
+)
 NO_BACKWARD = ErrorContract(
-    NotImplementedError, r"You must implement either the backward or vjp method for your custom "
-    r"autograd.Function to use it with backward mode AD", Phase.BACKWARD)
+    NotImplementedError,
+    r"You must implement either the backward or vjp method for your custom "
+    r"autograd.Function to use it with backward mode AD",
+    Phase.BACKWARD,
+)
 BOTH_BACKWARDS = ErrorContract(
-    RuntimeError, r"Implementing both 'backward' and 'vjp' for a custom Function is not allowed", Phase.BACKWARD)
+    RuntimeError, r"Implementing both 'backward' and 'vjp' for a custom Function is not allowed", Phase.BACKWARD
+)
 INSTANTIATED = WarningContract(
-    DeprecationWarning, r"should not be instantiated\. Methods on autograd functions ?are all static",
-    wording="releases before 2.1 lack the space before 'are'")
+    DeprecationWarning,
+    r"should not be instantiated\. Methods on autograd functions ?are all static",
+    wording="releases before 2.1 lack the space before 'are'",
+)
 
 FLOAT64 = tensors(dtypes=(torch.float64,), max_ndim=2)
 #: make_dual refuses a primal whose elements overlap in memory (an expanded tensor).
@@ -81,9 +101,14 @@ class FirstOnly(torch.autograd.Function):
         return grad * 2, None
 
 
-@rule("function-api.none-gradient-stays-none", section=Section.CUSTOM, docs="function-api-gradients",
-      given=dict(spec=FLOAT64), examples=(dict(spec=CANONICAL),),
-      references=("test_autograd.py::TestAutograd::test_function_returns_undefined_tensor",))
+@rule(
+    "function-api.none-gradient-stays-none",
+    section=Section.CUSTOM,
+    docs="function-api-gradients",
+    given=dict(spec=FLOAT64),
+    examples=(dict(spec=CANONICAL),),
+    references=("test_autograd.py::TestAutograd::test_function_returns_undefined_tensor",),
+)
 def none_gradient_stays_none(spec):
     """When a Function's backward returns None for an input that requires grad, that input's .grad stays None rather than becoming zeros, and torch.autograd.grad returns None for it."""
     script = Script(
@@ -95,7 +120,9 @@ def none_gradient_stays_none(spec):
         grads = torch.autograd.grad(FirstOnly.apply(x, y).sum(), [x, y], allow_unused=True)
         print(x.grad, y.grad, grads)
         """,
-        using=_using(FirstOnly), x=spec.expression(), y=spec.expression(),
+        using=_using(FirstOnly),
+        x=spec.expression(),
+        y=spec.expression(),
     )
     seen = script.run()
     expect(seen.y.grad is None, what="y.grad", expected=None, observed=seen.y.grad, repro=script)
@@ -126,10 +153,14 @@ class ViewOf(torch.autograd.Function):
         return grad * 3
 
 
-@rule("function-api.returned-input-is-a-new-tensor", section=Section.CUSTOM, docs="function-api-views",
-      given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])),
-      examples=(dict(spec=CANONICAL, kind="as-is"),),
-      references=("test_autograd.py::TestAutograd::test_function_returns_input",))
+@rule(
+    "function-api.returned-input-is-a-new-tensor",
+    section=Section.CUSTOM,
+    docs="function-api-views",
+    given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])),
+    examples=(dict(spec=CANONICAL, kind="as-is"),),
+    references=("test_autograd.py::TestAutograd::test_function_returns_input",),
+)
 def returned_input_is_a_new_tensor(spec, kind):
     """A Function that returns its input as-is, or a view of it, gives back a new tensor object recorded by the Function, so the gradient is what the Function's backward returns."""
     function = AsIs if kind == "as-is" else ViewOf
@@ -142,23 +173,44 @@ def returned_input_is_a_new_tensor(spec, kind):
         out.sum().backward()
         print(x.grad)
         """,
-        using=_using(function), x=spec.expression(), function=function.__name__,
+        using=_using(function),
+        x=spec.expression(),
+        function=function.__name__,
     )
     seen = script.run()
-    expect(seen.out is not seen.x, what="the output is a new object", expected="not x", observed="x itself", repro=script)
+    expect(
+        seen.out is not seen.x, what="the output is a new object", expected="not x", observed="x itself", repro=script
+    )
     node = type(seen.out.grad_fn).__name__
-    expect(node.endswith("Backward"), what="the output's grad_fn", expected="the Function's node", observed=node,
-           repro=script)
-    expect_close(seen.x.grad, torch.full_like(seen.x, 3.0), tolerance=SAME, what="x.grad, from the Function's backward",
-                 repro=script)
+    expect(
+        node.endswith("Backward"),
+        what="the output's grad_fn",
+        expected="the Function's node",
+        observed=node,
+        repro=script,
+    )
+    expect_close(
+        seen.x.grad,
+        torch.full_like(seen.x, 3.0),
+        tolerance=SAME,
+        what="x.grad, from the Function's backward",
+        repro=script,
+    )
     record("grad_fn", node)
 
 
-@rule("function-api.view-outputs-are-not-writable", section=Section.CUSTOM, docs="function-api-views",
-      given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])), contracts=(VIEW_OUTPUT_WRITTEN,),
-      examples=(dict(spec=CANONICAL, kind="view"),),
-      references=("test_autograd.py::TestAutograd::test_inplace_not_requires_grad",
-                  "test_autograd.py::TestAutograd::test_function_returns_input"))
+@rule(
+    "function-api.view-outputs-are-not-writable",
+    section=Section.CUSTOM,
+    docs="function-api-views",
+    given=dict(spec=FLOAT64, kind=st.sampled_from(["as-is", "view"])),
+    contracts=(VIEW_OUTPUT_WRITTEN,),
+    examples=(dict(spec=CANONICAL, kind="view"),),
+    references=(
+        "test_autograd.py::TestAutograd::test_inplace_not_requires_grad",
+        "test_autograd.py::TestAutograd::test_function_returns_input",
+    ),
+)
 def view_outputs_are_not_writable(spec, kind):
     """Writing in place to a Function's output that is a view of an input (an input returned as-is included) raises a RuntimeError."""
     function = AsIs if kind == "as-is" else ViewOf
@@ -169,7 +221,9 @@ def view_outputs_are_not_writable(spec, kind):
         out = $function.apply(x)
         out.mul_(2.0)
         """,
-        using=_using(function), x=spec.expression(), function=function.__name__,
+        using=_using(function),
+        x=spec.expression(),
+        function=function.__name__,
     )
     record("message", VIEW_OUTPUT_WRITTEN.check(lambda: script.run().out, repro=script))
 
@@ -197,10 +251,19 @@ class ScaledJvp(torch.autograd.Function):
         raise AssertionError("reverse mode is not used here")
 
 
-@rule("function-api.forward-mode-uses-jvp", section=Section.CUSTOM, docs="function-api-forward-mode", since="2.0",
-      requires=(SETUP_CONTEXT,), given=dict(spec=NO_OVERLAP, c=SCALES), examples=(dict(spec=CANONICAL, c=2.0),),
-      references=("test_autograd.py::TestAutograd::test_custom_function_save_for_forward",
-                  "docs: Extending torch.autograd > Forward mode AD"))
+@rule(
+    "function-api.forward-mode-uses-jvp",
+    section=Section.CUSTOM,
+    docs="function-api-forward-mode",
+    since="2.0",
+    requires=(SETUP_CONTEXT,),
+    given=dict(spec=NO_OVERLAP, c=SCALES),
+    examples=(dict(spec=CANONICAL, c=2.0),),
+    references=(
+        "test_autograd.py::TestAutograd::test_custom_function_save_for_forward",
+        "docs: Extending torch.autograd > Forward mode AD",
+    ),
+)
 def forward_mode_uses_jvp(spec, c):
     """Forward-mode AD through a Function uses what its jvp staticmethod returns as the output's tangent, with the tensors save_for_forward kept."""
     x = spec.make(requires_grad=False)
@@ -214,12 +277,19 @@ def forward_mode_uses_jvp(spec, c):
             tangent = fwAD.unpack_dual(y).tangent
         print(tangent)
         """,
-        using=_using(ScaledJvp), x=spec.expression(requires_grad=False), c=c,
+        using=_using(ScaledJvp),
+        x=spec.expression(requires_grad=False),
+        c=c,
     )
     got = script.run().tangent
     _, true = torch.func.jvp(lambda t: t * torch.exp(t), (x,), (torch.ones_like(x),))
-    expect_close(got, c * true, tolerance=Tolerance(1e-12, 1e-12, "the same float64 formula, written twice"),
-                 what=f"the tangent, against {c} x the true one", repro=script)
+    expect_close(
+        got,
+        c * true,
+        tolerance=Tolerance(1e-12, 1e-12, "the same float64 formula, written twice"),
+        what=f"the tangent, against {c} x the true one",
+        repro=script,
+    )
     if got is not None and got.numel():
         record("tangent_over_true", round((got / true).flatten()[0].item(), 6))
 
@@ -238,13 +308,22 @@ class NoJvp(torch.autograd.Function):
         return grad * ctx.saved_tensors[0]
 
 
-@rule("function-api.forward-mode-needs-jvp", section=Section.CUSTOM, docs="function-api-forward-mode", since="2.0",
-      requires=(SETUP_CONTEXT,), given=dict(spec=NO_OVERLAP), contracts=(NEEDS_JVP,),
-      examples=(dict(spec=CANONICAL),), references=("docs: Extending torch.autograd > Forward mode AD",))
+@rule(
+    "function-api.forward-mode-needs-jvp",
+    section=Section.CUSTOM,
+    docs="function-api-forward-mode",
+    since="2.0",
+    requires=(SETUP_CONTEXT,),
+    given=dict(spec=NO_OVERLAP),
+    contracts=(NEEDS_JVP,),
+    examples=(dict(spec=CANONICAL),),
+    references=("docs: Extending torch.autograd > Forward mode AD",),
+)
 def forward_mode_needs_jvp(spec):
     """Applying a Function without a jvp staticmethod to a dual tensor raises a NotImplementedError, although the same Function works in reverse mode."""
-    reverse = Script("$using\nx = $x\nNoJvp.apply(x).sum().backward()\nprint(x.grad)",
-                     using=_using(NoJvp), x=spec.expression())
+    reverse = Script(
+        "$using\nx = $x\nNoJvp.apply(x).sum().backward()\nprint(x.grad)", using=_using(NoJvp), x=spec.expression()
+    )
     x = reverse.run().x
     expect_close(x.grad, torch.exp(x.detach()), tolerance=SAME, what="x.grad in reverse mode", repro=reverse)
     forward = Script(
@@ -255,7 +334,8 @@ def forward_mode_needs_jvp(spec):
         with fwAD.dual_level():
             y = NoJvp.apply(fwAD.make_dual(x, torch.ones(x.shape, dtype=x.dtype)))
         """,
-        using=_using(NoJvp), x=spec.expression(requires_grad=False),
+        using=_using(NoJvp),
+        x=spec.expression(requires_grad=False),
     )
     record("message", NEEDS_JVP.check(lambda: forward.run().y, repro=forward))
 
@@ -272,19 +352,32 @@ class OldStyle(torch.autograd.Function):
         return grad * torch.cos(x)
 
 
-@rule("function-api.func-transforms-need-setup-context", section=Section.CUSTOM, docs="function-api-forward-mode",
-      since="2.0", requires=(FUNC_TRANSFORMS, SETUP_CONTEXT), given=dict(spec=FLOAT64),
-      contracts=(NEEDS_SETUP_CONTEXT,), examples=(dict(spec=CANONICAL),),
-      references=("test_autograd.py::TestAutograd::test_old_style_autograd_function_with_grad_no_compile",
-                  "docs: Extending torch.func with autograd.Function"))
+@rule(
+    "function-api.func-transforms-need-setup-context",
+    section=Section.CUSTOM,
+    docs="function-api-forward-mode",
+    since="2.0",
+    requires=(FUNC_TRANSFORMS, SETUP_CONTEXT),
+    given=dict(spec=FLOAT64),
+    contracts=(NEEDS_SETUP_CONTEXT,),
+    examples=(dict(spec=CANONICAL),),
+    references=(
+        "test_autograd.py::TestAutograd::test_old_style_autograd_function_with_grad_no_compile",
+        "docs: Extending torch.func with autograd.Function",
+    ),
+)
 def func_transforms_need_setup_context(spec):
     """A Function whose forward takes ctx (no separate setup_context) works with backward but makes torch.func.grad raise a RuntimeError."""
-    reverse = Script("$using\nx = $x\nOldStyle.apply(x).sum().backward()\nprint(x.grad)",
-                     using=_using(OldStyle), x=spec.expression())
+    reverse = Script(
+        "$using\nx = $x\nOldStyle.apply(x).sum().backward()\nprint(x.grad)", using=_using(OldStyle), x=spec.expression()
+    )
     x = reverse.run().x
     expect_close(x.grad, torch.cos(x.detach()), tolerance=SAME, what="x.grad with backward", repro=reverse)
-    script = Script("$using\nx = $x\nprint(torch.func.grad(lambda t: OldStyle.apply(t).sum())(x))",
-                    using=_using(OldStyle), x=spec.expression(requires_grad=False))
+    script = Script(
+        "$using\nx = $x\nprint(torch.func.grad(lambda t: OldStyle.apply(t).sum())(x))",
+        using=_using(OldStyle),
+        x=spec.expression(requires_grad=False),
+    )
     record("message", NEEDS_SETUP_CONTEXT.check(lambda: None, backward=lambda _: script.run(), repro=script))
 
 
@@ -303,10 +396,16 @@ class ReadsTwice(torch.autograd.Function):
         return grad * torch.cos(x)
 
 
-@rule("function-api.saved-tensors-cleared-on-access", section=Section.CUSTOM, docs="function-api-gradients",
-      requires=(CLEAR_ON_ACCESS,), given=dict(spec=FLOAT64), contracts=(READ_TWICE,),
-      examples=(dict(spec=CANONICAL),),
-      references=("test_autograd.py::TestAutograd::test_clear_saved_tensors_on_access",))
+@rule(
+    "function-api.saved-tensors-cleared-on-access",
+    section=Section.CUSTOM,
+    docs="function-api-gradients",
+    requires=(CLEAR_ON_ACCESS,),
+    given=dict(spec=FLOAT64),
+    contracts=(READ_TWICE,),
+    examples=(dict(spec=CANONICAL),),
+    references=("test_autograd.py::TestAutograd::test_clear_saved_tensors_on_access",),
+)
 def saved_tensors_cleared_on_access(spec):
     """With clear_saved_tensors_on_access = True on a Function, a second read of ctx.saved_tensors in its backward raises a RuntimeError."""
     forward = Script("$using\nx = $x\nout = ReadsTwice.apply(x)", using=_using(ReadsTwice), x=spec.expression())
@@ -340,32 +439,57 @@ class BothBackwards(torch.autograd.Function):
         return grad * 2
 
 
-DEFINITIONS = {"no forward": (NoForward, NO_FORWARD), "no backward": (NoBackward, NO_BACKWARD),
-               "backward and vjp": (BothBackwards, BOTH_BACKWARDS)}
+DEFINITIONS = {
+    "no forward": (NoForward, NO_FORWARD),
+    "no backward": (NoBackward, NO_BACKWARD),
+    "backward and vjp": (BothBackwards, BOTH_BACKWARDS),
+}
 
 
-@rule("function-api.definition-errors", section=Section.CUSTOM, docs="function-api-definition",
-      given=dict(spec=FLOAT64, mistake=st.sampled_from(sorted(DEFINITIONS))),
-      contracts=(NO_FORWARD, NO_BACKWARD, BOTH_BACKWARDS), examples=(dict(spec=CANONICAL, mistake="no backward"),),
-      references=("test_autograd.py::TestAutograd::test_custom_function_error",))
+@rule(
+    "function-api.definition-errors",
+    section=Section.CUSTOM,
+    docs="function-api-definition",
+    given=dict(spec=FLOAT64, mistake=st.sampled_from(sorted(DEFINITIONS))),
+    contracts=(NO_FORWARD, NO_BACKWARD, BOTH_BACKWARDS),
+    examples=(dict(spec=CANONICAL, mistake="no backward"),),
+    references=("test_autograd.py::TestAutograd::test_custom_function_error",),
+)
 def definition_errors(spec, mistake):
     """A Function without forward raises NotImplementedError when applied, one without backward (or vjp) raises NotImplementedError at backward, and one defining both backward and vjp raises RuntimeError at backward."""
     function, contract = DEFINITIONS[mistake]
-    forward = Script("$using\nx = $x\nout = $function.apply(x)", using=_using(function), x=spec.expression(),
-                     function=function.__name__)
+    forward = Script(
+        "$using\nx = $x\nout = $function.apply(x)",
+        using=_using(function),
+        x=spec.expression(),
+        function=function.__name__,
+    )
     run, backward, repro = _forward_then(forward, "out.sum().backward()")
     record(mistake, contract.check(run, backward=backward, repro=repro))
 
 
-@rule("function-api.instantiating-warns", section=Section.CUSTOM, docs="function-api-definition",
-      given=dict(function=st.sampled_from([FirstOnly, AsIs, OldStyle])), contracts=(INSTANTIATED,),
-      examples=(dict(function=AsIs),),
-      references=("test_autograd.py::TestAutograd::test_naughty_autograd_function_attribute_access",))
+@rule(
+    "function-api.instantiating-warns",
+    section=Section.CUSTOM,
+    docs="function-api-definition",
+    given=dict(function=st.sampled_from([FirstOnly, AsIs, OldStyle])),
+    contracts=(INSTANTIATED,),
+    examples=(dict(function=AsIs),),
+    references=("test_autograd.py::TestAutograd::test_naughty_autograd_function_attribute_access",),
+)
 def instantiating_warns(function):
     """Instantiating a Function subclass, whose methods are all static, emits a DeprecationWarning."""
-    script = Script("$using\ninstance = $function()\nprint(type(instance).__name__)", using=_using(function),
-                    function=function.__name__)
+    script = Script(
+        "$using\ninstance = $function()\nprint(type(instance).__name__)",
+        using=_using(function),
+        function=function.__name__,
+    )
     instance = INSTANTIATED.check(lambda: script.run().instance, repro=script)
-    expect(isinstance(instance, function), what="what instantiation returned", expected=function.__name__,
-           observed=type(instance).__name__, repro=script)
+    expect(
+        isinstance(instance, function),
+        what="what instantiation returned",
+        expected=function.__name__,
+        observed=type(instance).__name__,
+        repro=script,
+    )
     record("warned", True)

@@ -1,4 +1,5 @@
 """``torch.autograd.functional``: Jacobians, Hessians and their products, and the options that change them."""
+
 from __future__ import annotations
 
 import torch
@@ -38,7 +39,9 @@ STRICT_HESSIAN = ErrorContract(
     Phase.BACKWARD,
 )
 STRICT_VECTORIZE = ErrorContract(
-    RuntimeError, r"`strict=True` and `vectorized=True` are not supported together", Phase.BACKWARD,
+    RuntimeError,
+    r"`strict=True` and `vectorized=True` are not supported together",
+    Phase.BACKWARD,
 )
 FORWARD_NEEDS_VECTORIZE = ErrorContract(
     NotImplementedError,
@@ -48,10 +51,13 @@ FORWARD_NEEDS_VECTORIZE = ErrorContract(
     wording="the message reads 'isonly' (a missing space) on 2.13",
 )
 UNKNOWN_STRATEGY = ErrorContract(
-    AssertionError, r'Expected strategy to be either "forward-mode" or "reverse-mode"', Phase.BACKWARD,
+    AssertionError,
+    r'Expected strategy to be either "forward-mode" or "reverse-mode"',
+    Phase.BACKWARD,
 )
 NOT_SCALAR = ErrorContract(
-    RuntimeError, r"The Tensor returned by the function given to (hessian|hvp|vhp) should contain a single element",
+    RuntimeError,
+    r"The Tensor returned by the function given to (hessian|hvp|vhp) should contain a single element",
     Phase.BACKWARD,
 )
 V_NEEDED = ErrorContract(
@@ -72,7 +78,8 @@ NOT_A_TENSOR = ErrorContract(
 SMALL = 4
 #: Programs of one float64 input: the functions the API is checked on.
 functions = programs(max_leaves=1, max_ops=4, dtypes=(torch.float64,), zero_size=False).filter(
-    lambda p: p.leaves[0].numel <= SMALL)
+    lambda p: p.leaves[0].numel <= SMALL
+)
 #: A canonical function, sin(x) * x on three values, whose Jacobian is diagonal.
 SIN_X = one_line_program("torch.sin(x0) * x0", tensor((0.5, -1.0, 1.5), (3,)))
 #: A canonical function with fan-out and a reduction: a dense Jacobian.
@@ -113,35 +120,60 @@ def _rounded(t: torch.Tensor) -> list:
 
 
 def _direction(data, shape, label: str) -> torch.Tensor:
-    return data.draw(tensors(shape=shape, dtypes=(torch.float64,), layouts=("contiguous",), requires_grad=False),
-                     label=label).make()
+    return data.draw(
+        tensors(shape=shape, dtypes=(torch.float64,), layouts=("contiguous",), requires_grad=False), label=label
+    ).make()
 
 
-@rule("functional.jacobian-matches-finite-differences", section=Section.BEYOND, docs="functional-jacobian",
-      given=dict(program=functions), examples=(dict(program=SIN_X), dict(program=MIXED)),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
-                  "docs: torch.autograd.functional.jacobian"))
+@rule(
+    "functional.jacobian-matches-finite-differences",
+    section=Section.BEYOND,
+    docs="functional-jacobian",
+    given=dict(program=functions),
+    examples=(dict(program=SIN_X), dict(program=MIXED)),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
+        "docs: torch.autograd.functional.jacobian",
+    ),
+)
 def jacobian_matches_finite_differences(program):
     """torch.autograd.functional.jacobian(f, x) has shape f(x).shape + x.shape and agrees with central finite differences of f."""
     script = program.script(_INPUT, "J = torch.autograd.functional.jacobian(program, x)", "print(J)")
     seen = script.run()
     x, jacobian, out = seen.x, seen.J, seen.out
-    expect(tuple(jacobian.shape) == tuple(out.shape) + tuple(x.shape), what="shape of the Jacobian",
-           expected=tuple(out.shape) + tuple(x.shape), observed=tuple(jacobian.shape), repro=script)
-    expect_close(jacobian, _finite_difference_jacobian(program, x), tolerance=FD_TOLERANCE,
-                 what="the Jacobian against finite differences", repro=script)
+    expect(
+        tuple(jacobian.shape) == tuple(out.shape) + tuple(x.shape),
+        what="shape of the Jacobian",
+        expected=tuple(out.shape) + tuple(x.shape),
+        observed=tuple(jacobian.shape),
+        repro=script,
+    )
+    expect_close(
+        jacobian,
+        _finite_difference_jacobian(program, x),
+        tolerance=FD_TOLERANCE,
+        what="the Jacobian against finite differences",
+        repro=script,
+    )
     record(f"jacobian at a {tuple(x.shape)} input", _rounded(jacobian))
 
 
 #: Programs of two float64 inputs, returned with a second output: tuple inputs and tuple outputs.
-pairs = programs(min_leaves=2, max_leaves=2, max_ops=4, dtypes=(torch.float64,), all_require_grad=True,
-                 zero_size=False).filter(lambda p: all(leaf.numel <= SMALL for leaf in p.leaves))
+pairs = programs(
+    min_leaves=2, max_leaves=2, max_ops=4, dtypes=(torch.float64,), all_require_grad=True, zero_size=False
+).filter(lambda p: all(leaf.numel <= SMALL for leaf in p.leaves))
 
 
-@rule("functional.tuple-jacobians-are-nested", section=Section.BEYOND, docs="functional-jacobian",
-      given=dict(program=pairs),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
-                  "docs: torch.autograd.functional.jacobian"))
+@rule(
+    "functional.tuple-jacobians-are-nested",
+    section=Section.BEYOND,
+    docs="functional-jacobian",
+    given=dict(program=pairs),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_output",
+        "docs: torch.autograd.functional.jacobian",
+    ),
+)
 def tuple_jacobians_are_nested(program):
     """For tuple inputs and outputs, jacobian returns a nested tuple whose block [i][j] is the Jacobian of output i with respect to input j, of shape out_i.shape + in_j.shape."""
     script = program.script(
@@ -155,23 +187,41 @@ def tuple_jacobians_are_nested(program):
     )
     seen = script.run()
     blocks, xs = seen.J, (seen.a, seen.b)
-    expect(len(blocks) == 2 and all(len(row) == 2 for row in blocks), what="nesting of the Jacobian", expected="2 x 2 blocks",
-           observed=[len(row) for row in blocks], repro=script)
+    expect(
+        len(blocks) == 2 and all(len(row) == 2 for row in blocks),
+        what="nesting of the Jacobian",
+        expected="2 x 2 blocks",
+        observed=[len(row) for row in blocks],
+        repro=script,
+    )
     for i in range(2):
         for j in range(2):
+
             def output_i_of_input_j(t, i=i, j=j):
                 inputs = list(xs)
                 inputs[j] = t
                 return seen.two_outputs(*inputs)[i]
 
-            expect_close(blocks[i][j], _finite_difference_jacobian(output_i_of_input_j, xs[j]), tolerance=FD_TOLERANCE,
-                         what=f"block [{i}][{j}] against finite differences", repro=script)
+            expect_close(
+                blocks[i][j],
+                _finite_difference_jacobian(output_i_of_input_j, xs[j]),
+                tolerance=FD_TOLERANCE,
+                what=f"block [{i}][{j}] against finite differences",
+                repro=script,
+            )
 
 
-@rule("functional.vectorize-and-forward-mode-agree", section=Section.BEYOND, docs="functional-strategies",
-      given=dict(program=functions), examples=(dict(program=MIXED),),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_vectorize_correctness_simple",
-                  "docs: torch.autograd.functional.jacobian (vectorize, strategy)"))
+@rule(
+    "functional.vectorize-and-forward-mode-agree",
+    section=Section.BEYOND,
+    docs="functional-strategies",
+    given=dict(program=functions),
+    examples=(dict(program=MIXED),),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_vectorize_correctness_simple",
+        "docs: torch.autograd.functional.jacobian (vectorize, strategy)",
+    ),
+)
 def vectorize_and_forward_mode_agree(program):
     """jacobian gives the same matrix row by row (the default), batched with vectorize=True, and column by column with strategy="forward-mode", vectorize=True."""
     script = program.script(
@@ -187,10 +237,16 @@ def vectorize_and_forward_mode_agree(program):
     record("forward-mode jacobian", _rounded(seen.Jf))
 
 
-@rule("functional.vjp-and-jvp-are-jacobian-products", section=Section.BEYOND, docs="functional-products",
-      given=dict(program=functions, data=st.data()),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_match_vjp_jvp",
-                  "docs: torch.autograd.functional.vjp, jvp"))
+@rule(
+    "functional.vjp-and-jvp-are-jacobian-products",
+    section=Section.BEYOND,
+    docs="functional-products",
+    given=dict(program=functions, data=st.data()),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_match_vjp_jvp",
+        "docs: torch.autograd.functional.vjp, jvp",
+    ),
+)
 def vjp_and_jvp_are_jacobian_products(program, data):
     """vjp(f, x, v) returns (f(x), vᵀJ) and jvp(f, x, u) returns (f(x), J u), where J is jacobian(f, x)."""
     x = program.inputs(requires_grad=False)[0]
@@ -209,17 +265,25 @@ def vjp_and_jvp_are_jacobian_products(program, data):
     seen = script.run()
     flat = _flat(seen.J, x)
     expect_close(seen.value_v, out, tolerance=ROUNDOFF, what="the value vjp returns against f(x)", repro=script)
-    expect_close(seen.vjp, (v.reshape(1, -1) @ flat).reshape(x.shape), tolerance=ROUNDOFF, what="vjp against vᵀJ",
-                 repro=script)
+    expect_close(
+        seen.vjp, (v.reshape(1, -1) @ flat).reshape(x.shape), tolerance=ROUNDOFF, what="vjp against vᵀJ", repro=script
+    )
     expect_close(seen.value_u, out, tolerance=ROUNDOFF, what="the value jvp returns against f(x)", repro=script)
-    expect_close(seen.jvp, (flat @ u.reshape(-1, 1)).reshape(out.shape), tolerance=ROUNDOFF, what="jvp against J u",
-                 repro=script)
+    expect_close(
+        seen.jvp, (flat @ u.reshape(-1, 1)).reshape(out.shape), tolerance=ROUNDOFF, what="jvp against J u", repro=script
+    )
 
 
-@rule("functional.hvp-and-vhp-are-hessian-products", section=Section.BEYOND, docs="functional-products",
-      given=dict(program=functions, data=st.data()),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_match_vhp_hvp",
-                  "docs: torch.autograd.functional.hvp, vhp"))
+@rule(
+    "functional.hvp-and-vhp-are-hessian-products",
+    section=Section.BEYOND,
+    docs="functional-products",
+    given=dict(program=functions, data=st.data()),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_hessian_match_vhp_hvp",
+        "docs: torch.autograd.functional.hvp, vhp",
+    ),
+)
 def hvp_and_vhp_are_hessian_products(program, data):
     """For a scalar f, hvp(f, x, v) returns (f(x), H v) and vhp(f, x, v) returns (f(x), vᵀH), where H is hessian(f, x)."""
     x = program.inputs(requires_grad=False)[0]
@@ -235,17 +299,36 @@ def hvp_and_vhp_are_hessian_products(program, data):
     )
     seen = script.run()
     hessian = seen.H.reshape(x.numel(), x.numel())
-    expect_close(seen.value, program(x).sum(), tolerance=ROUNDOFF, what="the value hvp returns against f(x)", repro=script)
-    expect_close(seen.hvp, (hessian @ v.reshape(-1, 1)).reshape(x.shape), tolerance=ROUNDOFF, what="hvp against H v",
-                 repro=script)
-    expect_close(seen.vhp, (v.reshape(1, -1) @ hessian).reshape(x.shape), tolerance=ROUNDOFF, what="vhp against vᵀH",
-                 repro=script)
+    expect_close(
+        seen.value, program(x).sum(), tolerance=ROUNDOFF, what="the value hvp returns against f(x)", repro=script
+    )
+    expect_close(
+        seen.hvp,
+        (hessian @ v.reshape(-1, 1)).reshape(x.shape),
+        tolerance=ROUNDOFF,
+        what="hvp against H v",
+        repro=script,
+    )
+    expect_close(
+        seen.vhp,
+        (v.reshape(1, -1) @ hessian).reshape(x.shape),
+        tolerance=ROUNDOFF,
+        what="vhp against vᵀH",
+        repro=script,
+    )
 
 
-@rule("functional.hessian-strategies-agree", section=Section.BEYOND, docs="functional-strategies",
-      given=dict(program=functions), examples=(dict(program=MIXED),),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_vectorize_correctness_simple",
-                  "docs: torch.autograd.functional.hessian (outer_jacobian_strategy)"))
+@rule(
+    "functional.hessian-strategies-agree",
+    section=Section.BEYOND,
+    docs="functional-strategies",
+    given=dict(program=functions),
+    examples=(dict(program=MIXED),),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_hessian_vectorize_correctness_simple",
+        "docs: torch.autograd.functional.hessian (outer_jacobian_strategy)",
+    ),
+)
 def hessian_strategies_agree(program):
     """hessian gives the same matrix by reverse-over-reverse, with vectorize=True, and forward-over-reverse (outer_jacobian_strategy="forward-mode", vectorize=True)."""
     script = program.script(
@@ -258,8 +341,9 @@ def hessian_strategies_agree(program):
     )
     seen = script.run()
     expect_close(seen.Hv, seen.H, tolerance=ROUNDOFF, what="vectorize=True against the default", repro=script)
-    expect_close(seen.Hf, seen.H, tolerance=ROUNDOFF, what="forward-over-reverse against reverse-over-reverse",
-                 repro=script)
+    expect_close(
+        seen.Hf, seen.H, tolerance=ROUNDOFF, what="forward-over-reverse against reverse-over-reverse", repro=script
+    )
     record("hessian", _rounded(seen.Hf))
 
 
@@ -297,38 +381,63 @@ print(H)
 """
 
 
-@rule("functional.strict-refuses-independent-outputs", section=Section.BEYOND, docs="functional-strict",
-      given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, zero_size=False, requires_grad=False),
-                 api=st.sampled_from(APIS)),
-      examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), api="jacobian"),),
-      contracts=(STRICT_OUTPUT,),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check_strict",
-                  "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check_strict",
-                  "autograd/test_functional.py::TestAutogradFunctional::test_jvp_err_check_strict"))
+@rule(
+    "functional.strict-refuses-independent-outputs",
+    section=Section.BEYOND,
+    docs="functional-strict",
+    given=dict(
+        x=tensors(dtypes=(torch.float64,), max_ndim=2, zero_size=False, requires_grad=False), api=st.sampled_from(APIS)
+    ),
+    examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), api="jacobian"),),
+    contracts=(STRICT_OUTPUT,),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check_strict",
+        "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check_strict",
+        "autograd/test_functional.py::TestAutogradFunctional::test_jvp_err_check_strict",
+    ),
+)
 def strict_refuses_independent_outputs(x, api):
     """For an output that does not depend on the input, jacobian, vjp and jvp return zeros by default and raise a RuntimeError with strict=True."""
     relaxed = Script(CONSTANT, x=x.expression(), call=_call(api, "constant"))
     seen = relaxed.run()
-    expect(bool((seen.r == 0).all()), what=f"{api} of a constant function without strict", expected="zeros",
-           observed=seen.r, repro=relaxed)
+    expect(
+        bool((seen.r == 0).all()),
+        what=f"{api} of a constant function without strict",
+        expected="zeros",
+        observed=seen.r,
+        repro=relaxed,
+    )
     strict = Script(CONSTANT, x=x.expression(), call=_call(api, "constant", strict=True))
     message = STRICT_OUTPUT.check(lambda: None, backward=lambda _: strict.run(), repro=strict)
     record(f"{api} strict message", message)
 
 
-@rule("functional.strict-hessian-refuses-linear-functions", section=Section.BEYOND, docs="functional-strict",
-      given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, zero_size=False, requires_grad=False),
-                 scale=st.sampled_from((0.5, -2.0, 3.0))),
-      examples=(dict(x=tensor((1.0, -2.0), (2,), requires_grad=False), scale=0.5),),
-      contracts=(STRICT_HESSIAN,),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_err_check_strict",
-                  "autograd/test_functional.py::TestAutogradFunctional::test_hvp_err_check_strict"))
+@rule(
+    "functional.strict-hessian-refuses-linear-functions",
+    section=Section.BEYOND,
+    docs="functional-strict",
+    given=dict(
+        x=tensors(dtypes=(torch.float64,), max_ndim=2, zero_size=False, requires_grad=False),
+        scale=st.sampled_from((0.5, -2.0, 3.0)),
+    ),
+    examples=(dict(x=tensor((1.0, -2.0), (2,), requires_grad=False), scale=0.5),),
+    contracts=(STRICT_HESSIAN,),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_hessian_err_check_strict",
+        "autograd/test_functional.py::TestAutogradFunctional::test_hvp_err_check_strict",
+    ),
+)
 def strict_hessian_refuses_linear_functions(x, scale):
     """The Hessian of a linear function is zero, and hessian(..., strict=True) refuses it with a RuntimeError, because the gradient does not depend on the input."""
     relaxed = Script(LINEAR, x=x.expression(), scale=scale, options="")
     seen = relaxed.run()
-    expect(bool((seen.H == 0).all()), what="hessian of a linear function without strict", expected="zeros",
-           observed=seen.H, repro=relaxed)
+    expect(
+        bool((seen.H == 0).all()),
+        what="hessian of a linear function without strict",
+        expected="zeros",
+        observed=seen.H,
+        repro=relaxed,
+    )
     strict = Script(LINEAR, x=x.expression(), scale=scale, options=", strict=True")
     message = STRICT_HESSIAN.check(lambda: None, backward=lambda _: strict.run(), repro=strict)
     record("message", message)
@@ -343,17 +452,24 @@ EXCLUSIVE = {
 }
 
 
-@rule("functional.options-that-exclude-each-other", section=Section.BEYOND, docs="functional-strategies",
-      given=dict(program=functions, combination=st.sampled_from(tuple(EXCLUSIVE))),
-      examples=(dict(program=SIN_X, combination="forward-mode alone"),),
-      contracts=(STRICT_VECTORIZE, FORWARD_NEEDS_VECTORIZE, UNKNOWN_STRATEGY),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",
-                  "docs: torch.autograd.functional.jacobian (strategy)"))
+@rule(
+    "functional.options-that-exclude-each-other",
+    section=Section.BEYOND,
+    docs="functional-strategies",
+    given=dict(program=functions, combination=st.sampled_from(tuple(EXCLUSIVE))),
+    examples=(dict(program=SIN_X, combination="forward-mode alone"),),
+    contracts=(STRICT_VECTORIZE, FORWARD_NEEDS_VECTORIZE, UNKNOWN_STRATEGY),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",
+        "docs: torch.autograd.functional.jacobian (strategy)",
+    ),
+)
 def options_that_exclude_each_other(program, combination):
     """strict=True with vectorize=True raises a RuntimeError, forward-mode Jacobians and forward-over-reverse Hessians without vectorize=True raise NotImplementedError, and an unknown strategy raises an AssertionError."""
     contract, call = EXCLUSIVE[combination]
-    script = program.script(_INPUT, *((_SCALAR,) if call.startswith("hessian(f") else ()),
-                            f"torch.autograd.functional.{call}")
+    script = program.script(
+        _INPUT, *((_SCALAR,) if call.startswith("hessian(f") else ()), f"torch.autograd.functional.{call}"
+    )
     message = contract.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record(f"{combination} message", message)
 
@@ -375,14 +491,26 @@ def _result(api: str, x: str, create_graph: bool) -> str:
     return f"torch.autograd.functional.{api}({function}, {x}, {v}, {options})[1]"
 
 
-@rule("functional.create-graph-makes-results-differentiable", section=Section.BEYOND, docs="functional-create-graph",
-      given=dict(program=functions, api=st.sampled_from(RESULTS), create_graph=st.booleans(),
-                 grad_enabled=st.booleans(), input_requires_grad=st.booleans()),
-      examples=(dict(program=SIN_X, api="jacobian", create_graph=True, grad_enabled=False,
-                     input_requires_grad=False),
-                dict(program=SIN_X, api="hvp", create_graph=False, grad_enabled=True, input_requires_grad=True)),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_create_graph",
-                  "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_no_grad"))
+@rule(
+    "functional.create-graph-makes-results-differentiable",
+    section=Section.BEYOND,
+    docs="functional-create-graph",
+    given=dict(
+        program=functions,
+        api=st.sampled_from(RESULTS),
+        create_graph=st.booleans(),
+        grad_enabled=st.booleans(),
+        input_requires_grad=st.booleans(),
+    ),
+    examples=(
+        dict(program=SIN_X, api="jacobian", create_graph=True, grad_enabled=False, input_requires_grad=False),
+        dict(program=SIN_X, api="hvp", create_graph=False, grad_enabled=True, input_requires_grad=True),
+    ),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_create_graph",
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_no_grad",
+    ),
+)
 def create_graph_makes_results_differentiable(program, api, create_graph, grad_enabled, input_requires_grad):
     """With create_graph=False the results of jacobian, hessian, vjp, jvp, hvp and vhp never require grad, and with create_graph=True a result that depends on the input does, even under torch.no_grad and for an input that does not require grad."""
     script = program.script(
@@ -394,8 +522,13 @@ def create_graph_makes_results_differentiable(program, api, create_graph, grad_e
         "print(r.requires_grad)",
     )
     result = script.run().r
-    expect(result.requires_grad == create_graph, what=f"{api}(..., create_graph={create_graph}).requires_grad",
-           expected=create_graph, observed=result.requires_grad, repro=script)
+    expect(
+        result.requires_grad == create_graph,
+        what=f"{api}(..., create_graph={create_graph}).requires_grad",
+        expected=create_graph,
+        observed=result.requires_grad,
+        repro=script,
+    )
     if create_graph:
         # The graph is real: the result's gradient with respect to the input exists.
         differentiated = script.then(
@@ -409,38 +542,60 @@ def create_graph_makes_results_differentiable(program, api, create_graph, grad_e
             call=_result(api, "point", True),
         )
         second = differentiated.run().second
-        expect(second is not None, what=f"gradient of {api}(..., create_graph=True) with respect to x", expected="a tensor",
-               observed=second, repro=differentiated)
+        expect(
+            second is not None,
+            what=f"gradient of {api}(..., create_graph=True) with respect to x",
+            expected="a tensor",
+            observed=second,
+            repro=differentiated,
+        )
     record(f"{api} requires_grad", result.requires_grad)
 
 
-@rule("functional.hessian-needs-a-single-element", section=Section.BEYOND, docs="functional-errors",
-      given=dict(program=functions, api=st.sampled_from(("hessian", "hvp", "vhp", "vjp")),
-                 extra=st.integers(2, 4)),
-      examples=(dict(program=SIN_X, api="hessian", extra=2), dict(program=SIN_X, api="vjp", extra=2)),
-      contracts=(NOT_SCALAR, V_NEEDED),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_hessian_err_check",
-                  "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check"))
+@rule(
+    "functional.hessian-needs-a-single-element",
+    section=Section.BEYOND,
+    docs="functional-errors",
+    given=dict(program=functions, api=st.sampled_from(("hessian", "hvp", "vhp", "vjp")), extra=st.integers(2, 4)),
+    examples=(dict(program=SIN_X, api="hessian", extra=2), dict(program=SIN_X, api="vjp", extra=2)),
+    contracts=(NOT_SCALAR, V_NEEDED),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_hessian_err_check",
+        "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check",
+    ),
+)
 def hessian_needs_a_single_element(program, api, extra):
     """hessian, hvp and vhp of a function with more than one output element raise a RuntimeError, and so does vjp without v."""
     contract = V_NEEDED if api == "vjp" else NOT_SCALAR
     call = {"vjp": "vjp(f, x)", "hessian": "hessian(f, x)"}.get(api, f"{api}(f, x, torch.ones_like(x))")
-    script = program.script(_INPUT, f"f = lambda t: program(t).sum() * torch.ones({extra}, dtype=t.dtype)",
-                            f"torch.autograd.functional.{call}")
+    script = program.script(
+        _INPUT,
+        f"f = lambda t: program(t).sum() * torch.ones({extra}, dtype=t.dtype)",
+        f"torch.autograd.functional.{call}",
+    )
     message = contract.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record(f"{api} message", message)
 
 
-@rule("functional.inputs-and-outputs-are-tensors", section=Section.BEYOND, docs="functional-errors",
-      given=dict(x=tensors(dtypes=(torch.float64,), max_ndim=2, requires_grad=False),
-                 wrong=st.sampled_from(("list input", "float input", "float output"))),
-      examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), wrong="list input"),),
-      contracts=(NOT_A_TENSOR,),
-      references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",))
+@rule(
+    "functional.inputs-and-outputs-are-tensors",
+    section=Section.BEYOND,
+    docs="functional-errors",
+    given=dict(
+        x=tensors(dtypes=(torch.float64,), max_ndim=2, requires_grad=False),
+        wrong=st.sampled_from(("list input", "float input", "float output")),
+    ),
+    examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), wrong="list input"),),
+    contracts=(NOT_A_TENSOR,),
+    references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",),
+)
 def inputs_and_outputs_are_tensors(x, wrong):
     """jacobian accepts a Tensor or a tuple of Tensors as inputs and as outputs of the function; a list or a Python number raises a TypeError."""
-    code = {"list input": "jacobian(torch.sin, [x])", "float input": "jacobian(torch.sin, 1.5)",
-            "float output": "jacobian(lambda t: 1.5, x)"}[wrong]
+    code = {
+        "list input": "jacobian(torch.sin, [x])",
+        "float input": "jacobian(torch.sin, 1.5)",
+        "float output": "jacobian(lambda t: 1.5, x)",
+    }[wrong]
     script = Script("x = $x\ntorch.autograd.functional.$code", x=x.expression(), code=code)
     message = NOT_A_TENSOR.check(lambda: None, backward=lambda _: script.run(), repro=script)
     record(f"{wrong} message", message)

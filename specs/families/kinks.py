@@ -3,6 +3,7 @@
 These values are conventions, not mathematics, so a release can change them quietly: each rule
 states the value and the release it was checked on.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,8 @@ import torch
 from hypothesis import strategies as st
 
 from specs.engine.expect import Tolerance, expect, expect_close
-from specs.engine.sections import Section
 from specs.engine.registry import Change, Family, record, rule
+from specs.engine.sections import Section
 from specs.generators.program import TensorSpec
 from specs.generators.strategies import FLOAT_DTYPES, shapes, tensors
 
@@ -58,22 +59,30 @@ def _repro(spec, code: str) -> str:
 
 
 def _same(got, want, what, repro, dtype):
-    expect_close(got, want.to(got.dtype), tolerance=FORMULA[dtype], what=f"{what} (checked on torch {CHECKED_ON})", repro=repro)
+    expect_close(
+        got, want.to(got.dtype), tolerance=FORMULA[dtype], what=f"{what} (checked on torch {CHECKED_ON})", repro=repro
+    )
 
 
 # ------------------------------------------------------------------------------ kinks
 RELU_LIKE = {
     "torch.relu(x)": (torch.relu, lambda x: (x > 0).double()),
     "torch.nn.functional.leaky_relu(x, 0.1)": (
-        lambda x: torch.nn.functional.leaky_relu(x, 0.1), lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, 0.1))),
+        lambda x: torch.nn.functional.leaky_relu(x, 0.1),
+        lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, 0.1)),
+    ),
     "torch.nn.functional.elu(x)": (torch.nn.functional.elu, lambda x: torch.where(x >= 0, 1.0, torch.exp(x))),
     "torch.nn.functional.relu6(x)": (torch.nn.functional.relu6, lambda x: ((x > 0) & (x < 6)).double()),
 }
 
 
-@rule("kinks.relu-family-at-zero", section=Section.BEYOND, docs="kinks-relu",
-      given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+@rule(
+    "kinks.relu-family-at-zero",
+    section=Section.BEYOND,
+    docs="kinks-relu",
+    given=dict(spec=kinked(points=(0.0, 6.0)), op=st.sampled_from(sorted(RELU_LIKE))),
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def relu_family_at_zero(spec, op):
     """At their kinks relu and relu6 have gradient 0 (at 0 and at 6), leaky_relu has its negative slope and elu has 1, as checked on torch 2.13.0."""
     function, derivative = RELU_LIKE[op]
@@ -81,9 +90,13 @@ def relu_family_at_zero(spec, op):
     _same(grad, derivative(x), f"gradient of {op}", _repro(spec, op), spec.dtype)
 
 
-@rule("kinks.abs-and-norm-at-zero", section=Section.BEYOND, docs="kinks-abs-sqrt",
-      given=dict(spec=kinked(), all_zero=st.booleans()),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+@rule(
+    "kinks.abs-and-norm-at-zero",
+    section=Section.BEYOND,
+    docs="kinks-abs-sqrt",
+    given=dict(spec=kinked(), all_zero=st.booleans()),
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def abs_and_norm_at_zero(spec, all_zero):
     """abs has gradient 0 at 0 (it is sign(x)), and the 2-norm of an all-zero tensor has gradient 0 rather than NaN, as checked on torch 2.13.0."""
     if all_zero:
@@ -93,13 +106,18 @@ def abs_and_norm_at_zero(spec, all_zero):
     grad, x = _grad(spec, torch.linalg.vector_norm)
     norm = torch.linalg.vector_norm(x)
     expected = torch.zeros_like(x) if norm == 0 else x / norm
-    _same(grad, expected, "gradient of torch.linalg.vector_norm", _repro(spec, "torch.linalg.vector_norm(x)"),
-          spec.dtype)
+    _same(
+        grad, expected, "gradient of torch.linalg.vector_norm", _repro(spec, "torch.linalg.vector_norm(x)"), spec.dtype
+    )
 
 
-@rule("kinks.sqrt-at-zero-is-infinite", section=Section.BEYOND, docs="kinks-abs-sqrt",
-      given=dict(spec=kinked(nonnegative=True)),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+@rule(
+    "kinks.sqrt-at-zero-is-infinite",
+    section=Section.BEYOND,
+    docs="kinks-abs-sqrt",
+    given=dict(spec=kinked(nonnegative=True)),
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def sqrt_at_zero_is_infinite(spec):
     """sqrt has gradient +inf at 0 (the limit of 1/(2·sqrt(x)), not a chosen value), so even a zero incoming gradient gives NaN there, as checked on torch 2.13.0."""
     grad, x = _grad(spec, torch.sqrt)
@@ -108,33 +126,51 @@ def sqrt_at_zero_is_infinite(spec):
     _same(grad, expected, "gradient of sqrt", _repro(spec, "torch.sqrt(x)"), spec.dtype)
     expect(bool(torch.isinf(grad[x == 0]).all()), what="gradient of sqrt at 0", expected="inf", observed=grad[x == 0])
     zero_in, x = _grad(spec, torch.sqrt, gradient=torch.zeros(spec.shape, dtype=spec.dtype))
-    expect(bool(torch.isnan(zero_in[x == 0]).all()), what="sqrt at 0 with a zero incoming gradient", expected="nan (0 * inf)",
-           observed=zero_in[x == 0], repro=_repro(spec, "torch.sqrt(x) * 0"))
+    expect(
+        bool(torch.isnan(zero_in[x == 0]).all()),
+        what="sqrt at 0 with a zero incoming gradient",
+        expected="nan (0 * inf)",
+        observed=zero_in[x == 0],
+        repro=_repro(spec, "torch.sqrt(x) * 0"),
+    )
 
 
 #: Inputs at both bounds of ``clamp(-0.5, 1.0)``, one inside and one outside.
 AT_THE_BOUNDS = TensorSpec((4,), torch.float64, "contiguous", (-0.5, 1.0, 0.25, 2.0))
 
 
-@rule("kinks.clamp-passes-gradient-at-its-bounds", section=Section.BEYOND, docs="kinks-clamp",
-      given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])),
-      examples=tuple(dict(spec=AT_THE_BOUNDS, form=form) for form in ("both", "tensor")),
-      history=(Change("2.14.0", "an input equal to a scalar bound of clamp got gradient 1 (this rule); from 2.14 it "
-                                "gets 0, the note's minimum-norm subgradient (seen on 2.14.1 and 2.15.0 with "
-                                "x.clamp(-0.5, 1.0) at x = -0.5)"),),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+@rule(
+    "kinks.clamp-passes-gradient-at-its-bounds",
+    section=Section.BEYOND,
+    docs="kinks-clamp",
+    given=dict(spec=kinked(points=(-0.5, 1.0)), form=st.sampled_from(["both", "min", "max", "tensor"])),
+    examples=tuple(dict(spec=AT_THE_BOUNDS, form=form) for form in ("both", "tensor")),
+    history=(
+        Change(
+            "2.14.0",
+            "an input equal to a scalar bound of clamp got gradient 1 (this rule); from 2.14 it "
+            "gets 0, the note's minimum-norm subgradient (seen on 2.14.1 and 2.15.0 with "
+            "x.clamp(-0.5, 1.0) at x = -0.5)",
+        ),
+    ),
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def clamp_passes_gradient_at_its_bounds(spec, form):
     """clamp's gradient is 1 for inputs inside its bounds including inputs equal to a bound, scalar or tensor (a tensor bound itself getting 0 there), and 0 outside, as checked on torch 2.13.0, which departs from the note's minimum-norm subgradient convention (0 at a scalar bound, 1/2 each to input and tensor bound)."""
     lo, hi = -0.5, 1.0
     x = spec.make()
-    bounds = (torch.full(spec.shape, lo, dtype=spec.dtype, requires_grad=True),
-              torch.full(spec.shape, hi, dtype=spec.dtype, requires_grad=True))
+    bounds = (
+        torch.full(spec.shape, lo, dtype=spec.dtype, requires_grad=True),
+        torch.full(spec.shape, hi, dtype=spec.dtype, requires_grad=True),
+    )
     code, out = {
         "both": ("x.clamp(-0.5, 1.0)", lambda: x.clamp(lo, hi)),
         "min": ("x.clamp(min=-0.5)", lambda: x.clamp(min=lo)),
         "max": ("x.clamp(max=1.0)", lambda: x.clamp(max=hi)),
-        "tensor": ("x.clamp(min=torch.full_like(x, -0.5).requires_grad_(), max=torch.full_like(x, 1.0).requires_grad_())",
-                   lambda: x.clamp(min=bounds[0], max=bounds[1])),
+        "tensor": (
+            "x.clamp(min=torch.full_like(x, -0.5).requires_grad_(), max=torch.full_like(x, 1.0).requires_grad_())",
+            lambda: x.clamp(min=bounds[0], max=bounds[1]),
+        ),
     }[form]
     out().sum().backward()
     grad, value = x.grad, x.detach()
@@ -143,30 +179,47 @@ def clamp_passes_gradient_at_its_bounds(spec, form):
     at_bound = (value == lo) | (value == hi)
     if form == "tensor":
         for name, bound, beyond in (("min", bounds[0], value < lo), ("max", bounds[1], value > hi)):
-            _same(bound.grad, beyond.double(), f"gradient of the tensor {name} bound (1 only where it is the result)",
-                  _repro(spec, code), spec.dtype)
+            _same(
+                bound.grad,
+                beyond.double(),
+                f"gradient of the tensor {name} bound (1 only where it is the result)",
+                _repro(spec, code),
+                spec.dtype,
+            )
     convention = inside.double() * (~at_bound).double() + (0.5 if form == "tensor" else 0.0) * at_bound.double()
     record(f"{form}: gradient at -0.5, 1.0, 0.25, 2.0", [round(v, 6) for v in grad.flatten().tolist()])
     record(f"{form}: the note's minimum-norm convention there", [round(v, 6) for v in convention.flatten().tolist()])
 
 
-@rule("kinks.hardtanh-blocks-gradient-at-its-bounds", section=Section.BEYOND, docs="kinks-clamp",
-      given=dict(spec=kinked(points=(-0.5, 1.0))),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+@rule(
+    "kinks.hardtanh-blocks-gradient-at-its-bounds",
+    section=Section.BEYOND,
+    docs="kinks-clamp",
+    given=dict(spec=kinked(points=(-0.5, 1.0))),
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def hardtanh_blocks_gradient_at_its_bounds(spec):
     """hardtanh(x, lo, hi) computes the same values as clamp but its gradient is 0 at inputs equal to a bound, 1 strictly inside, as checked on torch 2.13.0."""
     code = "torch.nn.functional.hardtanh(x, -0.5, 1.0)"
     grad, x = _grad(spec, lambda t: torch.nn.functional.hardtanh(t, -0.5, 1.0))
-    expect(torch.equal(torch.nn.functional.hardtanh(x, -0.5, 1.0), x.clamp(-0.5, 1.0)), what="hardtanh values are clamp's",
-           expected="equal", observed="different")
+    expect(
+        torch.equal(torch.nn.functional.hardtanh(x, -0.5, 1.0), x.clamp(-0.5, 1.0)),
+        what="hardtanh values are clamp's",
+        expected="equal",
+        observed="different",
+    )
     _same(grad, ((x > -0.5) & (x < 1.0)).double(), f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
 PIECEWISE_CONSTANT = ("floor", "ceil", "round", "trunc", "sign")
 
 
-@rule("kinks.piecewise-constant-ops-have-zero-gradient", section=Section.BEYOND, docs="kinks-steps",
-      given=dict(spec=kinked(points=(-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)), op=st.sampled_from(PIECEWISE_CONSTANT)))
+@rule(
+    "kinks.piecewise-constant-ops-have-zero-gradient",
+    section=Section.BEYOND,
+    docs="kinks-steps",
+    given=dict(spec=kinked(points=(-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)), op=st.sampled_from(PIECEWISE_CONSTANT)),
+)
 def piecewise_constant_ops_have_zero_gradient(spec, op):
     """floor, ceil, round, trunc and sign produce results that require grad, and their gradient is 0 everywhere, at their jumps too, as checked on torch 2.13.0."""
     x = spec.make()
@@ -201,9 +254,13 @@ REDUCTIONS = {
 }
 
 
-@rule("kinks.reductions-split-ties-evenly", section=Section.BEYOND, docs="kinks-ties",
-      given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))),
-      references=("test_autograd.py::TestAutogradDeviceType::test_min_max_median_backprops_to_all_values",))
+@rule(
+    "kinks.reductions-split-ties-evenly",
+    section=Section.BEYOND,
+    docs="kinks-ties",
+    given=dict(case=tied(), op=st.sampled_from(sorted(REDUCTIONS))),
+    references=("test_autograd.py::TestAutogradDeviceType::test_min_max_median_backprops_to_all_values",),
+)
 def reductions_split_ties_evenly(case, op):
     """max(), min(), amax() and amin(), over all elements or along a dim, split the gradient evenly among the k tied extreme elements (1/k each), as checked on torch 2.13.0."""
     spec, sense = case
@@ -220,9 +277,14 @@ def reductions_split_ties_evenly(case, op):
 TIED_ROW = (TensorSpec((1, 4), torch.float64, "contiguous", (2.0, -1.0, 2.0, -1.0)), "max")
 
 
-@rule("kinks.max-along-dim-picks-one-index", section=Section.BEYOND, docs="kinks-ties",
-      given=dict(case=tied()), examples=(dict(case=TIED_ROW),),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+@rule(
+    "kinks.max-along-dim-picks-one-index",
+    section=Section.BEYOND,
+    docs="kinks-ties",
+    given=dict(case=tied()),
+    examples=(dict(case=TIED_ROW),),
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def max_along_dim_picks_one_index(case):
     """max(dim) and min(dim) send each row's whole gradient to the one index they return even when the extreme value is tied, as checked on torch 2.13.0, which departs from the note's minimum-norm subgradient convention (1/k to each of k tied entries) that max() and amax(dim) follow."""
     spec, sense = case
@@ -234,10 +296,18 @@ def max_along_dim_picks_one_index(case):
     repro = _repro(spec, code)
     _same(x.grad, expected, f"gradient of {code} against a one-hot of its indices", repro, spec.dtype)
     tied_value = x.detach().gather(1, indices.unsqueeze(1)).squeeze(1)
-    expect(torch.equal(tied_value, values.detach()), what="the returned index holds the extreme value", expected=values, observed=tied_value)
+    expect(
+        torch.equal(tied_value, values.detach()),
+        what="the returned index holds the extreme value",
+        expected=values,
+        observed=tied_value,
+    )
     hits = (x.detach() == values.detach().unsqueeze(1)).double()
     record("gradient of x.max(dim=1).values on [[2, -1, 2, -1]]", [round(v, 6) for v in x.grad.flatten().tolist()])
-    record("the note's minimum-norm convention there", [round(v, 6) for v in (hits / hits.sum(1, keepdim=True)).flatten().tolist()])
+    record(
+        "the note's minimum-norm convention there",
+        [round(v, 6) for v in (hits / hits.sum(1, keepdim=True)).flatten().tolist()],
+    )
 
 
 @st.composite
@@ -249,9 +319,13 @@ def tied_pairs(draw):
     return a, replace(b, values=values)
 
 
-@rule("kinks.maximum-and-minimum-halve-ties", section=Section.BEYOND, docs="kinks-ties",
-      given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions",))
+@rule(
+    "kinks.maximum-and-minimum-halve-ties",
+    section=Section.BEYOND,
+    docs="kinks-ties",
+    given=dict(pair=tied_pairs(), op=st.sampled_from(["maximum", "minimum"])),
+    references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
+)
 def maximum_and_minimum_halve_ties(pair, op):
     """torch.maximum(a, b) and torch.minimum(a, b) give each input half the gradient where a == b, as checked on torch 2.13.0."""
     a_spec, b_spec = pair
@@ -272,19 +346,29 @@ MASKS = {
 }
 
 
-@rule("kinks.masking-after-division-keeps-nan", section=Section.BEYOND, docs="kinks-nan-masking",
-      given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])),
-      references=("docs: Autograd mechanics > Gradients for non-differentiable functions > Division by Zero in Autograd",))
+@rule(
+    "kinks.masking-after-division-keeps-nan",
+    section=Section.BEYOND,
+    docs="kinks-nan-masking",
+    given=dict(spec=kinked(), how=st.sampled_from(["index", "where", "multiply"])),
+    references=(
+        "docs: Autograd mechanics > Gradients for non-differentiable functions > Division by Zero in Autograd",
+    ),
+)
 def masking_after_division_keeps_nan(spec, how):
     """Masking away 1/x at x == 0 after computing it (by indexing, torch.where or multiplying by 0) still leaves NaN in the gradient at those entries: 0 times the infinite local derivative, as checked on torch 2.13.0."""
     code, function = MASKS[how]
     grad, x = _grad(spec, function)
-    expected = torch.where(x != 0, -1 / x ** 2, math.nan)
+    expected = torch.where(x != 0, -1 / x**2, math.nan)
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.where-does-not-guard-its-unused-branch", section=Section.BEYOND, docs="kinks-nan-where",
-      given=dict(spec=kinked(points=(0.0, -1.0))))
+@rule(
+    "kinks.where-does-not-guard-its-unused-branch",
+    section=Section.BEYOND,
+    docs="kinks-nan-where",
+    given=dict(spec=kinked(points=(0.0, -1.0))),
+)
 def where_does_not_guard_its_unused_branch(spec):
     """torch.where(x > 0, sqrt(x), 0) has a NaN gradient wherever x <= 0, although that branch's value was not selected, as checked on torch 2.13.0."""
     code = "torch.where(x > 0, torch.sqrt(x), 0.0)"
@@ -294,14 +378,23 @@ def where_does_not_guard_its_unused_branch(spec):
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)
 
 
-@rule("kinks.double-where-is-safe", section=Section.BEYOND, docs="kinks-nan-where",
-      given=dict(spec=kinked(points=(0.0, -1.0))))
+@rule(
+    "kinks.double-where-is-safe",
+    section=Section.BEYOND,
+    docs="kinks-nan-where",
+    given=dict(spec=kinked(points=(0.0, -1.0))),
+)
 def double_where_is_safe(spec):
     """Making the unused branch's input safe as well, torch.where(x > 0, sqrt(torch.where(x > 0, x, 1)), 0), gives gradient 0 where x <= 0 and the true derivative elsewhere, as checked on torch 2.13.0."""
     code = "torch.where(x > 0, torch.sqrt(torch.where(x > 0, x, 1.0)), 0.0)"
     grad, x = _grad(spec, lambda t: torch.where(t > 0, torch.sqrt(torch.where(t > 0, t, 1.0)), 0.0))
     with torch.no_grad():
         expected = torch.where(x > 0, 0.5 / torch.sqrt(x.clamp(min=1e-300)), 0.0)
-    expect(not torch.isnan(grad).any(), what="no NaN in the gradient of the double where", expected="no NaN", observed=grad,
-           repro=_repro(spec, code))
+    expect(
+        not torch.isnan(grad).any(),
+        what="no NaN in the gradient of the double where",
+        expected="no NaN",
+        observed=grad,
+        repro=_repro(spec, code),
+    )
     _same(grad, expected, f"gradient of {code}", _repro(spec, code), spec.dtype)

@@ -3,6 +3,7 @@
 They are built from the same data types the strategies draw (:class:`TensorSpec`, :class:`Program`),
 so a canonical example and a generated one go through the same check.
 """
+
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,13 @@ import torch
 from specs.generators.program import Program, Step, TensorSpec
 
 
-def tensor(values: tuple[float, ...], shape: tuple[int, ...], dtype: torch.dtype = torch.float64,
-           layout: str = "contiguous", requires_grad: bool = True) -> TensorSpec:
+def tensor(
+    values: tuple[float, ...],
+    shape: tuple[int, ...],
+    dtype: torch.dtype = torch.float64,
+    layout: str = "contiguous",
+    requires_grad: bool = True,
+) -> TensorSpec:
     """A hand-written :class:`TensorSpec`; ``values`` fill the base tensor (before the layout's view)."""
     return TensorSpec(tuple(shape), dtype, layout, tuple(values), requires_grad)
 

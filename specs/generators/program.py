@@ -3,6 +3,7 @@
 A :class:`Program` is data (leaf tensors and steps) that renders to plain torch source; the rules
 run exactly that source, so the repro printed on failure is the code that failed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -158,8 +159,9 @@ class Program:
         """Repro lines printing the .grad of every leaf that requires grad."""
         return tuple(f"print({self.leaf_names[i]}.grad)" for i in self.grad_leaves)
 
-    def repro(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False,
-              within: str | None = None) -> str:
+    def repro(
+        self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False, within: str | None = None
+    ) -> str:
         """A standalone script: leaves, the program, one call (``out = ...``), then ``lines``.
 
         With ``inline=True`` the steps run at the top level instead of inside ``program()``, so
@@ -178,8 +180,9 @@ class Program:
             run = [f"with {within}:", *("    " + line for line in run)]
         return "\n".join(head + ["", *body, *run, *lines]) + "\n"
 
-    def script(self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False,
-               within: str | None = None) -> Script:
+    def script(
+        self, *lines: str, dtype: torch.dtype | None = None, inline: bool = False, within: str | None = None
+    ) -> Script:
         """:meth:`repro` as a :class:`Script`: run it, assert on what it defined, print it on failure."""
         return Script.verbatim(self.repro(*lines, dtype=dtype, inline=inline, within=within))
 
@@ -259,4 +262,4 @@ class Program:
 def _replace_nth_name(code: str, name: str, new: str, nth: int) -> str:
     matches = list(re.finditer(rf"\b{re.escape(name)}\b", code))
     target = matches[nth]
-    return code[: target.start()] + new + code[target.end():]
+    return code[: target.start()] + new + code[target.end() :]

@@ -4,6 +4,7 @@ Values are bounded multiples of 1/64 in [-2, 2): exact in float32 and float64 al
 float32 and a float64 run start from the same numbers, generated programs never overflow, and a
 failing example prints as short torch code.  Every draw carries a label.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,9 @@ def tensors(
         shape = draw(shapes(min_ndim, max_ndim, zero_size=zero_size), label="shape")
     shape = tuple(shape)
     dtype = draw(st.sampled_from(dtypes), label="dtype")
-    layout = draw(st.sampled_from([name for name in _layouts_for(shape) if name in layouts] or ["contiguous"]), label="layout")
+    layout = draw(
+        st.sampled_from([name for name in _layouts_for(shape) if name in layouts] or ["contiguous"]), label="layout"
+    )
     spec = TensorSpec(shape, dtype, layout, (), bool(requires_grad))
     count = math.prod(spec.base_shape)
     vals = draw(value_tuples(count), label="values")
@@ -129,7 +132,7 @@ def _sum_dim(draw, shapes, bounds):
         return None
     d = draw(st.integers(0, len(shape) - 1), label="dim")
     keep = draw(st.booleans(), label="keepdim")
-    out = shape[:d] + ((1,) if keep else ()) + shape[d + 1:]
+    out = shape[:d] + ((1,) if keep else ()) + shape[d + 1 :]
     return f"{{0}}.sum(dim={d}, keepdim={keep})", out, bounds[0] * max(1, shape[d])
 
 
@@ -139,7 +142,7 @@ def _mean_dim(draw, shapes, bounds):
     if not dims:
         return None
     d = draw(st.sampled_from(dims), label="dim")
-    return f"{{0}}.mean(dim={d})", shape[:d] + shape[d + 1:], bounds[0]
+    return f"{{0}}.mean(dim={d})", shape[:d] + shape[d + 1 :], bounds[0]
 
 
 def _matmul(draw, shapes, bounds):
@@ -188,7 +191,7 @@ def _narrow(draw, shapes, bounds):
     d = draw(st.sampled_from(dims), label="dim")
     start = draw(st.integers(0, shape[d] - 1), label="start")
     length = draw(st.integers(1, shape[d] - start), label="length")
-    out = shape[:d] + (length,) + shape[d + 1:]
+    out = shape[:d] + (length,) + shape[d + 1 :]
     return f"{{0}}.narrow({d}, {start}, {length})", out, bounds[0]
 
 
@@ -209,11 +212,11 @@ def _cat(draw, shapes, bounds):
     a, b = shapes
     if len(a) != len(b) or not a:
         return None
-    dims = [d for d in range(len(a)) if a[:d] + a[d + 1:] == b[:d] + b[d + 1:]]
+    dims = [d for d in range(len(a)) if a[:d] + a[d + 1 :] == b[:d] + b[d + 1 :]]
     if not dims:
         return None
     d = draw(st.sampled_from(dims), label="dim")
-    out = a[:d] + (a[d] + b[d],) + a[d + 1:]
+    out = a[:d] + (a[d] + b[d],) + a[d + 1 :]
     if math.prod(out) > MAX_NUMEL:
         return None
     return f"torch.cat([{{0}}, {{1}}], dim={d})", out, max(bounds)
@@ -248,8 +251,11 @@ OPS: tuple[Op, ...] = (
 #: line, each executed as the entry's own code (``F`` bound as the atlas binds it, so that a
 #: program's repro needs only ``import torch``).
 ATLAS_OPS: tuple[Op, ...] = tuple(
-    Op(name, 1, _unary(f"(lambda a, F=torch.nn.functional: {TABLE[name].code})({{0}})",
-                       lambda b, s=slope, c=offset: s * b + c))
+    Op(
+        name,
+        1,
+        _unary(f"(lambda a, F=torch.nn.functional: {TABLE[name].code})({{0}})", lambda b, s=slope, c=offset: s * b + c),
+    )
     for name, (slope, offset) in PROGRAM_SAFE.items()
 )
 OPS = OPS + ATLAS_OPS
@@ -263,7 +269,7 @@ def _leaf_shape(draw, base: tuple[int, ...]) -> tuple[int, ...]:
     if kind == "ones":
         return tuple(1 if draw(st.booleans(), label="broadcast dim") else n for n in base)
     if kind == "suffix":
-        return base[draw(st.integers(1, len(base)), label="suffix from"):]
+        return base[draw(st.integers(1, len(base)), label="suffix from") :]
     return ()
 
 
@@ -305,8 +311,7 @@ def programs(
             op = draw(st.sampled_from(ops), label="op")
             # Prefer recent values so programs grow deep, not only wide.
             args = tuple(
-                names[-1 - draw(st.integers(0, len(names) - 1), label="arg (0 = newest)")]
-                for _ in range(op.arity)
+                names[-1 - draw(st.integers(0, len(names) - 1), label="arg (0 = newest)")] for _ in range(op.arity)
             )
             planned = op.plan(draw, [shape_of[a] for a in args], [bound_of[a] for a in args])
             if planned is not None and planned[2] <= MAX_BOUND and math.prod(planned[1]) <= MAX_NUMEL:

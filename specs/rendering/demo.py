@@ -6,6 +6,7 @@ number of generated examples so the docs build is quick and reproducible.  It re
 the rule ID linked to its catalogue entry, its statement and what the check found; a terminal
 shows a one-line summary.
 """
+
 from __future__ import annotations
 
 import html
@@ -56,15 +57,18 @@ class Law:
 
     def _repr_html_(self) -> str:
         e = html.escape
-        link = f'<a class="reference internal" href="{CATALOGUE}#{anchor(self.rule)}"><code>{e(self.rule.id)}</code></a>'
+        link = (
+            f'<a class="reference internal" href="{CATALOGUE}#{anchor(self.rule)}"><code>{e(self.rule.id)}</code></a>'
+        )
         parts = [
             f'<div class="autograd-law autograd-law-{self.verdict}">',
             f'<p class="autograd-law-head">Rule {link} <span class="autograd-law-verdict">{e(self.summary)}</span></p>',
             f'<p class="autograd-law-statement">{e(self.rule.statement)}</p>',
         ]
         if self.example:
-            parts.append(f"<details><summary>The largest generated program</summary>"
-                         f"<pre>{e(self.example)}</pre></details>")
+            parts.append(
+                f"<details><summary>The largest generated program</summary><pre>{e(self.example)}</pre></details>"
+            )
         parts.append("</div>")
         return "".join(parts)
 
@@ -87,6 +91,5 @@ def law(rule_id: str, show_example: bool = True) -> Law:
         cases += f" (listed as a known failure for this torch, but it held: {known})"
     example = None
     if show_example and result.sample:
-        example = next((value.source().rstrip() for value in result.sample.values() if hasattr(value, "repro")),
-                       None)
+        example = next((value.source().rstrip() for value in result.sample.values() if hasattr(value, "repro")), None)
     return Law(rule, "holds", cases, result, example)

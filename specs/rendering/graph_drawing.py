@@ -10,6 +10,7 @@ Arrows point the way gradients flow during ``backward()``: from a node to the no
 ``next_functions``; an arrow is labelled ``output k`` when it feeds output ``k`` of a node with
 several outputs (the ``input_number`` of the edge).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,9 +49,14 @@ def _tensor_name(tensor: torch.Tensor, names: Mapping[str, torch.Tensor]) -> str
         if value is tensor:
             return name
     for name, value in names.items():  # a saved tensor is often a fresh wrapper of the same data
-        if (isinstance(value, torch.Tensor) and value.shape == tensor.shape and value.dtype == tensor.dtype
-                and value.numel() > 0 and value.data_ptr() == tensor.data_ptr()
-                and value.stride() == tensor.stride()):
+        if (
+            isinstance(value, torch.Tensor)
+            and value.shape == tensor.shape
+            and value.dtype == tensor.dtype
+            and value.numel() > 0
+            and value.data_ptr() == tensor.data_ptr()
+            and value.stride() == tensor.stride()
+        ):
             return name
     return None
 
@@ -69,15 +75,14 @@ def _saved_tensors(node, names: Mapping[str, torch.Tensor]) -> list[str]:
         try:
             value = getattr(node, attribute)
         except RuntimeError:  # freed by a backward pass without retain_graph
-            lines.append(f"{attribute[len('_saved_'):]}: freed")
+            lines.append(f"{attribute[len('_saved_') :]}: freed")
             continue
         if isinstance(value, torch.Tensor):
-            lines.append(f"{attribute[len('_saved_'):]} = {_tensor_name(value, names) or _describe(value)}")
+            lines.append(f"{attribute[len('_saved_') :]} = {_tensor_name(value, names) or _describe(value)}")
     return lines
 
 
-def recorded_graph(output: torch.Tensor, names: Mapping[str, torch.Tensor] | None = None,
-                   saved: bool = True) -> Graph:
+def recorded_graph(output: torch.Tensor, names: Mapping[str, torch.Tensor] | None = None, saved: bool = True) -> Graph:
     """Walk ``output.grad_fn`` through ``next_functions``; ``names`` labels tensors (leaves, results)."""
     names = dict(names or {})
     if output.grad_fn is None:
@@ -109,8 +114,7 @@ def recorded_graph(output: torch.Tensor, names: Mapping[str, torch.Tensor] | Non
             label = node.name()
             if key in by_grad_fn:
                 label += f"\n{by_grad_fn[key]}.grad_fn"
-            nodes.append(Node(index, "op", node.name(), label,
-                              _saved_tensors(node, names) if saved else []))
+            nodes.append(Node(index, "op", node.name(), label, _saved_tensors(node, names) if saved else []))
         return index
 
     add(output.grad_fn)
@@ -149,9 +153,11 @@ def layers(graph: Graph) -> list[list[int]]:
     # Order each row by the mean position of the nodes pointing to it (fewer crossings).
     position = {index: float(i) for i, index in enumerate(rows[0])}
     for row in rows[1:]:
+
         def key(index):
             parents = [position[s] for s, t, _ in graph.edges if t == index and s in position]
             return (sum(parents) / len(parents)) if parents else 0.0
+
         row.sort(key=key)
         position.update({index: float(i) - (len(row) - 1) / 2 for i, index in enumerate(row)})
     return rows
@@ -183,27 +189,67 @@ def draw(graph: Graph, ax=None, title: str | None = None) -> Drawing:
     for node in graph.nodes:
         x, y = xy[node.index]
         boxes[node.index] = ax.text(
-            x, y, node.label, ha="center", va="center", fontsize=9, family="monospace",
-            bbox=dict(boxstyle="round,pad=0.4", facecolor=COLOURS[node.kind],
-                      edgecolor=EDGE_COLOURS[node.kind], linestyle="--" if node.kind == "none" else "-"))
+            x,
+            y,
+            node.label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            family="monospace",
+            bbox=dict(
+                boxstyle="round,pad=0.4",
+                facecolor=COLOURS[node.kind],
+                edgecolor=EDGE_COLOURS[node.kind],
+                linestyle="--" if node.kind == "none" else "-",
+            ),
+        )
         if node.saved:
             saved[node.index] = ax.text(
-                x + 0.85, y, "saved: " + "\n       ".join(node.saved), ha="left", va="center", multialignment="left",
-                fontsize=7.5, family="monospace", color="#6d5200",
-                bbox=dict(boxstyle="round,pad=0.25", facecolor=COLOURS["saved"],
-                          edgecolor=EDGE_COLOURS["saved"], linestyle=":"))
+                x + 0.85,
+                y,
+                "saved: " + "\n       ".join(node.saved),
+                ha="left",
+                va="center",
+                multialignment="left",
+                fontsize=7.5,
+                family="monospace",
+                color="#6d5200",
+                bbox=dict(
+                    boxstyle="round,pad=0.25",
+                    facecolor=COLOURS["saved"],
+                    edgecolor=EDGE_COLOURS["saved"],
+                    linestyle=":",
+                ),
+            )
     for source, target, input_number in graph.edges:
         kind = graph.nodes[target].kind
         (x0, y0), (x1, y1) = xy[source], xy[target]
         # An edge that skips layers bends around the nodes in between.
         bend = 0.0 if abs(y1 - y0) < 2.0 else (-0.35 if x1 >= x0 else 0.35)
         arrows[(source, target, input_number)] = ax.annotate(
-            "", xy=(x1, y1), xytext=(x0, y0),
-            arrowprops=dict(arrowstyle="-|>", color=EDGE_COLOURS[kind], lw=1.3, shrinkA=14, shrinkB=14,
-                            connectionstyle=f"arc3,rad={bend}", linestyle="--" if kind == "none" else "-"))
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops=dict(
+                arrowstyle="-|>",
+                color=EDGE_COLOURS[kind],
+                lw=1.3,
+                shrinkA=14,
+                shrinkB=14,
+                connectionstyle=f"arc3,rad={bend}",
+                linestyle="--" if kind == "none" else "-",
+            ),
+        )
         if input_number:  # which output of a multi-output node the gradient goes to
-            ax.text(x0 + 0.7 * (x1 - x0) + 0.08, y0 + 0.7 * (y1 - y0), f"output {input_number}",
-                    fontsize=7, color="#555555", ha="left", va="center")
+            ax.text(
+                x0 + 0.7 * (x1 - x0) + 0.08,
+                y0 + 0.7 * (y1 - y0),
+                f"output {input_number}",
+                fontsize=7,
+                color="#555555",
+                ha="left",
+                va="center",
+            )
     xs = [p[0] for p in xy.values()]
     ys = [p[1] for p in xy.values()]
     ax.set_xlim(min(xs) - 1.5, max(xs) + (3.2 if saved else 1.5))
@@ -214,8 +260,9 @@ def draw(graph: Graph, ax=None, title: str | None = None) -> Drawing:
     return Drawing(graph, boxes, arrows, saved)
 
 
-def show(output: torch.Tensor, names: Mapping[str, torch.Tensor] | None = None,
-         title: str | None = None, saved: bool = True) -> Drawing:
+def show(
+    output: torch.Tensor, names: Mapping[str, torch.Tensor] | None = None, title: str | None = None, saved: bool = True
+) -> Drawing:
     """Draw the graph recorded for ``output`` in a new figure (sphinx-gallery renders it)."""
     import matplotlib.pyplot as plt
 

@@ -5,6 +5,7 @@ builder is ready (``builder-inited``), it first clears the gallery's output if i
 another torch release, then calls each function of :data:`GENERATED_PAGES` with the project root.
 A new generated page is one more function appended there.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -76,8 +77,10 @@ def stamp_gallery(app: Sphinx) -> None:
     if out.exists() and (not stamp.exists() or stamp.read_text() != now):
         from sphinx.util import logging
 
-        logging.getLogger(__name__).info(f"gallery output was built with {stamp.read_text() if stamp.exists() else 'an unknown torch'}; "
-                    f"re-running every page with {now}")
+        logging.getLogger(__name__).info(
+            f"gallery output was built with {stamp.read_text() if stamp.exists() else 'an unknown torch'}; "
+            f"re-running every page with {now}"
+        )
         shutil.rmtree(out)
     out.mkdir(exist_ok=True)
     stamp.write_text(now)

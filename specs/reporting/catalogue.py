@@ -1,4 +1,5 @@
 """Renders the registry as the docs' rule catalogue (reStructuredText)."""
+
 from __future__ import annotations
 
 import inspect
@@ -38,8 +39,9 @@ def render(root: Path) -> str:
     out.append(".. list-table::\n   :header-rows: 1\n   :widths: 30 55 15\n\n")
     out.append("   * - Rule\n     - Statement\n     - Since\n")
     for rule in rules:
-        out.append(f"   * - :ref:`{rule.id} <{anchor(rule)}>`\n     - {_rst_escape(rule.statement)}\n"
-                   f"     - {rule.since}\n")
+        out.append(
+            f"   * - :ref:`{rule.id} <{anchor(rule)}>`\n     - {_rst_escape(rule.statement)}\n     - {rule.since}\n"
+        )
     out.append("\n")
     for name in sorted({r.family for r in rules}):
         family = families.get(name)
@@ -56,12 +58,15 @@ def _render_rule(rule: registry.Rule, root: Path) -> str:
     lines, start = inspect.getsourcelines(rule.function)
     path = Path(inspect.getsourcefile(rule.function)).resolve()
     rel = os.path.relpath(path, root / "docs" / "generated")
-    block = [f".. _{anchor(rule)}:\n\n", f"``{rule.id}``\n{'^' * (len(rule.id) + 4)}\n\n",
-             f"{_rst_escape(rule.statement)}\n\n",
-             f"- Since: torch {rule.since}\n",
-             f"- Seed tutorial section: {rule.section}\n",
-             f"- Shown in: :ref:`{rule.docs}`\n",
-             f"- Checked: {'on generated cases (' + ', '.join(rule.given) + ')' if rule.given else 'as an example'}\n"]
+    block = [
+        f".. _{anchor(rule)}:\n\n",
+        f"``{rule.id}``\n{'^' * (len(rule.id) + 4)}\n\n",
+        f"{_rst_escape(rule.statement)}\n\n",
+        f"- Since: torch {rule.since}\n",
+        f"- Seed tutorial section: {rule.section}\n",
+        f"- Shown in: :ref:`{rule.docs}`\n",
+        f"- Checked: {'on generated cases (' + ', '.join(rule.given) + ')' if rule.given else 'as an example'}\n",
+    ]
     for change in rule.history:
         block.append(f"- Changed in {change.version}: {_rst_escape(change.what)}\n")
     for reference in rule.references:

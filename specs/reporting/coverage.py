@@ -6,6 +6,7 @@ registry, :func:`summary` computes the covered fraction, and :func:`write` rende
 
     python -m specs.reporting.coverage          # print the fractions
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -44,7 +45,7 @@ class Behaviour:
 
     @property
     def kind(self) -> str:
-        """"covered", "partial" or "missing"."""
+        """ "covered", "partial" or "missing"."""
         return "partial" if self.partial else self.status
 
 
@@ -67,9 +68,11 @@ class Summary:
         return self.score / self.total if self.total else 0.0
 
     def line(self, label: str) -> str:
-        return (f"{label}: {self.total} behaviours, {self.covered} covered, {self.partial} partly, "
-                f"{self.missing} missing: ({self.covered} + {PARTIAL_WEIGHT:g} x {self.partial}) / {self.total} "
-                f"= {100 * self.fraction:.0f} %")
+        return (
+            f"{label}: {self.total} behaviours, {self.covered} covered, {self.partial} partly, "
+            f"{self.missing} missing: ({self.covered} + {PARTIAL_WEIGHT:g} x {self.partial}) / {self.total} "
+            f"= {100 * self.fraction:.0f} %"
+        )
 
 
 def _expand(name: str, known: list[str]) -> list[str]:
@@ -109,11 +112,20 @@ def load(path: Path = MAP_FILE, known: list[str] | None = None) -> list[Behaviou
                 raise CoverageMapError(f"{where}: a covered behaviour must name the rules that state it")
             if (partial or status == "missing") and not entry.get("why"):
                 raise CoverageMapError(f"{where}: a {'partial' if partial else status} behaviour must say why")
-            behaviours.append(Behaviour(
-                theme=theme["name"], what=entry["what"], status=status,
-                references=tuple(entry.get("references", ())), rules=rules, why=entry.get("why", ""),
-                partial=partial, before=before, extra=bool(theme.get("extra", False)),
-                rule_ids=tuple(dict.fromkeys(ids))))
+            behaviours.append(
+                Behaviour(
+                    theme=theme["name"],
+                    what=entry["what"],
+                    status=status,
+                    references=tuple(entry.get("references", ())),
+                    rules=rules,
+                    why=entry.get("why", ""),
+                    partial=partial,
+                    before=before,
+                    extra=bool(theme.get("extra", False)),
+                    rule_ids=tuple(dict.fromkeys(ids)),
+                )
+            )
     return behaviours
 
 
@@ -143,32 +155,41 @@ def _escape(text: str) -> str:
 def _rules_cell(b: Behaviour) -> str:
     if not b.rules:
         return ""
-    return ", ".join(f":ref:`{name} <rule-{name.replace('.', '-')}>`" if not name.endswith(".*") else f"``{name}``"
-                     for name in b.rules)
+    return ", ".join(
+        f":ref:`{name} <rule-{name.replace('.', '-')}>`" if not name.endswith(".*") else f"``{name}``"
+        for name in b.rules
+    )
 
 
 def render(behaviours: list[Behaviour]) -> str:
     now, then = summary(behaviours), summary(behaviours, before=True)
-    lead = ("What PyTorch's own references (``test/test_autograd.py``, ``test/autograd/test_functional.py``, "
-            "the *Autograd mechanics* note, the ``torch.autograd`` API page, ``torch/utils/checkpoint.py``) "
-            "establish about autograd, theme by theme, and the rule that states each behaviour: or why none "
-            "does yet. Each row is one behaviour: stated in full it counts 1, in part 1/2 (the row says "
-            "what is left out), missing 0. Themes marked as beyond the study are shown but not counted. "
-            "Generated from ``specs/coverage-map.toml``.\n\n")
-    out = [".. _coverage:\n\n", "Coverage\n========\n\n", lead,
-           f"- {_escape(now.line('Now'))}\n",
-           f"- {_escape(then.line('At the coverage study (177 rules)'))}\n\n"]
+    lead = (
+        "What PyTorch's own references (``test/test_autograd.py``, ``test/autograd/test_functional.py``, "
+        "the *Autograd mechanics* note, the ``torch.autograd`` API page, ``torch/utils/checkpoint.py``) "
+        "establish about autograd, theme by theme, and the rule that states each behaviour: or why none "
+        "does yet. Each row is one behaviour: stated in full it counts 1, in part 1/2 (the row says "
+        "what is left out), missing 0. Themes marked as beyond the study are shown but not counted. "
+        "Generated from ``specs/coverage-map.toml``.\n\n"
+    )
+    out = [
+        ".. _coverage:\n\n",
+        "Coverage\n========\n\n",
+        lead,
+        f"- {_escape(now.line('Now'))}\n",
+        f"- {_escape(then.line('At the coverage study (177 rules)'))}\n\n",
+    ]
     for theme in dict.fromkeys(b.theme for b in behaviours):
         rows = [b for b in behaviours if b.theme == theme]
         counts = now.by_theme.get(theme)
         out.append(f"{theme}\n{'-' * len(theme)}\n\n")
         if counts:
-            out.append(f"{counts['total']} behaviours: {counts['covered']} covered, "
-                       f"{counts['partial']} partly.\n\n")
+            out.append(f"{counts['total']} behaviours: {counts['covered']} covered, {counts['partial']} partly.\n\n")
         else:
             out.append("Beyond the behaviours the study enumerates; not counted in the fractions above.\n\n")
-        out.append(".. list-table::\n   :header-rows: 1\n   :widths: 40 15 25 20\n\n"
-                   "   * - Behaviour\n     - Status\n     - Rules\n     - Established by\n")
+        out.append(
+            ".. list-table::\n   :header-rows: 1\n   :widths: 40 15 25 20\n\n"
+            "   * - Behaviour\n     - Status\n     - Rules\n     - Established by\n"
+        )
         for b in rows:
             status = b.kind + (f" (was {b.before})" if b.before else "")
             what = _escape(b.what) + (f" — {_escape(b.why)}" if b.why else "")

@@ -11,6 +11,7 @@ expected history when a recorded change lies between the releases and as an obse
 otherwise.  Error and warning messages are compared as templates (:func:`specs.engine.messages.template`),
 so a changed wording is reported without noise from the generated examples.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from specs.reporting import report
-
 from specs.engine import versions
 from specs.engine.messages import template
+from specs.reporting import report
 
 KINDS = {
     "regression": "Regressions to look at",
@@ -79,8 +79,9 @@ def _explaining_change(rule: dict[str, Any], low: tuple, high: tuple) -> dict[st
     return None
 
 
-def compare(before: dict[str, Any], after: dict[str, Any],
-            benchmarks: tuple[dict | None, dict | None] | None = None) -> list[Difference]:
+def compare(
+    before: dict[str, Any], after: dict[str, Any], benchmarks: tuple[dict | None, dict | None] | None = None
+) -> list[Difference]:
     """All differences between two loaded reports, most important kinds first.
 
     ``benchmarks``: the two releases' benchmark summaries (:func:`benchmark_summaries`), whose
@@ -96,8 +97,16 @@ def compare(before: dict[str, Any], after: dict[str, Any],
         a, b = rules_a.get(rule_id), rules_b.get(rule_id)
         statement = (b or a)["statement"]
         if a is None or b is None:
-            found.append(Difference("appeared", rule_id, statement, _describe(a), _describe(b),
-                                    "new rule" if a is None else "rule no longer registered"))
+            found.append(
+                Difference(
+                    "appeared",
+                    rule_id,
+                    statement,
+                    _describe(a),
+                    _describe(b),
+                    "new rule" if a is None else "rule no longer registered",
+                )
+            )
             continue
         oa, ob = a["outcome"], b["outcome"]
         if oa != ob:
@@ -124,8 +133,15 @@ def compare(before: dict[str, Any], after: dict[str, Any],
         if oa == ob == "passed" and seen_a.keys() != seen_b.keys():
             only_a = [seen_a[k] for k in seen_a.keys() - seen_b.keys()]
             only_b = [seen_b[k] for k in seen_b.keys() - seen_a.keys()]
-            found.append(Difference("wording", rule_id, statement, "\n".join(sorted(only_a)) or "(none)",
-                                    "\n".join(sorted(only_b)) or "(none)"))
+            found.append(
+                Difference(
+                    "wording",
+                    rule_id,
+                    statement,
+                    "\n".join(sorted(only_a)) or "(none)",
+                    "\n".join(sorted(only_b)) or "(none)",
+                )
+            )
         if oa == ob == "passed" and report.has_observations(before) and report.has_observations(after):
             found.extend(_observation_differences(a, b, low, high))
     found.extend(_benchmarks(before, after, benchmarks))
@@ -171,15 +187,23 @@ def _observation_differences(a: dict[str, Any], b: dict[str, Any], low: tuple, h
     groups: dict[str, list[str]] = {}
     for name in changed:
         groups.setdefault(_observation_group(name), []).append(name)
-    return [Difference(kind, a["id"], b["statement"],
-                       "\n".join(f"{n}: {show_observed(seen_a.get(n, _ABSENT))}" for n in names),
-                       "\n".join(f"{n}: {show_observed(seen_b.get(n, _ABSENT))}" for n in names),
-                       note, group)
-            for group, names in groups.items()]
+    return [
+        Difference(
+            kind,
+            a["id"],
+            b["statement"],
+            "\n".join(f"{n}: {show_observed(seen_a.get(n, _ABSENT))}" for n in names),
+            "\n".join(f"{n}: {show_observed(seen_b.get(n, _ABSENT))}" for n in names),
+            note,
+            group,
+        )
+        for group, names in groups.items()
+    ]
 
 
-def _benchmarks(before: dict[str, Any], after: dict[str, Any],
-                summaries: tuple[dict | None, dict | None] | None = None) -> list[Difference]:
+def _benchmarks(
+    before: dict[str, Any], after: dict[str, Any], summaries: tuple[dict | None, dict | None] | None = None
+) -> list[Difference]:
     """Benchmarks that :func:`specs.bench.compare` flags between the two releases' summaries."""
     import specs.bench as bench
 
@@ -190,30 +214,54 @@ def _benchmarks(before: dict[str, Any], after: dict[str, Any],
     found = []
     findings = bench.compare(old, new)
     counted = {f.name for f in findings if f.metric == "instructions"}
-    moved = {"time": lambda f: ("time moved, and so did its instruction count" if f.name in counted
-                                else "time moved; no instruction counts to confirm it"),
-             "instructions": lambda f: "instruction count moved (independent of machine load)"}
+    moved = {
+        "time": lambda f: (
+            "time moved, and so did its instruction count"
+            if f.name in counted
+            else "time moved; no instruction counts to confirm it"
+        ),
+        "instructions": lambda f: "instruction count moved (independent of machine load)",
+    }
     for f in findings:
         if not f.flagged:
             continue
         rule = (old["benchmarks"].get(f.name) or new["benchmarks"].get(f.name) or {}).get("rule", "")
         if f.metric == "memory":
-            found.append(Difference("benchmark", f.name, rule, f"{f.old:,} bytes", f"{f.new:,} bytes",
-                                    f"{f.note.split(':')[0]}: saved bytes are exact"))
+            found.append(
+                Difference(
+                    "benchmark",
+                    f.name,
+                    rule,
+                    f"{f.old:,} bytes",
+                    f"{f.new:,} bytes",
+                    f"{f.note.split(':')[0]}: saved bytes are exact",
+                )
+            )
         else:
-            found.append(Difference("benchmark", f.name, rule, show[f.metric](f.old), show[f.metric](f.new),
-                                    f"{moved[f.metric](f)}: {f.metric} {f.change:+.0%}, beyond the "
-                                    f"±{f.threshold:.0%} that repeated runs of one release show"))
+            found.append(
+                Difference(
+                    "benchmark",
+                    f.name,
+                    rule,
+                    show[f.metric](f.old),
+                    show[f.metric](f.new),
+                    f"{moved[f.metric](f)}: {f.metric} {f.change:+.0%}, beyond the "
+                    f"±{f.threshold:.0%} that repeated runs of one release show",
+                )
+            )
     return found
 
 
-def benchmark_summaries(before: dict[str, Any], after: dict[str, Any],
-                        committed_only: bool = False) -> tuple[dict | None, dict | None]:
+def benchmark_summaries(
+    before: dict[str, Any], after: dict[str, Any], committed_only: bool = False
+) -> tuple[dict | None, dict | None]:
     """The benchmark summaries of the two reports' releases, None for a release without one."""
     import specs.bench as bench
 
-    return (bench.find(before["environment"]["torch"], committed_only),
-            bench.find(after["environment"]["torch"], committed_only))
+    return (
+        bench.find(before["environment"]["torch"], committed_only),
+        bench.find(after["environment"]["torch"], committed_only),
+    )
 
 
 def _title(before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -225,19 +273,27 @@ def warnings_for(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     notes = []
     env_a, env_b = before["environment"], after["environment"]
     if env_a.get("profile") != env_b.get("profile"):
-        notes.append(f"the runs used different hypothesis profiles ({env_a.get('profile')} "
-                     f"and {env_b.get('profile')}): example counts are not comparable")
+        notes.append(
+            f"the runs used different hypothesis profiles ({env_a.get('profile')} "
+            f"and {env_b.get('profile')}): example counts are not comparable"
+        )
     budgets = env_a.get("max_examples"), env_b.get("max_examples")
     if None not in budgets and budgets[0] != budgets[1]:
-        notes.append(f"the runs had different example budgets ({budgets[0]} and {budgets[1]} a rule): "
-                     "a rule that held on fewer examples was checked less")
+        notes.append(
+            f"the runs had different example budgets ({budgets[0]} and {budgets[1]} a rule): "
+            "a rule that held on fewer examples was checked less"
+        )
     for name, data in (("first", before), ("second", after)):
         if not data.get("complete", True):
-            notes.append(f"the {name} report is from a partial run ({len(data['rules'])} of "
-                         f"{data.get('registered_rules', '?')} rules): missing rules show as appeared/disappeared")
+            notes.append(
+                f"the {name} report is from a partial run ({len(data['rules'])} of "
+                f"{data.get('registered_rules', '?')} rules): missing rules show as appeared/disappeared"
+            )
         if not report.has_observations(data):
-            notes.append(f"the {name} report has schema {data.get('schema')}, without observations: "
-                         "only outcomes and messages are compared")
+            notes.append(
+                f"the {name} report has schema {data.get('schema')}, without observations: "
+                "only outcomes and messages are compared"
+            )
     return notes
 
 
@@ -276,18 +332,22 @@ def render_markdown(before, after, differences: list[Difference], baseline: str 
             continue
         lines += ["", f"## {heading} ({len(group)})", "", "| Rule | Before | After | Note |", "|---|---|---|---|"]
         for d in group:
-            lines.append(f"| `{d.title}`<br>{_md_cell(d.statement)} | {_md_cell(d.before)} | "
-                         f"{_md_cell(d.after)} | {_md_cell(d.note)} |")
+            lines.append(
+                f"| `{d.title}`<br>{_md_cell(d.statement)} | {_md_cell(d.before)} | "
+                f"{_md_cell(d.after)} | {_md_cell(d.note)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def render_html(before, after, differences: list[Difference], baseline: str = "") -> str:
     e = html.escape
-    parts = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{e(_title(before, after))}</title>",
-             "<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
-             "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;"
-             "vertical-align:top;text-align:left}pre{white-space:pre-wrap;margin:0}</style>",
-             f"<h1>{e(_title(before, after))}</h1>"]
+    parts = [
+        f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{e(_title(before, after))}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
+        "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;"
+        "vertical-align:top;text-align:left}pre{white-space:pre-wrap;margin:0}</style>",
+        f"<h1>{e(_title(before, after))}</h1>",
+    ]
     parts += [f"<p><strong>baseline:</strong> {e(baseline)}</p>"] if baseline else []
     parts += [f"<p><strong>warning:</strong> {e(note)}</p>" for note in warnings_for(before, after)]
     parts.append(f"<p>{len(differences)} differences.</p>" if differences else "<p>No differences.</p>")
@@ -295,11 +355,15 @@ def render_html(before, after, differences: list[Difference], baseline: str = ""
         group = [d for d in differences if d.kind == kind]
         if not group:
             continue
-        parts.append(f"<h2>{e(heading)} ({len(group)})</h2><table><tr><th>Rule</th><th>Before</th>"
-                     "<th>After</th><th>Note</th></tr>")
+        parts.append(
+            f"<h2>{e(heading)} ({len(group)})</h2><table><tr><th>Rule</th><th>Before</th>"
+            "<th>After</th><th>Note</th></tr>"
+        )
         for d in group:
-            parts.append(f"<tr><td><code>{e(d.title)}</code><br>{e(d.statement)}</td><td><pre>{e(d.before)}</pre>"
-                         f"</td><td><pre>{e(d.after)}</pre></td><td>{e(d.note)}</td></tr>")
+            parts.append(
+                f"<tr><td><code>{e(d.title)}</code><br>{e(d.statement)}</td><td><pre>{e(d.before)}</pre>"
+                f"</td><td><pre>{e(d.after)}</pre></td><td>{e(d.note)}</td></tr>"
+            )
         parts.append("</table>")
     return "\n".join(parts) + "\n</html>\n"
 

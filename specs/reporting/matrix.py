@@ -3,13 +3,13 @@
 Renders ``docs/generated/matrix.rst`` and one diff page per pair of consecutive releases
 (``docs/generated/diffs/<a>-to-<b>.rst``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from specs.reporting import diff, report
-
 from specs.engine import registry, versions
+from specs.reporting import diff, report
 from specs.reporting.catalogue import _rst_escape as _escape
 
 SYMBOL = {"passed": "✓", "failed": "✗ fails", "known-failure": "✗ known", "not-applicable": "n/a"}
@@ -30,20 +30,26 @@ def render_matrix(reports: list[dict]) -> str:
     out = [".. _conformance-matrix:\n\nConformance matrix\n==================\n\n"]
     if not reports:
         return out[0] + "No reports have been committed yet (``reports/torch-*.json``).\n"
-    out.append("Each column is a real run of the whole specification against one torch release "
-               "(CPU, hypothesis profile as listed), committed as ``reports/torch-<release>.json``. "
-               "✓: the rule held on every generated example; ✗: it did not (see the diffs; *known*: listed "
-               "in ``specs/known-failures.txt`` with the reason); n/a: "
-               "the release lacks what the rule needs; blank: the rule did not exist when that "
-               "report was made.\n\n")
-    out.append(".. list-table:: Runs\n   :header-rows: 1\n\n   * - torch\n     - platform\n"
-               "     - profile\n     - passed\n     - failed\n     - known failures\n     - n/a\n")
+    out.append(
+        "Each column is a real run of the whole specification against one torch release "
+        "(CPU, hypothesis profile as listed), committed as ``reports/torch-<release>.json``. "
+        "✓: the rule held on every generated example; ✗: it did not (see the diffs; *known*: listed "
+        "in ``specs/known-failures.txt`` with the reason); n/a: "
+        "the release lacks what the rule needs; blank: the rule did not exist when that "
+        "report was made.\n\n"
+    )
+    out.append(
+        ".. list-table:: Runs\n   :header-rows: 1\n\n   * - torch\n     - platform\n"
+        "     - profile\n     - passed\n     - failed\n     - known failures\n     - n/a\n"
+    )
     for r in reports:
         counts = {o: sum(1 for x in r["rules"] if x["outcome"] == o) for o in report.OUTCOMES}
         env = r["environment"]
-        out.append(f"   * - {env['torch']}\n     - {_escape(env.get('platform', '?'))}, Python {env.get('python', '?')}\n"
-                   f"     - {env.get('profile', '?')}\n     - {counts['passed']}\n     - {counts['failed']}\n"
-                   f"     - {counts['known-failure']}\n     - {counts['not-applicable']}\n")
+        out.append(
+            f"   * - {env['torch']}\n     - {_escape(env.get('platform', '?'))}, Python {env.get('python', '?')}\n"
+            f"     - {env.get('profile', '?')}\n     - {counts['passed']}\n     - {counts['failed']}\n"
+            f"     - {counts['known-failure']}\n     - {counts['not-applicable']}\n"
+        )
     out.append("\nDiffs between consecutive releases:\n\n")
     for a, b in zip(releases, releases[1:]):
         out.append(f"- :doc:`diffs/{a}-to-{b}`\n")
@@ -53,9 +59,11 @@ def render_matrix(reports: list[dict]) -> str:
     cells = {rule_id: row_cells(rule_id, reports, by_release) for rule_id in ids}
     changing = [rule_id for rule_id in ids if any(mark for _, mark in cells[rule_id])]
     stable = [rule_id for rule_id in ids if rule_id not in changing]
-    out.append(f"\nRules that change across releases ({len(changing)}): each change is marked at the first "
-               "release that shows it, *Δ* where the rule held but observed something different on its "
-               "canonical examples (the diff pages say what).\n")
+    out.append(
+        f"\nRules that change across releases ({len(changing)}): each change is marked at the first "
+        "release that shows it, *Δ* where the rule held but observed something different on its "
+        "canonical examples (the diff pages say what).\n"
+    )
     out.append(_grid("Rules that change", changing, releases, cells, known))
     out.append(f"\nRules that behave the same on every release ({len(stable)}).\n")
     out.append(_grid("Stable rules", stable, releases, cells, known))
@@ -75,8 +83,11 @@ def row_cells(rule_id: str, reports: list[dict], by_release: list[dict]) -> list
         if entry and previous:
             if entry["outcome"] != previous[1]["outcome"]:
                 mark = "changed"
-            elif (report.has_observations(data) and report.has_observations(previous[0])
-                  and entry.get("observed", {}) != previous[1].get("observed", {})):
+            elif (
+                report.has_observations(data)
+                and report.has_observations(previous[0])
+                and entry.get("observed", {}) != previous[1].get("observed", {})
+            ):
                 mark = "Δ"
         row.append((SYMBOL[entry["outcome"]] if entry else "", mark))
         if entry:
@@ -103,8 +114,10 @@ def render_diff_page(before: dict, after: dict) -> str:
     out = [f"{title}\n{'=' * len(title)}\n\n"]
     differences = diff.compare(before, after, diff.benchmark_summaries(before, after, committed_only=True))
     out.extend(f".. warning:: {_escape(note)}\n\n" for note in diff.warnings_for(before, after))
-    out.append(f"{len(differences)} differences. Generated by ``python -m specs.reporting.diff`` from the committed "
-               f"reports; back to the :ref:`conformance-matrix`.\n\n")
+    out.append(
+        f"{len(differences)} differences. Generated by ``python -m specs.reporting.diff`` from the committed "
+        f"reports; back to the :ref:`conformance-matrix`.\n\n"
+    )
     for kind, heading in diff.KINDS.items():
         group = [d for d in differences if d.kind == kind]
         if not group:

@@ -1,4 +1,5 @@
 """The docs page "What the spec catches": the mutation table committed as ``reports/mutants.json``."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,18 @@ def render(data: dict | None) -> str:
         "generated examples each; the rules that failed under the mutant, and hold without it, *caught* "
         f"it. {data['killed']} of {data['total']} mutants were caught ({data['kill_rate']:.0%}); the run took "
         f"{data['wall_seconds']:.0f} s, {data['jobs']} processes at a time. Regenerate with "
-        "``nox -s mutants``.\n\n")
+        "``nox -s mutants``.\n\n"
+    )
     if data.get("control_failures"):
-        out.append("Rules that failed without any mutant (they catch nothing here): "
-                   + ", ".join(f"``{r}``" for r in data["control_failures"]) + ".\n\n")
-    out.append(".. list-table:: Mutants and the rules that caught them\n   :header-rows: 1\n   :widths: 30 35 35\n\n"
-               "   * - Mutant\n     - What it breaks\n     - Caught by\n")
+        out.append(
+            "Rules that failed without any mutant (they catch nothing here): "
+            + ", ".join(f"``{r}``" for r in data["control_failures"])
+            + ".\n\n"
+        )
+    out.append(
+        ".. list-table:: Mutants and the rules that caught them\n   :header-rows: 1\n   :widths: 30 35 35\n\n"
+        "   * - Mutant\n     - What it breaks\n     - Caught by\n"
+    )
     for row in data["mutants"]:
         caught = row["caught_by"]
         if caught:

@@ -3,6 +3,7 @@
 Everything here runs before an environment is built, so a bad request (an unknown release, a
 missing or corrupt wheel) fails at once with one line and leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,25 @@ from specs.engine import versions
 from specs.reporting import report
 
 #: The newest patch of every minor release from the oldest supported one to the newest: the matrix.
-MATRIX = ("1.13.1", "2.0.1", "2.1.2", "2.2.2", "2.3.1", "2.4.1", "2.5.1", "2.6.0", "2.7.1", "2.8.0", "2.9.1",
-          "2.10.0", "2.11.0", "2.12.1", "2.13.0", "2.14.1", "2.15.0")
+MATRIX = (
+    "1.13.1",
+    "2.0.1",
+    "2.1.2",
+    "2.2.2",
+    "2.3.1",
+    "2.4.1",
+    "2.5.1",
+    "2.6.0",
+    "2.7.1",
+    "2.8.0",
+    "2.9.1",
+    "2.10.0",
+    "2.11.0",
+    "2.12.1",
+    "2.13.0",
+    "2.14.1",
+    "2.15.0",
+)
 
 
 class ReleaseError(ValueError):
@@ -63,8 +81,10 @@ def parse_arguments(argv: list[str], available: Callable[[], set[str]]) -> Reque
     parser.add_argument("--baseline")
     args, unknown = parser.parse_known_args(argv)
     if unknown or not args.target:
-        raise ReleaseError("usage: nox -s release -- RELEASE-OR-WHEEL [--baseline RELEASE-OR-WHEEL]"
-                           + (f" (unexpected: {' '.join(unknown)})" if unknown else ""))
+        raise ReleaseError(
+            "usage: nox -s release -- RELEASE-OR-WHEEL [--baseline RELEASE-OR-WHEEL]"
+            + (f" (unexpected: {' '.join(unknown)})" if unknown else "")
+        )
     known: set[str] | None = None
 
     def resolve(text: str) -> Target:
@@ -75,8 +95,10 @@ def parse_arguments(argv: list[str], available: Callable[[], set[str]]) -> Reque
         if known is None:
             known = available()
         if release not in known:
-            raise ReleaseError(f"torch {release} is not on the package index (it has {_span(known)}): "
-                               "give a released version, or a wheel file for a candidate or nightly")
+            raise ReleaseError(
+                f"torch {release} is not on the package index (it has {_span(known)}): "
+                "give a released version, or a wheel file for a candidate or nightly"
+            )
         return Target(release)
 
     return Request(resolve(args.target), resolve(args.baseline) if args.baseline else None)
@@ -118,13 +140,15 @@ def wheel_target(path: Path, python: tuple[int, int] = sys.version_info[:2]) -> 
     except versions.UnknownVersion:
         raise ReleaseError(f"{path}: its version {version!r} is not a torch release number") from None
     if parsed < versions.parse(versions.OLDEST_SUPPORTED):
-        raise ReleaseError(f"{path} holds torch {version}, older than the oldest supported "
-                           f"release {versions.OLDEST_SUPPORTED}")
+        raise ReleaseError(
+            f"{path} holds torch {version}, older than the oldest supported release {versions.OLDEST_SUPPORTED}"
+        )
     tag = path.name.split("-")[-3] if path.name.count("-") >= 4 else ""
     wanted = f"cp{python[0]}{python[1]}"
     if tag.startswith("cp") and tag != wanted:
-        raise ReleaseError(f"{path} is built for {tag}, but the environments use Python "
-                           f"{python[0]}.{python[1]} ({wanted})")
+        raise ReleaseError(
+            f"{path} is built for {tag}, but the environments use Python {python[0]}.{python[1]} ({wanted})"
+        )
     return Target(version, path.resolve())
 
 
@@ -132,8 +156,14 @@ def index_releases(python: str = sys.executable) -> set[str]:
     """The torch releases the package index offers (``pip index versions torch``), local tags dropped."""
     command = [python, "-m", "pip", "index", "versions", "torch", "--disable-pip-version-check"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False,
-                              env={**os.environ, "PIP_CONSTRAINT": os.devnull})
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PIP_CONSTRAINT": os.devnull},
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise ReleaseError(f"could not ask the package index which torch releases exist: {error}") from None
     found = parse_index_output(done.stdout)
@@ -174,8 +204,9 @@ def choose_baseline(target: Target, new_report: dict, root: Path) -> Baseline:
     try:
         data = report.load(committed)
     except report.ReportError as error:
-        return Baseline(None, f"fresh run of torch {target.version}, profile {profile} "
-                              f"(no usable committed report: {error})")
+        return Baseline(
+            None, f"fresh run of torch {target.version}, profile {profile} (no usable committed report: {error})"
+        )
     env = data["environment"]
     missing = {r["id"] for r in new_report["rules"]} - {r["id"] for r in data["rules"]}
     budget = env.get("max_examples"), new_report["environment"].get("max_examples")
@@ -190,8 +221,9 @@ def choose_baseline(target: Target, new_report: dict, root: Path) -> Baseline:
         why = f"the committed report has schema {data['schema']}, without observations"
     if why:
         return Baseline(None, f"fresh run of torch {target.version}, profile {profile} ({why})")
-    return Baseline(committed, f"committed report reports/{committed.name} (profile {profile}, "
-                               f"{len(data['rules'])} rules)")
+    return Baseline(
+        committed, f"committed report reports/{committed.name} (profile {profile}, {len(data['rules'])} rules)"
+    )
 
 
 def report_is_current(path: Path, profile: str, sources: Path) -> bool:
@@ -204,5 +236,9 @@ def report_is_current(path: Path, profile: str, sources: Path) -> bool:
     except report.ReportError:
         return False
     newest_source = max((p.stat().st_mtime for p in sources.rglob("*.py")), default=0.0)
-    return (data.get("schema") == report.SCHEMA and bool(data.get("complete"))
-            and data["environment"].get("profile") == profile and path.stat().st_mtime > newest_source)
+    return (
+        data.get("schema") == report.SCHEMA
+        and bool(data.get("complete"))
+        and data["environment"].get("profile") == profile
+        and path.stat().st_mtime > newest_source
+    )

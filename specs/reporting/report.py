@@ -1,4 +1,5 @@
 """The JSON report of a run: what torch, where, which profile, and per rule what happened."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,16 @@ def rule_record(rule: Any, outcome: str, torch_version: str, result: Any = None,
     history = [{"version": c.version, "what": c.what} for c in rule.history]
     if result is not None:
         details.setdefault("observed", dict(result.observed))
-    return RuleRecord(id=rule.id, family=rule.family, statement=rule.statement, since=rule.since, outcome=outcome,
-                      history=history, history_branch=history_branch(history, torch_version), **details)
+    return RuleRecord(
+        id=rule.id,
+        family=rule.family,
+        statement=rule.statement,
+        since=rule.since,
+        outcome=outcome,
+        history=history,
+        history_branch=history_branch(history, torch_version),
+        **details,
+    )
 
 
 def history_branch(history: list[dict[str, str]] | tuple, torch_version: str) -> str:
@@ -143,11 +152,15 @@ def load(path: str | Path) -> dict[str, Any]:
         raise ReportError(f"report {path} is not readable JSON: {exc}") from exc
     schema = data.get("schema") if isinstance(data, dict) else None
     if isinstance(schema, str) and schema.startswith("autograd-spec/report/") and schema not in READABLE_SCHEMAS:
-        raise ReportError(f"report {path} has schema {schema!r}, which this autograd-spec does not read "
-                          f"(it reads {', '.join(READABLE_SCHEMAS)}): update autograd-spec, or regenerate the report")
+        raise ReportError(
+            f"report {path} has schema {schema!r}, which this autograd-spec does not read "
+            f"(it reads {', '.join(READABLE_SCHEMAS)}): update autograd-spec, or regenerate the report"
+        )
     if schema not in READABLE_SCHEMAS:
-        raise ReportError(f"{path} is not an autograd-spec report (expected schema {SCHEMA!r}, "
-                          f"found {schema if isinstance(data, dict) else type(data).__name__!r})")
+        raise ReportError(
+            f"{path} is not an autograd-spec report (expected schema {SCHEMA!r}, "
+            f"found {schema if isinstance(data, dict) else type(data).__name__!r})"
+        )
     for key in ("environment", "rules"):
         if key not in data:
             raise ReportError(f"report {path} lacks its {key!r} section")
@@ -179,6 +192,8 @@ def has_observations(data: dict[str, Any]) -> bool:
 def format_summary(families: dict[str, dict[str, int]]) -> list[str]:
     lines = [f"{'family':<16}{'passed':>8}{'failed':>8}{'known':>7}{'n/a':>6}{'examples':>10}{'known-bug ex.':>15}"]
     for name, c in families.items():
-        lines.append(f"{name:<16}{c['passed']:>8}{c['failed']:>8}{c['known-failure']:>7}"
-                     f"{c['not-applicable']:>6}{c['examples']:>10}{c.get('known-bug examples', 0):>15}")
+        lines.append(
+            f"{name:<16}{c['passed']:>8}{c['failed']:>8}{c['known-failure']:>7}"
+            f"{c['not-applicable']:>6}{c['examples']:>10}{c.get('known-bug examples', 0):>15}"
+        )
     return lines

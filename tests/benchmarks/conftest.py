@@ -12,6 +12,7 @@ benchmarks whose test id contains TEST (all of them without ``TEST@``).  For exa
 ``test_hvp_cost[hvp]@torch.autograd.grad:0.25``.  It exists to show that ``python -m specs.bench
 compare`` flags a real slowdown and nothing else; only this file reads the variable.
 """
+
 from __future__ import annotations
 
 import functools
@@ -70,11 +71,14 @@ def injected_slowdown(request):
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
-    output_json["autograd_spec"] = {"torch": torch.__version__.split("+")[0],
-                                    "slowdown": os.environ.get(SLOWDOWN_VARIABLE)}
+    output_json["autograd_spec"] = {
+        "torch": torch.__version__.split("+")[0],
+        "slowdown": os.environ.get(SLOWDOWN_VARIABLE),
+    }
 
 
 # ---------------------------------------------------------------------------- instruction counts
+
 
 class Callgrind:
     """This process's callgrind: instrumentation switched on once, collection toggled per region.
@@ -98,9 +102,10 @@ class Callgrind:
             raise RuntimeError("this torch build cannot talk to valgrind (no callgrind client requests)")
         done = subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], capture_output=True, text=True)
         if done.returncode or "OK" not in done.stdout:
-            raise RuntimeError("instruction counting needs pytest to run under callgrind "
-                               "(python -m specs.bench count); callgrind_control said: "
-                               + (done.stdout + done.stderr).strip())
+            raise RuntimeError(
+                "instruction counting needs pytest to run under callgrind "
+                "(python -m specs.bench count); callgrind_control said: " + (done.stdout + done.stderr).strip()
+            )
         self.started = True
 
     def toggle(self) -> None:
@@ -132,8 +137,9 @@ class InstructionCounter(BenchmarkFixture):
     counted region), and record the instructions per call in ``results``.
     """
 
-    def __init__(self, name: str, tool, results: dict, calls: int = CALLS, warmup: int = WARMUP,
-                 params: dict | None = None):
+    def __init__(
+        self, name: str, tool, results: dict, calls: int = CALLS, warmup: int = WARMUP, params: dict | None = None
+    ):
         self.name, self.tool, self.results, self.params = name, tool, results, params or {}
         self.calls, self.warmup = calls, warmup
         self.extra_info: dict = {}
@@ -144,6 +150,7 @@ class InstructionCounter(BenchmarkFixture):
     def pedantic(self, target, args=(), kwargs=None, setup=None, rounds=1, warmup_rounds=0, iterations=1):
         def prepare():
             return setup() if setup else (args, kwargs or {})
+
         return self._count(prepare, target, pedantic=True)
 
     def _count(self, prepare, function, pedantic=False):
@@ -165,8 +172,12 @@ class InstructionCounter(BenchmarkFixture):
         finally:
             if enabled:
                 gc.enable()
-        self.results[self.name] = {"instructions": total / self.calls, "calls": self.calls,
-                                   "params": self.params, "extra_info": self.extra_info}
+        self.results[self.name] = {
+            "instructions": total / self.calls,
+            "calls": self.calls,
+            "params": self.params,
+            "extra_info": self.extra_info,
+        }
         return result
 
 
@@ -183,8 +194,9 @@ def benchmark(benchmark, request):
     if not _TOOL:
         _TOOL.append(Callgrind(os.environ[CALLGRIND_VARIABLE]))
     callspec = getattr(request.node, "callspec", None)
-    counter = InstructionCounter(request.node.nodeid.split("/")[-1], _TOOL[0], _COUNTS,
-                                 params=dict(callspec.params) if callspec else {})
+    counter = InstructionCounter(
+        request.node.nodeid.split("/")[-1], _TOOL[0], _COUNTS, params=dict(callspec.params) if callspec else {}
+    )
     yield counter
     if counter.name in _COUNTS:
         _COUNTS[counter.name]["extra_info"] = dict(counter.extra_info)
@@ -193,7 +205,18 @@ def benchmark(benchmark, request):
 def pytest_sessionfinish(session, exitstatus):
     output = os.environ.get(COUNT_VARIABLE)
     if output and _COUNTS:
-        Path(output).write_text(json.dumps({
-            "format": COUNTS_FORMAT, "torch": torch.__version__.split("+")[0],
-            "slowdown": os.environ.get(SLOWDOWN_VARIABLE), "calls": CALLS, "warmup": WARMUP,
-            "benchmarks": _COUNTS}, indent=1, sort_keys=True) + "\n")
+        Path(output).write_text(
+            json.dumps(
+                {
+                    "format": COUNTS_FORMAT,
+                    "torch": torch.__version__.split("+")[0],
+                    "slowdown": os.environ.get(SLOWDOWN_VARIABLE),
+                    "calls": CALLS,
+                    "warmup": WARMUP,
+                    "benchmarks": _COUNTS,
+                },
+                indent=1,
+                sort_keys=True,
+            )
+            + "\n"
+        )

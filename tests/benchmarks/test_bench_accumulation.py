@@ -4,6 +4,7 @@ Micro-batching trades time for memory; these benchmarks measure the time side fo
 total batch; the memory side is exact: the bytes autograd saves for one chunk's backward
 (``saved_bytes_per_pass``), which shrink with the chunk. Under ``nox -s tests`` they run once, untimed, as ordinary tests.
 """
+
 import pytest
 import torch
 
@@ -29,8 +30,9 @@ def test_micro_batches(benchmark, chunks):
             torch.nn.functional.mse_loss(model(cx), cy, reduction="sum").backward()
 
     benchmark.extra_info["rule"] = "accumulation.micro-batches-add-up"
-    per_pass, _ = saved_bytes(lambda: torch.nn.functional.mse_loss(
-        model(x.chunk(chunks)[0]), y.chunk(chunks)[0], reduction="sum"))
+    per_pass, _ = saved_bytes(
+        lambda: torch.nn.functional.mse_loss(model(x.chunk(chunks)[0]), y.chunk(chunks)[0], reduction="sum")
+    )
     benchmark.extra_info["saved_bytes_per_pass"] = per_pass
     benchmark(step)
     assert model[0].weight.grad is not None

@@ -4,12 +4,13 @@ Checkpointing with ceil(sqrt(N)) segments keeps far fewer bytes (recorded in ``e
 pays with one extra forward per checkpointed segment. Under ``nox -s tests`` these run once,
 untimed, as ordinary tests.
 """
+
 import pytest
 import torch
 from torch.utils.checkpoint import checkpoint_sequential
 
-from specs.families.checkpointing import make_chain, sqrt_segments
 from specs.engine.oracles import saved_bytes
+from specs.families.checkpointing import make_chain, sqrt_segments
 
 WIDTH, BATCH = 64, 32
 

@@ -2,6 +2,7 @@
 
 The time, and the bytes each saves for backward (exact, by saved-tensor hooks).
 """
+
 import pytest
 import torch
 

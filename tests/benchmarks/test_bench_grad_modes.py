@@ -4,6 +4,7 @@ Time is measured by pytest-benchmark; memory deterministically, as the bytes aut
 backward (counted by a saved_tensors_hooks pack hook), which is zero when nothing is recorded.
 Besides a fixed chain, generated programs of growing size (``specs.bench.program``).
 """
+
 import contextlib
 
 import pytest

@@ -3,6 +3,7 @@
 Besides the time, the bytes autograd saves while computing each (exact, by saved-tensor hooks):
 the double backward records the first backward too.
 """
+
 import pytest
 import torch
 

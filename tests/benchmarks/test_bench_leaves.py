@@ -5,6 +5,7 @@ backward through chains of N tiny nodes, whose time per node must not grow with 
 against forward: generated programs of growing size (``specs.bench.program``, the same programs
 on every release), against the cheap-gradient principle.
 """
+
 import pytest
 import torch
 
@@ -56,8 +57,9 @@ def test_backward_forward_ratio(benchmark, ops, phase):
         out = benchmark(function, *leaves)
         assert out.grad_fn is not None
     else:
-        benchmark.pedantic(lambda out: out.backward(), setup=record,
-                           rounds=bench.pedantic_rounds(lambda: function(*leaves).backward()))
+        benchmark.pedantic(
+            lambda out: out.backward(), setup=record, rounds=bench.pedantic_rounds(lambda: function(*leaves).backward())
+        )
         assert all(torch.equal(leaf.grad, e) for leaf, e in zip(leaves, expected))
 
 
@@ -92,7 +94,8 @@ def test_engine_chain(benchmark, nodes):
     benchmark.extra_info["nodes"] = nodes
     benchmark.extra_info["saved_bytes"], _ = saved_bytes(lambda: record()[0][0])
     assert _graph_nodes(y.grad_fn) == nodes + 1  # N AddBackward0 nodes and x's AccumulateGrad
-    benchmark.pedantic(lambda y: y.backward(), setup=record,
-                       rounds=bench.pedantic_rounds(lambda: record()[0][0].backward()))
+    benchmark.pedantic(
+        lambda y: y.backward(), setup=record, rounds=bench.pedantic_rounds(lambda: record()[0][0].backward())
+    )
     assert x.grad.item() == 1.0
     assert benchmark.extra_info["saved_bytes"] == 0

@@ -3,6 +3,7 @@
 Process RSS is noisy; the bytes autograd saves are not. Each packed tensor is boxed and weakly
 referenced, so after backward we can count exactly how many saved bytes are still held.
 """
+
 import weakref
 
 import pytest

@@ -18,6 +18,7 @@ It saves screenshots of the landing page and of a gallery page (its graph pictur
 Chromium and chromedriver are Debian's (``apt-get install chromium chromium-driver``), driven by
 selenium from PyPI; no browser is downloaded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,17 @@ from urllib.parse import unquote, urldefrag, urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--window-size=1280,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--window-size=1280,900",
 ]
 SKIPPED_DIRS = {"_static", "_sources", "_downloads", "_images"}
 #: Wait for every <img> to finish loading (or failing), then report each one.
@@ -115,10 +124,13 @@ def browser(user_data_dir: str):
     except ImportError:
         sys.exit("browser check: selenium is not installed (it is in the docs dependency group)")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+    )
     if not chromium or not driver:
-        sys.exit("browser check: chromium and chromedriver are needed: "
-                 "apt-get install -y chromium chromium-driver (as root)")
+        sys.exit(
+            "browser check: chromium and chromedriver are needed: apt-get install -y chromium chromium-driver (as root)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS + [f"--user-data-dir={user_data_dir}"]:
@@ -164,13 +176,18 @@ return problems;
 """
 
 
-def check(html: Path, screenshots: Path | None, gallery_page: str = "auto_gallery/plot_10_leaves.html",
-          focus: str = "leaves-next-functions") -> list[str]:
+def check(
+    html: Path,
+    screenshots: Path | None,
+    gallery_page: str = "auto_gallery/plot_10_leaves.html",
+    focus: str = "leaves-next-functions",
+) -> list[str]:
     html = html.resolve()
     problems: list[str] = []
     built = current_pages(html)
-    stale = sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
-                   if not SKIPPED_DIRS & set(p.relative_to(html).parts))
+    stale = sorted(
+        str(p.relative_to(html)) for p in html.rglob("*.html") if not SKIPPED_DIRS & set(p.relative_to(html).parts)
+    )
     pages = sorted(page for page in stale if page in built)
     stale = [page for page in stale if page not in built]
     if stale:
@@ -199,10 +216,14 @@ def check(html: Path, screenshots: Path | None, gallery_page: str = "auto_galler
                         problems.append(f"{page}: requests a resource from another host: {message.split(' ')[0]}")
                     else:
                         problems.append(f"{page}: console error: {message}")
-                ids[page] = set(driver.execute_script(
-                    "return Array.from(document.querySelectorAll('[id],a[name]')).map(e => e.id || e.name)"))
+                ids[page] = set(
+                    driver.execute_script(
+                        "return Array.from(document.querySelectorAll('[id],a[name]')).map(e => e.id || e.name)"
+                    )
+                )
                 for href in driver.execute_script(
-                        "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"):
+                    "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+                ):
                     links.append((page, href))
                 for src, complete, width in driver.execute_async_script(IMAGES_SCRIPT):
                     images_checked += 1
