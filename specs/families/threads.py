@@ -101,6 +101,9 @@ class Reentrant(torch.autograd.Function):
 #: Defines Nested: an identity whose backward runs a whole backward of a fresh Nested graph one
 #: level shallower, and raises ChildFailure at the bottom when asked to.
 NESTED = Script("""\
+import torch
+
+
 class ChildFailure(Exception):
     pass
 
