@@ -122,14 +122,14 @@ def gradient_edge_stands_for_its_tensor(program, data):
       references=("test_autograd.py::TestAutograd::test_grad_to_node_inplace",))
 def gradient_edge_keeps_the_old_value(program, c):
     """An edge taken with get_gradient_edge(a) before an in-place a.mul_(c) still names the old value: the gradient through it is c times the gradient with respect to the new a."""
-    a = program(*program.inputs()).clone()
-    edge = torch.autograd.graph.get_gradient_edge(a)
-    a.mul_(c)
-    old, new = torch.autograd.grad(torch.sin(a).sum(), [edge, a])
-    repro = program.repro("a = out.clone()", "edge = torch.autograd.graph.get_gradient_edge(a)", f"a.mul_({c})",
-                          "print(torch.autograd.grad(torch.sin(a).sum(), [edge, a]))")
-    expect_close(new, torch.cos(a.detach()), tolerance=SAME, what="the gradient with respect to the new a", repro=repro)
-    expect_close(old, c * new, tolerance=SAME, what=f"the gradient through the old edge, against {c} * the new one", repro=repro)
+    script = program.script("a = out.clone()", "edge = torch.autograd.graph.get_gradient_edge(a)", f"a.mul_({c})",
+                            "old, new = torch.autograd.grad(torch.sin(a).sum(), [edge, a])", "print(old, new)")
+    seen = script.run()
+    old, new = seen.old, seen.new
+    expect_close(new, torch.cos(seen.a.detach()), tolerance=SAME, what="the gradient with respect to the new a",
+                 repro=script)
+    expect_close(old, c * new, tolerance=SAME, what=f"the gradient through the old edge, against {c} * the new one",
+                 repro=script)
     if new.numel():
         record("old_over_new", round((old / new).flatten()[0].item(), 6))
 
@@ -230,14 +230,10 @@ def node_metadata_is_a_dict_per_node(program):
 def node_hook_must_return_one_gradient_per_slot(program, extra):
     """A Node pre-hook that returns more gradients than the node has outputs makes backward raise a RuntimeError."""
 
-    def recorded():
-        out = program(*program.inputs())
-        out.grad_fn.register_prehook(lambda go: tuple(go) + (go[0],) * extra)
-        return out
-
-    message = HOOK_ARITY.check(recorded, backward=lambda out: out.sum().backward(),
-                               repro=program.repro(f"out.grad_fn.register_prehook(lambda go: go + (go[0],) * {extra})",
-                                                   "out.sum().backward()"))
+    recorded = program.script(f"out.grad_fn.register_prehook(lambda go: tuple(go) + (go[0],) * {extra})")
+    backward = "out.sum().backward()"
+    message = HOOK_ARITY.check(lambda: recorded.run().out, backward=lambda out: Script(backward).run(out=out),
+                               repro=recorded.then(backward))
     record("message", message)
 
 
@@ -247,22 +243,20 @@ def node_hook_must_return_one_gradient_per_slot(program, extra):
       references=("test_autograd.py::TestAutograd::test_increment_version",))
 def increment_version_bumps_the_counter(program, times):
     """torch.autograd.graph.increment_version(t) adds one to t._version without touching its values, so a backward that needs t as saved raises the in-place modification error."""
-    state = {}
-
-    def recorded():
-        out = torch.exp(program(*program.inputs()))  # exp saves its result
-        before, values = out._version, out.detach().clone()
-        for _ in range(times):
-            torch.autograd.graph.increment_version(out)
-        state.update(delta=out._version - before, same=torch.equal(values, out.detach()))
-        return out
-
-    repro = program.repro("y = torch.exp(out)", f"for _ in range({times}): torch.autograd.graph.increment_version(y)",
-                          "y.sum().backward()")
-    VERSION_MISMATCH.check(recorded, backward=lambda out: out.sum().backward(), repro=repro)
-    expect(state["delta"] == times, what=f"_version after {times} calls", expected=f"+{times}", observed=f"+{state['delta']}", repro=repro)
-    expect(state["same"], what="values after increment_version", expected="unchanged", observed="changed", repro=repro)
-    record("version_delta", state["delta"])
+    recorded = program.script("y = torch.exp(out)  # exp saves its result",
+                              "before, values = y._version, y.detach().clone()", f"for _ in range({times}):",
+                              "    torch.autograd.graph.increment_version(y)",
+                              "delta, same = y._version - before, torch.equal(values, y.detach())",
+                              "print(delta, same)")
+    seen = {}
+    backward = "y.sum().backward()"
+    VERSION_MISMATCH.check(lambda: seen.setdefault("run", recorded.run()).y,
+                           backward=lambda y: Script(backward).run(y=y), repro=recorded.then(backward))
+    delta, same = seen["run"].delta, seen["run"].same
+    expect(delta == times, what=f"_version after {times} calls", expected=f"+{times}", observed=f"+{delta}",
+           repro=recorded)
+    expect(same, what="values after increment_version", expected="unchanged", observed="changed", repro=recorded)
+    record("version_delta", delta)
 
 
 @rule("graph.allow-mutation-on-saved-gives-original-gradients", section=Section.INPLACE, docs="graph-mutation",
@@ -311,21 +305,13 @@ def allow_mutation_on_saved_needs_its_context(program):
                   "test_autograd.py::TestAutograd::test_disabling_saved_tensor_hooks_nested"))
 def disabled_saved_tensors_hooks_raise_the_message(message, hooks_first):
     """Inside disable_saved_tensors_hooks(message), entering saved_tensors_hooks raises a RuntimeError whose text is exactly message, as does disabling them while hooks are active, and hooks work again once the context has exited."""
-    graph = torch.autograd.graph
-
-    def enter():
-        if hooks_first:
-            with graph.saved_tensors_hooks(lambda t: t, lambda t: t), graph.disable_saved_tensors_hooks(message):
-                pass
-        else:
-            with graph.disable_saved_tensors_hooks(message), graph.saved_tensors_hooks(lambda t: t, lambda t: t):
-                pass
-
-    repro = (f"with torch.autograd.graph.disable_saved_tensors_hooks({message!r}):\n"
-             "    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t): pass")
-    seen = HOOKS_DISABLED.check(enter, repro=repro)
-    expect(seen == message, what="the error's text", expected=message, observed=seen, repro=repro)
-    with graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+    hooks = "torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)"
+    disabled = f"torch.autograd.graph.disable_saved_tensors_hooks({message!r})"
+    contexts = f"{hooks}, {disabled}" if hooks_first else f"{disabled}, {hooks}"
+    enter = Script("with $contexts:\n    pass", contexts=contexts)
+    seen = HOOKS_DISABLED.check(enter.run, repro=enter)
+    expect(seen == message, what="the error's text", expected=message, observed=seen, repro=enter)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
         pass
     record("message", seen)
 
