@@ -153,18 +153,20 @@ def saved_input_is_the_tensor_itself(program, data):
                   "docs: Autograd mechanics > Saved tensors"))
 def saved_output_is_a_new_tensor(program):
     """When a node saves its own output, as exp does, _saved_result is a different Python object from the output that shares its storage and its version counter."""
-    y = torch.exp(program(*program.inputs()))
-    saved = y.grad_fn._saved_result
-    repro = program.repro("y = torch.exp(out)", "r = y.grad_fn._saved_result",
-                          "print(r is y, r.data_ptr() == y.data_ptr(), r._version, y._version)")
-    expect(saved is not y, what="_saved_result is not the output object", expected="a new object", observed="the output itself", repro=repro)
-    expect(torch.equal(saved, y.detach()), what="_saved_result's values", expected="the output's", observed=saved, repro=repro)
+    script = program.script("y = torch.exp(out)", "saved = y.grad_fn._saved_result",
+                            "print(saved is y, torch.equal(saved, y.detach()), saved.data_ptr() == y.data_ptr())",
+                            "with torch.no_grad():", "    y.mul_(1.0)", "print(saved._version, y._version)")
+    seen = script.run()
+    y, saved = seen.y, seen.saved
+    expect(saved is not y, what="_saved_result is not the output object", expected="a new object",
+           observed="the output itself", repro=script)
+    expect(torch.equal(saved, y.detach()), what="_saved_result's values", expected="the output's", observed=saved,
+           repro=script)
     if y.numel():
-        expect(saved.data_ptr() == y.data_ptr(), what="_saved_result shares the output's storage", expected=True, observed=False, repro=repro)
-    with torch.no_grad():
-        y.mul_(1.0)
+        expect(saved.data_ptr() == y.data_ptr(), what="_saved_result shares the output's storage", expected=True,
+               observed=False, repro=script)
     expect(saved._version == y._version, what="version of _saved_result after y.mul_(1.0)", expected=y._version,
-           observed=saved._version, repro=repro)
+           observed=saved._version, repro=script)
     record("same_object", saved is y)
 
 
@@ -281,14 +283,10 @@ def hooks_are_thread_local(program, where):
                   "docs: Autograd mechanics > Hooks for saved tensors"))
 def pack_must_not_modify_its_input(program):
     """A pack hook that modifies the tensor it receives in place makes the operation that saves it raise a RuntimeError."""
-    def recorded():
-        a = program(*program.inputs()) * 1.0
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: t.add_(1.0), lambda t: t):
-            return torch.tanh(a)
-
-    record("message", PACK_MODIFIES_INPUT.check(recorded, repro=program.repro(
-        "a = out * 1.0", "with torch.autograd.graph.saved_tensors_hooks(lambda t: t.add_(1), lambda t: t):",
-        "    torch.tanh(a)")))
+    recorded = program.script("a = out * 1.0",
+                              "with torch.autograd.graph.saved_tensors_hooks(lambda t: t.add_(1.0), lambda t: t):",
+                              "    y = torch.tanh(a)")
+    record("message", PACK_MODIFIES_INPUT.check(recorded.run, repro=recorded))
 
 
 @rule("saved-tensors.unpack-must-return-a-tensor", section=Section.PRACTICAL, docs="saved-hook-rules", since="2.0",
@@ -297,13 +295,13 @@ def pack_must_not_modify_its_input(program):
       references=("test_autograd.py::TestAutograd::test_saved_variable_packing_unpacking_saved_original_with_hooks",))
 def unpack_must_return_a_tensor(program, result):
     """An unpack hook that returns something other than a tensor makes backward raise a TypeError."""
-    def recorded():
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: result):
-            return torch.tanh(program(*program.inputs())).sum()
-
-    record("message", UNPACK_NOT_A_TENSOR.check(recorded, repro=program.repro(
-        f"with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: {result!r}):",
-        "    loss = torch.tanh(out).sum()", "loss.backward()")))
+    # The indented line continues the with block that the program's call runs in.
+    recorded = program.script("    loss = torch.tanh(out).sum()",
+                              within=f"torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: {result!r})")
+    backward = "loss.backward()"
+    record("message", UNPACK_NOT_A_TENSOR.check(lambda: recorded.run().loss,
+                                                backward=lambda loss: Script(backward).run(loss=loss),
+                                                repro=recorded.then(backward)))
 
 
 @rule("saved-tensors.hook-exceptions-propagate", section=Section.PRACTICAL, docs="saved-hook-rules",
@@ -359,14 +357,11 @@ def hooks_pack_what_double_backward_saves(program):
       references=("test_autograd.py::TestAutograd::test_saved_variable_saved_original_inplace_detach",))
 def detached_saved_input_is_refused(program):
     """Detaching in place (detach_) a tensor that a node saved as its input makes backward raise a RuntimeError."""
-    def recorded():
-        a = program(*program.inputs()) * 1.0
-        loss = (a ** 2).sum()  # pow saves its input a
-        a.detach_()
-        return loss
-
-    record("message", DETACHED_SAVED.check(recorded, repro=program.repro(
-        "a = out * 1.0", "loss = (a ** 2).sum()", "a.detach_()", "loss.backward()")))
+    recorded = program.script("a = out * 1.0", "loss = (a ** 2).sum()  # pow saves its input a", "a.detach_()")
+    backward = "loss.backward()"
+    record("message", DETACHED_SAVED.check(lambda: recorded.run().loss,
+                                           backward=lambda loss: Script(backward).run(loss=loss),
+                                           repro=recorded.then(backward)))
 
 
 @rule("saved-tensors.pack-sees-the-live-tensor", section=Section.PRACTICAL, docs="saved-default-hooks",
