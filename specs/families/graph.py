@@ -160,27 +160,25 @@ def unreached_edge_refuses_materialize_grads(program):
                   "docs: torch.autograd.graph.Node"))
 def grad_fn_is_a_node(program):
     """Every grad_fn, and every node reached through next_functions, is an instance of torch.autograd.graph.Node whose name() is its class name, and a leaf is reached as the AccumulateGrad node whose .variable is that leaf."""
-    leaves = program.inputs()
-    out = program(*leaves)
-    repro = program.repro("print(isinstance(out.grad_fn, torch.autograd.graph.Node), out.grad_fn.name())")
-    seen, stack, names = set(), [out.grad_fn], []
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        names.append(node.name())
-        expect(isinstance(node, torch.autograd.graph.Node), what=f"{type(node).__name__} is a Node", expected=True, observed=False, repro=repro)
+    script = program.script(
+        "nodes, seen, stack = [], set(), [out.grad_fn]", "while stack:", "    node = stack.pop()",
+        "    if node is None or id(node) in seen:", "        continue", "    seen.add(id(node))", "    nodes.append(node)",
+        "    stack.extend(next_node for next_node, _ in node.next_functions)",
+        "print([(node.name(), isinstance(node, torch.autograd.graph.Node)) for node in nodes])")
+    ran = script.run()
+    leaves = [ran[name] for name in program.leaf_names]
+    for node in ran.nodes:
+        expect(isinstance(node, torch.autograd.graph.Node), what=f"{type(node).__name__} is a Node", expected=True,
+               observed=False, repro=script)
         if hasattr(node, "variable"):
             expect(node.name().endswith("AccumulateGrad"), what="name() of a leaf's node", expected="...AccumulateGrad",
-                   observed=node.name(), repro=repro)
+                   observed=node.name(), repro=script)
             expect(any(node.variable is x for x in leaves), what="AccumulateGrad.variable is one of the leaves",
-                   expected=True, observed=False, repro=repro)
+                   expected=True, observed=False, repro=script)
         else:
             expect(node.name() == type(node).__name__, what="name() of a backward node", expected=type(node).__name__,
-                   observed=node.name(), repro=repro)
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    record("node_names", sorted(set(names)))
+                   observed=node.name(), repro=script)
+    record("node_names", sorted({node.name() for node in ran.nodes}))
 
 
 @rule("graph.leaf-has-one-accumulate-grad-node", section=Section.GRAPH, docs="graph-nodes",
@@ -205,21 +203,20 @@ def leaf_has_one_accumulate_grad_node(program):
       references=("docs: torch.autograd.graph.Node.metadata",))
 def node_metadata_is_a_dict_per_node(program):
     """grad_fn.metadata is an empty dict at first, the same object on every access, separate for each node, and what is stored in it is still there after backward."""
-    leaves = program.inputs()
-    values = program.trace(*leaves)
-    nodes = list({id(v.grad_fn): v.grad_fn for v in values.values() if v.grad_fn is not None}.values())
-    repro = program.repro("out.grad_fn.metadata['tag'] = 1", "out.sum().backward()",
-                          "print(out.grad_fn.metadata)")
-    for k, node in enumerate(nodes):
-        expect(node.metadata == {} and type(node.metadata) is dict, what="metadata of a new node", expected={}, observed=node.metadata,
-               repro=repro)
-        expect(node.metadata is node.metadata, what="metadata is the same dict on each access", expected=True, observed=False, repro=repro)
-        node.metadata["tag"] = k
-    values[program.output].sum().backward()
-    tags = [node.metadata.get("tag") for node in nodes]
-    expect(tags == list(range(len(nodes))), what="tags stored per node, read after backward", expected=list(range(len(nodes))),
-           observed=tags, repro=repro)
-    record("metadata_type", type(nodes[0].metadata).__name__)
+    values = ", ".join(list(program.leaf_names) + [step.out for step in program.steps])
+    script = program.script(
+        f"nodes = list({{id(v.grad_fn): v.grad_fn for v in [{values}] if v.grad_fn is not None}}.values())",
+        "fresh = [(dict(node.metadata), type(node.metadata).__name__, node.metadata is node.metadata) for node in nodes]",
+        "for k, node in enumerate(nodes):", "    node.metadata['tag'] = k", "out.sum().backward()",
+        "tags = [node.metadata.get('tag') for node in nodes]", "print(fresh, tags)", inline=True)
+    ran = script.run()
+    for metadata, kind, same in ran.fresh:
+        expect(metadata == {} and kind == "dict", what="metadata of a new node", expected={}, observed=(metadata, kind),
+               repro=script)
+        expect(same, what="metadata is the same dict on each access", expected=True, observed=False, repro=script)
+    expect(ran.tags == list(range(len(ran.nodes))), what="tags stored per node, read after backward",
+           expected=list(range(len(ran.nodes))), observed=ran.tags, repro=script)
+    record("metadata_type", type(ran.nodes[0].metadata).__name__)
 
 
 @rule("graph.node-hook-must-return-one-gradient-per-slot", section=Section.BEYOND, docs="graph-nodes", since="2.0",
@@ -322,31 +319,25 @@ def disabled_saved_tensors_hooks_raise_the_message(message, hooks_first):
       references=("test_autograd.py::TestAutograd::test_multi_grad_all_hooks",))
 def multi_grad_hook_waits_for_a_reached_tensor(program, fail):
     """A multi-grad hook is not called by a backward that reaches none of its tensors, nor by a backward that raises before finishing, and it is called once by the next backward that reaches them."""
-    leaves = program.inputs()
-    strangers = [torch.ones(2, dtype=program.dtype, requires_grad=True) for _ in range(2)]
-    calls = []
-    torch.autograd.graph.register_multi_grad_hook(strangers + leaves[:1], lambda grads: calls.append(len(grads)))
-    repro = program.repro("s = [torch.ones(2, requires_grad=True) for _ in range(2)]",
-                          "torch.autograd.graph.register_multi_grad_hook(s + [x0], print)",
-                          "# a backward that raises (fail) or reaches none of them: no call",
-                          "out.sum().backward()  # one call")
     if fail:
-        other = (strangers[0] * 2).sum()
-        other.register_hook(lambda g: (_ for _ in ()).throw(KeyError("stop")))
-        try:
-            other.backward()
-        except KeyError:
-            pass
-        else:
-            raise AssertionError("the raising hook did not raise")
-        expect(calls == [], what="calls after a backward that raised", expected=[], observed=calls, repro=repro)
+        first = ("", "", "def stop(g):", "    raise KeyError('stop')", "", "",
+                 "other = (strangers[0] * 2).sum()", "other.register_hook(stop)", "raised = False", "try:",
+                 "    other.backward()", "except KeyError:", "    raised = True")
     else:
-        unrelated = torch.zeros(2, dtype=program.dtype, requires_grad=True)
-        (unrelated * 3).sum().backward()
-        expect(calls == [], what="calls after a backward reaching none of the tensors", expected=[], observed=calls, repro=repro)
-    program(*leaves).sum().backward()
-    expect(calls == [3], what="calls after a backward that reaches x0", expected=[3], observed=calls, repro=repro)
-    record("calls", calls)
+        first = (f"unrelated = torch.zeros(2, dtype={program.dtype}, requires_grad=True)",
+                 "(unrelated * 3).sum().backward()")
+    script = program.script(
+        f"strangers = [torch.ones(2, dtype={program.dtype}, requires_grad=True) for _ in range(2)]", "calls = []",
+        "torch.autograd.graph.register_multi_grad_hook(strangers + [x0], lambda grads: calls.append(len(grads)))",
+        *first, "before = list(calls)", f"{program.call}.sum().backward()", "print(before, calls)")
+    ran = script.run()
+    if fail:
+        expect(ran.raised, what="the hook's KeyError came out of backward", expected=True, observed=False, repro=script)
+    what = "calls after a backward that raised" if fail else "calls after a backward reaching none of the tensors"
+    expect(ran.before == [], what=what, expected=[], observed=ran.before, repro=script)
+    expect(ran.calls == [3], what="calls after a backward that reaches x0", expected=[3], observed=ran.calls,
+           repro=script)
+    record("calls", ran.calls)
 
 
 @rule("graph.multi-grad-hook-mode-is-all-or-any", section=Section.BEYOND, docs="graph-multi-grad-hook", since="2.3",
