@@ -263,14 +263,16 @@ def increment_version_bumps_the_counter(program, times):
                   "test_autograd.py::TestAllowMutationOnSaved::test_same_tensor_many_times"))
 def allow_mutation_on_saved_gives_original_gradients(program, c):
     """Inside allow_mutation_on_saved_tensors, writing in place to a tensor that sin and a product saved does not raise, and backward gives the gradients of the values as they were when saved."""
-    plain = program.script("a = out.clone()", "(torch.sin(a) * a).sum().backward()", *program.print_grads).run()
+    plain = program.inputs()
+    a = program(*plain).clone()
+    (torch.sin(a) * a).sum().backward()
     # The lines below continue the with block that the program's call runs in.
     script = program.script("    a = out.clone()", "    loss = (torch.sin(a) * a).sum()", f"    a.mul_({c})",
                             "    loss.backward()", *program.print_grads,
                             within="torch.autograd.graph.allow_mutation_on_saved_tensors()")
     seen = script.run()
     for i in program.grad_leaves:
-        expect_close(seen[f"x{i}"].grad, plain[f"x{i}"].grad, tolerance=SAME,
+        expect_close(seen[f"x{i}"].grad, plain[i].grad, tolerance=SAME,
                      what=f"x{i}.grad after mutating a saved tensor", repro=script)
     record("x0_grad", [round(v, 6) for v in seen.x0.grad.flatten().tolist()])
 
@@ -409,10 +411,11 @@ def retained_grad_skips_node_prehooks(program, c, d):
                             f"a.grad_fn.register_prehook(lambda go: (go[0] * {d},))", "torch.sin(a).sum().backward()",
                             "print(a.grad)", *program.print_grads)
     seen = script.run()
-    plain = program.script("torch.sin(out * 1.0).sum().backward()", *program.print_grads).run()
+    plain = program.inputs()
+    torch.sin(program(*plain) * 1.0).sum().backward()
     expect_close(seen.a.grad, torch.cos(seen.a.detach()) * c, tolerance=SAME,
                  what=f"a.grad: the tensor hook's {c} x, not the pre-hook's", repro=script)
     for i in program.grad_leaves:
-        expect_close(seen[f"x{i}"].grad, plain[f"x{i}"].grad * (c * d), tolerance=SAME,
+        expect_close(seen[f"x{i}"].grad, plain[i].grad * (c * d), tolerance=SAME,
                      what=f"x{i}.grad, scaled by both hooks", repro=script)
     record("a_grad_over_cos", c)

@@ -182,15 +182,16 @@ def shared_leaf_accumulates_every_thread(program, count):
     """When n threads each record their own graph from the same leaves and call backward, each leaf's .grad ends up as it does after n backward calls made one after another in one thread."""
     # Against n sequential passes, not n x one pass: how .grad sums across passes is the
     # accumulation family's rule (accumulation.leaves-own-their-grad, a known failure for aliased 0-d grads).
-    sequential = program.script(f"for _ in range({count}):", f"    {program.call}.sum().backward()",
-                                *program.print_grads).run()
+    sequential = program.inputs()
+    for _ in range(count):
+        program(*sequential).sum().backward()
     script = program.script(RUN_THREADS, f"results = run_threads({count}, lambda k: {program.call}.sum().backward())",
                             "print(results)", *program.print_grads)
     seen = script.run()
     expect(all(status == "ok" for status, _ in seen.results), what="every thread finished", expected="ok",
            observed=seen.results, repro=script)
     for i in program.grad_leaves:
-        expect_close(seen[f"x{i}"].grad, sequential[f"x{i}"].grad, tolerance=SUMMED[program.dtype],
+        expect_close(seen[f"x{i}"].grad, sequential[i].grad, tolerance=SUMMED[program.dtype],
                      what=f"x{i}.grad after {count} threads, against {count} passes in one thread", repro=script)
     record("x0_grad", [round(v, 6) for v in seen.x0.grad.flatten().tolist()])
 
@@ -301,7 +302,8 @@ def backward_inside_a_hook(program, data):
     values = program.trace(*program.inputs())
     names = [s.out for s in program.steps if values[s.out].requires_grad]
     name = "v0" if data is None else data.draw(st.sampled_from(names), label="hooked value")
-    reference = program.script("out.sum().backward()", *program.print_grads).run()
+    reference = program.inputs()
+    program(*reference).sum().backward()
     # The steps run inline (so the hooked value has a name); the hook calls the same program as a function.
     script = program.script(
         program.source(), f"other = {_fresh_leaves(program)}", "", "", "def hook(grad):",
@@ -310,8 +312,8 @@ def backward_inside_a_hook(program, data):
         *program.print_grads, "print([x.grad for x in other])", inline=True)
     seen = script.run()
     for i in program.grad_leaves:
-        expect_close(seen[f"x{i}"].grad, reference[f"x{i}"].grad, tolerance=SAME, what=f"outer x{i}.grad", repro=script)
-        expect_close(seen.other[i].grad, reference[f"x{i}"].grad, tolerance=SAME,
+        expect_close(seen[f"x{i}"].grad, reference[i].grad, tolerance=SAME, what=f"outer x{i}.grad", repro=script)
+        expect_close(seen.other[i].grad, reference[i].grad, tolerance=SAME,
                      what=f"x{i}.grad of the graph the hook walked", repro=script)
     record("x0_grad", [round(v, 6) for v in seen.x0.grad.flatten().tolist()])
 
@@ -341,7 +343,8 @@ def backward_sets_grad_mode_for_its_nodes(program, create_graph, caller):
                   "docs: torch.autograd.set_multithreading_enabled"))
 def multithreading_switch_is_thread_local(program):
     """torch.autograd.set_multithreading_enabled(False) used as a context manager turns the engine's worker threads off for the calling thread only, backward still gives the same gradients, and the previous setting returns on exit."""
-    reference = program.script("out.sum().backward()", *program.print_grads).run()
+    reference = program.inputs()
+    program(*reference).sum().backward()
     script = program.script(
         RUN_THREADS, "with torch.autograd.set_multithreading_enabled(False):",
         "    inside = torch.autograd.is_multithreading_enabled()",
@@ -353,6 +356,6 @@ def multithreading_switch_is_thread_local(program):
     expect(observed == (False, ("ok", True), True), what="(setting inside, in another thread, after exit)",
            expected=(False, ("ok", True), True), observed=observed, repro=script)
     for i in program.grad_leaves:
-        expect_close(seen[f"x{i}"].grad, reference[f"x{i}"].grad, tolerance=SAME,
+        expect_close(seen[f"x{i}"].grad, reference[i].grad, tolerance=SAME,
                      what=f"x{i}.grad with multithreading off", repro=script)
     record("settings", [seen.inside, seen.elsewhere[1], seen.after])
