@@ -313,7 +313,7 @@ def hook_exceptions_propagate(program, which):
     hooks = "fail, lambda t: t" if which == "pack" else "lambda t: t, fail"
     # The program is called again under the hooks: the first call (out) only shows the plain program.
     script = program.script(
-        "class HookError(Exception):", "    pass", "", "", "def fail(t):", f"    raise HookError('from {which}')", "",
+        "", "", "class HookError(Exception):", "    pass", "", "", "def fail(t):", f"    raise HookError('from {which}')", "",
         "", "phase, error = 'forward', None", "try:",
         f"    with torch.autograd.graph.saved_tensors_hooks({hooks}):",
         f"        loss = torch.tanh({program.call}).sum()", "    phase = 'backward'", "    loss.backward()",
