@@ -134,5 +134,10 @@ def test_repro_runs(rule, monkeypatch):
     with contextlib.suppress(registry.RuleFailed):  # tests/test_rules.py reports it; its repros still count
         rule.run(SETTINGS)
     assert captured.repros, f"{rule.id} gave no repro to any of its checks"
-    for repro, contract in list(captured.repros.items())[:PER_RULE]:
-        _execute(repro, contract)
+    family = registry.FAMILIES[rule.family]
+    try:
+        for repro, contract in list(captured.repros.items())[:PER_RULE]:
+            _execute(repro, contract)
+    finally:  # the repros may start what the family's checks share (its worker processes)
+        if family.teardown is not None:
+            family.teardown()
