@@ -65,7 +65,7 @@ def render(edges: dict[str, dict[str, dict]], departures: dict[str, dict[str, di
                 convention = ""
             lines += [
                 f"   * - ``{name}``",
-                f"     - {point.name}",
+                f"     - ``{point.name}``",
                 f"     - {point.kind}",
                 *(f"     - ``{_cell(edges[r].get(key))}``" for r in releases),
                 f"     - {convention}",
