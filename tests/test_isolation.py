@@ -168,3 +168,14 @@ def test_no_change_is_no_leak():
     assert state.differences(dataclasses.replace(state)) == []
     process = ProcessState.capture()
     assert process.differences(ProcessState.capture()) == []
+
+
+def test_files_in_the_shared_temporary_folder_are_nobodys_leak(tmp_path, monkeypatch):
+    """Run from the system's temp folder (as a user may), entries other processes create there are ignored."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with Isolated() as guard:
+        (tmp_path / "another-process-cache").mkdir()
+    assert not any("files created" in leak for leak in guard.leaks)
