@@ -342,3 +342,13 @@ def test_the_diff_says_where_its_baseline_comes_from(tmp_path, capsys):
     )
     assert capsys.readouterr().out.splitlines()[1] == f"baseline: {source}"
     assert f"Baseline: {source}" in (tmp_path / "d.md").read_text()
+
+
+def test_a_mapping_observation_shows_only_the_entries_that_changed():
+    """An atlas sweep records one mapping of many ops; the diff names only the ops that changed."""
+    before = {"id": "atlas.x", "statement": "S.", "observed": {"not-implemented": {"op a": "E1", "op b": "E2"}}}
+    after = {"id": "atlas.x", "statement": "S.", "observed": {"not-implemented": {"op a": "E1", "op c": "E3"}}}
+    (found,) = diff._observation_differences(before, after, (2, 13, 0), (2, 14, 1))
+    assert found.before.splitlines() == ["not-implemented › op b: E2", "not-implemented › op c: (not observed)"]
+    assert found.after.splitlines() == ["not-implemented › op b: (not observed)", "not-implemented › op c: E3"]
+    assert "op a" not in found.before + found.after

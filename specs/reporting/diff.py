@@ -169,6 +169,28 @@ def show_observed(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+#: The longest observed value a diff line shows; the reports hold the whole value.
+SHOWN_CHARACTERS = 240
+
+
+def _shown(value: Any) -> str:
+    text = show_observed(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 1] + "…"
+
+
+def _changed_items(name: str, before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """What changed in one observation: for a mapping (an atlas sweep's ops, an edge's orders), only the
+    entries that differ, each named ``observation › entry``, so a release engineer reads the change."""
+    plain = isinstance(before, dict) and isinstance(after, dict)
+    if plain and not ({"type", "template"} <= before.keys() or {"type", "template"} <= after.keys()):
+        return [
+            (f"{name} › {key}", before.get(key, _ABSENT), after.get(key, _ABSENT))
+            for key in sorted(before.keys() | after.keys())
+            if before.get(key, _ABSENT) != after.get(key, _ABSENT)
+        ]
+    return [(name, before, after)]
+
+
 def _observation_differences(a: dict[str, Any], b: dict[str, Any], low: tuple, high: tuple) -> list[Difference]:
     """What a rule that held on both sides observed differently on its canonical examples."""
     seen_a, seen_b = a.get("observed") or {}, b.get("observed") or {}
@@ -187,18 +209,21 @@ def _observation_differences(a: dict[str, Any], b: dict[str, Any], low: tuple, h
     groups: dict[str, list[str]] = {}
     for name in changed:
         groups.setdefault(_observation_group(name), []).append(name)
-    return [
-        Difference(
-            kind,
-            a["id"],
-            b["statement"],
-            "\n".join(f"{n}: {show_observed(seen_a.get(n, _ABSENT))}" for n in names),
-            "\n".join(f"{n}: {show_observed(seen_b.get(n, _ABSENT))}" for n in names),
-            note,
-            group,
+    differences = []
+    for group, names in groups.items():
+        items = [item for n in names for item in _changed_items(n, seen_a.get(n, _ABSENT), seen_b.get(n, _ABSENT))]
+        differences.append(
+            Difference(
+                kind,
+                a["id"],
+                b["statement"],
+                "\n".join(f"{label}: {_shown(x)}" for label, x, _ in items),
+                "\n".join(f"{label}: {_shown(y)}" for label, _, y in items),
+                note,
+                group,
+            )
         )
-        for group, names in groups.items()
-    ]
+    return differences
 
 
 def _benchmarks(
