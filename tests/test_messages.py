@@ -33,6 +33,7 @@ from specs.engine.messages import template
         ("expected dtype float64 but got float32, not Int64", "expected dtype float64 but got float32, not Int64"),
         ("value 1.5e-07 and -3 and 2.0", "value # and # and #"),
         ("  spaces\n  and\tnewlines  ", "spaces and newlines"),
+        ("numerical:tensor([[ 1.9332, 0.0000],\n        [ 0.0000, 1.4759]])", "numerical:tensor([[#, #], [#, #]])"),
     ],
 )
 def test_noise_is_blanked_and_wording_kept(message, expected):

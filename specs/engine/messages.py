@@ -41,4 +41,5 @@ def template(message: str) -> str:
     text = _IDENTIFIER_NUMBER.sub(
         lambda m: m.group(0) if m.group(1).lower() in _DTYPE_STEMS else m.group(1) + "#", text
     )
-    return re.sub(r"\s+", " ", text).strip()
+    # Tensor printouts pad their entries to one width, which depends on the values: "[ #, #]".
+    return re.sub(r"([\[(])\s+", r"\1", re.sub(r"\s+", " ", text)).strip()
