@@ -32,9 +32,15 @@ _COMMON = dict(
     print_blob=True,
     suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.data_too_large],
 )
-hypothesis.settings.register_profile("ci", max_examples=25, derandomize=True, database=None, **_COMMON)
-hypothesis.settings.register_profile("dev", max_examples=50, **_COMMON)
-hypothesis.settings.register_profile("thorough", max_examples=1000, **_COMMON)
+
+
+def register_profiles() -> None:
+    """The suite's hypothesis profiles.  Registered only in a spec run: hypothesis loads its own
+    ``ci`` profile under CI, and another project's run must keep it."""
+    hypothesis.settings.register_profile("ci", max_examples=25, derandomize=True, database=None, **_COMMON)
+    hypothesis.settings.register_profile("dev", max_examples=50, **_COMMON)
+    hypothesis.settings.register_profile("thorough", max_examples=1000, **_COMMON)
+
 
 _PACKAGE = Path(__file__).resolve().parent
 _ACTIVE = pytest.StashKey[bool]()
@@ -104,12 +110,14 @@ def selected_profile(config) -> str:
     return name
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    active = _is_spec_run(config)
-    config.stash[_ACTIVE] = active
-    if not active:
+    # tryfirst: hypothesis' own plugin loads --hypothesis-profile after this, so the profiles exist
+    # by then; it loads the same profile this selects.
+    config.stash[_ACTIVE] = _is_spec_run(config)
+    if not config.stash[_ACTIVE]:
         return
+    register_profiles()
     from specs.engine import registry
 
     profile = selected_profile(config)

@@ -1,9 +1,11 @@
 """The command line (``autograd-spec`` / ``python -m specs``) and the pytest plugin's activation."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -69,37 +71,46 @@ def test_matrix_of_an_empty_folder_is_an_error(tmp_path, capsys):
 
 
 def test_plugin_is_inert_in_another_projects_run(tmp_path):
-    """Installed, the plugin loads in every pytest run; outside a spec run it changes nothing."""
+    """Installed, the plugin loads in every pytest run; outside a spec run it changes nothing: the
+    hypothesis profile (hypothesis' own ``ci`` one under CI, else ``default``) is the one without it."""
     (tmp_path / "test_other.py").write_text(
         textwrap.dedent(
             """
             import hypothesis
 
-            def test_profile_untouched():
-                assert hypothesis.settings.get_current_profile_name() == "default"
+            def test_profile(record_property):
+                current = hypothesis.settings.default
+                print("PROFILE", hypothesis.settings.get_current_profile_name(), current.max_examples, current.derandomize)
             """
         )
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "specs.plugin",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            str(tmp_path),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": str(cli.__file__).rsplit("/specs/", 1)[0]},
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "autograd-spec" not in done.stdout
+
+    def run(*plugin):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *plugin,
+                "-s",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:randomly",
+                str(tmp_path),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    with_plugin, without = run("-p", "specs.plugin"), run("-p", "no:specs.plugin")
+    profile = [line for line in with_plugin.splitlines() if line.startswith("PROFILE")]
+    assert profile and profile == [line for line in without.splitlines() if line.startswith("PROFILE")]
+    assert "autograd-spec" not in with_plugin
     assert not (tmp_path / "build").exists()
