@@ -101,10 +101,11 @@ def _finite_difference_jacobian(function, x: torch.Tensor) -> torch.Tensor:
         out_shape = function(x).shape
         for j in range(flat.numel()):
             saved = flat[j].item()
+            # clone(): a program of views returns x itself, which the next perturbation would change
             flat[j] = saved + FD_STEP
-            up = function(x).reshape(-1)
+            up = function(x).reshape(-1).clone()
             flat[j] = saved - FD_STEP
-            down = function(x).reshape(-1)
+            down = function(x).reshape(-1).clone()
             flat[j] = saved
             columns.append((up - down) / (2 * FD_STEP))
     jacobian = torch.stack(columns, dim=1) if columns else torch.zeros(out_shape.numel(), 0, dtype=x.dtype)
