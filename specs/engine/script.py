@@ -13,7 +13,7 @@ import contextlib
 import io
 import string
 import textwrap
-from typing import Any
+from typing import Any, Callable
 
 IMPORT = "import torch"
 
@@ -60,6 +60,11 @@ class Script:
             {name: str(value) for name, value in holes.items()}
         )
         return Script.verbatim(self.text + more)
+
+    def recorded_then(self, backward: str) -> tuple[Callable[[], Namespace], Callable[[Namespace], Namespace], Script]:
+        """What an error contract with a backward phase runs: this script while recording, then
+        ``backward`` on the names it defined; and the whole text as the repro."""
+        return self.run, lambda seen: Script(backward).run(**seen), self.then(backward)
 
     def run(self, **values: Any) -> Namespace:
         """Execute the script with ``values`` predefined; return what it defined and printed.

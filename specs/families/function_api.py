@@ -84,11 +84,6 @@ def _using(*functions: type) -> str:
     return f"from {__name__} import {', '.join(f.__name__ for f in functions)}"
 
 
-def _forward_then(forward: Script, backward: str) -> tuple:
-    """What an error contract runs: ``forward`` while recording, then ``backward`` on the names it defined."""
-    return forward.run, lambda seen: Script(backward).run(**seen), forward.then(backward)
-
-
 class FirstOnly(torch.autograd.Function):
     """2 x + y, whose backward returns None for y."""
 
@@ -409,7 +404,7 @@ class ReadsTwice(torch.autograd.Function):
 def saved_tensors_cleared_on_access(spec):
     """With clear_saved_tensors_on_access = True on a Function, a second read of ctx.saved_tensors in its backward raises a RuntimeError."""
     forward = Script("$using\nx = $x\nout = ReadsTwice.apply(x)", using=_using(ReadsTwice), x=spec.expression())
-    run, backward, repro = _forward_then(forward, "out.sum().backward()")
+    run, backward, repro = forward.recorded_then("out.sum().backward()")
     record("message", READ_TWICE.check(run, backward=backward, repro=repro))
 
 
@@ -464,7 +459,7 @@ def definition_errors(spec, mistake):
         x=spec.expression(),
         function=function.__name__,
     )
-    run, backward, repro = _forward_then(forward, "out.sum().backward()")
+    run, backward, repro = forward.recorded_then("out.sum().backward()")
     record(mistake, contract.check(run, backward=backward, repro=repro))
 
 

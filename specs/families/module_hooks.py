@@ -82,11 +82,6 @@ def _inputs(program, suffix: str = "") -> str:
     return ", ".join(name + suffix for name in program.leaf_names[1:])
 
 
-def _forward_then(forward: Script, backward: str) -> tuple:
-    """What an error contract runs: ``forward`` while recording, then ``backward`` on the names it defined."""
-    return forward.run, lambda seen: Script(backward).run(**seen), forward.then(backward)
-
-
 #: The loss weights of :func:`_cotangent`, as a script line.
 COTANGENT = "w = torch.arange(out.numel(), dtype=out.dtype).remainder(5).sub(2).div(2).reshape(out.shape)"
 
@@ -348,7 +343,7 @@ def hooks_must_return_one_gradient_per_tensor(program, which, extra):
         else f"m.register_full_backward_pre_hook(lambda m, go: tuple(go) + (None,) * {extra})"
     )
     forward = _module_script(program, register, f"out = m({_inputs(program)})")
-    run, backward, repro = _forward_then(forward, "out.sum().backward()")
+    run, backward, repro = forward.recorded_then("out.sum().backward()")
     contract = HOOK_COUNT if which == "hook" else PRE_HOOK_COUNT
     record("message", contract.check(run, backward=backward, repro=repro))
 
