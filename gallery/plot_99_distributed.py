@@ -130,4 +130,4 @@ for pid in workers:
 # ``find_unused_parameters``, ``bucket_cap_mb``, ``gradient_as_bucket_view``,
 # ``register_comm_hook``), ``torch.distributed.algorithms.ddp_comm_hooks.default_hooks``
 # (``allreduce_hook``, ``fp16_compress_hook``), ``torch.distributed.init_process_group`` (``gloo``),
-# ``torch.multiprocessing`` (spawn).
+# ``torch.multiprocessing`` (forkserver).

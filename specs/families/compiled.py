@@ -93,12 +93,17 @@ def _compare(program: Program, got, want, what: str, repro: str) -> None:
         expect_close(g, w, tolerance=COMPILED, what=f"x{i}.grad, {what}, against eager", repro=repro)
 
 
+#: Every example is a compilation (a tenth of a second to seconds): fewer under the everyday profiles.
+COMPILES = 8
+
+
 @rule(
     "compiled.aot-eager-matches-eager",
     section=Section.BEYOND,
     docs="compiled-programs",
     since="2.0",
     requires=(TORCH_COMPILE,),
+    max_examples=COMPILES,
     given=dict(program=small_programs()),
 )
 def aot_eager_matches_eager(program):
@@ -127,6 +132,7 @@ def _through_cube(x, y):
     docs="compiled-custom",
     since="2.0",
     requires=(TORCH_COMPILE,),
+    max_examples=COMPILES,
     given=dict(
         x=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",)),
         y=tensors(shape=(2, 3), dtypes=(torch.float64,), layouts=("contiguous",)),
@@ -164,6 +170,7 @@ def _hooked(x, scale):
     docs="compiled-hooks",
     since="2.0",
     requires=(TORCH_COMPILE,),
+    max_examples=COMPILES,
     given=dict(
         x=tensors(shape=(3,), dtypes=(torch.float64,), layouts=("contiguous",)), scale=st.sampled_from(HOOK_SCALES)
     ),
@@ -187,6 +194,7 @@ def tensor_hooks_are_honoured(x, scale):
     docs="compiled-autograd",
     since="2.4",
     requires=(TORCH_COMPILE, COMPILED_AUTOGRAD),
+    max_examples=COMPILES,
     given=dict(program=small_programs()),
 )
 def compiled_autograd_matches_eager(program):
@@ -215,6 +223,7 @@ def _inductor_program(x, w):
     docs="compiled-programs",
     since="2.0",
     requires=(TORCH_COMPILE, INDUCTOR),
+    max_examples=COMPILES,
     given=dict(
         x=tensors(shape=(3, 2), dtypes=(torch.float64,), layouts=("contiguous",)),
         w=tensors(shape=(2, 2), dtypes=(torch.float64,), layouts=("contiguous",)),

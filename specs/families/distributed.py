@@ -2,7 +2,8 @@
 
 Every rule runs ``torch.nn.parallel.DistributedDataParallel`` (DDP) on the ``gloo`` backend in a
 pair of processes on this machine (loopback only), started with ``torch.multiprocessing``
-(spawn).  Starting processes costs seconds, so the pair is started once, serves every generated
+(forkserver: one clean process imports torch once, and each pair is forked from it in milliseconds,
+where spawn re-imported torch in both workers, about 2 s each).  The pair is started once, serves every generated
 case of every rule in turn (hypothesis draws the cases here, in the parent), and is stopped as
 soon as it has been idle for :data:`IDLE_STOP_S` seconds, at interpreter exit, or when a request
 fails or times out.  The oracle is plain single-process autograd on the same weights and data.
@@ -51,7 +52,7 @@ WORLD = 2
 IDLE_STOP_S = 2.0
 #: A worker that hears nothing for this long exits by itself (its parent is gone or stuck).
 WORKER_IDLE_EXIT_S = 60.0
-#: Starting the pair (spawn, import torch, rendezvous) and one request may take this long.
+#: Starting the pair (the fork server's imports, rendezvous) and one request may take this long.
 START_TIMEOUT_S = 90.0
 REQUEST_TIMEOUT_S = 30.0
 
@@ -181,9 +182,9 @@ def _serve(rank: int, port: int, log: str, inbox, outbox) -> None:
 
 @contextlib.contextmanager
 def _bare_main():
-    """Hide the caller's main module from spawn while the workers start.
+    """Hide the caller's main module from the fork server while the workers start.
 
-    spawn re-runs the parent's main script in every child unless it is guarded by
+    Like spawn, the fork server re-runs the parent's main script in every child unless it is guarded by
     ``if __name__ == "__main__"``; a gallery page, a notebook or a user's script calling a rule is
     not, and the workers need nothing from it (their target lives in this module).
     """
@@ -196,12 +197,16 @@ def _bare_main():
 
 
 class Pair:
-    """Two spawned worker processes in one gloo group; :meth:`stop` leaves no process behind."""
+    """Two worker processes in one gloo group; :meth:`stop` leaves no process behind."""
 
     def __init__(self) -> None:
         import torch.multiprocessing as mp
 
-        context = mp.get_context("spawn")
+        context = mp.get_context("forkserver")
+        # The server imports torch, torch._dynamo (which DDP's constructor imports: 1.5 s) and this
+        # module once; every pair forked from it starts with them.  It never runs an operator, so
+        # forking it is safe where forking this process (whose OpenMP threads may run) is not.
+        context.set_forkserver_preload(["torch", "torch._dynamo", "torch.nn.parallel", __name__])
         self.port = _free_port()
         self.folder = tempfile.mkdtemp(prefix="autograd-spec-ddp-")
         self.logs = [os.path.join(self.folder, f"rank{rank}.log") for rank in range(WORLD)]
