@@ -49,6 +49,9 @@ _REPORT_PATH = pytest.StashKey[Path]()
 _WRITTEN = pytest.StashKey[dict]()
 _PROPERTY = "autograd-spec-rule"
 _COLLECTED: dict = {}
+#: specs/test_rules.py::test_atlas_covers_opinfo_ops measures the atlas's OpInfo coverage for the report.
+_ATLAS_COVERAGE = "autograd-spec-atlas-coverage"
+_ATLAS: list = [None]
 
 
 def pytest_addoption(parser):
@@ -265,6 +268,8 @@ def pytest_runtest_call(item):
 
 def pytest_runtest_logreport(report):
     for name, value in getattr(report, "user_properties", ()):
+        if name == _ATLAS_COVERAGE and report.when == "call":
+            _ATLAS[0] = value
         if name == _PROPERTY:
             from specs.reporting import report as spec_report
 
@@ -280,7 +285,9 @@ def pytest_sessionfinish(session, exitstatus):
     from specs.engine import registry
     from specs.reporting import report as spec_report
 
-    data = spec_report.build(list(_COLLECTED.values()), config.stash[_PROFILE], len(registry.rules()))
+    data = spec_report.build(
+        list(_COLLECTED.values()), config.stash[_PROFILE], len(registry.rules()), atlas_coverage=_ATLAS[0]
+    )
     spec_report.write(data, config.stash[_REPORT_PATH])
     config.stash[_WRITTEN] = data
 

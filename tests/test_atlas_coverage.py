@@ -44,3 +44,16 @@ def test_edges_page_lists_every_point_and_release():
     )
     assert text.count("   * - ``") == sum(len(e.points) for e in TABLE.values())
     assert "departs on 2.13.0" in text and "``[[1.0]]``" in text and "     - 2.14.1" in text
+
+
+def test_edges_page_shows_the_opinfo_coverage_of_each_release():
+    from specs.atlas import edges
+
+    coverage = {
+        "2.13.0": {"opinfo_autograd_ops": 4, "covered": 3, "fraction": 0.75, "uncovered": ["vander"]},
+        "2.14.1": {"opinfo_autograd_ops": 5, "covered": 3, "fraction": 0.6, "uncovered": ["vander", "new_op"]},
+    }
+    text = edges.render({"2.13.0": {}, "2.14.1": {}}, {}, coverage)
+    assert "   * - 2.13.0\n     - 3 of 4\n     - 75.0%\n     - ``vander``" in text
+    assert "   * - 2.14.1\n     - 3 of 5\n     - 60.0%\n     - ``vander``, ``new_op``" in text
+    assert "No committed report holds this measurement yet." in edges.render({"2.13.0": {}}, {})

@@ -352,3 +352,20 @@ def test_a_mapping_observation_shows_only_the_entries_that_changed():
     assert found.before.splitlines() == ["not-implemented › op b: E2", "not-implemented › op c: (not observed)"]
     assert found.after.splitlines() == ["not-implemented › op b: (not observed)", "not-implemented › op c: E3"]
     assert "op a" not in found.before + found.after
+
+
+def test_ops_a_release_adds_that_the_atlas_does_not_cover_join_the_diff():
+    before, after = copy.deepcopy(BEFORE), copy.deepcopy(AFTER)
+    before["atlas_coverage"] = {"opinfo_autograd_ops": 3, "covered": 2, "fraction": 0.6667, "uncovered": ["vander"]}
+    after["atlas_coverage"] = {
+        "opinfo_autograd_ops": 4,
+        "covered": 2,
+        "fraction": 0.5,
+        "uncovered": ["vander", "new_op"],
+    }
+    found = [d for d in diff.compare(before, after) if d.kind == "coverage"]
+    assert len(found) == 1
+    assert found[0].before == "2 of 3 (66.7%)" and found[0].after == "2 of 4 (50.0%)"
+    assert "not covered now: new_op" in found[0].note
+    after["atlas_coverage"] = before["atlas_coverage"]
+    assert not [d for d in diff.compare(before, after) if d.kind == "coverage"]

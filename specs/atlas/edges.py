@@ -21,8 +21,51 @@ def _cell(seen: dict | None) -> str:
     return json.dumps(gradient, separators=(",", ":")).replace("|", "/")[:80]
 
 
-def render(edges: dict[str, dict[str, dict]], departures: dict[str, dict[str, dict]]) -> str:
-    """``edges``/``departures``: release -> recorded mapping.  Returns the page's RST."""
+def _coverage_table(coverage: dict[str, dict], releases: list[str]) -> list[str]:
+    """Per release: how many of that torch's OpInfo autograd ops the atlas exercised, and which not."""
+    rows = [r for r in releases if coverage.get(r)]
+    lines = [
+        ".. _atlas-opinfo-coverage:",
+        "",
+        "Coverage of PyTorch's own op list",
+        "---------------------------------",
+        "",
+        (
+            "PyTorch's test suite lists its ops in the OpInfo database "
+            "(``torch.testing._internal.common_methods_invocations.op_db``). For each release: how many of "
+            "the entries that support autograd the atlas exercises (counted by the torch callables its "
+            "entries actually call, not by name), and which it does not. Measured by every run and written "
+            "to its report."
+        ),
+        "",
+    ]
+    if not rows:
+        return lines + ["No committed report holds this measurement yet.", ""]
+    lines += [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - release",
+        "     - covered",
+        "     - fraction",
+        "     - not covered",
+    ]
+    for release in rows:
+        c = coverage[release]
+        lines += [
+            f"   * - {release}",
+            f"     - {c.get('covered')} of {c.get('opinfo_autograd_ops')}",
+            f"     - {c.get('fraction', 0):.1%}",
+            "     - " + (", ".join(f"``{n}``" for n in c.get("uncovered", ())) or "none"),
+        ]
+    return [*lines, ""]
+
+
+def render(
+    edges: dict[str, dict[str, dict]], departures: dict[str, dict[str, dict]], coverage: dict[str, dict] | None = None
+) -> str:
+    """``edges``/``departures``: release -> recorded mapping; ``coverage``: release -> the report's
+    ``atlas_coverage``.  Returns the page's RST."""
     from specs.engine import versions
 
     releases = sorted(edges, key=versions.parse)
@@ -44,6 +87,10 @@ def render(edges: dict[str, dict[str, dict]], departures: dict[str, dict[str, di
             "release's committed report, on the same canonical input on every release; a dash: that release's "
             "report holds no such observation (an older report, or the op is missing there)."
         ),
+        "",
+        *_coverage_table(coverage or {}, releases),
+        "Gradients at each special point",
+        "-------------------------------",
         "",
         ".. list-table::",
         "   :header-rows: 1",
@@ -77,6 +124,7 @@ def from_reports(reports: list[dict]) -> str:
     """The page from JSON reports (schema 2): each release's recorded edges and departures."""
     edges: dict[str, dict[str, dict]] = {}
     departures: dict[str, dict[str, dict]] = {}
+    coverage: dict[str, dict] = {}
     for report in reports:
         release = report["environment"]["torch"].split("+")[0]
         rules = {r["id"]: r for r in report["rules"]}
@@ -84,7 +132,9 @@ def from_reports(reports: list[dict]) -> str:
         edges[release] = {k: v for k, v in observed.items() if " @ " in k and isinstance(v, dict)}
         kinks = (rules.get("atlas.kinks-take-the-minimum-norm-subgradient") or {}).get("observed") or {}
         departures[release] = kinks.get("departures") or {}
-    return render(edges, departures)
+        if isinstance(report.get("atlas_coverage"), dict):
+            coverage[release] = report["atlas_coverage"]
+    return render(edges, departures, coverage)
 
 
 def write(root: Path) -> Path:

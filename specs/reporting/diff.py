@@ -36,6 +36,7 @@ KINDS = {
     "appeared": "Rules that appeared or disappeared",
     "wording": "Messages whose wording changed",
     "benchmark": "Benchmarks that moved beyond their noise",
+    "coverage": "The atlas's coverage of torch's own op list (OpInfo)",
 }
 
 
@@ -145,8 +146,44 @@ def compare(
         if oa == ob == "passed" and report.has_observations(before) and report.has_observations(after):
             found.extend(_observation_differences(a, b, low, high))
     found.extend(_benchmarks(before, after, benchmarks))
+    found.extend(_atlas_coverage(before, after))
     order = list(KINDS)
     return sorted(found, key=lambda d: (order.index(d.kind), d.rule, d.group))
+
+
+def _atlas_coverage(before: dict[str, Any], after: dict[str, Any]) -> list[Difference]:
+    """OpInfo autograd ops that one release lists and the other does not, or that the atlas stopped covering."""
+    a, b = before.get("atlas_coverage"), after.get("atlas_coverage")
+    if not a or not b:
+        return []
+    uncovered_a, uncovered_b = set(a.get("uncovered", ())), set(b.get("uncovered", ()))
+    if (a.get("covered"), a.get("opinfo_autograd_ops"), uncovered_a) == (
+        b.get("covered"),
+        b.get("opinfo_autograd_ops"),
+        uncovered_b,
+    ):
+        return []
+
+    def shown(c: dict[str, Any]) -> str:
+        return f"{c.get('covered')} of {c.get('opinfo_autograd_ops')} ({c.get('fraction', 0):.1%})"
+
+    notes = []
+    if uncovered_b - uncovered_a:
+        notes.append("not covered now: " + ", ".join(sorted(uncovered_b - uncovered_a)))
+    if uncovered_a - uncovered_b:
+        notes.append(
+            "no longer uncovered (covered, or gone from op_db): " + ", ".join(sorted(uncovered_a - uncovered_b))
+        )
+    return [
+        Difference(
+            "coverage",
+            "atlas OpInfo coverage",
+            "The atlas exercises these of the OpInfo entries that support autograd.",
+            shown(a),
+            shown(b),
+            "; ".join(notes),
+        )
+    ]
 
 
 _ABSENT = object()

@@ -111,8 +111,12 @@ def _max_examples(profile: str) -> int | None:
         return None
 
 
-def build(records: list[RuleRecord], profile: str, registered: int) -> dict[str, Any]:
+def build(
+    records: list[RuleRecord], profile: str, registered: int, atlas_coverage: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report; ``atlas_coverage`` (optional): which OpInfo autograd ops the atlas exercised on this torch."""
     records = sorted(records, key=lambda r: r.id)
+    extra = {} if atlas_coverage is None else {"atlas_coverage": atlas_coverage}
     return {
         "schema": SCHEMA,
         "environment": environment(profile),
@@ -120,6 +124,7 @@ def build(records: list[RuleRecord], profile: str, registered: int) -> dict[str,
         "registered_rules": registered,
         "summary": summary(records),
         "rules": [record.__dict__ for record in records],
+        **extra,
     }
 
 
