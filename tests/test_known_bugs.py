@@ -142,3 +142,21 @@ def test_an_explicit_example_that_reaches_a_known_bug_is_counted_on_every_run():
 def test_the_example_found_under_a_random_seed_is_counted_for_its_rule():
     result = registry.get("retain-graph.unsaved-graph-may-repeat").run(FEW)
     assert result.known_bugs.get("shared-zero-dim-grad", 0) >= 1
+
+
+def test_a_program_drawn_inside_the_check_is_seen_by_the_signature():
+    def draws_then_sums_twice(data):
+        _sums_twice(data.draw(st.sampled_from([REACHING, _program("x0 + x1")]), label="program"))
+
+    draws_then_sums_twice.__doc__ = "Two backward passes leave twice one pass's gradient (a program drawn inside)."
+    rule = registry.Rule(
+        id="meta.draws-then-sums-twice",
+        statement=draws_then_sums_twice.__doc__,
+        family="meta",
+        section=registry.SEED_SECTIONS[0],
+        since="1.13.1",
+        docs="x",
+        function=draws_then_sums_twice,
+        given={"data": st.data()},
+    )
+    assert rule.run(FEW).known_bugs.get("shared-zero-dim-grad", 0) >= 1

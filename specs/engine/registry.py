@@ -86,6 +86,22 @@ class RuleFailed(AssertionError):
         super().__init__(message)
 
 
+def _record_draws(kwargs: dict[str, Any]) -> list[Any]:
+    """The values a check draws from its ``st.data()`` arguments, appended as they are drawn."""
+    drawn: list[Any] = []
+    for value in kwargs.values():
+        if type(value).__name__ == "DataObject" and callable(getattr(value, "draw", None)):
+            original = value.draw
+
+            def draw(strategy, label=None, _original=original):
+                result = _original(strategy, label)
+                drawn.append(result)
+                return result
+
+            value.draw = draw
+    return drawn
+
+
 @dataclass
 class Rule:
     id: str
@@ -146,6 +162,7 @@ class Rule:
             if observer.sample is None or _size(kwargs) > _size(observer.sample):
                 observer.sample = dict(kwargs)
             observer.canonical = rule.is_explicit(kwargs)
+            drawn = _record_draws(kwargs)
             try:
                 with Isolated(process_state=False) as guard:
                     rule.function(*args, **kwargs)
@@ -153,7 +170,8 @@ class Rule:
                 if isinstance(exc, hypothesis.errors.HypothesisException):
                     raise
                 with Isolated(process_state=False):
-                    bug = known_bugs.reached(kwargs)
+                    # Programs a rule draws inside its check (st.data()) are the example's too.
+                    bug = known_bugs.reached({**kwargs, "drawn inside the check": tuple(drawn)})
                 if bug is None or bug.rule == rule.id:
                     raise
                 # A listed torch bug, not this rule's: count it and let hypothesis look for others.
