@@ -101,15 +101,15 @@ CANONICAL = program(
 
 #: Repro lines collecting, for each leaf, the AccumulateGrad objects reached from out.grad_fn (by id).
 WALK_TO_LEAVES = """\
-found, seen, stack = {}, set(), [out.grad_fn]
+found, seen, stack = {}, {}, [out.grad_fn]
 while stack:
     node = stack.pop()
     if node is None or id(node) in seen:
         continue
-    seen.add(id(node))
+    seen[id(node)] = node  # kept alive: an id names one object only while that object lives
     for next_node, _ in node.next_functions:
         if next_node is not None and hasattr(next_node, "variable"):
-            found.setdefault(id(next_node.variable), set()).add(id(next_node))
+            found.setdefault(id(next_node.variable), {})[id(next_node)] = next_node
         stack.append(next_node)"""
 
 
@@ -244,12 +244,12 @@ def unreached_edge_refuses_materialize_grads(program):
 def grad_fn_is_a_node(program):
     """Every grad_fn, and every node reached through next_functions, is an instance of torch.autograd.graph.Node whose name() is its class name, and a leaf is reached as the AccumulateGrad node whose .variable is that leaf."""
     script = program.script(
-        "nodes, seen, stack = [], set(), [out.grad_fn]",
+        "nodes, seen, stack = [], {}, [out.grad_fn]",
         "while stack:",
         "    node = stack.pop()",
         "    if node is None or id(node) in seen:",
         "        continue",
-        "    seen.add(id(node))",
+        "    seen[id(node)] = node",
         "    nodes.append(node)",
         "    stack.extend(next_node for next_node, _ in node.next_functions)",
         "print([(node.name(), isinstance(node, torch.autograd.graph.Node)) for node in nodes])",
