@@ -255,7 +255,7 @@ def coroutines_keep_mode_across_send_throw_close(program, mode, steps):
         "    try:",
         "        while True:",
         "            try:",
-        f"                received = yield torch.is_grad_enabled(), received, {'program(*leaves)' if program else 't * 2'}",
+        f"                received = yield torch.is_grad_enabled(), received, {program.call if program else 't * 2'}",
         "            except ValueError:",
         "                received = 'thrown'",
         "    finally:",
