@@ -9,6 +9,7 @@ way to take one tensor out of the graph (``detach()``). This page covers the see
 """
 
 import threading
+import warnings
 
 import torch
 
@@ -69,6 +70,51 @@ law("grad-modes.decorators-without-parentheses")
 
 # %%
 law("grad-modes.generators-switch-per-step")
+
+# %%
+# A decorated generator used as a coroutine keeps the mode at every resumption: ``send`` and
+# ``throw`` resume it with grad mode off, and so does its cleanup on ``close``.
+cleanup = []
+
+
+@torch.no_grad()
+def accumulate():
+    received = None
+    try:
+        while True:
+            try:
+                received = yield torch.is_grad_enabled(), received
+            except ValueError:
+                received = "thrown"
+    finally:
+        cleanup.append(torch.is_grad_enabled())
+
+
+c = accumulate()
+assert next(c) == (False, None)
+assert c.send(3) == (False, 3) and torch.is_grad_enabled()
+assert c.throw(ValueError()) == (False, "thrown") and torch.is_grad_enabled()
+c.close()
+assert cleanup == [False] and torch.is_grad_enabled()
+
+law("grad-modes.coroutines-keep-mode-across-send-throw-close")
+
+# %%
+# Decorating a class is deprecated: it warns (a ``FutureWarning`` since torch 2.4), and the
+# result is a function that builds the instance with the mode on while ``__init__`` runs.
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+
+    @torch.no_grad()
+    class Holder:
+        def __init__(self):
+            self.inside = torch.is_grad_enabled()
+
+
+assert any("Decorating classes is deprecated" in str(w.message) for w in caught)
+assert Holder().inside is False and torch.is_grad_enabled()
+
+law("grad-modes.class-decoration-warns")
 
 # %%
 # .. _grad-modes-enable-grad:

@@ -7,10 +7,14 @@ cannot see through, or a surrogate gradient. Autograd checks what your backward 
 whether it is the right derivative: that is what ``gradcheck`` is for.
 """
 
+import warnings
+
 import torch
 
 from specs.families.custom_function import (
     Cube,
+    DirtyNotInput,
+    DirtyNotReturned,
     DoubleInPlace,
     GradOfWrongShape,
     OnceCube,
@@ -169,6 +173,27 @@ h.sum().backward()
 assert h.tolist() == [2.0, 4.0] and x.grad.tolist() == [2.0, 2.0]
 
 law("custom-function.mark-dirty-for-in-place")
+
+# %%
+# Misusing ``mark_dirty`` is caught while recording, except for marking a tensor that is not an
+# input, which only warns. An in-place Function on a view of a non-leaf writes through to its
+# base; on a view of a leaf that requires grad it is refused.
+x = torch.tensor([1.0, 2.0], requires_grad=True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    DirtyNotInput.apply(x)
+assert any("not an input" in str(w.message) for w in caught)
+try:
+    DirtyNotReturned.apply(x * 1.0)
+    raise AssertionError("a dirtied input that was not returned was accepted")
+except RuntimeError as error:
+    assert "not returned as output" in str(error)
+h = x * 1.0
+DoubleInPlace.apply(h[:1])
+h.sum().backward()
+assert x.grad.tolist() == [2.0, 1.0]
+
+law("custom-function.mark-dirty-misuse")
 
 # %%
 # .. _custom-function-non-differentiable:

@@ -59,6 +59,20 @@ law("module-hooks.unused-output-gets-none")
 law("module-hooks.no-input-gradient-warns")
 
 # %%
+# In a double backward the full hook runs again only if the second pass goes through the module's
+# output again. The gradient of ``MSELoss`` is :math:`2(x - y)/n`, a formula in the module's
+# inputs only, so differentiating it does not run the hook a second time.
+calls = []
+mse = torch.nn.MSELoss()
+mse.register_full_backward_hook(lambda mod, grad_input, grad_output: calls.append("hook"))
+x2 = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
+(first,) = torch.autograd.grad(mse(x2, torch.zeros_like(x2)), x2, create_graph=True)
+(second,) = torch.autograd.grad(first.sum(), x2)
+assert calls == ["hook"] and second.tolist() == [1.0, 1.0]
+
+law("module-hooks.double-backward-reruns-hooks-only-through-the-output")
+
+# %%
 # .. _module-hooks-pre:
 #
 # Full backward pre-hooks

@@ -68,6 +68,24 @@ law("kinks.abs-and-norm-at-zero")
 law("kinks.sqrt-at-zero-is-infinite")
 
 # %%
+# .. _kinks-power-atan2:
+#
+# Powers and ``atan2`` at zero
+# ----------------------------
+#
+# :math:`\partial 0^b / \partial b = 0^b \ln 0` is :math:`-\infty` for :math:`b < 0`; for
+# :math:`b \ge 0` the formula is :math:`0 \cdot (-\infty)` and PyTorch takes 0, the slope of
+# :math:`0^b = 0` for :math:`b > 0`. :math:`x^0` is the constant 1, so its gradient at 0 is 0, and
+# ``atan2`` at :math:`(0, 0)`, where both partial derivatives are :math:`0/0`, gets :math:`(0, 0)`.
+assert grad_of(lambda b: torch.pow(0.0, b), [-1.0, 0.0, 1.0]).tolist() == [float("-inf"), 0.0, 0.0]
+assert grad_of(lambda x: x**0.0, [0.0]).item() == 0.0
+y, x = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+torch.atan2(y, x).sum().backward()
+assert y.grad.item() == 0.0 and x.grad.item() == 0.0
+
+law("kinks.power-and-atan2-at-zero")
+
+# %%
 # .. _kinks-clamp:
 #
 # ``clamp`` and ``hardtanh`` compute the same values, not the same gradients

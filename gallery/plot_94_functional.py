@@ -143,7 +143,8 @@ law("functional.create-graph-makes-results-differentiable")
 #
 # Hessians are of scalar functions: ``hessian``, ``hvp`` and ``vhp`` of a function with several
 # output elements raise, and so does ``vjp`` without ``v`` (it can only guess ``v = 1`` for a single
-# element). Inputs and outputs must be tensors or tuples of tensors; a list is a ``TypeError``.
+# element). Inputs, outputs and ``v`` must be tensors or tuples of tensors, in every one of the six
+# functions; a list is a ``TypeError``.
 try:
     hessian(f, x)
 except RuntimeError as error:
@@ -152,6 +153,11 @@ try:
     jacobian(f, [x])
 except TypeError as error:
     print("TypeError:", error)
+try:
+    vjp(torch.sin, x, [x])
+    raise AssertionError("vjp accepted a list as v")
+except TypeError as error:
+    assert str(error).startswith("The v given to vjp must be")
 
 law("functional.hessian-needs-a-single-element")
 law("functional.inputs-and-outputs-are-tensors")

@@ -9,12 +9,13 @@ import torch
 from hypothesis import strategies as st
 from torch.autograd.function import once_differentiable
 
-from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import EXACT, Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
 from specs.engine.registry import Family, rule
 from specs.engine.script import literal
 from specs.engine.sections import Section
+from specs.generators.program import TensorSpec
 from specs.generators.strategies import tensors
 
 FAMILY = Family(
@@ -59,6 +60,15 @@ DIRTY_LEAF = ErrorContract(
     r"a leaf Variable that requires grad has been used in an in-place operation",
     Phase.RECORD,
     wording="'has been used', where a plain in-place op on a leaf says 'is being used'",
+)
+DIRTY_NOT_INPUT = WarningContract(UserWarning, r"ctx\.mark_dirty\(\) received a tensor that was not an input")
+DIRTY_NOT_RETURNED = ErrorContract(
+    RuntimeError,
+    r"Some elements marked as dirty during the forward method were not returned as output",
+    Phase.RECORD,
+)
+DIRTY_LEAF_VIEW = ErrorContract(
+    RuntimeError, r"a view of a leaf Variable that requires grad is being used in an in-place operation", Phase.RECORD
 )
 NO_VMAP_RULE = ErrorContract(
     RuntimeError,
@@ -195,6 +205,35 @@ class DoubleInPlace(torch.autograd.Function):
         x.mul_(2)
         ctx.mark_dirty(x)
         return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+class DirtyNotInput(torch.autograd.Function):
+    """Marks dirty a tensor it made itself (not an input), and returns it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x.clone()
+        y.add_(1)
+        ctx.mark_dirty(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class DirtyNotReturned(torch.autograd.Function):
+    """Doubles its input in place and marks it dirty, but returns a copy instead of the input."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x.mul_(2)
+        ctx.mark_dirty(x)
+        return x.clone()
 
     @staticmethod
     def backward(ctx, grad):
@@ -530,6 +569,47 @@ def mark_dirty_for_in_place(spec, data):
     DIRTY_LEAF.check(
         lambda: DoubleInPlace.apply(spec.make()),
         repro=f"{_using(DoubleInPlace)}DoubleInPlace.apply({spec.expression()})",
+    )
+
+
+@rule(
+    "custom-function.mark-dirty-misuse",
+    section=Section.CUSTOM,
+    docs="custom-function-mark-dirty",
+    given=dict(spec=tensors(min_ndim=1, layouts=("contiguous",), zero_size=False), data=st.data()),
+    contracts=(DIRTY_NOT_RETURNED, DIRTY_LEAF_VIEW),
+    examples=(dict(spec=TensorSpec((3,), torch.float64, "contiguous", (1.0, -2.0, 0.5), True), data=None),),
+    references=("test_autograd.py::TestAutograd::test_autograd_python_custom_function_inplace",),
+)
+def mark_dirty_misuse(spec, data):
+    """ctx.mark_dirty on a tensor that is not an input only warns (a UserWarning) and the custom backward is still used; a dirtied input that is not returned raises a RuntimeError while recording; an in-place Function applied to a view of a non-leaf works and its gradient reaches the base, while on a view of a leaf that requires grad it raises a RuntimeError."""
+    x = spec.make()
+    rows = spec.shape[0]
+    k = data.draw(st.integers(1, rows), label="view rows") if data is not None else rows
+    v = _cotangent(data, spec.shape, spec.dtype) if data is not None else torch.ones(spec.shape, dtype=spec.dtype)
+    using = _using(DirtyNotInput, DirtyNotReturned, DoubleInPlace)
+    out = DIRTY_NOT_INPUT.check(
+        lambda: DirtyNotInput.apply(x), repro=f"{using}x = {spec.expression()}\nDirtyNotInput.apply(x)"
+    )
+    (grad,) = torch.autograd.grad(out, x, v)
+    expect_close(grad, v, tolerance=EXACT, what="the gradient through the custom backward despite the warning")
+    DIRTY_NOT_RETURNED.check(
+        lambda: DirtyNotReturned.apply(x * 1.0),
+        repro=f"{using}DirtyNotReturned.apply({spec.expression()} * 1.0)",
+    )
+    h = x * 1.0
+    DoubleInPlace.apply(h.narrow(0, 0, k))
+    h.backward(v)
+    expected = v.clone()
+    expected[:k] *= 2
+    repro = (
+        f"{using}x = {spec.expression()}\nh = x * 1.0\nDoubleInPlace.apply(h.narrow(0, 0, {k}))\n"
+        f"h.backward({literal(v)})\nprint(x.grad)"
+    )
+    expect_close(x.grad, expected, tolerance=EXACT, what=f"x.grad after doubling the first {k} rows of h in place", repro=repro)
+    DIRTY_LEAF_VIEW.check(
+        lambda: DoubleInPlace.apply(x.narrow(0, 0, k)),
+        repro=f"{using}DoubleInPlace.apply({spec.expression()}.narrow(0, 0, {k}))",
     )
 
 

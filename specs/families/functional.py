@@ -68,7 +68,7 @@ V_NEEDED = ErrorContract(
 )
 NOT_A_TENSOR = ErrorContract(
     TypeError,
-    r"The (inputs given to|outputs of the user-provided function given to) \w+ must be either a Tensor or a "
+    r"The (inputs|outputs of the user-provided function|v) given to \w+ must be either a Tensor or a "
     r"tuple of Tensors",
     Phase.BACKWARD,
 )
@@ -578,25 +578,62 @@ def hessian_needs_a_single_element(program, api, extra):
     record(f"{api} message", message)
 
 
+#: The functions of torch.autograd.functional, the function each is given (a vector function for the
+#: Jacobian products, a scalar one for the Hessian products), and whether it takes a vector ``v``.
+VALIDATING = {
+    "jacobian": ("torch.sin", False),
+    "vjp": ("torch.sin", True),
+    "jvp": ("torch.sin", True),
+    "hessian": ("lambda t: t.sin().sum()", False),
+    "hvp": ("lambda t: t.sin().sum()", True),
+    "vhp": ("lambda t: t.sin().sum()", True),
+}
+#: Each misuse: the call's arguments after the function name, and what the message names.
+MISUSES = {
+    "list input": ("$f, [x]$v", "inputs"),
+    "float input": ("$f, 1.5", "inputs"),
+    "float output": ("lambda t: 1.5, x$v", "outputs of the user-provided function"),
+    "list v": ("$f, x, [x]", "v"),
+}
+
+
 @rule(
     "functional.inputs-and-outputs-are-tensors",
     section=Section.BEYOND,
     docs="functional-errors",
     given=dict(
         x=tensors(dtypes=(torch.float64,), max_ndim=2, requires_grad=False),
-        wrong=st.sampled_from(("list input", "float input", "float output")),
+        function=st.sampled_from(sorted(VALIDATING)),
+        wrong=st.sampled_from(sorted(MISUSES)),
     ),
-    examples=(dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), wrong="list input"),),
+    examples=tuple(
+        dict(x=tensor((1.0, 2.0), (2,), requires_grad=False), function=function, wrong="list input")
+        for function in sorted(VALIDATING)
+    ),
     contracts=(NOT_A_TENSOR,),
-    references=("autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",),
+    references=(
+        "autograd/test_functional.py::TestAutogradFunctional::test_jacobian_err_check",
+        "autograd/test_functional.py::TestAutogradFunctional::test_vjp_err_check",
+        "autograd/test_functional.py::TestAutogradFunctional::test_jvp_err_check",
+        "autograd/test_functional.py::TestAutogradFunctional::test_hessian_err_check",
+        "autograd/test_functional.py::TestAutogradFunctional::test_hvp_err_check",
+        "autograd/test_functional.py::TestAutogradFunctional::test_vhp_err_check",
+    ),
 )
-def inputs_and_outputs_are_tensors(x, wrong):
-    """jacobian accepts a Tensor or a tuple of Tensors as inputs and as outputs of the function; a list or a Python number raises a TypeError."""
-    code = {
-        "list input": "jacobian(torch.sin, [x])",
-        "float input": "jacobian(torch.sin, 1.5)",
-        "float output": "jacobian(lambda t: 1.5, x)",
-    }[wrong]
+def inputs_and_outputs_are_tensors(x, function, wrong):
+    """jacobian, vjp, jvp, hessian, hvp and vhp accept a Tensor or a tuple of Tensors as inputs, as outputs of the function and as v; a list or a Python number raises a TypeError naming the function and the argument."""
+    f, takes_v = VALIDATING[function]
+    if wrong == "list v" and not takes_v:
+        wrong = "list input"
+    arguments, named = MISUSES[wrong]
+    code = function + "(" + arguments.replace("$f", f).replace("$v", ", x" if takes_v else "") + ")"
     script = Script("x = $x\ntorch.autograd.functional.$code", x=x.expression(), code=code)
     message = NOT_A_TENSOR.check(lambda: None, backward=lambda _: script.run(), repro=script)
-    record(f"{wrong} message", message)
+    expect(
+        message.startswith(f"The {named} given to {function} must be"),
+        what=f"the message of {code} names the argument and the function",
+        expected=f"The {named} given to {function} must be ...",
+        observed=message,
+        repro=script,
+    )
+    record(f"{function}, {wrong}: message", message)

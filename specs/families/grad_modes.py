@@ -8,10 +8,11 @@ import threading
 import torch
 from hypothesis import strategies as st
 
-from specs.engine.contracts import ErrorContract, Phase
+from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import EXACT, Tolerance, expect, expect_close
-from specs.engine.registry import Change, Family, observe, rule
+from specs.engine.registry import Change, Family, observe, record, rule
 from specs.engine.sections import Section
+from specs.engine.versions import at_least
 from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
@@ -51,6 +52,11 @@ NO_GRAD_VIEW = ErrorContract(
     r"A view was created in no_grad mode and is being modified inplace with grad mode enabled",
     Phase.RECORD,
 )
+
+CLASS_DECORATION_PATTERN = r"Decorating classes is deprecated and will be disabled in future versions"
+#: The category from 2.4 on; before, warnings.warn's default (see the rule's history).
+CLASS_DECORATION = WarningContract(FutureWarning, CLASS_DECORATION_PATTERN)
+CLASS_DECORATION_BEFORE_2_4 = WarningContract(UserWarning, CLASS_DECORATION_PATTERN)
 
 MODES = ("no_grad", "inference_mode", "set_grad_enabled(False)")
 
@@ -206,6 +212,144 @@ def generators_switch_per_step(program, steps):
             expected=True,
             observed=False,
         )
+
+
+@rule(
+    "grad-modes.coroutines-keep-mode-across-send-throw-close",
+    section=Section.EXCLUDING,
+    docs="grad-modes-decorators",
+    given=dict(
+        program=programs(),
+        mode=st.sampled_from(["no_grad", "enable_grad"]),
+        steps=st.lists(st.sampled_from(["send", "throw"]), min_size=1, max_size=4),
+    ),
+    examples=(dict(program=None, mode="no_grad", steps=["send", "throw"]),),
+    references=("test_autograd.py::TestAutograd::test_set_grad_coroutines",),
+)
+def coroutines_keep_mode_across_send_throw_close(program, mode, steps):
+    """A generator decorated with torch.no_grad() or torch.enable_grad() runs with that mode at every resumption, by next(), send() or throw(), and in its cleanup on close(); the caller keeps its own mode between them, and values sent in arrive unchanged."""
+    outer = mode != "enable_grad"
+    recording = mode == "enable_grad"
+    cleanup: list[bool] = []
+    if program is None:
+        leaves, run = (torch.ones(2, requires_grad=True),), lambda t: t * 2
+    else:
+        leaves, run = program.inputs(), program.function()
+
+    @_mode(mode)
+    def coroutine():
+        received = None
+        try:
+            while True:
+                try:
+                    received = yield torch.is_grad_enabled(), received, run(*leaves)
+                except ValueError:
+                    received = "thrown"
+        finally:
+            cleanup.append(torch.is_grad_enabled())
+
+    lines = (
+        f"@torch.{mode}()",
+        "def coroutine():",
+        "    received = None",
+        "    try:",
+        "        while True:",
+        "            try:",
+        f"                received = yield torch.is_grad_enabled(), received, {program.call if program else 't * 2'}",
+        "            except ValueError:",
+        "                received = 'thrown'",
+        "    finally:",
+        "        print('cleanup', torch.is_grad_enabled())",
+        f"with torch.set_grad_enabled({outer}):",
+        "    c = coroutine()",
+        "    print(next(c), torch.is_grad_enabled())",
+        *(
+            f"    print(c.send({k}), torch.is_grad_enabled())" if step == "send" else "    print(c.throw(ValueError()), torch.is_grad_enabled())"
+            for k, step in enumerate(steps)
+        ),
+        "    c.close()",
+        "    print(torch.is_grad_enabled())",
+    )
+    repro = program.repro(*lines) if program is not None else "import torch\nt = torch.ones(2, requires_grad=True)\n" + "\n".join(lines)
+    seen = []
+    with torch.set_grad_enabled(outer):
+        c = coroutine()
+        answers = [("next", None, next(c), torch.is_grad_enabled())]
+        for k, step in enumerate(steps):
+            sent = k if step == "send" else "thrown"
+            answer = c.send(k) if step == "send" else c.throw(ValueError())
+            answers.append((step, sent, answer, torch.is_grad_enabled()))
+        c.close()
+        after_close = torch.is_grad_enabled()
+    for step, sent, (inside, received, out), between in answers:
+        seen.append(inside)
+        expect(inside == recording, what=f"grad mode inside the @{mode} coroutine after {step}", expected=recording, observed=inside, repro=repro)
+        expect(received == sent, what=f"the value received after {step}", expected=sent, observed=received, repro=repro)
+        expect(
+            (out.grad_fn is not None) == recording,
+            what=f"a value computed inside after {step} is recorded",
+            expected=recording,
+            observed=out.grad_fn is not None,
+            repro=repro,
+        )
+        expect(between == outer, what=f"the caller's grad mode after {step}", expected=outer, observed=between, repro=repro)
+    expect(cleanup == [recording], what="grad mode in the coroutine's cleanup on close()", expected=[recording], observed=cleanup, repro=repro)
+    expect(after_close == outer, what="the caller's grad mode after close()", expected=outer, observed=after_close, repro=repro)
+    record("modes inside (resumptions, cleanup)", [seen, cleanup])
+
+
+@rule(
+    "grad-modes.class-decoration-warns",
+    section=Section.EXCLUDING,
+    docs="grad-modes-decorators",
+    since="2.0",
+    given=dict(program=programs(), mode=st.sampled_from(["no_grad", "enable_grad", "inference_mode"])),
+    history=(
+        Change(
+            "2.4",
+            "a UserWarning (warnings.warn's default category) with the same message, since 2.0; inferred from "
+            "the source history, not run here",
+        ),
+    ),
+    contracts=(CLASS_DECORATION,),
+    references=("test_autograd.py::TestAutograd::test_grad_mode_class_decoration",),
+)
+def class_decoration_warns(program, mode):
+    """Decorating a class with torch.no_grad(), torch.enable_grad() or torch.inference_mode() emits a FutureWarning that class decoration is deprecated; the result is a function that builds an instance of the class with the mode on while __init__ runs, and restores the caller's mode."""
+    run = program.function()
+    outer = mode != "enable_grad"
+    recording = mode == "enable_grad"
+
+    class Holder:
+        def __init__(self, *xs):
+            self.inside = torch.is_grad_enabled()
+            self.out = run(*xs)
+
+    contract = CLASS_DECORATION if at_least("2.4") else CLASS_DECORATION_BEFORE_2_4
+    args = ", ".join(program.leaf_names)
+    repro = program.repro(
+        f"@torch.{mode}()",
+        "class Holder:",
+        "    def __init__(self, *xs):",
+        "        self.inside, self.out = torch.is_grad_enabled(), program(*xs)",
+        f"with torch.set_grad_enabled({outer}):",
+        f"    h = Holder({args})",
+        "    print(type(h).__name__, h.inside, h.out.grad_fn, torch.is_grad_enabled())",
+    )
+    decorated = contract.check(lambda: _mode(mode)(Holder), repro=repro)
+    with torch.set_grad_enabled(outer):
+        made = decorated(*program.inputs())
+        after = torch.is_grad_enabled()
+    expect(isinstance(made, Holder), what="calling the decorated class builds an instance", expected="Holder", observed=type(made).__name__, repro=repro)
+    expect(made.inside == recording, what=f"grad mode in __init__ of a @{mode} class", expected=recording, observed=made.inside, repro=repro)
+    expect(
+        (made.out.grad_fn is not None) == recording,
+        what="a value computed in __init__ is recorded",
+        expected=recording,
+        observed=made.out.grad_fn is not None,
+        repro=repro,
+    )
+    expect(after == outer, what="the caller's grad mode after the call", expected=outer, observed=after, repro=repro)
 
 
 @rule(

@@ -135,6 +135,90 @@ def sqrt_at_zero_is_infinite(spec):
     )
 
 
+def _listed(values: torch.Tensor) -> list:
+    """JSON-able values for record(): rounded floats, with infinities and NaN as strings."""
+    return [round(v, 6) if math.isfinite(v) else str(v) for v in values.flatten().tolist()]
+
+
+#: Exponents -1, 0, 1 (the points of test_power_function), and the pair (0, 0) for atan2.
+AT_ZERO_EXPONENTS = TensorSpec((3,), torch.float64, "contiguous", (-1.0, 0.0, 1.0))
+
+
+@rule(
+    "kinks.power-and-atan2-at-zero",
+    section=Section.BEYOND,
+    docs="kinks-power-atan2",
+    given=dict(spec=kinked(points=(-1.0, 0.0, 1.0)), base=st.sampled_from(["tensor", "scalar"])),
+    examples=(dict(spec=AT_ZERO_EXPONENTS, base="tensor"), dict(spec=AT_ZERO_EXPONENTS, base="scalar")),
+    references=(
+        "test_autograd.py::TestAutograd::test_power_function",
+        "test_autograd.py::TestAutograd::test_pow_zero_tensor_gradient",
+        "test_autograd.py::test_atan2_zero_gradient",
+        "docs: Autograd mechanics > Gradients for non-differentiable functions",
+    ),
+)
+def power_and_atan2_at_zero(spec, base):
+    """With base 0 (a zero tensor or the number 0), d(0**b)/db is -inf where b < 0 (0**b·ln 0 = inf·(-inf)) and 0 where b >= 0 (where the formula is the undefined 0·(-inf), PyTorch's convention is 0, the slope of 0**b = 0 for b > 0); x**0 has gradient 0 at x = 0 too (it is the constant 1); and atan2(y, x) has gradient (0, 0) at y = x = 0, where the formulas x/(x²+y²) and -y/(x²+y²) are 0/0, and the formulas elsewhere, as checked on torch 2.13.0."""
+    b = spec.make()
+    zero = torch.zeros(spec.shape, dtype=spec.dtype)
+    out = torch.pow(0.0, b) if base == "scalar" else torch.pow(zero, b)
+    out.backward(torch.ones_like(out))
+    exponents = b.detach()
+    expected = torch.where(exponents < 0, -math.inf, 0.0).to(spec.dtype)
+    code = "torch.pow(0.0, b)" if base == "scalar" else "torch.pow(torch.zeros_like(b), b)"
+    repro = f"import torch\nb = {spec.expression()}\n{code}.sum().backward()\nprint(b.grad)"
+    expect(
+        torch.equal(b.grad, expected),
+        what=f"d(0**b)/db with a {base} base 0 (checked on torch {CHECKED_ON})",
+        expected=_listed(expected),
+        observed=_listed(b.grad),
+        repro=repro,
+    )
+    record(f"d(0**b)/db, {base} base, at b = {_listed(exponents)}", _listed(b.grad))
+
+    x = torch.zeros(spec.shape, dtype=spec.dtype, requires_grad=True)
+    exponent = torch.zeros(spec.shape, dtype=spec.dtype, requires_grad=True)
+    (x**exponent if base == "tensor" else x**0.0).sum().backward()
+    repro = (
+        f"import torch\nx = torch.zeros({spec.shape}, dtype={spec.dtype}, requires_grad=True)\n"
+        f"(x ** {'torch.zeros_like(x)' if base == 'tensor' else '0.0'}).sum().backward()\nprint(x.grad)"
+    )
+    expect(
+        torch.equal(x.grad, torch.zeros_like(x)),
+        what=f"d(x**0)/dx at x = 0, {base} exponent (checked on torch {CHECKED_ON})",
+        expected=0.0,
+        observed=_listed(x.grad),
+        repro=repro,
+    )
+    if base == "tensor":
+        expect(
+            torch.equal(exponent.grad, torch.zeros_like(exponent)),
+            what="d(0**y)/dy at y = 0",
+            expected=0.0,
+            observed=_listed(exponent.grad),
+            repro=repro,
+        )
+    record(f"d(x**0)/dx at x = 0, {base} exponent", _listed(x.grad))
+
+    # atan2(b, x) where x is 0 exactly where b is: both 0 there, the formulas elsewhere.
+    y = b.detach().clone().requires_grad_()
+    x = torch.where(exponents == 0, 0.0, exponents.flip(-1) + 2.0).to(spec.dtype).requires_grad_()
+    torch.atan2(y, x).sum().backward()
+    with torch.no_grad():
+        denominator = x * x + y * y
+        both_zero = denominator == 0
+        safe = torch.where(both_zero, 1.0, denominator)
+        dy = torch.where(both_zero, 0.0, x / safe)
+        dx = torch.where(both_zero, 0.0, -y / safe)
+    repro = (
+        f"import torch\ny = {spec.expression()}\nx = torch.tensor({x.detach().tolist()}, dtype={spec.dtype}, "
+        "requires_grad=True)\ntorch.atan2(y, x).sum().backward()\nprint(y.grad, x.grad)"
+    )
+    _same(y.grad, dy, "d atan2(y, x)/dy", repro, spec.dtype)
+    _same(x.grad, dx, "d atan2(y, x)/dx", repro, spec.dtype)
+    record("atan2 gradients (y, x) at (0, 0)", [_listed(y.grad[both_zero]), _listed(x.grad[both_zero])])
+
+
 #: Inputs at both bounds of ``clamp(-0.5, 1.0)``, one inside and one outside.
 AT_THE_BOUNDS = TensorSpec((4,), torch.float64, "contiguous", (-0.5, 1.0, 0.25, 2.0))
 

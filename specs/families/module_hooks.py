@@ -11,7 +11,8 @@ from specs.engine.registry import Family, Feature, record, rule
 from specs.engine.script import Script
 from specs.engine.sections import Section
 from specs.families._canonical import leaf, program
-from specs.generators.strategies import programs
+from specs.generators.program import TensorSpec
+from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
     name="module-hooks",
@@ -23,6 +24,7 @@ FAMILY = Family(
 
 
 SAME = Tolerance(0.0, 0.0, "the module hooks add identity nodes only: the same formulas on the same values")
+SECOND_ORDER = Tolerance(1e-12, 1e-13, "float64: an analytic second derivative against autograd's, rounded in another order")
 #: Scaling by a power of two is exact, so c * g is compared bit for bit.
 SCALES = st.sampled_from([2.0, 0.5, -4.0])
 
@@ -258,10 +260,71 @@ def hooks_run_once_pre_hook_first(program, passes):
         observed=ran.single,
         repro=script,
     )
-    # Whether a double backward calls them again depends on whether it differentiates through the
-    # module's backward once more (test_full_backward_hook_double_backward pins one case): recorded only.
+    # Whether a double backward calls them again is module-hooks.double-backward-reruns-hooks-only-through-the-output.
     record("calls_in_double_backward", (len(ran.log) - len(expected)) // 2)
     record("log", expected)
+
+
+#: Modules whose first-order gradient reaches the module's output (tanh under sin), or only its inputs (MSELoss).
+DOUBLE_BACKWARD_PATHS = {
+    "through-the-output": ("torch.nn.Tanh()", "torch.sin(m(x)).sum()"),
+    "inputs-only": ("torch.nn.MSELoss()", "m(x, torch.zeros_like(x))"),
+}
+
+
+@rule(
+    "module-hooks.double-backward-reruns-hooks-only-through-the-output",
+    section=Section.PRACTICAL,
+    docs="module-hooks-full",
+    given=dict(
+        spec=tensors(min_ndim=1, dtypes=(torch.float64,), layouts=("contiguous",), zero_size=False),
+        path=st.sampled_from(sorted(DOUBLE_BACKWARD_PATHS)),
+    ),
+    examples=(
+        dict(spec=TensorSpec((2,), torch.float64, "contiguous", (0.5, -1.0), True), path="inputs-only"),
+        dict(spec=TensorSpec((2,), torch.float64, "contiguous", (0.5, -1.0), True), path="through-the-output"),
+    ),
+    references=(
+        "test_autograd.py::TestAutograd::test_full_backward_hook_double_backward",
+        "docs: torch.nn.Module.register_full_backward_hook",
+    ),
+)
+def double_backward_reruns_hooks_only_through_the_output(spec, path):
+    """A module's full backward hook runs once in a backward with create_graph=True; a double backward through that gradient runs it once more only when it passes through the module's output again (sin(tanh(x)): the first gradient uses the output), and not when the first gradient uses only the module's inputs (MSELoss: 2(x - y)/n), and the second-order gradients are unchanged by the hook."""
+    module, loss_code = DOUBLE_BACKWARD_PATHS[path]
+    x = spec.make()
+    m = eval(module)  # noqa: S307 - one of the two module expressions above
+    calls = []
+    m.register_full_backward_hook(lambda mod, grad_input, grad_output: calls.append(len(grad_input)))
+    loss = eval(loss_code)  # noqa: S307 - one of the two loss expressions above
+    (first,) = torch.autograd.grad(loss, x, create_graph=True)
+    once = len(calls)
+    (second,) = torch.autograd.grad(first.sum(), x)
+    repro = (
+        f"import torch\nx = {spec.expression()}\nm = {module}\ncalls = []\n"
+        "m.register_full_backward_hook(lambda mod, gi, go: calls.append('hook'))\n"
+        f"(first,) = torch.autograd.grad({loss_code}, x, create_graph=True)\nprint(calls)\n"
+        "torch.autograd.grad(first.sum(), x)\nprint(calls)"
+    )
+    again = 1 if path == "through-the-output" else 0
+    expect(once == 1, what="hook calls in the first backward (create_graph=True)", expected=1, observed=once, repro=repro)
+    expect(
+        len(calls) - once == again,
+        what=f"further hook calls in the double backward ({path})",
+        expected=again,
+        observed=len(calls) - once,
+        repro=repro,
+    )
+    with torch.no_grad():
+        t = torch.tanh(x)
+        # d/dx of cos(tanh x)(1 - tanh² x), and of 2x/n.
+        expected = (
+            -torch.sin(t) * (1 - t * t) ** 2 - 2 * t * (1 - t * t) * torch.cos(t)
+            if path == "through-the-output"
+            else torch.full_like(x, 2.0 / x.numel())
+        )
+    expect_close(second, expected, tolerance=SECOND_ORDER, what=f"second-order gradient ({path})", repro=repro)
+    record("hook calls (first backward, double backward)", [once, len(calls) - once])
 
 
 @rule(
