@@ -606,7 +606,9 @@ def mark_dirty_misuse(spec, data):
         f"{using}x = {spec.expression()}\nh = x * 1.0\nDoubleInPlace.apply(h.narrow(0, 0, {k}))\n"
         f"h.backward({literal(v)})\nprint(x.grad)"
     )
-    expect_close(x.grad, expected, tolerance=EXACT, what=f"x.grad after doubling the first {k} rows of h in place", repro=repro)
+    expect_close(
+        x.grad, expected, tolerance=EXACT, what=f"x.grad after doubling the first {k} rows of h in place", repro=repro
+    )
     DIRTY_LEAF_VIEW.check(
         lambda: DoubleInPlace.apply(x.narrow(0, 0, k)),
         repro=f"{using}DoubleInPlace.apply({spec.expression()}.narrow(0, 0, {k}))",

@@ -264,13 +264,19 @@ def coroutines_keep_mode_across_send_throw_close(program, mode, steps):
         "    c = coroutine()",
         "    print(next(c), torch.is_grad_enabled())",
         *(
-            f"    print(c.send({k}), torch.is_grad_enabled())" if step == "send" else "    print(c.throw(ValueError()), torch.is_grad_enabled())"
+            f"    print(c.send({k}), torch.is_grad_enabled())"
+            if step == "send"
+            else "    print(c.throw(ValueError()), torch.is_grad_enabled())"
             for k, step in enumerate(steps)
         ),
         "    c.close()",
         "    print(torch.is_grad_enabled())",
     )
-    repro = program.repro(*lines) if program is not None else "import torch\nt = torch.ones(2, requires_grad=True)\n" + "\n".join(lines)
+    repro = (
+        program.repro(*lines)
+        if program is not None
+        else "import torch\nt = torch.ones(2, requires_grad=True)\n" + "\n".join(lines)
+    )
     seen = []
     with torch.set_grad_enabled(outer):
         c = coroutine()
@@ -283,7 +289,13 @@ def coroutines_keep_mode_across_send_throw_close(program, mode, steps):
         after_close = torch.is_grad_enabled()
     for step, sent, (inside, received, out), between in answers:
         seen.append(inside)
-        expect(inside == recording, what=f"grad mode inside the @{mode} coroutine after {step}", expected=recording, observed=inside, repro=repro)
+        expect(
+            inside == recording,
+            what=f"grad mode inside the @{mode} coroutine after {step}",
+            expected=recording,
+            observed=inside,
+            repro=repro,
+        )
         expect(received == sent, what=f"the value received after {step}", expected=sent, observed=received, repro=repro)
         expect(
             (out.grad_fn is not None) == recording,
@@ -292,9 +304,23 @@ def coroutines_keep_mode_across_send_throw_close(program, mode, steps):
             observed=out.grad_fn is not None,
             repro=repro,
         )
-        expect(between == outer, what=f"the caller's grad mode after {step}", expected=outer, observed=between, repro=repro)
-    expect(cleanup == [recording], what="grad mode in the coroutine's cleanup on close()", expected=[recording], observed=cleanup, repro=repro)
-    expect(after_close == outer, what="the caller's grad mode after close()", expected=outer, observed=after_close, repro=repro)
+        expect(
+            between == outer, what=f"the caller's grad mode after {step}", expected=outer, observed=between, repro=repro
+        )
+    expect(
+        cleanup == [recording],
+        what="grad mode in the coroutine's cleanup on close()",
+        expected=[recording],
+        observed=cleanup,
+        repro=repro,
+    )
+    expect(
+        after_close == outer,
+        what="the caller's grad mode after close()",
+        expected=outer,
+        observed=after_close,
+        repro=repro,
+    )
     record("modes inside (resumptions, cleanup)", [seen, cleanup])
 
 
@@ -340,8 +366,20 @@ def class_decoration_warns(program, mode):
     with torch.set_grad_enabled(outer):
         made = decorated(*program.inputs())
         after = torch.is_grad_enabled()
-    expect(isinstance(made, Holder), what="calling the decorated class builds an instance", expected="Holder", observed=type(made).__name__, repro=repro)
-    expect(made.inside == recording, what=f"grad mode in __init__ of a @{mode} class", expected=recording, observed=made.inside, repro=repro)
+    expect(
+        isinstance(made, Holder),
+        what="calling the decorated class builds an instance",
+        expected="Holder",
+        observed=type(made).__name__,
+        repro=repro,
+    )
+    expect(
+        made.inside == recording,
+        what=f"grad mode in __init__ of a @{mode} class",
+        expected=recording,
+        observed=made.inside,
+        repro=repro,
+    )
     expect(
         (made.out.grad_fn is not None) == recording,
         what="a value computed in __init__ is recorded",

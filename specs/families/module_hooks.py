@@ -24,7 +24,9 @@ FAMILY = Family(
 
 
 SAME = Tolerance(0.0, 0.0, "the module hooks add identity nodes only: the same formulas on the same values")
-SECOND_ORDER = Tolerance(1e-12, 1e-13, "float64: an analytic second derivative against autograd's, rounded in another order")
+SECOND_ORDER = Tolerance(
+    1e-12, 1e-13, "float64: an analytic second derivative against autograd's, rounded in another order"
+)
 #: Scaling by a power of two is exact, so c * g is compared bit for bit.
 SCALES = st.sampled_from([2.0, 0.5, -4.0])
 
@@ -307,7 +309,9 @@ def double_backward_reruns_hooks_only_through_the_output(spec, path):
         "torch.autograd.grad(first.sum(), x)\nprint(calls)"
     )
     again = 1 if path == "through-the-output" else 0
-    expect(once == 1, what="hook calls in the first backward (create_graph=True)", expected=1, observed=once, repro=repro)
+    expect(
+        once == 1, what="hook calls in the first backward (create_graph=True)", expected=1, observed=once, repro=repro
+    )
     expect(
         len(calls) - once == again,
         what=f"further hook calls in the double backward ({path})",
