@@ -527,7 +527,10 @@ def nested_same_gradients(program, outer_reentrant, inner_reentrant):
     )
     for i, grad in zip(program.grad_leaves, plain):
         expect_close(
-            leaves[i].grad, grad, tolerance=RECOMPUTED[program.dtype], what=f"x{i}.grad through nested checkpoints",
+            leaves[i].grad,
+            grad,
+            tolerance=RECOMPUTED[program.dtype],
+            what=f"x{i}.grad through nested checkpoints",
             repro=repro,
         )
     if program is DOUBLING:
@@ -560,7 +563,9 @@ def reentrant_needs_an_output_requiring_grad(program):
     )
     record_forward, backward, repro = forward.recorded_then("out.sum().backward()")
     seen = {}
-    message = NOTHING_REQUIRES_GRAD.check(lambda: seen.setdefault("ns", record_forward()), backward=backward, repro=repro)
+    message = NOTHING_REQUIRES_GRAD.check(
+        lambda: seen.setdefault("ns", record_forward()), backward=backward, repro=repro
+    )
     claimed = seen["ns"].out.requires_grad
     expect(claimed, what="the reentrant result's requires_grad", expected=True, observed=claimed, repro=repro)
     plain = _plain(program)
@@ -595,10 +600,8 @@ def reentrant_needs_an_output_requiring_grad(program):
         record("reentrant, detached outputs: backward raises", message)
 
 
-#: checkpoint(..., debug=...) came after context_fn (2.1); both are refused with use_reentrant=True.
-CHECKPOINT_DEBUG = Feature(
-    "checkpoint(..., debug=...)", lambda: "debug" in inspect.signature(checkpoint).parameters
-)
+#: checkpoint(..., debug=...) is newer than torch 1.13.1; the rule needs it, and reads it from the signature.
+CHECKPOINT_DEBUG = Feature("checkpoint(..., debug=...)", lambda: "debug" in inspect.signature(checkpoint).parameters)
 REENTRANT_OPTION = ErrorContract(
     ValueError,
     r"Passing `context_fn` or `debug` is only supported when use_reentrant=False|Unexpected keyword arguments: \w+",
@@ -660,7 +663,7 @@ def reentrant_refuses_non_reentrant_options(program, option):
         )
 
 
-#: The non-reentrant implementation checks what the recomputation saves (CheckpointError, 2.1).
+#: The non-reentrant implementation checks what the recomputation saves (CheckpointError, newer than 1.13.1).
 RECOMPUTATION_CHECK = Feature(
     "torch.utils.checkpoint.CheckpointError", lambda: hasattr(torch.utils.checkpoint, "CheckpointError")
 )
