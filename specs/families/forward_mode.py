@@ -195,13 +195,12 @@ def dual_is_a_view_of_its_primal(spec, data):
             observed=updated,
             repro=repro,
         )
-    p = spec.make().requires_grad_()
-    t = _like(data, p, "tangent to differentiate").requires_grad_()
-    a = _like(data, p, "weight of the primal")
-    b = _like(data, p, "weight of the tangent")
+    # the drawn values serve again: as the leaves to differentiate, and as the weights whose sums they enter
+    p, t = before.clone().requires_grad_(), tangent.clone().requires_grad_()
+    a, b = tangent.clone(), before.clone() + 1.0
     backward_repro = (
-        f"import torch.autograd.forward_ad as fwAD\np = {spec.expression()}.requires_grad_()\n"
-        f"t = {literal(t.detach())}.requires_grad_()\na, b = {literal(a)}, {literal(b)}\n"
+        f"import torch.autograd.forward_ad as fwAD\np = {literal(before)}.requires_grad_()\n"
+        f"t = {literal(tangent)}.requires_grad_()\na, b = {literal(a)}, {literal(b)}\n"
         "with fwAD.dual_level():\n    primal, tangent = fwAD.unpack_dual(fwAD.make_dual(p, t))\n"
         "    (primal * a + tangent * b).sum().backward()\nprint(p.grad, t.grad)"
     )
