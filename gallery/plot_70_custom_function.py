@@ -21,6 +21,7 @@ from specs.families.custom_function import (
     OneGradForTwo,
     ReluWithMask,
     ScaledProduct,
+    ScaleWithTrailing,
     SeedReLU,
     SinSetupContext,
     SortWithIndices,
@@ -113,6 +114,21 @@ for anti_pattern in (lambda: OneGradForTwo.apply(a, a), lambda: GradOfWrongShape
         raise AssertionError("a malformed backward was accepted")
 
 law("custom-function.wrong-gradient-count-raises")
+
+# %%
+# Extra values after the last gradient are allowed only when they are ``None``: autograd drops
+# them. ``ScaleWithTrailing.apply(a, scale, trailing)`` returns ``trailing`` extra values.
+b = torch.tensor([0.5, -1.5], dtype=torch.float64, requires_grad=True)
+ScaleWithTrailing.apply(b, 3.0, ("none", "none")).sum().backward()
+assert torch.equal(b.grad, torch.full_like(b, 3.0))
+try:
+    ScaleWithTrailing.apply(b, 3.0, ("none", "zeros")).sum().backward()
+except RuntimeError as error:
+    print("RuntimeError:", error)
+else:
+    raise AssertionError("a non-None extra gradient was accepted")
+
+law("custom-function.extra-trailing-nones-are-ignored")
 
 # %%
 law("custom-function.wrong-gradient-shape-raises")

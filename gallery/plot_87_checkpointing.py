@@ -9,6 +9,7 @@ gradients for less memory and more time. The seed tutorial names the technique a
 practical tips; this page measures it.
 """
 
+import contextlib
 import warnings
 
 import matplotlib.pyplot as plt
@@ -191,6 +192,75 @@ law("checkpointing.warns-without-use-reentrant")
 law("checkpointing.default-is-reentrant")
 
 # %%
-# APIs used on this page: ``torch.utils.checkpoint.checkpoint``,
+# .. _checkpointing-nested:
+#
+# Nesting, options and a recomputation that differs
+# -------------------------------------------------
+#
+# A checkpoint may run inside a checkpointed function, with either implementation at either level;
+# the gradients are still the plain ones.
+x = torch.linspace(-1, 1, 5, dtype=torch.float64, requires_grad=True)
+torch.tanh(torch.sin(x) * 3).sum().backward()
+expected = x.grad.clone()
+x.grad = None
+inner = lambda t: torch.sin(t) * 3  # noqa: E731
+checkpoint(lambda t: torch.tanh(checkpoint(inner, t, use_reentrant=False)), x, use_reentrant=True).sum().backward()
+assert torch.allclose(x.grad, expected, rtol=1e-12, atol=0)
+
+law("checkpointing.nested-same-gradients")
+
+# %%
+# A reentrant checkpoint whose function returns only detached tensors still hands back a result
+# that claims ``requires_grad``; the error comes at backward. The non-reentrant one is honest: the
+# detached output does not require grad, and an output that does gets its gradient.
+out = checkpoint(lambda t: torch.sin(t).detach(), x, use_reentrant=True)
+assert out.requires_grad
+try:
+    out.sum().backward()
+except RuntimeError as error:
+    print("RuntimeError:", error)
+else:
+    raise AssertionError("backward through detached reentrant outputs was accepted")
+dead, live = checkpoint(lambda t: (torch.sin(t).detach(), torch.sin(t)), x, use_reentrant=False)
+assert not dead.requires_grad and live.requires_grad
+
+law("checkpointing.reentrant-needs-an-output-requiring-grad")
+
+# %%
+# ``context_fn`` and ``debug`` belong to the non-reentrant implementation; the reentrant one
+# refuses them, and any other unknown keyword, with a ``ValueError``.
+for keyword in (dict(context_fn=lambda: (contextlib.nullcontext(), contextlib.nullcontext())), dict(debug=True)):
+    try:
+        checkpoint(torch.sin, x, use_reentrant=True, **keyword)
+    except ValueError as error:
+        print("ValueError:", error)
+    else:
+        raise AssertionError(f"use_reentrant=True accepted {list(keyword)}")
+
+law("checkpointing.reentrant-refuses-non-reentrant-options")
+
+# %%
+# The non-reentrant implementation checks the tensors the recomputation saves against those the
+# forward saved: fewer of them, or one of another shape or dtype, is a ``CheckpointError`` at
+# backward.
+calls = []
+
+
+def unsteady(t):
+    calls.append(1)
+    return torch.tanh(torch.tanh(t)) if len(calls) == 1 else torch.tanh(t)
+
+
+try:
+    checkpoint(unsteady, x, use_reentrant=False).sum().backward()
+except RuntimeError as error:
+    print(type(error).__name__, str(error).splitlines()[0])
+else:
+    raise AssertionError("a recomputation that saved fewer tensors was accepted")
+
+law("checkpointing.recomputation-must-save-the-same")
+
+# %%
+# APIs used on this page: ``torch.utils.checkpoint.checkpoint`` (``context_fn``, ``debug``),
 # ``torch.utils.checkpoint.checkpoint_sequential``, ``torch.autograd.graph.saved_tensors_hooks``,
 # ``torch.autograd.grad``, ``torch.nn.functional.dropout``, ``torch.no_grad``, ``matplotlib``.

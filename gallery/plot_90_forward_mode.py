@@ -45,6 +45,23 @@ assert torch.allclose(tangent, difference, atol=1e-8)
 law("forward-mode.dual-carries-primal-and-tangent")
 
 # %%
+# ``make_dual(p, t)`` is a view of ``p``: an in-place op on the dual changes ``p`` and bumps its
+# version, and updates the tangent ``t`` itself. Backward goes through ``make_dual`` and
+# ``unpack_dual`` to both ``p`` and ``t``.
+p, t = x.clone(), u.clone()
+with fwAD.dual_level():
+    dual = fwAD.make_dual(p, t)
+    dual.mul_(2)
+assert dual._base is p and p._version == 1 and torch.equal(p, 2 * x) and torch.equal(t, 2 * u)
+p, t = x.clone().requires_grad_(), u.clone().requires_grad_()
+with fwAD.dual_level():
+    primal, tangent = fwAD.unpack_dual(fwAD.make_dual(p, t))
+    (primal * 3 + tangent * 5).sum().backward()
+assert torch.equal(p.grad, torch.full_like(x, 3.0)) and torch.equal(t.grad, torch.full_like(u, 5.0))
+
+law("forward-mode.dual-is-a-view-of-its-primal")
+
+# %%
 law("forward-mode.tangent-is-the-directional-derivative")
 
 # %%

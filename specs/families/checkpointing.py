@@ -493,3 +493,221 @@ def sqrt_segments_keep_sqrt_memory(case, use_reentrant):
             repro=repro,
         )
     out.sum().backward()
+
+
+# ------------------------------------------------------------------ nesting, options, determinism
+@rule(
+    "checkpointing.nested-same-gradients",
+    section=Section.PRACTICAL,
+    docs="checkpointing-nested",
+    given=dict(program=programs(max_ops=3), outer_reentrant=REENTRANT, inner_reentrant=REENTRANT),
+    examples=(dict(program=DOUBLING, outer_reentrant=False, inner_reentrant=False),),
+    references=("test_autograd.py::TestNestedCheckpoint::test_nested_checkpoint",),
+)
+def nested_same_gradients(program, outer_reentrant, inner_reentrant):
+    """A checkpoint inside a checkpointed function, with either implementation outside and either inside, gives the gradients of the plain program."""
+    plain = _plain(program)
+    function = program.function()
+    calls = []
+
+    def inner(*xs):
+        calls.append("inner")
+        return function(*xs)
+
+    def outer(*xs):
+        return torch.tanh(checkpoint(inner, *xs, use_reentrant=inner_reentrant))
+
+    leaves = program.inputs()
+    checkpoint(outer, *leaves, use_reentrant=outer_reentrant).sum().backward()
+    repro = program.repro(
+        "from torch.utils.checkpoint import checkpoint",
+        f"outer = lambda *xs: torch.tanh(checkpoint(program, *xs, use_reentrant={inner_reentrant}))",
+        f"checkpoint(outer, {', '.join(program.leaf_names)}, use_reentrant={outer_reentrant}).sum().backward()",
+        *program.print_grads,
+    )
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(
+            leaves[i].grad,
+            grad,
+            tolerance=RECOMPUTED[program.dtype],
+            what=f"x{i}.grad through nested checkpoints",
+            repro=repro,
+        )
+    if program is DOUBLING:
+        record("inner function calls (forward and recomputations)", len(calls))
+
+
+NOTHING_REQUIRES_GRAD = ErrorContract(
+    RuntimeError,
+    r"none of output has requires_grad=True, this checkpoint\(\) is not necessary",
+    Phase.BACKWARD,
+)
+
+
+@rule(
+    "checkpointing.reentrant-needs-an-output-requiring-grad",
+    section=Section.PRACTICAL,
+    docs="checkpointing-nested",
+    given=dict(program=programs(max_ops=4)),
+    contracts=(NOTHING_REQUIRES_GRAD,),
+    examples=(dict(program=DOUBLING),),
+    references=("test_autograd.py::TestAutograd::test_checkpointing_without_reentrant_detached_tensor",),
+)
+def reentrant_needs_an_output_requiring_grad(program):
+    """A reentrant checkpoint of inputs requiring grad whose function returns only detached tensors still returns a result that claims requires_grad, and backward through it raises a RuntimeError ('none of output has requires_grad=True'); with use_reentrant=False the detached output does not require grad, and a live output beside it gets the plain gradient."""
+    leaves = ", ".join(program.leaf_names)
+    forward = program.script(
+        "from torch.utils.checkpoint import checkpoint",
+        f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)).detach(), {leaves}, use_reentrant=True)",
+        "print(out.requires_grad)",
+    )
+    record_forward, backward, repro = forward.recorded_then("out.sum().backward()")
+    seen = {}
+    message = NOTHING_REQUIRES_GRAD.check(
+        lambda: seen.setdefault("ns", record_forward()), backward=backward, repro=repro
+    )
+    claimed = seen["ns"].out.requires_grad
+    expect(claimed, what="the reentrant result's requires_grad", expected=True, observed=claimed, repro=repro)
+    plain = _plain(program)
+    script = program.script(
+        "from torch.utils.checkpoint import checkpoint",
+        "def both(*xs):",
+        "    y = torch.tanh(program(*xs))",
+        "    return y.detach(), y",
+        f"dead, live = checkpoint(both, {leaves}, use_reentrant=False)",
+        "print(dead.requires_grad)",
+        "live.sum().backward()",
+        *program.print_grads,
+    )
+    done = script.run()
+    expect(
+        not done.dead.requires_grad,
+        what="the detached output of a non-reentrant checkpoint requires grad",
+        expected=False,
+        observed=done.dead.requires_grad,
+        repro=script,
+    )
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(
+            done[program.leaf_names[i]].grad,
+            grad,
+            tolerance=RECOMPUTED[program.dtype],
+            what=f"x{i}.grad through the live output",
+            repro=script,
+        )
+    if program is DOUBLING:
+        record("reentrant, detached outputs: result requires_grad", claimed)
+        record("reentrant, detached outputs: backward raises", message)
+
+
+#: checkpoint(..., debug=...) is newer than torch 1.13.1; the rule needs it, and reads it from the signature.
+CHECKPOINT_DEBUG = Feature("checkpoint(..., debug=...)", lambda: "debug" in inspect.signature(checkpoint).parameters)
+REENTRANT_OPTION = ErrorContract(
+    ValueError,
+    r"Passing `context_fn` or `debug` is only supported when use_reentrant=False|Unexpected keyword arguments: \w+",
+    Phase.RECORD,
+)
+#: The options that only the non-reentrant implementation takes, as source text of a keyword argument
+#: (a context_fn other than the default: the default noop_context_fn itself is accepted).
+NON_REENTRANT_OPTIONS = {
+    "context_fn": "context_fn=lambda: (contextlib.nullcontext(), contextlib.nullcontext())",
+    "debug": "debug=True",
+    "extra": "preserve=True",
+}
+
+
+@rule(
+    "checkpointing.reentrant-refuses-non-reentrant-options",
+    section=Section.PRACTICAL,
+    docs="checkpointing-nested",
+    requires=(CHECKPOINT_DEBUG,),
+    given=dict(program=programs(max_ops=4), option=st.sampled_from(sorted(NON_REENTRANT_OPTIONS))),
+    contracts=(REENTRANT_OPTION,),
+    examples=tuple(dict(program=DOUBLING, option=option) for option in sorted(NON_REENTRANT_OPTIONS)),
+    references=("test_autograd.py::TestAutograd::test_checkpointing_without_reentrant_with_context_fn",),
+)
+def reentrant_refuses_non_reentrant_options(program, option):
+    """checkpoint(..., use_reentrant=True) with context_fn, debug or any other extra keyword argument raises a ValueError while recording (naming context_fn and debug, or listing the unexpected keywords); use_reentrant=False takes the context_fn and gives the plain gradients."""
+    leaves = ", ".join(program.leaf_names)
+    keyword = NON_REENTRANT_OPTIONS[option]
+    script = program.script(
+        "import contextlib",
+        "from torch.utils.checkpoint import checkpoint",
+        f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}, use_reentrant=True, {keyword})",
+    )
+    message = REENTRANT_OPTION.check(script.run, repro=script)
+    named = "context_fn" in message if option != "extra" else "preserve" in message
+    expect(named, what="the option named in the message", expected=option, observed=message, repro=script)
+    if program is DOUBLING:
+        record(f"use_reentrant=True with {option}", message)
+    if option != "context_fn":
+        # debug=True with use_reentrant=False is accepted too, but it starts symbolizer processes
+        # that outlive the test, which state isolation rightly reports as a leak.
+        return
+    plain = _plain(program)
+    accepted = program.script(
+        "import contextlib",
+        "from torch.utils.checkpoint import checkpoint",
+        f"out = checkpoint(lambda *xs: torch.tanh(program(*xs)), {leaves}, use_reentrant=False, {keyword})",
+        "out.sum().backward()",
+        *program.print_grads,
+    )
+    done = accepted.run()
+    for i, grad in zip(program.grad_leaves, plain):
+        expect_close(
+            done[program.leaf_names[i]].grad,
+            grad,
+            tolerance=RECOMPUTED[program.dtype],
+            what=f"x{i}.grad with use_reentrant=False, {keyword}",
+            repro=accepted,
+        )
+
+
+#: The non-reentrant implementation checks what the recomputation saves (CheckpointError, newer than 1.13.1).
+RECOMPUTATION_CHECK = Feature(
+    "torch.utils.checkpoint.CheckpointError", lambda: hasattr(torch.utils.checkpoint, "CheckpointError")
+)
+RECOMPUTED_DIFFERENTLY = ErrorContract(
+    RuntimeError,
+    r"torch\.utils\.checkpoint: (A different number of tensors was saved during the original forward and "
+    r"recomputation|Recomputed values for the following tensors have different metadata than during the forward "
+    r"pass)",
+    Phase.BACKWARD,
+)
+#: How the recomputation departs from the forward, as source of the recomputed region given ``y = program(*xs)``.
+DEPARTURES = {
+    "fewer saved": ("torch.tanh(torch.tanh(y))", "torch.tanh(y)"),
+    "other shape": ("torch.tanh(y)", "torch.tanh(y.unsqueeze(0)).squeeze(0)"),
+    "other dtype": ("torch.tanh(y)", "torch.tanh(y.to(OTHER)).to(y.dtype)"),
+}
+
+
+@rule(
+    "checkpointing.recomputation-must-save-the-same",
+    section=Section.PRACTICAL,
+    docs="checkpointing-nested",
+    requires=(RECOMPUTATION_CHECK,),
+    given=dict(program=programs(max_ops=4), departure=st.sampled_from(sorted(DEPARTURES))),
+    contracts=(RECOMPUTED_DIFFERENTLY,),
+    examples=tuple(dict(program=DOUBLING, departure=d) for d in sorted(DEPARTURES)),
+    references=("test_autograd.py::TestAutograd::test_checkpoint_detects_non_determinism",),
+)
+def recomputation_must_save_the_same(program, departure):
+    """With use_reentrant=False, a function whose recomputation saves fewer tensors than its forward did, or a saved tensor of another shape or dtype, makes backward raise a CheckpointError (a RuntimeError) saying which."""
+    first, again = DEPARTURES[departure]
+    other = "torch.float32" if program.dtype == torch.float64 else "torch.float64"
+    script = program.script(
+        "from torch.utils.checkpoint import checkpoint",
+        "calls = []",
+        "def region(*xs):",
+        "    calls.append(1)",
+        "    y = program(*xs)",
+        f"    return {first} if len(calls) == 1 else {again.replace('OTHER', other)}",
+        f"out = checkpoint(region, {', '.join(program.leaf_names)}, use_reentrant=False)",
+    )
+    record_forward, backward, repro = script.recorded_then("out.sum().backward()")
+    message = RECOMPUTED_DIFFERENTLY.check(record_forward, backward=backward, repro=repro)
+    said = "different number" if departure == "fewer saved" else "different metadata"
+    expect(said in message, what="what the message says differs", expected=said, observed=message, repro=repro)
+    if program is DOUBLING:
+        record(f"recomputation with {departure}", _sentences(message)[0])

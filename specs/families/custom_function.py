@@ -12,7 +12,7 @@ from torch.autograd.function import once_differentiable
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import EXACT, Tolerance, expect, expect_close
 from specs.engine.oracles import FD_TOLERANCE, finite_difference_gradients
-from specs.engine.registry import Family, rule
+from specs.engine.registry import Family, record, rule
 from specs.engine.script import literal
 from specs.engine.sections import Section
 from specs.generators.program import TensorSpec
@@ -195,6 +195,21 @@ class GradOfWrongShape(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return torch.cat([grad, grad[..., :1]], dim=-1) * 2
+
+
+class ScaleWithTrailing(torch.autograd.Function):
+    """``a * scale``, whose backward returns ``trailing`` extra values after its three gradients ("none" for a
+    None, "zeros" for a tensor of zeros like ``a``)."""
+
+    @staticmethod
+    def forward(ctx, a, scale, trailing):
+        ctx.scale, ctx.trailing = scale, trailing
+        return a * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        extra = [None if kind == "none" else torch.zeros_like(grad) for kind in ctx.trailing]
+        return (grad * ctx.scale, None, None, *extra)
 
 
 class DoubleInPlace(torch.autograd.Function):
@@ -482,6 +497,49 @@ def wrong_gradient_count_raises(spec):
         expected="(expected 2, got 1)",
         observed=message,
     )
+
+
+#: The canonical input of the trailing-values rule.
+PAIR = TensorSpec((2,), torch.float64, "contiguous", (0.5, -1.0))
+
+
+@rule(
+    "custom-function.extra-trailing-nones-are-ignored",
+    section=Section.CUSTOM,
+    docs="custom-function-checks",
+    given=dict(
+        spec=tensors(),
+        scale=st.sampled_from([-2.0, -0.5, 0.5, 3.0]),
+        nones=st.integers(1, 3),
+        value_last=st.booleans(),
+    ),
+    contracts=(WRONG_COUNT,),
+    examples=(
+        dict(spec=PAIR, scale=3.0, nones=2, value_last=False),
+        dict(spec=PAIR, scale=3.0, nones=1, value_last=True),
+    ),
+    references=("test_autograd.py::TestAutograd::test_too_many_grads",),
+)
+def extra_trailing_nones_are_ignored(spec, scale, nones, value_last):
+    """backward may return more values than forward had inputs when every extra one is None: they are dropped and the gradients are those of the declared inputs; an extra value that is a tensor, even after Nones, raises a RuntimeError at backward giving both counts."""
+    trailing = ("none",) * nones + (("zeros",) if value_last else ())
+    repro = (
+        f"{_using(ScaleWithTrailing)}x = {spec.expression()}\n"
+        f"ScaleWithTrailing.apply(x, {scale}, {trailing!r}).sum().backward()\nprint(x.grad)"
+    )
+    if value_last:
+        message = WRONG_COUNT.check(lambda: ScaleWithTrailing.apply(spec.make(), scale, trailing).sum(), repro=repro)
+        counts = f"(expected 3, got {3 + len(trailing)})"
+        expect(counts in message, what="the counts in the message", expected=counts, observed=message, repro=repro)
+        if spec is PAIR:
+            record(f"{nones} None(s) then a tensor", message)
+        return
+    x = spec.make()
+    ScaleWithTrailing.apply(x, scale, trailing).sum().backward()
+    expected = torch.full(spec.shape, scale, dtype=spec.dtype)
+    expect_close(x.grad, expected, tolerance=EXACT, what=f"x.grad with {nones} trailing None(s)", repro=repro)
+    if spec is PAIR:
+        record(f"{nones} trailing None(s): x.grad", [round(v, 6) for v in x.grad.tolist()])
 
 
 @rule(

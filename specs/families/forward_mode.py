@@ -156,6 +156,62 @@ def dual_carries_primal_and_tangent(spec, data):
 
 
 @rule(
+    "forward-mode.dual-is-a-view-of-its-primal",
+    section=Section.BEYOND,
+    docs="forward-mode-dual",
+    given=dict(spec=tensors(requires_grad=False, dtypes=(torch.float64,), layouts=("contiguous",)), data=st.data()),
+    references=("test_autograd.py::TestAutogradForwardMode::test_advanced_packing_unpacking",),
+)
+def dual_is_a_view_of_its_primal(spec, data):
+    """make_dual(p, t) is a view of p sharing its version counter, so an in-place op on the dual changes p and bumps p's version (and updates the tangent t itself in place); and backward from unpack_dual's primal and tangent reaches p and t with the gradients of the expression they enter."""
+    fwAD = _fw()
+    # a tensor of its own (spec.make() may be a view), so that the dual's base is p itself
+    primal = spec.make().clone()
+    tangent = _like(data, primal, "tangent")
+    before, scale = primal.clone(), 3.0
+    repro = (
+        f"import torch.autograd.forward_ad as fwAD\np, t = {spec.expression()}.clone(), {literal(tangent)}\n"
+        f"with fwAD.dual_level():\n    d = fwAD.make_dual(p, t)\n    d.mul_({scale})\n"
+        "    print(d._base is p, p._version, d._version, p, t)"
+    )
+    with quiet(), fwAD.dual_level():
+        dual = fwAD.make_dual(primal, tangent)
+        expect(dual._base is primal, what="the dual's base", expected="p", observed=dual._base, repro=repro)
+        start = primal._version
+        dual.mul_(scale)
+        expect(
+            primal._version == dual._version == start + 1,
+            what="p's and the dual's versions after an in-place op on the dual",
+            expected=(start + 1, start + 1),
+            observed=(primal._version, dual._version),
+            repro=repro,
+        )
+        expect_close(primal, before * scale, tolerance=AGREEMENT, what="p after the dual's in-place op", repro=repro)
+        updated = fwAD.unpack_dual(dual).tangent
+        expect(
+            updated is not None and updated.data_ptr() == tangent.data_ptr() and torch.equal(updated, tangent),
+            what="the dual's tangent after the in-place op is t, updated in place",
+            expected="t itself",
+            observed=updated,
+            repro=repro,
+        )
+    # the drawn values serve again: as the leaves to differentiate, and as the weights whose sums they enter
+    p, t = before.clone().requires_grad_(), tangent.clone().requires_grad_()
+    a, b = tangent.clone(), before.clone() + 1.0
+    backward_repro = (
+        f"import torch.autograd.forward_ad as fwAD\np = {literal(before)}.requires_grad_()\n"
+        f"t = {literal(tangent)}.requires_grad_()\na, b = {literal(a)}, {literal(b)}\n"
+        "with fwAD.dual_level():\n    primal, tangent = fwAD.unpack_dual(fwAD.make_dual(p, t))\n"
+        "    (primal * a + tangent * b).sum().backward()\nprint(p.grad, t.grad)"
+    )
+    with quiet(), fwAD.dual_level():
+        unpacked = fwAD.unpack_dual(fwAD.make_dual(p, t))
+        (unpacked.primal * a + unpacked.tangent * b).sum().backward()
+    expect_close(p.grad, a, tolerance=AGREEMENT, what="p.grad through make_dual and unpack_dual", repro=backward_repro)
+    expect_close(t.grad, b, tolerance=AGREEMENT, what="t.grad through make_dual and unpack_dual", repro=backward_repro)
+
+
+@rule(
     "forward-mode.tangent-is-the-directional-derivative",
     section=Section.BEYOND,
     docs="forward-mode-dual",
