@@ -518,10 +518,10 @@ def numpy_needs_no_grad(program):
 
 #: Integer-valued ops beyond comparisons and casts (``searchsorted`` searches the sorted values).
 INTEGER_OPS = {
-    "v.argsort()": lambda v: v.argsort(),
-    "torch.searchsorted(v.sort().values, v)": lambda v: torch.searchsorted(v.sort().values, v),
-    "torch.unique(v, return_inverse=True)[1]": lambda v: torch.unique(v, return_inverse=True)[1],
-    "torch.isin(v, v[:1])": lambda v: torch.isin(v, v[:1]),
+    "{v}.argsort()": lambda v: v.argsort(),
+    "torch.searchsorted({v}.sort().values, {v})": lambda v: torch.searchsorted(v.sort().values, v),
+    "torch.unique({v}, return_inverse=True)[1]": lambda v: torch.unique(v, return_inverse=True)[1],
+    "torch.isin({v}, {v}[:1])": lambda v: torch.isin(v, v[:1]),
 }
 
 
@@ -543,7 +543,7 @@ def integer_indices_are_not_tracked(program):
         flat = value.flatten().contiguous()  # searchsorted warns on a strided sequence
         for code, op in INTEGER_OPS.items():
             result = op(flat)
-            what = code.replace("v", f"{name}.flatten()")
+            what = code.format(v=f"{name}.flatten()")
             observed = (result.dtype.is_floating_point, result.requires_grad, result.grad_fn)
             expect(
                 observed == (False, False, None),
@@ -553,4 +553,4 @@ def integer_indices_are_not_tracked(program):
                 repro=program.repro(f"print(({what}).requires_grad)", inline=True),
             )
             if name == program.output:
-                record(code, {"dtype": str(result.dtype), "requires_grad": result.requires_grad})
+                record(code.format(v="out"), {"dtype": str(result.dtype), "requires_grad": result.requires_grad})
