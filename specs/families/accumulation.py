@@ -678,7 +678,9 @@ def given_gradients(draw):
     examples=(
         dict(
             case=GivenGradients(
-                canonical(leaf(1.0, 2.0), "v0 = x0 * x0"), (0, 0), (leaf(1.0, 1.0), leaf(0.5, 2.0), leaf(4.0, 8.0))
+                canonical(leaf(1.0, 2.0), "v0 = x0 * x0"),
+                (0, 0),
+                tuple(leaf(a, b, requires_grad=False) for a, b in ((1.0, 1.0), (0.5, 2.0), (4.0, 8.0))),
             )
         ),
     ),
@@ -710,6 +712,10 @@ def given_gradients_are_not_modified(case):
     through_program = finite_difference_gradients(program, leaves, program.grad_leaves, case.gradients[0].make())
     tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
     for i, grad in zip(program.grad_leaves, through_program):
-        expected = grad + sum((spec.make() for k, spec in zip(case.copied, case.gradients[1:]) if k == i), torch.zeros_like(grad))
-        expect_close(seen[f"x{i}"].grad, 2 * expected, tolerance=tolerance, what=f"x{i}.grad after two calls", repro=script)
+        expected = grad + sum(
+            (spec.make() for k, spec in zip(case.copied, case.gradients[1:]) if k == i), torch.zeros_like(grad)
+        )
+        expect_close(
+            seen[f"x{i}"].grad, 2 * expected, tolerance=tolerance, what=f"x{i}.grad after two calls", repro=script
+        )
     record("given gradients after two calls", "unchanged")

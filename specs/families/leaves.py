@@ -403,9 +403,7 @@ def graph_is_recorded_each_run(program):
     )
 
 
-NUMPY_REQUIRES_GRAD = ErrorContract(
-    RuntimeError, r"Can't call numpy\(\) on Tensor that requires grad", Phase.RECORD
-)
+NUMPY_REQUIRES_GRAD = ErrorContract(RuntimeError, r"Can't call numpy\(\) on Tensor that requires grad", Phase.RECORD)
 
 #: The four ways of writing a value into an existing tensor, each with what ``y`` ends up
 #: contributing to ``loss = (target * w).sum()``: the oracle is ∂loss/∂y, derived by hand.
@@ -447,8 +445,14 @@ def _written_gradient(write: Write, target: torch.Tensor, w: torch.Tensor) -> to
     docs="leaves-writes",
     given=dict(write=writes()),
     examples=tuple(
-        dict(write=Write(leaf(1.5, -2.0), leaf(1.0, 2.0, 3.0, 4.0, shape=(2, 2), requires_grad=False),
-                         leaf(0.5, 1.0, 2.0, -1.0, shape=(2, 2), requires_grad=False), form))
+        dict(
+            write=Write(
+                leaf(1.5, -2.0),
+                leaf(1.0, 2.0, 3.0, 4.0, shape=(2, 2), requires_grad=False),
+                leaf(0.5, 1.0, 2.0, -1.0, shape=(2, 2), requires_grad=False),
+                form,
+            )
+        )
         for form in WRITE_FORMS
     ),
     references=(
