@@ -529,6 +529,10 @@ UNTRACKED_ROOT = ErrorContract(
 )
 
 
+#: Built once: building the programs strategy costs more than drawing from it.
+TRACKED_PROGRAMS = programs(all_require_grad=True)
+
+
 class UnusedInput(NamedTuple):
     """A program and a tensor ``z`` it never uses, listed with ``chosen`` leaves in ``backward(inputs=...)``."""
 
@@ -539,7 +543,7 @@ class UnusedInput(NamedTuple):
 
 @st.composite
 def unused_inputs(draw):
-    program = draw(programs(all_require_grad=True), label="program")
+    program = draw(TRACKED_PROGRAMS, label="program")
     z = draw(tensors(), label="z")
     chosen = draw(st.sets(st.sampled_from(range(len(program.leaves)))), label="inputs")
     return UnusedInput(program, z, tuple(sorted(chosen)))
@@ -606,7 +610,7 @@ class Roots(NamedTuple):
 
 @st.composite
 def roots_with_untracked(draw):
-    program = draw(programs(all_require_grad=True), label="program")
+    program = draw(TRACKED_PROGRAMS, label="program")
     count = draw(st.integers(2, 4), label="roots")
     untracked = draw(st.sets(st.sampled_from(range(count)), min_size=1, max_size=count - 1), label="untracked")
     return Roots(program, count, frozenset(untracked), draw(st.sampled_from(["backward", "grad"]), label="api"))
@@ -660,7 +664,7 @@ class GivenGradients(NamedTuple):
 
 @st.composite
 def given_gradients(draw):
-    program = draw(programs(all_require_grad=True), label="program")
+    program = draw(TRACKED_PROGRAMS, label="program")
     copied = tuple(draw(st.lists(st.sampled_from(range(len(program.leaves))), min_size=1, max_size=3), label="copied"))
     shapes_ = [tuple(program(*program.inputs()).shape), *(program.leaves[i].shape for i in copied)]
     gradients = tuple(
