@@ -9,7 +9,7 @@ import torch
 from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
-from specs.engine.expect import Tolerance, expect, expect_close
+from specs.engine.expect import Tolerance, Violation, expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
 from specs.engine.registry import Change, Family, record, rule
 from specs.engine.script import Script
@@ -517,13 +517,10 @@ def leaves_own_their_grad(program):
         )
 
 
-EMPTY_GRAD_INPUTS = ErrorContract(
-    RuntimeError,
-    r"`inputs` argument to `grad\(\)` cannot be empty",
-    Phase.BACKWARD,
-    wording="the engine's own check, which older releases reached first, says ValueError "
-    "'grad requires non-empty inputs.'",
-)
+EMPTY_GRAD_INPUTS = ErrorContract(RuntimeError, r"`inputs` argument to `grad\(\)` cannot be empty", Phase.BACKWARD)
+#: The engine's own check, which releases without the Python-side one reach instead (PyTorch's
+#: test_grad_empty_inputs still expects it); which releases those are was not established here.
+EMPTY_GRAD_INPUTS_ENGINE = ErrorContract(ValueError, r"grad requires non-empty inputs", Phase.BACKWARD)
 UNTRACKED_ROOT = ErrorContract(
     RuntimeError, r"element (\d+) of tensors does not require grad and does not have a grad_fn", Phase.BACKWARD
 )
@@ -586,17 +583,26 @@ def backward_inputs_allows_unused(case):
     section=Section.ACCUMULATION,
     docs="accumulation-grad-empty",
     given=dict(program=programs()),
-    contracts=(EMPTY_GRAD_INPUTS,),
+    contracts=(EMPTY_GRAD_INPUTS, EMPTY_GRAD_INPUTS_ENGINE),
     examples=(dict(program=canonical(leaf(1.0), "v0 = x0 * 2.0")),),
     references=("test_autograd.py::TestAutograd::test_grad_empty_inputs",),
 )
 def grad_inputs_must_not_be_empty(program):
     """torch.autograd.grad(out, inputs=[]) raises a RuntimeError (a ValueError where the engine's own check came first) rather than returning an empty tuple."""
-    EMPTY_GRAD_INPUTS.check(
-        lambda: program(*program.inputs()).sum(),
-        backward=lambda out: torch.autograd.grad(out, []),
-        repro=program.repro("torch.autograd.grad(out.sum(), [])"),
-    )
+
+    def check(contract):
+        return contract.check(
+            lambda: program(*program.inputs()).sum(),
+            backward=lambda out: torch.autograd.grad(out, []),
+            repro=program.repro("torch.autograd.grad(out.sum(), [])"),
+        )
+
+    try:
+        check(EMPTY_GRAD_INPUTS)
+    except Violation as violation:
+        if not isinstance(violation.__cause__, ValueError):
+            raise
+        check(EMPTY_GRAD_INPUTS_ENGINE)
 
 
 class Roots(NamedTuple):
