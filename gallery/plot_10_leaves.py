@@ -237,6 +237,13 @@ assert not (p > 1).requires_grad and not p.argmax().requires_grad and not p.long
 law("leaves.integer-results-are-not-tracked")
 
 # %%
+# Index-valued ops (``argsort``, ``searchsorted``, the inverse indices of ``unique``, ``isin``) are
+# integer or boolean too, so they are untracked as well.
+assert not p.argsort().requires_grad and not torch.isin(p, p[:1]).requires_grad
+
+law("leaves.integer-indices-are-not-tracked")
+
+# %%
 # .. _leaves-no-graph:
 #
 # ``backward()`` needs a graph
@@ -251,6 +258,41 @@ else:
     raise AssertionError("backward without a graph succeeded")
 
 law("leaves.backward-needs-a-graph")
+
+# %%
+# .. _leaves-writes:
+#
+# Writing a tracked value makes the target tracked
+# ------------------------------------------------
+#
+# ``x[0] = y``, ``x += y``, ``x.copy_(y)`` and ``x[0].mul_(y)`` record the write: ``x`` (and the base of
+# a written view) now requires grad and has a ``grad_fn``, and the gradient reaches ``y``.
+y = torch.tensor(3.0, requires_grad=True)
+buffer = torch.zeros(2)
+buffer[0] = y
+(buffer * torch.tensor([2.0, 5.0])).sum().backward()
+assert buffer.requires_grad and not buffer.is_leaf and y.grad.item() == 2.0
+
+law("leaves.writing-a-tracked-value-tracks-the-target")
+
+# %%
+# .. _leaves-numpy:
+#
+# ``numpy()`` refuses a tracked tensor
+# ------------------------------------
+#
+# A NumPy array cannot carry the graph, so ``numpy()`` on a tensor that requires grad raises;
+# ``detach().numpy()`` is the way out, and under ``no_grad`` ``numpy()`` works.
+try:
+    y.numpy()
+except RuntimeError as error:
+    print("RuntimeError:", error)
+else:
+    raise AssertionError("numpy() on a tensor that requires grad succeeded")
+with torch.no_grad():
+    assert y.numpy() == 3.0
+
+law("leaves.numpy-needs-no-grad")
 
 # %%
 # APIs used on this page: ``requires_grad``, ``requires_grad_``, ``is_leaf``, ``grad_fn``,

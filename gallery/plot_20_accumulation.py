@@ -175,5 +175,57 @@ law("accumulation.backward-inputs-fills-non-leaves")
 law("accumulation.backward-inputs-must-not-be-empty")
 
 # %%
+# A listed tensor the output does not depend on is allowed: its ``.grad`` stays ``None``.
+unused = torch.tensor(1.0, requires_grad=True)
+(a * b).backward(inputs=[a, unused])
+assert unused.grad is None and a.grad.item() == 4.0
+
+law("accumulation.backward-inputs-allows-unused")
+
+# %%
+# .. _accumulation-grad-empty:
+#
+# ``torch.autograd.grad`` needs inputs
+# ------------------------------------
+#
+# ``grad`` returns one gradient per input; with no inputs it raises instead of returning nothing.
+try:
+    torch.autograd.grad(a * b, [])
+except (RuntimeError, ValueError) as error:
+    print(type(error).__name__ + ":", error)
+else:
+    raise AssertionError("grad with inputs=[] succeeded")
+
+law("accumulation.grad-inputs-must-not-be-empty")
+
+# %%
+# .. _accumulation-roots:
+#
+# Several roots
+# -------------
+#
+# Every root of one call must require grad: an untracked one raises, naming the first such root,
+# and nothing is accumulated.
+c = torch.tensor(1.0, requires_grad=True)
+try:
+    torch.autograd.backward([c * 2, torch.tensor(0.0)])
+except RuntimeError as error:
+    print("RuntimeError:", error)
+else:
+    raise AssertionError("backward with an untracked root succeeded")
+assert c.grad is None
+
+law("accumulation.every-root-must-require-grad")
+
+# %%
+# The gradients given with the roots are read, never written: here both reach ``c`` through a
+# ``clone`` each and are added on the way, yet ``g`` keeps its value.
+g = torch.tensor(1.0)
+torch.autograd.backward([c.clone(), c.clone()], [g, torch.tensor(2.0)])
+assert g.item() == 1.0 and c.grad.item() == 3.0
+
+law("accumulation.given-gradients-are-not-modified")
+
+# %%
 # APIs used on this page: ``Tensor.backward`` (``inputs=``), ``Tensor.grad``, ``zero_``,
 # ``Module.zero_grad``, ``Optimizer.zero_grad``, ``torch.nn.functional.mse_loss``.

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 import torch
 from hypothesis import strategies as st
 
 from specs.engine.contracts import ErrorContract, Phase
-from specs.engine.expect import Tolerance, expect, expect_close
-from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, intermediate_gradient
+from specs.engine.expect import Tolerance, Violation, expect, expect_close
+from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
 from specs.engine.registry import Change, Family, record, rule
 from specs.engine.script import Script
 from specs.engine.sections import Section
 from specs.engine.versions import at_least
+from specs.families._canonical import leaf
+from specs.families._canonical import program as canonical
 from specs.generators.program import Program, Step, TensorSpec
 from specs.generators.strategies import programs, shapes, tensors
 
@@ -510,3 +515,217 @@ def leaves_own_their_grad(program):
             what=f"x{i}.grad after 2 backward passes against 2 x one pass",
             repro=repro,
         )
+
+
+EMPTY_GRAD_INPUTS = ErrorContract(RuntimeError, r"`inputs` argument to `grad\(\)` cannot be empty", Phase.BACKWARD)
+#: The engine's own check, which releases without the Python-side one reach instead (PyTorch's
+#: test_grad_empty_inputs still expects it); which releases those are was not established here.
+EMPTY_GRAD_INPUTS_ENGINE = ErrorContract(ValueError, r"grad requires non-empty inputs", Phase.BACKWARD)
+UNTRACKED_ROOT = ErrorContract(
+    RuntimeError, r"element (\d+) of tensors does not require grad and does not have a grad_fn", Phase.BACKWARD
+)
+
+
+#: Built once: building the programs strategy costs more than drawing from it.
+TRACKED_PROGRAMS = programs(all_require_grad=True)
+
+
+class UnusedInput(NamedTuple):
+    """A program and a tensor ``z`` it never uses, listed with ``chosen`` leaves in ``backward(inputs=...)``."""
+
+    program: Program
+    z: TensorSpec
+    chosen: tuple[int, ...]
+
+
+@st.composite
+def unused_inputs(draw):
+    program = draw(TRACKED_PROGRAMS, label="program")
+    z = draw(tensors(), label="z")
+    chosen = draw(st.sets(st.sampled_from(range(len(program.leaves)))), label="inputs")
+    return UnusedInput(program, z, tuple(sorted(chosen)))
+
+
+@rule(
+    "accumulation.backward-inputs-allows-unused",
+    section=Section.ACCUMULATION,
+    docs="accumulation-inputs",
+    given=dict(case=unused_inputs()),
+    examples=(dict(case=UnusedInput(canonical(leaf(1.0, 2.0), "v0 = x0 * x0"), leaf(5.0), (0,))),),
+    references=("test_autograd.py::TestAutograd::test_grad_unreachable_discovery",),
+)
+def backward_inputs_allows_unused(case):
+    """backward(inputs=[...]) with a listed tensor the output does not depend on raises nothing and leaves that tensor's .grad None, while the used ones get their gradient."""
+    program = case.program
+    single = _one_pass(program)
+    listed = ", ".join([*(f"x{i}" for i in case.chosen), "z"])
+    script = program.script(
+        f"z = {case.z.expression()}",
+        f"out.sum().backward(inputs=[{listed}])",
+        "print(z.grad)",
+        *(f"print(x{i}.grad)" for i in case.chosen),
+    )
+    seen = script.run()
+    expect(seen.z.grad is None, what="z.grad (listed, unused)", expected=None, observed=seen.z.grad, repro=script)
+    record("z.grad", repr(seen.z.grad))
+    for i in case.chosen:
+        expect_close(
+            seen[f"x{i}"].grad,
+            single[program.grad_leaves.index(i)],
+            tolerance=ROUNDOFF[program.dtype],
+            what=f"x{i}.grad (listed, used)",
+            repro=script,
+        )
+
+
+@rule(
+    "accumulation.grad-inputs-must-not-be-empty",
+    section=Section.ACCUMULATION,
+    docs="accumulation-grad-empty",
+    given=dict(program=programs()),
+    contracts=(EMPTY_GRAD_INPUTS, EMPTY_GRAD_INPUTS_ENGINE),
+    examples=(dict(program=canonical(leaf(1.0), "v0 = x0 * 2.0")),),
+    references=("test_autograd.py::TestAutograd::test_grad_empty_inputs",),
+)
+def grad_inputs_must_not_be_empty(program):
+    """torch.autograd.grad(out, inputs=[]) raises a RuntimeError (a ValueError where the engine's own check came first) rather than returning an empty tuple."""
+
+    def check(contract):
+        return contract.check(
+            lambda: program(*program.inputs()).sum(),
+            backward=lambda out: torch.autograd.grad(out, []),
+            repro=program.repro("torch.autograd.grad(out.sum(), [])"),
+        )
+
+    try:
+        check(EMPTY_GRAD_INPUTS)
+    except Violation as violation:
+        if not isinstance(violation.__cause__, ValueError):
+            raise
+        check(EMPTY_GRAD_INPUTS_ENGINE)
+
+
+class Roots(NamedTuple):
+    """Roots for one backward call: the program's output, with untracked tensors at ``untracked``."""
+
+    program: Program
+    count: int
+    untracked: frozenset[int]
+    api: str
+
+
+@st.composite
+def roots_with_untracked(draw):
+    program = draw(TRACKED_PROGRAMS, label="program")
+    count = draw(st.integers(2, 4), label="roots")
+    untracked = draw(st.sets(st.sampled_from(range(count)), min_size=1, max_size=count - 1), label="untracked")
+    return Roots(program, count, frozenset(untracked), draw(st.sampled_from(["backward", "grad"]), label="api"))
+
+
+@rule(
+    "accumulation.every-root-must-require-grad",
+    section=Section.ACCUMULATION,
+    docs="accumulation-roots",
+    given=dict(roots=roots_with_untracked()),
+    contracts=(UNTRACKED_ROOT,),
+    examples=tuple(
+        dict(roots=Roots(canonical(leaf(1.0, 2.0), "v0 = x0 * 3.0"), 2, frozenset({1}), api))
+        for api in ("backward", "grad")
+    ),
+    references=("test_autograd.py::TestAutograd::test_multi_backward_no_grad",),
+)
+def every_root_must_require_grad(roots):
+    """Among several roots of one backward or grad call, one that does not require grad raises a RuntimeError naming the first such root, and no .grad is written."""
+    program = roots.program
+    leaves = program.inputs()
+    names = ["torch.zeros(())" if i in roots.untracked else "out.sum()" for i in range(roots.count)]
+    call = (
+        f"torch.autograd.backward([{', '.join(names)}])"
+        if roots.api == "backward"
+        else f"torch.autograd.grad([{', '.join(names)}], [{', '.join(program.leaf_names)}])"
+    )
+
+    def run(out):
+        tensors_ = [torch.zeros(()) if i in roots.untracked else out.sum() for i in range(roots.count)]
+        if roots.api == "backward":
+            torch.autograd.backward(tensors_)
+        else:
+            torch.autograd.grad(tensors_, leaves)
+
+    message = UNTRACKED_ROOT.check(lambda: program(*leaves), backward=run, repro=program.repro(call))
+    first = min(roots.untracked)
+    named = int(re.search(UNTRACKED_ROOT.pattern, message).group(1))
+    expect(named == first, what="the root the message names", expected=first, observed=named, repro=program.repro(call))
+    written = [f"x{i}" for i, leaf in enumerate(leaves) if leaf.grad is not None]
+    expect(not written, what="leaves given a .grad by the failed call", expected=[], observed=written)
+
+
+class GivenGradients(NamedTuple):
+    """The program's output and copies of some leaves (``x.clone()``, whose gradient passes as is) as roots."""
+
+    program: Program
+    copied: tuple[int, ...]
+    gradients: tuple[TensorSpec, ...]
+
+
+@st.composite
+def given_gradients(draw):
+    program = draw(TRACKED_PROGRAMS, label="program")
+    copied = tuple(draw(st.lists(st.sampled_from(range(len(program.leaves))), min_size=1, max_size=3), label="copied"))
+    shapes_ = [tuple(program(*program.inputs()).shape), *(program.leaves[i].shape for i in copied)]
+    gradients = tuple(
+        draw(tensors(shape=shape, dtypes=(program.dtype,), requires_grad=False), label=f"g{k}")
+        for k, shape in enumerate(shapes_)
+    )
+    return GivenGradients(program, copied, gradients)
+
+
+@rule(
+    "accumulation.given-gradients-are-not-modified",
+    section=Section.ACCUMULATION,
+    docs="accumulation-roots",
+    given=dict(case=given_gradients()),
+    examples=(
+        dict(
+            case=GivenGradients(
+                canonical(leaf(1.0, 2.0), "v0 = x0 * x0"),
+                (0, 0),
+                tuple(leaf(a, b, requires_grad=False) for a, b in ((1.0, 1.0), (0.5, 2.0), (4.0, 8.0))),
+            )
+        ),
+    ),
+    references=("test_autograd.py::TestAutograd::test_input_buffer_accum",),
+)
+def given_gradients_are_not_modified(case):
+    """The gradient tensors passed to backward keep their values, even where the engine adds other gradients to them on the way to a leaf and across repeated calls, and each leaf's .grad is the sum of what reached it."""
+    program = case.program
+    grads = [f"g{k}" for k in range(len(case.gradients))]
+    roots = ["out", *(f"x{i}.clone()" for i in case.copied)]
+    script = program.script(
+        *(f"{name} = {spec.expression()}" for name, spec in zip(grads, case.gradients)),
+        f"before = [{', '.join(f'{g}.clone()' for g in grads)}]",
+        "for _ in range(2):",
+        f"    out = {program.call}",
+        f"    torch.autograd.backward([{', '.join(roots)}], [{', '.join(grads)}])",
+        *program.print_grads,
+    )
+    seen = script.run()
+    for name, before in zip(grads, seen.before):
+        expect(
+            torch.equal(seen[name], before),
+            what=f"{name} after two backward calls that were given it",
+            expected=before.tolist(),
+            observed=seen[name].tolist(),
+            repro=script,
+        )
+    leaves = program.inputs()
+    through_program = finite_difference_gradients(program, leaves, program.grad_leaves, case.gradients[0].make())
+    tolerance = FD_TOLERANCE if program.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
+    for i, grad in zip(program.grad_leaves, through_program):
+        expected = grad + sum(
+            (spec.make() for k, spec in zip(case.copied, case.gradients[1:]) if k == i), torch.zeros_like(grad)
+        )
+        expect_close(
+            seen[f"x{i}"].grad, 2 * expected, tolerance=tolerance, what=f"x{i}.grad after two calls", repro=script
+        )
+    record("given gradients after two calls", "unchanged")

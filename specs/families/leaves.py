@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import NamedTuple
 
 import torch
 from hypothesis import strategies as st
@@ -11,9 +12,12 @@ from hypothesis import strategies as st
 from specs.engine.contracts import ErrorContract, Phase, WarningContract
 from specs.engine.expect import expect, expect_close
 from specs.engine.oracles import DTYPE_TOLERANCE, FD_TOLERANCE, finite_difference_gradients, intermediate_gradient
-from specs.engine.registry import Family, rule
+from specs.engine.registry import Family, record, rule
 from specs.engine.script import literal
 from specs.engine.sections import Section
+from specs.families._canonical import leaf
+from specs.families._canonical import program as canonical
+from specs.generators.program import TensorSpec
 from specs.generators.strategies import programs, tensors
 
 FAMILY = Family(
@@ -397,3 +401,160 @@ def graph_is_recorded_each_run(program):
         observed=name,
         repro=program.repro("branch = torch.sin(out) if out.sum() > 0 else torch.cos(out)", "print(branch.grad_fn)"),
     )
+
+
+NUMPY_REQUIRES_GRAD = ErrorContract(RuntimeError, r"Can't call numpy\(\) on Tensor that requires grad", Phase.RECORD)
+
+#: The four ways of writing a value into an existing tensor, each with what ``y`` ends up
+#: contributing to ``loss = (target * w).sum()``: the oracle is ∂loss/∂y, derived by hand.
+WRITE_FORMS = ("target[0] = y", "target += y", "target.copy_(y)", "target[0].mul_(y)")
+
+
+class Write(NamedTuple):
+    """A tracked value ``y`` written into an untracked ``target`` of shape (2, *y.shape), weighted by ``w``."""
+
+    y: TensorSpec
+    target: TensorSpec
+    weights: TensorSpec
+    form: str
+
+
+@st.composite
+def writes(draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    y = draw(tensors(dtypes=(dtype,), layouts=("contiguous",), max_ndim=2), label="y")
+    shape = (2, *y.shape)
+    # An expanded target cannot be written to at all (its elements share memory): not this rule.
+    layouts = ("contiguous", "transposed", "sliced")
+    target = draw(tensors(shape=shape, dtypes=(dtype,), layouts=layouts, requires_grad=False), label="target")
+    weights = draw(tensors(shape=shape, dtypes=(dtype,), layouts=("contiguous",), requires_grad=False), label="w")
+    return Write(y, target, weights, draw(st.sampled_from(WRITE_FORMS), label="form"))
+
+
+def _written_gradient(write: Write, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    if write.form == "target[0] = y":
+        return w[0]
+    if write.form == "target[0].mul_(y)":
+        return w[0] * target[0]
+    return w.sum(0)  # += and copy_ broadcast y over dim 0
+
+
+@rule(
+    "leaves.writing-a-tracked-value-tracks-the-target",
+    section=Section.BASICS,
+    docs="leaves-writes",
+    given=dict(write=writes()),
+    examples=tuple(
+        dict(
+            write=Write(
+                leaf(1.5, -2.0),
+                leaf(1.0, 2.0, 3.0, 4.0, shape=(2, 2), requires_grad=False),
+                leaf(0.5, 1.0, 2.0, -1.0, shape=(2, 2), requires_grad=False),
+                form,
+            )
+        )
+        for form in WRITE_FORMS
+    ),
+    references=(
+        "test_autograd.py::TestAutograd::test_leaf_assignment",
+        "test_autograd.py::TestAutograd::test_requires_grad_inplace",
+        "test_autograd.py::TestAutogradDeviceType::test_copy_",
+        "test_autograd.py::TestAutogradDeviceType::test_inplace_on_view_makes_base_require_grad",
+    ),
+)
+def writing_a_tracked_value_tracks_the_target(write):
+    """Writing a tensor that requires grad into one that does not (x[0] = y, x += y, x.copy_(y), x[0].mul_(y)) makes the written tensor and its base require grad and routes the gradient to y."""
+    y, target, w = write.y.make(), write.target.make(), write.weights.make()
+    original = target.detach().clone()
+    base = target._base if target._base is not None else target
+    repro = (
+        f"import torch\ny = {write.y.expression()}\ntarget = {write.target.expression()}\n"
+        f"{write.form}\nprint(target.requires_grad, target.grad_fn)\n"
+        f"(target * {literal(w)}).sum().backward()\nprint(y.grad)"
+    )
+    exec(write.form, {}, {"target": target, "y": y})  # noqa: S102 - the form is one of WRITE_FORMS
+    for name, tensor in (("target", target), ("its base", base)):
+        observed = (tensor.requires_grad, tensor.grad_fn is not None)
+        expect(
+            observed == (True, True),
+            what=f"{name} after {write.form}: requires_grad / has grad_fn",
+            expected=(True, True),
+            observed=observed,
+            repro=repro,
+        )
+    record(write.form, {"target": target.grad_fn.name(), "base": base.grad_fn.name()})
+    (target * w).sum().backward()
+    tolerance = FD_TOLERANCE if y.dtype == torch.float64 else DTYPE_TOLERANCE[torch.float32]
+    expect_close(
+        y.grad,
+        _written_gradient(write, original, w),
+        tolerance=tolerance,
+        what=f"y.grad after {write.form}",
+        repro=repro,
+    )
+
+
+@rule(
+    "leaves.numpy-needs-no-grad",
+    section=Section.BASICS,
+    docs="leaves-numpy",
+    given=dict(program=programs(all_require_grad=True)),
+    contracts=(NUMPY_REQUIRES_GRAD,),
+    examples=(dict(program=canonical(leaf(1.0, -2.0), "v0 = x0 * 3.0")),),
+    references=("test_autograd.py::TestAutograd::test_numpy_requires_grad",),
+)
+def numpy_needs_no_grad(program):
+    """numpy() on a tensor that requires grad, leaf or not, raises a RuntimeError, and under no_grad it returns the tensor's values."""
+    values = program.trace(*program.inputs())
+    for name, value in values.items():
+        NUMPY_REQUIRES_GRAD.check(lambda: value.numpy(), repro=program.repro(f"{name}.numpy()", inline=True))
+        with torch.no_grad():
+            array = value.numpy()
+        expect(
+            array.shape == tuple(value.shape) and array.tolist() == value.detach().tolist(),
+            what=f"{name}.numpy() under no_grad",
+            expected=value.detach().tolist(),
+            observed=array.tolist(),
+            repro=program.repro(f"with torch.no_grad():\n    print({name}.numpy())", inline=True),
+        )
+    record("under no_grad", "returns the values")
+
+
+#: Integer-valued ops beyond comparisons and casts (``searchsorted`` searches the sorted values).
+INTEGER_OPS = {
+    "{v}.argsort()": lambda v: v.argsort(),
+    "torch.searchsorted({v}.sort().values, {v})": lambda v: torch.searchsorted(v.sort().values, v),
+    "torch.unique({v}, return_inverse=True)[1]": lambda v: torch.unique(v, return_inverse=True)[1],
+    "torch.isin({v}, {v}[:1])": lambda v: torch.isin(v, v[:1]),
+}
+
+
+@rule(
+    "leaves.integer-indices-are-not-tracked",
+    section=Section.BASICS,
+    docs="leaves-integer-results",
+    given=dict(program=programs(all_require_grad=True)),
+    examples=(dict(program=canonical(leaf(3.0, 1.0, 2.0, 1.0), "v0 = x0 * 2.0")),),
+    references=(
+        "test_autograd.py::TestAutograd::test_integer_outputs",
+        "test_autograd.py::TestAutogradDeviceType::test_non_differentiable_ops",
+    ),
+)
+def integer_indices_are_not_tracked(program):
+    """argsort, searchsorted, unique's inverse indices and isin of a tracked tensor are integer or bool tensors that do not require grad and have no grad_fn."""
+    values = program.trace(*program.inputs())
+    for name, value in values.items():
+        flat = value.flatten().contiguous()  # searchsorted warns on a strided sequence
+        for code, op in INTEGER_OPS.items():
+            result = op(flat)
+            what = code.format(v=f"{name}.flatten()")
+            observed = (result.dtype.is_floating_point, result.requires_grad, result.grad_fn)
+            expect(
+                observed == (False, False, None),
+                what=f"{what}: floating / requires_grad / grad_fn",
+                expected=(False, False, None),
+                observed=observed,
+                repro=program.repro(f"print(({what}).requires_grad)", inline=True),
+            )
+            if name == program.output:
+                record(code.format(v="out"), {"dtype": str(result.dtype), "requires_grad": result.requires_grad})
