@@ -63,7 +63,7 @@ def test_a_program_among_other_arguments_or_in_a_tuple_is_found():
     ],
 )
 def test_ordinary_programs_do_not_reach_it(program):
-    assert known_bugs.reached({"program": program}) is None
+    assert not SHARED.matches({"program": program})
 
 
 def test_arguments_without_a_program_reach_nothing():
@@ -160,3 +160,34 @@ def test_a_program_drawn_inside_the_check_is_seen_by_the_signature():
         given={"data": st.data()},
     )
     assert rule.run(FEW).known_bugs.get("shared-zero-dim-grad", 0) >= 1
+
+
+GIVEN = known_bugs.KNOWN_BUGS["given-gradient-becomes-grad"]
+
+
+@pytest.mark.parametrize(
+    "code, shape, reaches",
+    [
+        ("x0.view(2, 1) + 0 * x1", (2,), False),  # the addition makes a new gradient for x0's view
+        ("x0.view(2, 1)", (2,), True),
+        ("x0.unsqueeze(0)", (2,), True),
+        ("x0.sum() + x1.sum()", (), True),
+        ("x0 * x1", (2,), False),
+        ("x0.sum() + x1.sum()", (2,), False),
+    ],
+)
+def test_a_gradient_that_is_a_view_of_the_given_one_reaches_the_aliasing_bug(code, shape, reaches):
+    assert GIVEN.matches({"program": _program(code, shape=shape)}) is reaches
+
+
+def test_the_rule_whose_statement_a_bug_breaks_gets_that_bug_first():
+    both = {"program": REACHING}  # two 0-d leaves through sums: shared .grad, and each a view of g
+    assert known_bugs.reached(both, GIVEN.rule) is GIVEN
+    assert known_bugs.reached(both, SHARED.rule) is SHARED
+
+
+def test_a_case_tuple_with_a_program_field_is_searched():
+    from specs.families.accumulation import GivenGradients
+
+    case = GivenGradients(_program("x0.view(2, 1)", shape=(2,)), (0,), ())
+    assert known_bugs.reached({"case": case}) is GIVEN

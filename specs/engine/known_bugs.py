@@ -53,7 +53,9 @@ def _programs(kwargs: dict[str, Any]) -> Iterator[Any]:
     from specs.generators.program import Program
 
     for value in kwargs.values():
-        for item in value if isinstance(value, (tuple, list)) else (value,):
+        # A NamedTuple case (``GivenGradients(program, ...)``) is searched by its ``program`` field.
+        items = [value.program] if hasattr(value, "_fields") and hasattr(value, "program") else None
+        for item in items or (value if isinstance(value, (tuple, list)) else (value,)):
             if isinstance(item, Program):
                 yield item
 
@@ -84,6 +86,24 @@ def grads_share_storage(kwargs: dict[str, Any]) -> bool:
     return False
 
 
+def grad_lives_in_the_given_gradient(kwargs: dict[str, Any]) -> bool:
+    """Some program among ``kwargs``, run once on fresh leaves with ``out.backward(g)`` for a gradient ``g``
+    held here, gives a leaf a ``.grad`` that lives in ``g``'s memory."""
+    for program in _programs(kwargs):
+        with torch.enable_grad():
+            leaves = program.inputs()
+            out = program(*leaves)
+            if not out.requires_grad:
+                continue
+            given = torch.ones_like(out)
+            out.backward(given)
+        if _storage(given) is None:
+            continue
+        if any(leaves[i].grad is not None and _storage(leaves[i].grad) == _storage(given) for i in program.grad_leaves):
+            return True
+    return False
+
+
 SHARED_ZERO_DIM_GRAD = KnownBug(
     id="shared-zero-dim-grad",
     releases=">=1.13.1",
@@ -94,13 +114,25 @@ SHARED_ZERO_DIM_GRAD = KnownBug(
     rule="accumulation.leaves-own-their-grad",
 )
 
+GIVEN_GRADIENT_BECOMES_GRAD = KnownBug(
+    id="given-gradient-becomes-grad",
+    releases=">=1.13.1",
+    reason="out.backward(g), where a leaf's gradient is a view of g (out = x.view(2, 1), x.t(), "
+    "x.unsqueeze(0), or x.sum() of a 0-d x), makes that view the leaf's .grad, so the next backward "
+    "adds into the caller's g: x.view(2, 1).backward(g) twice leaves g doubled (found by this suite)",
+    signature=grad_lives_in_the_given_gradient,
+    rule="accumulation.given-gradients-are-not-modified",
+)
+
 #: Every known bug, by id.
-KNOWN_BUGS: dict[str, KnownBug] = {bug.id: bug for bug in (SHARED_ZERO_DIM_GRAD,)}
+KNOWN_BUGS: dict[str, KnownBug] = {bug.id: bug for bug in (SHARED_ZERO_DIM_GRAD, GIVEN_GRADIENT_BECOMES_GRAD)}
 
 
-def reached(kwargs: dict[str, Any]) -> KnownBug | None:
-    """The first known bug of the installed torch that the example ``kwargs`` reaches, if any."""
-    for bug in KNOWN_BUGS.values():
+def reached(kwargs: dict[str, Any], rule: str | None = None) -> KnownBug | None:
+    """The known bug of the installed torch that the example ``kwargs`` reaches, if any: the one whose
+    statement is ``rule``'s first (that rule fails on it), else the first listed."""
+    ordered = sorted(KNOWN_BUGS.values(), key=lambda bug: bug.rule != rule)
+    for bug in ordered:
         if bug.matches(kwargs):
             return bug
     return None

@@ -171,7 +171,7 @@ class Rule:
                     raise
                 with Isolated(process_state=False):
                     # Programs a rule draws inside its check (st.data()) are the example's too.
-                    bug = known_bugs.reached({**kwargs, "drawn inside the check": tuple(drawn)})
+                    bug = known_bugs.reached({**kwargs, "drawn inside the check": tuple(drawn)}, rule.id)
                 if bug is None or bug.rule == rule.id:
                     raise
                 # A listed torch bug, not this rule's: count it and let hypothesis look for others.

@@ -693,6 +693,14 @@ def given_gradients(draw):
                 tuple(leaf(a, b, requires_grad=False) for a, b in ((1.0, 1.0), (0.5, 2.0), (4.0, 8.0))),
             )
         ),
+        # The output is a view of x0, so x0's gradient is a view of g0 (known bug given-gradient-becomes-grad).
+        dict(
+            case=GivenGradients(
+                canonical(leaf(1.0, 2.0), "v0 = x0.view(2, 1)"),
+                (),
+                (leaf(1.0, 0.5, shape=(2, 1), requires_grad=False),),
+            )
+        ),
     ),
     references=("test_autograd.py::TestAutograd::test_input_buffer_accum",),
 )
