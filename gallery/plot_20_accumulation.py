@@ -224,6 +224,24 @@ g = torch.tensor(1.0)
 torch.autograd.backward([c.clone(), c.clone()], [g, torch.tensor(2.0)])
 assert g.item() == 1.0 and c.grad.item() == 3.0
 
+# %%
+# Except in one case, which this specification found (a torch bug, listed as a known failure): when
+# a leaf's gradient is a *view* of the given gradient (the output is ``x.view(...)``,
+# ``x.unsqueeze(0)``, or ``x.sum()`` of a 0-d ``x``), the leaf keeps that view as its ``.grad``, and
+# the next backward accumulates into it in place, that is into the caller's ``g``. Pass
+# ``g.clone()`` if you reuse ``g``.
+from specs.engine.known_bugs import GIVEN_GRADIENT_BECOMES_GRAD
+
+x = torch.zeros(2, requires_grad=True)
+g = torch.ones(2, 1)
+for _ in range(2):
+    x.view(2, 1).backward(g)
+print("g after two backward calls:", g.flatten().tolist())
+if GIVEN_GRADIENT_BECOMES_GRAD.affects():
+    assert g.flatten().tolist() == [2.0, 2.0]  # the bug: g was written
+else:
+    assert g.flatten().tolist() == [1.0, 1.0]
+
 law("accumulation.given-gradients-are-not-modified")
 
 # %%
