@@ -7,6 +7,7 @@ programs, compiled with ``dynamic=False``; each distinct program is compiled onc
 from __future__ import annotations
 
 import functools
+import sys
 
 import torch
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.registry import Family, Feature, rule
 from specs.engine.sections import Section
+from specs.engine.versions import at_least
 from specs.families.custom_function import Cube
 from specs.generators.program import Program, Step
 from specs.generators.strategies import tensors
@@ -26,7 +28,21 @@ FAMILY = Family(
 )
 
 
-TORCH_COMPILE = Feature("torch.compile (new in 2.0)", lambda: hasattr(torch, "compile"))
+#: The first torch release whose torch.compile runs on each Python newer than 3.10 (2.0 refuses 3.11:
+#: "Python 3.11+ not yet supported for torch.compile").
+COMPILE_SINCE_FOR_PYTHON = {(3, 11): "2.1", (3, 12): "2.4", (3, 13): "2.6"}
+
+
+def _compile_supported() -> bool:
+    if not hasattr(torch, "compile"):
+        return False
+    since = COMPILE_SINCE_FOR_PYTHON.get(sys.version_info[:2])
+    return since is None or at_least(since)
+
+
+TORCH_COMPILE = Feature(
+    f"torch.compile (new in 2.0) on Python {sys.version_info[0]}.{sys.version_info[1]}", _compile_supported
+)
 COMPILED_AUTOGRAD = Feature(
     "torch._dynamo.compiled_autograd._enable (prototype since 2.4)",
     lambda: _compiled_autograd() is not None,
