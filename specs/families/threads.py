@@ -53,7 +53,14 @@ CANONICAL = program((leaf(0.5, -1.0, 2.0), leaf(1.5, 0.25, -0.75)), "v0 = torch.
 #: Repro lines defining run_threads(count, target): target(k) in count threads started together,
 #: giving ("ok", what it returned), ("error", what it raised) or ("still running", None) for each.
 RUN_THREADS = string.Template("""\
+import importlib.util
 import threading
+
+# torch imports torch._dynamo lazily on first use; import it here, once, before threads race for it
+# (seen in a torch 2.3.1 matrix run: "partially initialized module 'torch._dynamo' has no attribute
+# 'trace_rules'", after which every later use of dynamo in that process failed)
+if importlib.util.find_spec("torch._dynamo") is not None:
+    import torch._dynamo
 
 
 def run_threads(count, target):
