@@ -91,17 +91,20 @@ law("kinks.power-and-atan2-at-zero")
 # ``clamp`` and ``hardtanh`` compute the same values, not the same gradients
 # --------------------------------------------------------------------------
 #
-# At an input exactly equal to a bound, ``clamp`` passes the gradient (1) and ``hardtanh`` blocks
+# At an input exactly equal to a bound, ``clamp`` passed the gradient (1) before torch 2.14, where ``hardtanh`` blocks
 # it (0). Swapping one for the other changes training only when inputs sit on the bounds, e.g.
 # after they were clamped once already.
 #
-# ``clamp``'s 1 is a departure from the autograd note's own convention (a convex or concave
+# ``clamp``'s 1 was a departure from the autograd note's own convention (a convex or concave
 # piece takes the subgradient of minimum norm): that gives 0 at a scalar bound, and ½ each to the
-# input and a tensor bound, which torch 2.13 gives 1 and 0. torch 2.14 moved scalar bounds to the
-# convention (0), so the rule below, checked on 2.13, fails from 2.14 on: its recorded history
-# says so, and the release diff lists it as an expected change.
+# input and a tensor bound, where torch 2.13 and earlier give 1 and 0. torch 2.14 moved clamp to
+# the convention. The rule below states both, by release; its recorded history says when, and the
+# release diff shows the recorded gradients change between 2.13 and 2.14 as expected history.
+from specs.engine.versions import at_least
+
 at_bounds = [-1.0, 1.0]
-assert grad_of(lambda t: t.clamp(-1.0, 1.0), at_bounds).tolist() == [1.0, 1.0]
+clamp_at_bounds = [0.0, 0.0] if at_least("2.14") else [1.0, 1.0]
+assert grad_of(lambda t: t.clamp(-1.0, 1.0), at_bounds).tolist() == clamp_at_bounds
 assert grad_of(lambda t: F.hardtanh(t, -1.0, 1.0), at_bounds).tolist() == [0.0, 0.0]
 
 law("kinks.clamp-passes-gradient-at-its-bounds")

@@ -604,7 +604,8 @@ def reentrant_needs_an_output_requiring_grad(program):
 CHECKPOINT_DEBUG = Feature("checkpoint(..., debug=...)", lambda: "debug" in inspect.signature(checkpoint).parameters)
 REENTRANT_OPTION = ErrorContract(
     ValueError,
-    r"Passing `context_fn` or `debug` is only supported when use_reentrant=False|Unexpected keyword arguments: \w+",
+    # 2.14 added respect_saved_tensors_hooks to the list the message names ("`context_fn`, `debug`, or ...").
+    r"Passing `context_fn`[^.]*`debug`[^.]* is only supported when use_reentrant=False|Unexpected keyword arguments: \w+",
     Phase.RECORD,
 )
 #: The options that only the non-reentrant implementation takes, as source text of a keyword argument

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from specs.engine.expect import Tolerance, expect, expect_close
 from specs.engine.registry import Change, Family, record, rule
 from specs.engine.sections import Section
+from specs.engine.versions import at_least
 from specs.generators.program import TensorSpec
 from specs.generators.strategies import FLOAT_DTYPES, shapes, tensors
 
@@ -240,7 +241,7 @@ AT_THE_BOUNDS = TensorSpec((4,), torch.float64, "contiguous", (-0.5, 1.0, 0.25, 
     references=("docs: Autograd mechanics > Gradients for non-differentiable functions",),
 )
 def clamp_passes_gradient_at_its_bounds(spec, form):
-    """clamp's gradient is 1 for inputs inside its bounds including inputs equal to a bound, scalar or tensor (a tensor bound itself getting 0 there), and 0 outside, as checked on torch 2.13.0, which departs from the note's minimum-norm subgradient convention (0 at a scalar bound, 1/2 each to input and tensor bound)."""
+    """clamp's gradient is 1 strictly inside its bounds and 0 outside, and at an input equal to a bound it is 1 before torch 2.14 (a tensor bound itself getting 0 there), a departure from the note's minimum-norm subgradient convention, and that convention from 2.14 on (0 at a scalar bound, 1/2 each to the input and a tensor bound)."""
     lo, hi = -0.5, 1.0
     x = spec.make()
     bounds = (
@@ -259,18 +260,26 @@ def clamp_passes_gradient_at_its_bounds(spec, form):
     out().sum().backward()
     grad, value = x.grad, x.detach()
     inside = {"min": value >= lo, "max": value <= hi}.get(form, (value >= lo) & (value <= hi))
-    _same(grad, inside.double(), f"gradient of {code}", _repro(spec, code), spec.dtype)
-    at_bound = (value == lo) | (value == hi)
+    at_bound = {"min": value == lo, "max": value == hi}.get(form, (value == lo) | (value == hi))
+    convention = inside.double() * (~at_bound).double() + (0.5 if form == "tensor" else 0.0) * at_bound.double()
+    # The history: before 2.14 an input on a bound got 1; from 2.14 the minimum-norm convention.
+    follows = at_least("2.14")
+    what = "the note's minimum-norm convention, since 2.14" if follows else "1 on a bound, before 2.14"
+    _same(
+        grad, convention if follows else inside.double(), f"gradient of {code} ({what})", _repro(spec, code), spec.dtype
+    )
     if form == "tensor":
-        for name, bound, beyond in (("min", bounds[0], value < lo), ("max", bounds[1], value > hi)):
+        for name, bound, beyond, at in (
+            ("min", bounds[0], value < lo, value == lo),
+            ("max", bounds[1], value > hi, value == hi),
+        ):
             _same(
                 bound.grad,
-                beyond.double(),
-                f"gradient of the tensor {name} bound (1 only where it is the result)",
+                beyond.double() + (0.5 * at.double() if follows else 0.0),
+                f"gradient of the tensor {name} bound ({what})",
                 _repro(spec, code),
                 spec.dtype,
             )
-    convention = inside.double() * (~at_bound).double() + (0.5 if form == "tensor" else 0.0) * at_bound.double()
     record(f"{form}: gradient at -0.5, 1.0, 0.25, 2.0", [round(v, 6) for v in grad.flatten().tolist()])
     record(f"{form}: the note's minimum-norm convention there", [round(v, 6) for v in convention.flatten().tolist()])
 
