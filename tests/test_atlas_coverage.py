@@ -57,3 +57,28 @@ def test_edges_page_shows_the_opinfo_coverage_of_each_release():
     assert "   * - 2.13.0\n     - 3 of 4\n     - 75.0%\n     - ``vander``" in text
     assert "   * - 2.14.1\n     - 3 of 5\n     - 60.0%\n     - ``vander``, ``new_op``" in text
     assert "No committed report holds this measurement yet." in edges.render({"2.13.0": {}}, {})
+
+
+def test_the_minimum_norm_law_records_an_op_without_a_derivative_instead_of_failing(monkeypatch):
+    """aminmax has no derivative before 2.12: the law has no gradient to judge there, and says so."""
+    from specs.engine import registry
+    from specs.families import atlas
+
+    def missing(name, index, scale):
+        raise RuntimeError("derivative for aten::aminmax is not implemented")
+
+    monkeypatch.setattr(atlas, "min_norm_departure", missing)
+    seen = {}
+    monkeypatch.setattr(atlas, "record", lambda name, value: seen.__setitem__(name, value))
+    registry.get("atlas.kinks-take-the-minimum-norm-subgradient").function(point=atlas.EVERY_POINT, scale=1.0)
+    assert seen["departures"] == {} and seen["derivative not implemented"]
+    assert all(
+        v.startswith("RuntimeError: derivative for aten::aminmax") for v in seen["derivative not implemented"].values()
+    )
+
+    def broken(name, index, scale):
+        raise RuntimeError("something else went wrong")
+
+    monkeypatch.setattr(atlas, "min_norm_departure", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        registry.get("atlas.kinks-take-the-minimum-norm-subgradient").function(point=atlas.EVERY_POINT, scale=1.0)
