@@ -81,16 +81,16 @@ def render(
             "where that convention applies."
         ),
         "",
+        *_coverage_table(coverage or {}, releases),
+        "Gradients at each special point",
+        "-------------------------------",
+        "",
         (
             "Type in the box above the table to filter its rows (op, point, kind or value); click a column's "
             "header to sort by it. Each cell is what the rule ``atlas.edges-are-recorded`` recorded on that "
             "release's committed report, on the same canonical input on every release; a dash: that release's "
             "report holds no such observation (an older report, or the op is missing there)."
         ),
-        "",
-        *_coverage_table(coverage or {}, releases),
-        "Gradients at each special point",
-        "-------------------------------",
         "",
         ".. list-table::",
         "   :header-rows: 1",
