@@ -84,6 +84,9 @@ def tests(session: nox.Session) -> None:
         "pytest",
         "-n",
         os.environ.get("AUTOGRAD_SPEC_WORKERS", "auto"),
+        # An idle worker takes tests queued for the other: no worker waits while the other
+        # finishes a long tail (the suite's tests run from milliseconds to seconds).
+        "--dist=worksteal",
         *profile_arguments(session.posargs),
         *session.posargs,
         env={"OMP_NUM_THREADS": "1"},

@@ -110,7 +110,7 @@ def _compare(program: Program, got, want, what: str, repro: str) -> None:
 
 
 #: Every example is a compilation (a tenth of a second to seconds): fewer under the everyday profiles.
-COMPILES = 8
+COMPILES = 5
 
 
 @rule(
