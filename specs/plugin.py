@@ -52,6 +52,9 @@ _COLLECTED: dict = {}
 #: specs/test_rules.py::test_atlas_covers_opinfo_ops measures the atlas's OpInfo coverage for the report.
 _ATLAS_COVERAGE = "autograd-spec-atlas-coverage"
 _ATLAS: list = [None]
+#: the environment and rule count an xdist worker measured (see pytest_testnodedown)
+_WORKER_OUTPUT = "autograd-spec-measured"
+_MEASURED: list = [None]
 
 
 def pytest_addoption(parser):
@@ -121,12 +124,12 @@ def pytest_configure(config):
     if not config.stash[_ACTIVE]:
         return
     register_profiles()
-    from specs.engine import registry
-
     profile = selected_profile(config)
     hypothesis.settings.load_profile(profile)
     config.stash[_PROFILE] = profile
     for name in config.getoption("--known-failures"):
+        from specs.engine import registry
+
         path = Path(name)
         try:
             registry.known_failures(path)
@@ -147,24 +150,38 @@ def pytest_configure(config):
     default = Path("build") / "reports" / f"torch-{_torch_version()}.json"
     config.stash[_REPORT_PATH] = Path(config.getoption("--spec-report") or default)
     _COLLECTED.clear()
+    _MEASURED[0] = None
     # torch's first forward-AD use warns that torch.jit.script is deprecated; not a finding here.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
 
 
-def _torch_version() -> str:
+def _torch_version_text() -> str:
+    """The installed torch's version, read from its package metadata when torch is not loaded yet:
+    under xdist the main process runs no test, and importing torch there (about 2 s) would only
+    delay the start of the workers."""
+    import sys
+    from importlib import metadata
+
+    if "torch" not in sys.modules:
+        try:
+            return metadata.version("torch")
+        except metadata.PackageNotFoundError:  # a source checkout on sys.path: ask torch itself
+            pass
     import torch
 
-    return torch.__version__.split("+")[0]
+    return torch.__version__
+
+
+def _torch_version() -> str:
+    return _torch_version_text().split("+")[0]
 
 
 def pytest_report_header(config):
     if not config.stash.get(_ACTIVE, False):
         return None
-    import torch
-
     current = hypothesis.settings.default
     return [
-        f"autograd-spec: torch {torch.__version__}, hypothesis profile "
+        f"autograd-spec: torch {_torch_version_text()}, hypothesis profile "
         f"{hypothesis.settings.get_current_profile_name()!r} (max_examples={current.max_examples}, "
         f"derandomize={current.derandomize}; choose with --hypothesis-profile=ci|dev|thorough)",
         f"autograd-spec: tensors on {config.getoption('--spec-device') or 'cpu'}; hypothesis seed "
@@ -276,17 +293,41 @@ def pytest_runtest_logreport(report):
             _COLLECTED[value["id"]] = spec_report.RuleRecord(**value)
 
 
-def pytest_sessionfinish(session, exitstatus):
-    config = session.config
-    if not config.stash.get(_ACTIVE, False) or hasattr(config, "workerinput"):
-        return  # not a spec run, or an xdist worker: the main process writes the report
-    if not _COLLECTED:
-        return
+def _measured(config) -> dict:
+    """What only a process that imported torch and the rules knows: the environment and the rule count."""
     from specs.engine import registry
     from specs.reporting import report as spec_report
 
+    return {"environment": spec_report.environment(config.stash[_PROFILE]), "registered": len(registry.rules())}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """An xdist worker finished: keep what it measured, so that the main process need not import torch."""
+    measured = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if measured:
+        _MEASURED[0] = measured
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if not config.stash.get(_ACTIVE, False):
+        return
+    if hasattr(config, "workerinput"):  # an xdist worker: the main process writes the report
+        if _COLLECTED:
+            config.workeroutput[_WORKER_OUTPUT] = _measured(config)
+        return
+    if not _COLLECTED:
+        return
+    from specs.reporting import report as spec_report
+
+    measured = _MEASURED[0] or _measured(config)
     data = spec_report.build(
-        list(_COLLECTED.values()), config.stash[_PROFILE], len(registry.rules()), atlas_coverage=_ATLAS[0]
+        list(_COLLECTED.values()),
+        config.stash[_PROFILE],
+        measured["registered"],
+        atlas_coverage=_ATLAS[0],
+        measured_environment=measured["environment"],
     )
     spec_report.write(data, config.stash[_REPORT_PATH])
     config.stash[_WRITTEN] = data

@@ -114,3 +114,24 @@ def test_plugin_is_inert_in_another_projects_run(tmp_path):
     assert profile and profile == [line for line in without.splitlines() if line.startswith("PROFILE")]
     assert "autograd-spec" not in with_plugin
     assert not (tmp_path / "build").exists()
+
+
+def test_the_main_process_takes_the_environment_a_worker_measured():
+    """Under pytest-xdist the main process runs no test and does not import torch: the report's
+    environment and rule count are what a worker measured and sent back (``workeroutput``)."""
+    from types import SimpleNamespace
+
+    from specs import plugin
+    from specs.reporting import report as spec_report
+
+    measured = {"environment": {**spec_report.environment("ci"), "torch": "measured-by-a-worker"}, "registered": 3}
+    saved = plugin._MEASURED[0]
+    try:
+        plugin.pytest_testnodedown(SimpleNamespace(workeroutput={}), None)
+        assert plugin._MEASURED[0] is saved
+        plugin.pytest_testnodedown(SimpleNamespace(workeroutput={plugin._WORKER_OUTPUT: measured}), None)
+        assert plugin._MEASURED[0] is measured
+    finally:
+        plugin._MEASURED[0] = saved
+    data = spec_report.build([], "ci", 3, measured_environment=measured["environment"])
+    assert data["environment"]["torch"] == "measured-by-a-worker" and data["registered_rules"] == 3

@@ -5,6 +5,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -118,6 +119,37 @@ def test_a_child_process_left_running():
             child.kill()
             child.wait()
     assert _leaks(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/cmdline"), reason="command lines are read from /proc (Linux)")
+def test_torch_compile_worker_pool_is_not_a_leak(tmp_path):
+    """Inductor's compile-worker pool (a child running torch/_inductor/compile_worker/) lives until
+    exit by design; torch 2.4 to 2.6 start it in whichever test first compiles. Any other child is
+    still a leak."""
+    worker = tmp_path / "_inductor" / "compile_worker" / "__main__.py"
+    worker.parent.mkdir(parents=True)
+    worker.write_text("import time\ntime.sleep(60)\n")
+    other = tmp_path / "worker.py"
+    other.write_text("import time\ntime.sleep(60)\n")
+    children = []
+
+    def start(script):
+        child = subprocess.Popen([sys.executable, str(script)])
+        children.append(child)
+        for _ in range(500):  # until the child has exec'd (its command line is no longer pytest's)
+            with open(f"/proc/{child.pid}/cmdline", "rb") as command:
+                if str(script).encode() in command.read():
+                    return
+            time.sleep(0.01)
+
+    try:
+        assert _leaks(lambda: start(worker)) == []
+        leaks = _leaks(lambda: start(other))
+        assert f"child processes still running: [{children[1].pid}]" in leaks
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
 
 
 def test_files_created_in_the_working_directory(tmp_path, monkeypatch):

@@ -187,7 +187,22 @@ def _children() -> frozenset[int]:
             pids.update(int(pid) for pid in listing.read().split())
     except OSError:  # no /proc (macOS): multiprocessing's list is all there is
         pass
-    return frozenset(pids) - _process_helpers()
+    return frozenset(pid for pid in pids - _process_helpers() if not _is_torch_helper(pid))
+
+
+#: torch's own long-lived helper processes, recognised by their command line: inductor's pool of
+#: compile workers (torch 2.4 to 2.6 start it when ``torch._inductor.async_compile`` is first
+#: imported, in whichever test first compiles) is kept until the process exits, by design.
+TORCH_HELPER_COMMANDS = ("_inductor/compile_worker",)
+
+
+def _is_torch_helper(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as command:
+            words = command.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return any(marker in words for marker in TORCH_HELPER_COMMANDS)
 
 
 def _process_helpers() -> set[int]:

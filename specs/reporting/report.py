@@ -112,14 +112,19 @@ def _max_examples(profile: str) -> int | None:
 
 
 def build(
-    records: list[RuleRecord], profile: str, registered: int, atlas_coverage: dict[str, Any] | None = None
+    records: list[RuleRecord],
+    profile: str,
+    registered: int,
+    atlas_coverage: dict[str, Any] | None = None,
+    measured_environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report; ``atlas_coverage`` (optional): which OpInfo autograd ops the atlas exercised on this torch."""
+    """The report; ``atlas_coverage`` (optional): which OpInfo autograd ops the atlas exercised on this torch;
+    ``measured_environment``: :func:`environment` as a process that ran the rules saw it (else this one's)."""
     records = sorted(records, key=lambda r: r.id)
     extra = {} if atlas_coverage is None else {"atlas_coverage": atlas_coverage}
     return {
         "schema": SCHEMA,
-        "environment": environment(profile),
+        "environment": measured_environment or environment(profile),
         "complete": len(records) == registered,
         "registered_rules": registered,
         "summary": summary(records),
