@@ -225,7 +225,8 @@ def _process_helpers() -> set[int]:
 #: Variables that are not a test's to leak: pytest changes the first between a test's phases, and
 #: torch sets the others itself, once per process, when a module is first imported or a compiler
 #: first runs (torch/_inductor: cache folders, a cuBLAS setting, an OpenMP workaround, the address
-#: its compiled modules read a function pointer from).
+#: its compiled modules read a function pointer from; CUDA builds up to 2.6 also set the CUDA
+#: module loading mode, even on a machine without a GPU).
 IGNORED_VARIABLES = (
     "PYTEST_CURRENT_TEST",
     "TORCHINDUCTOR_CACHE_DIR",
@@ -233,6 +234,7 @@ IGNORED_VARIABLES = (
     "CUBLAS_WORKSPACE_CONFIG",
     "KMP_DUPLICATE_LIB_OK",
     "_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR",
+    "CUDA_MODULE_LOADING",
 )
 
 
