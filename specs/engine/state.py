@@ -187,7 +187,7 @@ def _children() -> frozenset[int]:
             pids.update(int(pid) for pid in listing.read().split())
     except OSError:  # no /proc (macOS): multiprocessing's list is all there is
         pass
-    return frozenset(pid for pid in pids - _process_helpers() if not _is_torch_helper(pid))
+    return frozenset(pids - _process_helpers(pids))
 
 
 #: torch's own long-lived helper processes, recognised by their command line: inductor's pool of
@@ -196,18 +196,18 @@ def _children() -> frozenset[int]:
 TORCH_HELPER_COMMANDS = ("_inductor/compile_worker",)
 
 
-def _is_torch_helper(pid: int) -> bool:
+def _command_line(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as command:
-            words = command.read().replace(b"\0", b" ").decode(errors="replace")
+            return command.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return False
-    return any(marker in words for marker in TORCH_HELPER_COMMANDS)
+        return ""
 
 
-def _process_helpers() -> set[int]:
-    """multiprocessing's own helper processes (the resource tracker, the forkserver): started once per
-    process by the first spawned child and kept until exit by design, so not a test's leak."""
+def _process_helpers(children: set[int]) -> set[int]:
+    """Which of ``children`` are helpers started once per process and kept until exit by design, so
+    not a test's leak: multiprocessing's resource tracker and fork server, and torch's own helpers
+    (:data:`TORCH_HELPER_COMMANDS`)."""
     import sys
 
     helpers: set[int] = set()
@@ -219,6 +219,7 @@ def _process_helpers() -> set[int]:
     pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
     if pid:
         helpers.add(pid)
+    helpers.update(pid for pid in children if any(m in _command_line(pid) for m in TORCH_HELPER_COMMANDS))
     return helpers
 
 
