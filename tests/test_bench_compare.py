@@ -189,21 +189,14 @@ def test_committed_checks_flag_the_injected_slowdown_and_nothing_else():
         assert flagged == {s.rpartition("@")[0] for s in check.get("slowdown", [])}, name
 
 
-def _unrasterized(fig, figures, prefix, stem, alt, dpi=80):
-    """``rendering._figure`` without drawing: the figure is built, then closed and an empty file left.
-
-    Drawing the committed summaries' 13 figures takes ~6 s; ``test_checks_render_what_compare_flags``
-    draws for real, and ``nox -s docs`` draws every figure and its browser check loads each image.
-    """
-    import matplotlib.pyplot as plt
-
-    (figures / f"{stem}.png").write_bytes(b"")
-    plt.close(fig)
-    return f".. image:: {prefix}/{stem}.png\n   :alt: {alt}\n\n"
-
-
 def test_committed_summaries_render(tmp_path, monkeypatch):
-    monkeypatch.setattr(rendering, "_figure", _unrasterized)
+    """The page of the committed summaries, with its figures built but not drawn: drawing their 13
+    figures takes ~6 s, ``test_checks_render_what_compare_flags`` draws for real, and ``nox -s docs``
+    draws every figure and its browser check loads each image."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(Figure, "tight_layout", lambda self, *a, **k: None)
+    monkeypatch.setattr(Figure, "savefig", lambda self, path, *a, **k: Path(path).write_bytes(b""))
     summaries = rendering._summaries(bench.RESULTS)
     text = bench.render(summaries, tmp_path / "figures", "figures", _committed_checks())
     assert ".. _benchmark-check:" in text and (tmp_path / "figures" / "checks.png").exists()
